@@ -1,0 +1,60 @@
+# Two commands for a newcomer: `make run` and `make test`. Everything else is installed by these targets.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .venv-tools
+export SAM_CLI_TELEMETRY := 0
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+# pip on this machine warns about local mirror folders it does not have; keep the output readable.
+PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
+
+.PHONY: help venv tools run test lint unit stack-test build bench clean
+
+help:
+	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
+	@echo "make test   lint + type check + template checks + sam build + all tests"
+	@echo "make lint | build | bench | clean"
+
+$(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@echo "installing the project into $(VENV) ..."
+	@$(BIN)/pip install -q -r requirements-dev.txt $(PIP_QUIET)
+	@$(BIN)/pip install -q --no-deps -e . $(PIP_QUIET)
+	@touch $@
+
+# aws-sam-cli pins older boto3/pydantic/click: it gets a virtualenv of its own.
+$(TOOLS)/.installed: requirements-tools.txt
+	@test -x $(TOOLS)/bin/python || $(PYTHON) -m venv $(TOOLS)
+	@echo "installing aws-sam-cli into $(TOOLS) ..."
+	@$(TOOLS)/bin/pip install -q -r requirements-tools.txt $(PIP_QUIET)
+	@touch $@
+
+venv: $(BIN)/.installed
+tools: $(TOOLS)/.installed
+
+run: venv
+	$(BIN)/python -m devstack.run
+
+lint: venv tools
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy layers/common/iptelefon functions iptel_admin devstack
+	$(BIN)/cfn-lint template.yaml
+	$(TOOLS)/bin/sam validate --lint --region us-east-1
+
+build: tools
+	$(TOOLS)/bin/sam build --build-dir .aws-sam/build
+
+# pytest exits 5 when it collected nothing, so `make test` can never pass having run no test.
+test: lint build
+	$(BIN)/python -m pytest
+
+bench: venv
+	$(BIN)/python -m bench.run
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .aws-sam .local .mypy_cache .ruff_cache .pytest_cache .hypothesis

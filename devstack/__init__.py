@@ -1,0 +1,1 @@
+"""Local stack: the PBX simulator and the helpers behind `make run` (never deployed)."""

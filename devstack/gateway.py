@@ -1,0 +1,237 @@
+"""A local API Gateway: routes from template.yaml, REST proxy events, Lambda-like invocation of each handler.
+
+`sam local start-api` needs Docker; this does the same job in-process: one Python process, each function's code
+directory and the layer on sys.path (as Lambda lays them out), one request at a time per function (as one Lambda
+execution environment would), the template's environment variables, and the answer translated back to HTTP.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import importlib
+import json
+import os
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from devstack.template import LOCAL_ACCOUNT, FunctionSpec, Route, Template
+
+MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
+
+
+@dataclass
+class LambdaContext:
+    """The attributes of the Lambda context object that handlers and Powertools read."""
+
+    function_name: str
+    memory_limit_in_mb: int
+    invoked_function_arn: str
+    aws_request_id: str
+    deadline: float
+    log_group_name: str = "/aws/lambda/local"
+    log_stream_name: str = "local"
+    function_version: str = "$LATEST"
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(int((self.deadline - time.monotonic()) * 1000), 0)
+
+
+class LocalFunction:
+    def __init__(self, spec: FunctionSpec) -> None:
+        self.spec = spec
+        self.lock = threading.Lock()  # one concurrent request per execution environment
+        self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+
+    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+        with self.lock:
+            handler = self._load()
+            context = LambdaContext(
+                function_name=self.spec.logical_id,
+                memory_limit_in_mb=256,
+                invoked_function_arn=f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{self.spec.logical_id}",
+                aws_request_id=event["requestContext"]["requestId"],
+                deadline=time.monotonic() + self.spec.timeout_seconds,
+            )
+            return handler(event, context)
+
+    def _load(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
+        if self._handler is None:
+            module_name, _, attribute = self.spec.handler.rpartition(".")
+            self._handler = getattr(importlib.import_module(module_name), attribute)
+        return self._handler
+
+
+class LocalGateway:
+    def __init__(self, template: Template, *, host: str = "127.0.0.1", port: int = 3000) -> None:
+        self.template = template
+        self.routes: list[Route] = template.routes()
+        self.functions = {name: LocalFunction(spec) for name, spec in template.functions().items()}
+        stage = template.parameters.get("Stage", "dev")
+        self.stage = stage
+        self._prepare_process()
+        gateway = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:
+                gateway.handle(self)
+
+            do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
+
+            def log_message(self, format: str, *args: Any) -> None:
+                sys.stderr.write(
+                    f"gateway: {self.command} {self.path.split('?')[0]} -> {args[1] if len(args) > 1 else ''!s}\n"
+                )
+
+        self.host = host
+        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server.daemon_threads = True
+        self._thread: threading.Thread | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.server.server_port}"
+
+    def _prepare_process(self) -> None:
+        # Lambda puts the function's code and the layer (/opt/python) on sys.path and the template's variables
+        # in the environment. All functions share one process here; their variables are identical by design.
+        for layer in self.template.layer_dirs():
+            if str(layer) not in sys.path:
+                sys.path.insert(0, str(layer))
+        for function in self.functions.values():
+            if str(function.spec.code_dir) not in sys.path:
+                sys.path.insert(0, str(function.spec.code_dir))
+            for name, value in function.spec.environment.items():
+                os.environ.setdefault(name, value)
+        os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "local-gateway")
+
+    def start(self) -> LocalGateway:
+        self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- one request ---------------------------------------------------------------------------------------------
+    def handle(self, request: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(request.path)
+        path = split.path
+        if path.startswith(f"/{self.stage}/"):  # accept the deployed URL shape too: /<stage>/v1/...
+            path = path[len(self.stage) + 1 :]
+        length = int(request.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            self._reply(request, 413, {"message": "Request Too Long"})
+            return
+        body = request.rfile.read(length) if length else b""
+        for route in self.routes:
+            params = route.match(request.command, path)
+            if params is not None:
+                event = build_event(request, route, path, params, split.query, body, self.stage)
+                try:
+                    answer = self.functions[route.function].invoke(event)
+                except Exception as error:  # what API Gateway shows when a Lambda crashes
+                    sys.stderr.write(f"gateway: {route.function} raised {type(error).__name__}: {error}\n")
+                    self._reply(request, 502, {"message": "Internal server error"})
+                    return
+                self._reply_lambda(request, answer)
+                return
+        self._reply(request, 404, {"error": "not_found", "message": f"no route for {request.command} {path}"})
+
+    def _reply(self, request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+        self._write(request, status, {"Content-Type": "application/json"}, json.dumps(body).encode())
+
+    def _reply_lambda(self, request: BaseHTTPRequestHandler, answer: dict[str, Any]) -> None:
+        headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
+        for name, values in (answer.get("multiValueHeaders") or {}).items():
+            headers[str(name)] = ", ".join(str(v) for v in values)
+        raw = answer.get("body") or ""
+        payload = base64.b64decode(raw) if answer.get("isBase64Encoded") else str(raw).encode()
+        self._write(request, int(answer.get("statusCode", 200)), headers, payload)
+
+    @staticmethod
+    def _write(request: BaseHTTPRequestHandler, status: int, headers: dict[str, str], payload: bytes) -> None:
+        request.send_response(status)
+        for name, value in headers.items():
+            if name.lower() not in ("content-length", "connection"):
+                request.send_header(name, value)
+        request.send_header("Content-Length", str(len(payload)))
+        request.end_headers()
+        if request.command != "HEAD":
+            request.wfile.write(payload)
+
+
+def build_event(
+    request: BaseHTTPRequestHandler,
+    route: Route,
+    path: str,
+    path_params: dict[str, str],
+    query: str,
+    body: bytes,
+    stage: str,
+) -> dict[str, Any]:
+    """An API Gateway REST (v1) proxy event, as Lambda receives it."""
+    multi_headers: dict[str, list[str]] = {}
+    for name, value in request.headers.items():
+        multi_headers.setdefault(name, []).append(value)
+    multi_query = parse_qs(query, keep_blank_values=True)
+    try:
+        text, is_base64 = body.decode("utf-8"), False
+    except UnicodeDecodeError:
+        text, is_base64 = base64.b64encode(body).decode(), True
+    request_id = str(uuid.uuid4())
+    return {
+        "resource": route.path,
+        "path": path,
+        "httpMethod": request.command,
+        "headers": {k: v[-1] for k, v in multi_headers.items()},
+        "multiValueHeaders": multi_headers,
+        "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+        "multiValueQueryStringParameters": multi_query or None,
+        "pathParameters": path_params or None,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": route.path,
+            "httpMethod": request.command,
+            "path": f"/{stage}{path}",
+            "stage": stage,
+            "requestId": request_id,
+            "accountId": LOCAL_ACCOUNT,
+            "apiId": "local",
+            "protocol": "HTTP/1.1",
+            "requestTimeEpoch": int(time.time() * 1000),
+            "identity": {"sourceIp": request.client_address[0], "userAgent": request.headers.get("User-Agent")},
+        },
+        "body": text if body else None,
+        "isBase64Encoded": is_base64,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="Local API gateway routed by template.yaml")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--stage", default="local")
+    args = parser.parse_args()
+    gateway = LocalGateway(Template(parameters={"Stage": args.stage}), host=args.host, port=args.port)
+    print(f"gateway: serving {gateway.url} ({len(gateway.routes)} routes from template.yaml)", flush=True)
+    try:
+        gateway.server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        gateway.server.server_close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,255 @@
+"""`make run`: the whole service on 127.0.0.1 — moto server, the local API gateway, the PBX simulator, a demo project.
+
+Writes <state-dir>/stack.json ({"api_url", "pbx_url", "project_id", "bot_token", "webhook_url", ...}) and stops
+everything it started on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from devstack.template import LOCAL_REGION, Template, create_tables
+
+DEMO_PROJECT_ID = "demo"
+DEMO_SECRET = "demo-pbx-secret-0123456789"  # the demo PBX's API secret; also the webhook path secret
+DEMO_PBX_PATH = "/b3/api/v2/start.php"
+LOCAL_STAGE = "local"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Run iptelefon-connector locally")
+    parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", 3000)))
+    parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
+    parser.add_argument("--pbx-port", type=int, default=int(os.environ.get("PBX_PORT", 8081)))
+    parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".local")))
+    parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds before the PBX posts the completion")
+    return parser.parse_args(argv)
+
+
+def local_aws_env(moto_url: str) -> dict[str, str]:
+    """What every local process needs to talk to moto instead of AWS (boto3 honours AWS_ENDPOINT_URL)."""
+    return {
+        "AWS_ENDPOINT_URL": moto_url,
+        "AWS_ACCESS_KEY_ID": "local",
+        "AWS_SECRET_ACCESS_KEY": "local",
+        "AWS_DEFAULT_REGION": LOCAL_REGION,
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_DEV": "false",
+    }
+
+
+class Stack:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.children: list[subprocess.Popen[bytes]] = []
+        self.template = Template(parameters={"Stage": LOCAL_STAGE})
+        self.moto_url = f"http://127.0.0.1:{args.moto_port}"
+        self.api_url = f"http://127.0.0.1:{args.api_port}"
+        self.pbx_base = f"http://127.0.0.1:{args.pbx_port}"
+        self.env = {**os.environ, **local_aws_env(self.moto_url), "PYTHONUNBUFFERED": "1"}
+
+    def spawn(self, name: str, command: list[str], log: Path | None = None) -> None:
+        output = open(log, "ab") if log else None  # noqa: SIM115 - lives as long as the child
+        child = subprocess.Popen(
+            command, env=self.env, stdout=output, stderr=subprocess.STDOUT if log else None, start_new_session=True
+        )  # Ctrl-C reaches us only: we stop the children in order
+        self.children.append(child)
+        print(f"started {name} (pid {child.pid})", flush=True)
+
+    def start(self) -> dict[str, Any]:
+        state = self.args.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        (state / "stack.json").unlink(missing_ok=True)
+        python = sys.executable
+        self.spawn(
+            "moto server",
+            [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.args.moto_port)],
+            log=state / "moto.log",
+        )
+        wait_for_port(self.args.moto_port, self.children[-1])
+        tables = create_tables(self.client("dynamodb"), self.template)
+        print(f"created tables from template.yaml: {', '.join(tables)}", flush=True)
+        webhook_url = f"{self.api_url}/iptelefon_webhook/{DEMO_SECRET}"
+        self.spawn(
+            "PBX simulator",
+            [
+                python,
+                "-m",
+                "devstack.pbx_simulator",
+                "--port",
+                str(self.args.pbx_port),
+                "--secret",
+                DEMO_SECRET,
+                "--webhook-url",
+                webhook_url,
+                "--webhook-delay",
+                str(self.args.webhook_delay),
+            ],
+        )
+        self.spawn(
+            "API gateway", [python, "-m", "devstack.gateway", "--port", str(self.args.api_port), "--stage", LOCAL_STAGE]
+        )
+        wait_for_port(self.args.pbx_port, self.children[-2])
+        wait_for_port(self.args.api_port, self.children[-1])
+        stack = self.seed()
+        (state / "stack.json").write_text(json.dumps(stack, indent=2))
+        return stack
+
+    def client(self, service: Any) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.moto_url,
+            region_name=LOCAL_REGION,
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+
+    def seed(self) -> dict[str, Any]:
+        from iptel_admin import admin  # the same code path as `iptel project create`
+        from iptelefon.storage import Storage
+
+        ssm_prefix = self.template.functions()["WebhookFunction"].environment["SSM_PREFIX"]
+        table_name = self.template.physical_name("MainTable")
+        target = admin.Target(
+            storage=Storage(self.client("dynamodb"), table_name),
+            ssm=self.client("ssm"),
+            ssm_prefix=ssm_prefix,
+            api_url=self.api_url,
+        )
+        created = admin.create_project(
+            target,
+            project_id=DEMO_PROJECT_ID,
+            name="Demo project",
+            server_url=self.pbx_base + DEMO_PBX_PATH,
+            secret=DEMO_SECRET,
+            messengers=[],
+        )
+        admin.set_employee(
+            target, project_id=DEMO_PROJECT_ID, employee_id="346", name="Operator 346", method="api", short_number="346"
+        )
+        admin.set_employee(
+            target,
+            project_id=DEMO_PROJECT_ID,
+            employee_id="zoiper",
+            name="Softphone user",
+            method="app",
+            short_number=None,
+        )
+        admin.set_employee(
+            target,
+            project_id=DEMO_PROJECT_ID,
+            employee_id="intern",
+            name="No calls",
+            method="disabled",
+            short_number=None,
+        )
+        return {
+            "api_url": self.api_url,
+            "pbx_url": self.pbx_base + DEMO_PBX_PATH,
+            "pbx_control_url": self.pbx_base + "/_sim",
+            "project_id": DEMO_PROJECT_ID,
+            "bot_token": created.token,
+            "webhook_url": created.webhook_url,
+            "aws_endpoint_url": self.moto_url,
+            "region": LOCAL_REGION,
+            "table_name": table_name,
+            "ssm_prefix": ssm_prefix,
+            "demo_employee": "346",
+            "demo_group": "3",
+        }
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.terminate()
+        for child in reversed(self.children):
+            try:
+                child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+
+    def watch(self) -> int:
+        """Block until a signal or until a child dies (then stop the rest and fail)."""
+        while True:
+            for child in self.children:
+                if child.poll() is not None:
+                    print(f"a local service exited (pid {child.pid}, code {child.returncode}); stopping", flush=True)
+                    return 1
+            time.sleep(0.3)
+
+
+def wait_for_port(port: int, child: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if child.poll() is not None:
+            raise RuntimeError(f"process {child.args!r} exited with {child.returncode} before listening on {port}")
+        with socket.socket() as probe:
+            probe.settimeout(0.2)
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on 127.0.0.1:{port} after {timeout:.0f} s")
+
+
+def print_welcome(stack: dict[str, Any], state_dir: Path) -> None:
+    token, api = stack["bot_token"], stack["api_url"]
+    print(
+        f"""
+iptelefon-connector is running locally ({state_dir / "stack.json"})
+  API (routes from template.yaml): {api}
+  PBX simulator (start.php):       {stack["pbx_url"]}   requests: {stack["pbx_control_url"]}/requests
+  demo project: {stack["project_id"]}   bot token: {token}
+  webhook URL (configured in the simulator): {stack["webhook_url"]}
+
+Try:
+  # 1. the bot asks the PBX to ring employee 346, then the client
+  curl -s -X POST {api}/v1/calls/employee -H 'Authorization: Bearer {token}' \\
+       -H 'Content-Type: application/json' -d '{{"client_phone": "+7 900 444-33-22", "short_employee_phone": "346"}}'
+  # 2. a call completion, as the PBX posts it (form-encoded)
+  curl -s -X POST '{stack["webhook_url"]}' \\
+       -d 'id=1700000001.1&calltype=IN&src=79004443322&dst=74951234567&exten=346&talktime=00:02:35&link=https://pbx.example/rec/1.mp3'
+  # 3. the client it matched or created, with the notification in its dialog
+  curl -s '{api}/v1/clients?phone=79004443322' -H 'Authorization: Bearer {token}'
+
+Admin CLI: .venv/bin/iptel project show {stack["project_id"]}      Stop: Ctrl-C
+""",
+        flush=True,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stack = Stack(args)
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        print_welcome(stack.start(), args.state_dir)
+        code = stack.watch()
+    except KeyboardInterrupt:
+        code = 0
+    except Exception as error:
+        print(f"make run failed: {error}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        stack.stop()
+        print("stopped the local stack", flush=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

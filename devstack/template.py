@@ -1,0 +1,178 @@
+"""template.yaml as the single source of truth for the local stack and the tests.
+
+Reads the SAM template with cfn-lint's YAML loader (it understands !Ref, !Sub, !GetAtt) and answers what the local
+stack needs: the DynamoDB tables to create, the API routes and their functions, and each function's environment.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cfnlint.decode import cfn_yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE_PATH = ROOT / "template.yaml"
+LOCAL_ACCOUNT = "123456789012"
+LOCAL_REGION = "us-east-1"
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    path: str  # API Gateway resource path, e.g. /v1/clients/{client_id}
+    function: str  # logical id
+
+    def match(self, method: str, path: str) -> dict[str, str] | None:
+        """Path parameters when `method path` hits this route, else None."""
+        if method != self.method:
+            return None
+        pattern = "^" + re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(self.path)) + "$"
+        found = re.match(pattern, path)
+        return found.groupdict() if found else None
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    code_dir: Path
+    handler: str  # module.path.function
+    environment: dict[str, str] = field(default_factory=dict)
+    timeout_seconds: int = 3
+
+
+class Template:
+    def __init__(
+        self,
+        path: Path = TEMPLATE_PATH,
+        *,
+        parameters: dict[str, str] | None = None,
+        region: str = LOCAL_REGION,
+        name_prefix: str = "local",
+    ) -> None:
+        self.path = path
+        self.doc: dict[str, Any] = cfn_yaml.load(str(path))
+        self.region = region
+        self.name_prefix = name_prefix
+        self.parameters = {name: str(spec.get("Default", "")) for name, spec in self.doc.get("Parameters", {}).items()}
+        self.parameters.update(parameters or {})
+
+    # -- resources -----------------------------------------------------------------------------------------------
+    def resources(self, type_name: str) -> dict[str, dict[str, Any]]:
+        return {name: res for name, res in self.doc["Resources"].items() if res["Type"] == type_name}
+
+    def physical_name(self, logical_id: str) -> str:
+        return f"{self.name_prefix}-{logical_id}"
+
+    def table_definitions(self) -> list[dict[str, Any]]:
+        """create_table(**kwargs) for every AWS::DynamoDB::Table, exactly as the template defines it."""
+        tables = []
+        for logical_id, resource in self.resources("AWS::DynamoDB::Table").items():
+            props = resource["Properties"]
+            definition: dict[str, Any] = {
+                "TableName": self.physical_name(logical_id),
+                "AttributeDefinitions": _plain(props["AttributeDefinitions"]),
+                "KeySchema": _plain(props["KeySchema"]),
+                "BillingMode": str(props.get("BillingMode", "PAY_PER_REQUEST")),
+            }
+            if "GlobalSecondaryIndexes" in props:
+                definition["GlobalSecondaryIndexes"] = _plain(props["GlobalSecondaryIndexes"])
+            tables.append(definition)
+        return tables
+
+    def ttl_attributes(self) -> dict[str, str]:
+        """Table name -> TTL attribute."""
+        return {
+            self.physical_name(logical_id): str(res["Properties"]["TimeToLiveSpecification"]["AttributeName"])
+            for logical_id, res in self.resources("AWS::DynamoDB::Table").items()
+            if "TimeToLiveSpecification" in res["Properties"]
+        }
+
+    # -- functions and routes --------------------------------------------------------------------------------------
+    def functions(self) -> dict[str, FunctionSpec]:
+        globals_ = self.doc.get("Globals", {}).get("Function", {})
+        global_env = globals_.get("Environment", {}).get("Variables", {})
+        specs = {}
+        for logical_id, resource in self.resources("AWS::Serverless::Function").items():
+            props = resource["Properties"]
+            env = {**global_env, **props.get("Environment", {}).get("Variables", {})}
+            specs[logical_id] = FunctionSpec(
+                logical_id=logical_id,
+                code_dir=self.path.parent / str(props["CodeUri"]),
+                handler=str(props["Handler"]),
+                environment={k: str(self.resolve(v)) for k, v in env.items()},
+                timeout_seconds=int(props.get("Timeout", globals_.get("Timeout", 3))),
+            )
+        return specs
+
+    def routes(self) -> list[Route]:
+        found = []
+        for logical_id, resource in self.resources("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "Api":
+                    props = event["Properties"]
+                    found.append(
+                        Route(method=str(props["Method"]).upper(), path=str(props["Path"]), function=logical_id)
+                    )
+        return found
+
+    def layer_dirs(self) -> list[Path]:
+        return [
+            self.path.parent / str(res["Properties"]["ContentUri"])
+            for res in self.resources("AWS::Serverless::LayerVersion").values()
+        ]
+
+    # -- intrinsic functions ---------------------------------------------------------------------------------------
+    def resolve(self, value: Any) -> Any:
+        if isinstance(value, dict) and len(value) == 1:
+            ((name, arg),) = value.items()
+            if name == "Ref":
+                return self._ref(str(arg))
+            if name == "Fn::Sub":
+                return re.sub(r"\$\{([^}]+)\}", lambda m: self._sub_var(m.group(1)), str(arg))
+            if name == "Fn::GetAtt":
+                logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
+                return self._get_att(str(logical_id), str(attribute))
+        return value
+
+    def _ref(self, name: str) -> str:
+        pseudo = {"AWS::Region": self.region, "AWS::AccountId": LOCAL_ACCOUNT, "AWS::Partition": "aws"}
+        if name in pseudo:
+            return pseudo[name]
+        if name in self.parameters:
+            return self.parameters[name]
+        if name in self.doc["Resources"]:
+            return self.physical_name(name)
+        raise KeyError(f"template.yaml: unknown Ref {name}")
+
+    def _sub_var(self, name: str) -> str:
+        return self._get_att(*name.split(".", 1)) if "." in name else self._ref(name)
+
+    def _get_att(self, logical_id: str, attribute: str) -> str:
+        if attribute == "Arn" and self.doc["Resources"][logical_id]["Type"] == "AWS::DynamoDB::Table":
+            return f"arn:aws:dynamodb:{self.region}:{LOCAL_ACCOUNT}:table/{self.physical_name(logical_id)}"
+        raise KeyError(f"template.yaml: GetAtt {logical_id}.{attribute} is not known to the local stack")
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint nodes -> plain dict/list/str for boto3."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return str(value) if isinstance(value, str) else value
+
+
+def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
+    """Create every table of the template (idempotent: existing tables are kept). Returns the table names."""
+    existing = set(dynamodb_client.list_tables().get("TableNames", []))
+    for definition in template.table_definitions():
+        if definition["TableName"] not in existing:
+            dynamodb_client.create_table(**definition)
+    for table, attribute in template.ttl_attributes().items():
+        dynamodb_client.update_time_to_live(
+            TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
+        )
+    return [d["TableName"] for d in template.table_definitions()]

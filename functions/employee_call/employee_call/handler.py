@@ -1,0 +1,35 @@
+"""POST /v1/calls/employee and POST /v1/clients/{client_id}/call: the PBX rings an employee, then the client."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from iptelefon import calls
+from iptelefon.api import create_resolver, json_body, request_project
+from iptelefon.models import ClientCardCallRequest, EmployeeCallRequest
+from iptelefon.observability import logger, metrics
+
+app = create_resolver()
+
+
+@app.post("/v1/calls/employee")
+def employee_call(body: EmployeeCallRequest) -> Response[dict[str, Any]]:
+    project = request_project(app)
+    started = calls.start_employee_call(project, body, idempotency_key=app.current_event.headers.get("idempotency-key"))
+    return json_body(started, status=202)
+
+
+@app.post("/v1/clients/<client_id>/call")
+def client_card_call(client_id: str, body: ClientCardCallRequest) -> Response[dict[str, Any]]:
+    project = request_project(app)
+    status, answer = calls.call_from_client_card(
+        project, client_id, body, idempotency_key=app.current_event.headers.get("idempotency-key")
+    )
+    return json_body(answer, status=status)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,26 @@
+"""POST /v1/calls/group: the PBX rings a group (queue), then the client."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from iptelefon import calls
+from iptelefon.api import create_resolver, json_body, request_project
+from iptelefon.models import GroupCallRequest
+from iptelefon.observability import logger, metrics
+
+app = create_resolver()
+
+
+@app.post("/v1/calls/group")
+def group_call(body: GroupCallRequest) -> Response[dict[str, Any]]:
+    project = request_project(app)
+    started = calls.start_group_call(project, body, idempotency_key=app.current_event.headers.get("idempotency-key"))
+    return json_body(started, status=202)
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,39 @@
+"""GET /v1/clients, /v1/clients/{client_id}, /v1/calls, /v1/calls/{call_id}: what a bot or operator may read."""
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from iptelefon import reads
+from iptelefon.api import create_resolver, json_body, request_project
+from iptelefon.observability import logger, metrics
+
+app = create_resolver()
+
+
+@app.get("/v1/clients")
+def list_clients(phone: Annotated[str, Query(min_length=1, max_length=40)]) -> Response[dict[str, Any]]:
+    return json_body(reads.clients_by_phone(request_project(app), phone))
+
+
+@app.get("/v1/clients/<client_id>")
+def get_client(client_id: str) -> Response[dict[str, Any]]:
+    return json_body(reads.client_card(request_project(app), client_id))
+
+
+@app.get("/v1/calls")
+def list_calls(client_id: Annotated[str, Query(min_length=1, max_length=64)]) -> Response[dict[str, Any]]:
+    return json_body(reads.calls_of_client(request_project(app), client_id))
+
+
+@app.get("/v1/calls/<call_id>")
+def get_call(call_id: str) -> Response[dict[str, Any]]:
+    return json_body(reads.call_record(request_project(app), call_id))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

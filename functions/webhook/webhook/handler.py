@@ -1,0 +1,26 @@
+"""POST|GET /iptelefon_webhook/{secret}: the PBX's call-completion callback."""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from iptelefon.api import create_resolver, json_body
+from iptelefon.observability import logger, metrics
+from iptelefon.webhook import WebhookRequest, receive_webhook
+
+app = create_resolver()
+
+
+@app.post("/iptelefon_webhook/<secret>")
+@app.get("/iptelefon_webhook/<secret>")
+def webhook(secret: str) -> Response[dict[str, Any]]:
+    event = app.current_event
+    request = WebhookRequest.from_event(event.raw_event)
+    return json_body(receive_webhook(secret, request))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

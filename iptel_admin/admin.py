@@ -1,0 +1,147 @@
+"""Admin operations shared by the `iptel` CLI and the local stack's seeding (no printing here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import boto3
+
+from iptelefon.auth import issue_token
+from iptelefon.errors import InvalidInput, NotFound
+from iptelefon.models import AuthMode, CallMethod, Employee, Project
+from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
+from iptelefon.storage import Storage, dynamodb_client
+
+DEFAULT_STACK_FILE = Path(".local/stack.json")
+
+
+@dataclass
+class Target:
+    """Where the admin commands write: the local stack (moto server) or a deployed stage."""
+
+    storage: Storage
+    ssm: Any
+    ssm_prefix: str
+    api_url: str | None = None
+
+
+def local_target(stack_file: Path = DEFAULT_STACK_FILE) -> Target:
+    if not stack_file.exists():
+        raise NotFound(f"{stack_file} not found: start the local stack with `make run`, or pass --stage for AWS")
+    stack = json.loads(stack_file.read_text())
+    return connect(
+        stack["aws_endpoint_url"], stack["region"], stack["table_name"], stack["ssm_prefix"], stack["api_url"]
+    )
+
+
+def connect(endpoint_url: str | None, region: str, table_name: str, ssm_prefix: str, api_url: str | None) -> Target:
+    session = boto3.Session(region_name=region)
+    kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
+    dynamodb = session.client("dynamodb", **kwargs) if endpoint_url else dynamodb_client()
+    return Target(
+        storage=Storage(dynamodb, table_name),
+        ssm=session.client("ssm", **kwargs),
+        ssm_prefix=ssm_prefix,
+        api_url=api_url,
+    )
+
+
+def aws_target(*, stage: str, profile: str | None, region: str | None, stack_name: str | None) -> Target:
+    """A deployed stage: table name and SSM path come from the CloudFormation stack's outputs."""
+    session = boto3.Session(profile_name=profile, region_name=region)
+    name = stack_name or f"iptelefon-connector-{stage}"
+    stacks = session.client("cloudformation").describe_stacks(StackName=name)["Stacks"]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
+    return Target(
+        storage=Storage(session.client("dynamodb"), outputs["MainTableName"]),
+        ssm=session.client("ssm"),
+        ssm_prefix=outputs["SsmPath"].removesuffix("/projects/"),
+        api_url=outputs["ApiUrl"],
+    )
+
+
+@dataclass
+class CreatedProject:
+    project: Project
+    webhook_url: str | None
+    token_id: str
+    token: str  # shown once, never stored in clear
+
+
+def create_project(
+    target: Target,
+    *,
+    name: str,
+    server_url: str,
+    secret: str,
+    messengers: list[str],
+    project_id: str | None = None,
+    default_region: str = "RU",
+    auth_mode: AuthMode = "hash",
+    allowed_country_codes: list[int] | None = None,
+) -> CreatedProject:
+    _check_server_url(server_url)
+    if len(secret) < 8 or not re.fullmatch(r"[\x21-\x7e]+", secret):
+        raise InvalidInput.for_field("secret", "must be at least 8 printable characters without spaces")
+    project = Project.model_validate(
+        {
+            "id": project_id or uuid.uuid4().hex[:12],
+            "name": name,
+            "messengers": messengers,
+            "default_region": default_region,
+            "auth_mode": auth_mode,
+            "allowed_country_codes": allowed_country_codes or [],
+        }
+    )
+    if target.storage.get_project(project.id) is not None:
+        raise InvalidInput.for_field("id", f"project {project.id} already exists")
+    put_pbx_credentials(target.ssm, target.ssm_prefix, project.id, PbxCredentials(server_url=server_url, secret=secret))
+    target.storage.create_project(project, webhook_secret=secret)
+    token_id, token = issue_token(target.storage, project.id)
+    return CreatedProject(project, webhook_url(target, secret), token_id, token)
+
+
+def webhook_url(target: Target, secret: str) -> str | None:
+    return f"{target.api_url.rstrip('/')}/iptelefon_webhook/{secret}" if target.api_url else None
+
+
+def show_project(target: Target, project_id: str) -> dict[str, Any]:
+    project = target.storage.get_project(project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    server_url = target.ssm.get_parameter(Name=f"{project_ssm_path(target.ssm_prefix, project_id)}/server_url")
+    return {
+        "project": project.model_dump(mode="json"),
+        "server_url": server_url["Parameter"]["Value"],
+        "secret": "(in SSM, SecureString)",
+        "employees": [e.model_dump(mode="json") for e in target.storage.list_employees(project_id)],
+        "tokens": [
+            {"token_id": t["sk"].removeprefix("TOKENREF#"), "created_at": t["created_at"]}
+            for t in target.storage.list_tokens(project_id)
+        ],
+    }
+
+
+def set_employee(
+    target: Target, *, project_id: str, employee_id: str, name: str, method: CallMethod, short_number: str | None
+) -> Employee:
+    if target.storage.get_project(project_id) is None:
+        raise NotFound(f"project {project_id} not found")
+    employee = Employee(id=employee_id, name=name, call_method=method, short_number=short_number)
+    target.storage.put_employee(project_id, employee)
+    return employee
+
+
+def _check_server_url(server_url: str) -> None:
+    parts = urlsplit(server_url)
+    local = parts.hostname in ("127.0.0.1", "localhost")
+    if parts.scheme not in ("https", "http") or not parts.hostname or (parts.scheme == "http" and not local):
+        raise InvalidInput.for_field(
+            "server_url", "must be the full https URL of start.php, e.g. https://a00.abc.ru/b3/api/v2/start.php"
+        )

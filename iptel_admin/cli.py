@@ -1,0 +1,131 @@
+"""`iptel`: the admin command line. Local stack by default; a deployed stage with --stage/--profile/--region."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from iptel_admin import admin
+from iptelefon.auth import issue_token
+from iptelefon.errors import DomainError, NotFound
+from iptelefon.models import MESSENGERS
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="iptel", description="iptelefon-connector admin")
+    where = parser.add_argument_group("target (default: the local stack of `make run`)")
+    where.add_argument("--stack-file", type=Path, default=admin.DEFAULT_STACK_FILE, help="local stack description")
+    where.add_argument("--stage", help="a deployed stage (reads the CloudFormation stack's outputs)")
+    where.add_argument("--profile", help="AWS profile")
+    where.add_argument("--region", help="AWS region")
+    where.add_argument("--stack-name", help="CloudFormation stack (default: iptelefon-connector-<stage>)")
+    commands = parser.add_subparsers(dest="area", required=True)
+
+    project = commands.add_parser("project", help="projects (tenants)").add_subparsers(dest="action", required=True)
+    create = project.add_parser("create", help="connect a PBX: stores the secret in SSM, prints a bot token once")
+    create.add_argument("--name", required=True)
+    create.add_argument(
+        "--server-url", required=True, help="full start.php URL, e.g. https://a00.abc.ru/b3/api/v2/start.php"
+    )
+    create.add_argument("--secret", required=True, help="the PBX API secret (also the webhook path secret)")
+    create.add_argument("--messenger", action="append", default=[], choices=MESSENGERS, help="connected messenger")
+    create.add_argument("--id", help="project id (default: random)")
+    create.add_argument("--region-code", default="RU", help="default phone region (RU)")
+    create.add_argument("--auth-mode", choices=["hash", "bearer"], default="hash")
+    create.add_argument("--allow-country", type=int, action="append", default=[], help="callable country code")
+    show = project.add_parser("show", help="project settings, employees, tokens (never the secret)")
+    show.add_argument("project_id")
+
+    employee = commands.add_parser("employee", help="employees and their call method").add_subparsers(
+        dest="action", required=True
+    )
+    set_ = employee.add_parser("set", help="create or update an employee")
+    set_.add_argument("--project", required=True)
+    set_.add_argument("--id", required=True)
+    set_.add_argument("--name", required=True)
+    set_.add_argument("--method", choices=["disabled", "app", "api"], required=True)
+    set_.add_argument("--short-number", help="PBX short number, required for --method api")
+    list_ = employee.add_parser("list")
+    list_.add_argument("--project", required=True)
+
+    token = commands.add_parser("token", help="bot tokens").add_subparsers(dest="action", required=True)
+    token_create = token.add_parser("create", help="a new bot token, shown once")
+    token_create.add_argument("--project", required=True)
+    token_revoke = token.add_parser("revoke")
+    token_revoke.add_argument("--project", required=True)
+    token_revoke.add_argument("--token-id", required=True)
+    return parser
+
+
+def run(args: argparse.Namespace) -> Any:
+    target = (
+        admin.aws_target(stage=args.stage, profile=args.profile, region=args.region, stack_name=args.stack_name)
+        if args.stage
+        else admin.local_target(args.stack_file)
+    )
+    match args.area, args.action:
+        case "project", "create":
+            created = admin.create_project(
+                target,
+                name=args.name,
+                server_url=args.server_url,
+                secret=args.secret,
+                messengers=args.messenger,
+                project_id=args.id,
+                default_region=args.region_code,
+                auth_mode=args.auth_mode,
+                allowed_country_codes=args.allow_country,
+            )
+            return {
+                "project_id": created.project.id,
+                "webhook_url": created.webhook_url,
+                "bot_token": created.token,
+                "token_id": created.token_id,
+                "note": "the bot token is shown once; configure webhook_url in the PBX",
+            }
+        case "project", "show":
+            return admin.show_project(target, args.project_id)
+        case "employee", "set":
+            return admin.set_employee(
+                target,
+                project_id=args.project,
+                employee_id=args.id,
+                name=args.name,
+                method=args.method,
+                short_number=args.short_number,
+            ).model_dump()
+        case "employee", "list":
+            return [e.model_dump() for e in target.storage.list_employees(args.project)]
+        case "token", "create":
+            token_id, token = issue_token(target.storage, args.project)
+            return {"token_id": token_id, "bot_token": token, "note": "shown once"}
+        case "token", "revoke":
+            if not target.storage.revoke_token(args.project, args.token_id):
+                raise NotFound(f"token {args.token_id} not found in project {args.project}")
+            return {"revoked": args.token_id}
+    raise SystemExit(f"unknown command {args.area} {args.action}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result = run(args)
+    except (DomainError, ValidationError) as error:
+        message = (
+            error.message
+            if isinstance(error, DomainError)
+            else "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+        )
+        print(f"iptel: {message}", file=sys.stderr)
+        return 2
+    print(json.dumps(result, ensure_ascii=False, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,108 @@
+"""Domain errors. Each carries its HTTP status and a stable error code; `api.py` maps them to answers in one place.
+
+Messages are shown to API callers: never put a secret, a token or a PBX password in one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Self
+
+
+class DomainError(Exception):
+    status_code = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+    def body(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"error": self.code, "message": self.message}
+        if self.details:
+            body["details"] = self.details
+        return body
+
+
+class InvalidInput(DomainError):
+    status_code = 400
+    code = "validation_error"
+
+    @classmethod
+    def for_field(cls, field: str, message: str) -> Self:
+        """A 400 naming the field: {"details": [{"field": ..., "message": ...}]}."""
+        return cls(f"{field}: {message}", details=[{"field": field, "message": message}])
+
+
+class InvalidPhone(InvalidInput):
+    code = "invalid_phone"
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(DomainError):
+    status_code = 403
+    code = "forbidden"
+
+
+class CallsDisabled(Forbidden):
+    code = "calls_disabled"
+
+
+class CountryNotAllowed(Forbidden):
+    code = "country_not_allowed"
+
+
+class NotFound(DomainError):
+    status_code = 404
+    code = "not_found"
+
+
+class Conflict(DomainError):
+    status_code = 409
+    code = "conflict"
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class RateLimited(DomainError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds
+
+
+class NotImplementedYet(DomainError):
+    status_code = 501
+    code = "not_implemented"
+
+
+class PbxError(DomainError):
+    """The PBX answered with an error (`result != 1`), a 5xx or something that is not its JSON."""
+
+    status_code = 502
+    code = "pbx_error"
+
+
+class PbxTimeout(DomainError):
+    """No answer from the PBX in time. The call may or may not have started: never retried."""
+
+    status_code = 504
+    code = "pbx_timeout"
+
+
+class StorageUnavailable(DomainError):
+    status_code = 503
+    code = "storage_unavailable"
+
+    def __init__(self, message: str = "storage is unavailable, retry later", *, retry_after_seconds: int = 2) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

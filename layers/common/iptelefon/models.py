@@ -1,0 +1,100 @@
+"""Domain models shared by the functions, the admin CLI and the local stack."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field, field_validator, model_validator
+
+CallMethod = Literal["disabled", "app", "api"]
+AuthMode = Literal["hash", "bearer"]
+Channel = Literal["telephony", "whatsapp", "telegram", "viber", "vk", "instagram"]
+MESSENGERS = ("whatsapp", "telegram", "viber", "vk", "instagram")
+
+_ID = r"^[A-Za-z0-9_-]{1,64}$"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Project(BaseModel):
+    """A tenant. Its PBX `server_url` and `secret` live in SSM, never here."""
+
+    id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1, max_length=200)
+    messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] = Field(default_factory=list)
+    default_region: str = Field(default="RU", pattern=r"^[A-Z]{2}$")
+    # Country calling codes a bot may call; empty means the project's own country only (toll-fraud guard).
+    allowed_country_codes: list[int] = Field(default_factory=list)
+    auth_mode: AuthMode = "hash"
+    employee_method: str = Field(default="call-employee", min_length=1, max_length=64)
+    group_method: str = Field(default="call-group", min_length=1, max_length=64)
+    # Logical PBX parameter name (ext, phone, group) -> the name this PBX expects.
+    param_names: dict[str, str] = Field(default_factory=dict)
+    created_at: datetime = Field(default_factory=utc_now)
+
+    @property
+    def has_messenger(self) -> bool:
+        return bool(self.messengers)
+
+
+class Employee(BaseModel):
+    id: str = Field(pattern=_ID)
+    name: str = Field(min_length=1, max_length=200)
+    call_method: CallMethod = "disabled"
+    # The employee's short (internal) number on the PBX, e.g. "346"; required for the `api` call method.
+    short_number: str | None = None
+
+    @field_validator("short_number")
+    @classmethod
+    def _short_number_digits(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\d{2,8}", value):
+            raise ValueError("short_number must be 2-8 digits, e.g. '346'")
+        return value
+
+    @model_validator(mode="after")
+    def _api_needs_short_number(self) -> Employee:
+        if self.call_method == "api" and not self.short_number:
+            raise ValueError("call_method 'api' needs short_number")
+        return self
+
+
+class Client(BaseModel):
+    id: str
+    channel: Channel
+    phone: str | None = None
+    variables: dict[str, str] = Field(default_factory=dict)
+    can_message: bool = True
+    created_at: datetime = Field(default_factory=utc_now)
+
+
+class TokenRecord(BaseModel):
+    token_id: str
+    project_id: str
+    created_at: datetime
+    revoked: bool = False
+
+
+# -- API bodies ---------------------------------------------------------------------------------------------------
+class EmployeeCallRequest(BaseModel):
+    client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
+    short_employee_phone: str = Field(pattern=r"^\d{2,8}$", examples=["346"])
+
+
+class GroupCallRequest(BaseModel):
+    client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
+    group_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["3"])
+
+
+class ClientCardCallRequest(BaseModel):
+    employee_id: str = Field(pattern=_ID)
+    phone: str | None = Field(default=None, min_length=1, max_length=40)
+
+
+class CallStarted(BaseModel):
+    call_id: str
+    status: Literal["initiated"] = "initiated"
+    client_phone: str

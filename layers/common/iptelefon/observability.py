@@ -1,0 +1,48 @@
+"""The only Logger and Metrics of the service.
+
+Logs are JSON (Powertools). Before a record is written, anything that looks like a phone number is masked and values
+under secret-like keys are replaced, so a careless `logger.info(..., extra=...)` cannot leak a token or a phone.
+Tracer is left out on purpose: it loads the X-Ray SDK (~300 ms of cold start) even with tracing disabled.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
+
+# 10+ digits, possibly written with +, spaces, dashes and brackets: a phone number in free text.
+_PHONE_IN_TEXT = re.compile(r"(?<![\w])\+?\d[\d\s()\-]{8,}\d(?![\w])")
+_SECRET_KEYS = ("secret", "token", "authorization", "password", "hash", "api_key")
+
+
+def mask_text(text: str) -> str:
+    return _PHONE_IN_TEXT.sub(_mask_match, text)
+
+
+def _mask_match(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return digits[:4] + "*" * max(len(digits) - 6, 0) + digits[-2:]
+
+
+def redact(value: Any, key: str = "") -> Any:
+    if key and any(marker in key.lower() for marker in _SECRET_KEYS):
+        return "***"
+    if isinstance(value, str):
+        return mask_text(value)
+    if isinstance(value, dict):
+        return {k: redact(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [redact(v) for v in value]
+    return value
+
+
+class RedactingFormatter(LambdaPowertoolsFormatter):
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
+        return super().serialize(redact(log))
+
+
+logger = Logger(logger_formatter=RedactingFormatter())
+metrics = Metrics()

@@ -1,0 +1,109 @@
+"""The real local stack (`make run`): moto server, gateway and PBX simulator as subprocesses, driven over HTTP."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    state = tmp_path_factory.mktemp("stack")
+    ports = {"api": _free_port(), "moto": _free_port(), "pbx": _free_port()}
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "devstack.run",
+            "--api-port",
+            str(ports["api"]),
+            "--moto-port",
+            str(ports["moto"]),
+            "--pbx-port",
+            str(ports["pbx"]),
+            "--state-dir",
+            str(state),
+            "--webhook-delay",
+            "0.2",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    stack_file = state / "stack.json"
+    deadline = time.monotonic() + 60
+    while not stack_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            output = process.stdout.read().decode() if process.stdout else ""
+            pytest.fail(f"local stack did not start:\n{output}")
+        time.sleep(0.2)
+    info = json.loads(stack_file.read_text())
+    info["_process"] = process
+    info["_ports"] = ports
+    yield info
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def test_stack_file_has_what_the_readme_promises(stack: dict[str, Any]) -> None:
+    for name in ("api_url", "pbx_url", "project_id", "bot_token", "webhook_url"):
+        assert stack[name], name
+    assert stack["api_url"].startswith("http://127.0.0.1:")
+
+
+def test_gateway_routes_by_template_and_checks_the_token(stack: dict[str, Any]) -> None:
+    # Given the running gateway
+    # When a bot route is called without a token, Then 401 with a JSON body
+    answer = httpx.post(f"{stack['api_url']}/v1/calls/group", json={"client_phone": "79004443322", "group_id": "3"})
+    assert answer.status_code == 401
+    assert answer.json()["error"] == "unauthorized"
+    # When a route that is not in template.yaml is called, Then a JSON 404
+    missing = httpx.get(f"{stack['api_url']}/v1/unknown")
+    assert missing.status_code == 404
+    assert missing.json()["error"] == "not_found"
+
+
+def test_unknown_webhook_secret_is_404(stack: dict[str, Any]) -> None:
+    first = httpx.post(f"{stack['api_url']}/iptelefon_webhook/not-a-secret", data={"src": "79004443322"})
+    second = httpx.post(f"{stack['api_url']}/iptelefon_webhook/another-one", data={"src": "79004443322"})
+    assert first.status_code == second.status_code == 404
+    assert first.json() == second.json()
+
+
+def test_pbx_simulator_answers_ping_with_the_demo_secret(stack: dict[str, Any]) -> None:
+    from devstack.run import DEMO_SECRET
+    from iptelefon.pbx import PbxClient, PbxConnection
+
+    client = PbxClient(httpx.Client())
+    assert client.ping(PbxConnection(server_url=stack["pbx_url"], secret=DEMO_SECRET)) == "pong"
+
+
+def test_sigterm_stops_every_service(stack: dict[str, Any]) -> None:
+    # Given the running stack; When it gets SIGTERM
+    process: subprocess.Popen[bytes] = stack["_process"]
+    process.send_signal(signal.SIGTERM)
+    # Then it exits cleanly and no port is left open
+    assert process.wait(timeout=20) == 0
+    for port in stack["_ports"].values():
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0

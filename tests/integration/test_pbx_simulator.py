@@ -1,0 +1,319 @@
+"""The real PbxClient over HTTP against the PBX simulator of the local stack (127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+import httpx
+import pytest
+
+from devstack.pbx_simulator import PbxSimulator
+from iptelefon.errors import PbxError, PbxTimeout
+from iptelefon.pbx import PbxClient, PbxConnection
+
+SECRET = "s3cr3t"
+T = TypeVar("T")
+
+
+@pytest.fixture
+def simulator() -> Iterator[PbxSimulator]:
+    with PbxSimulator(SECRET, webhook_delay_seconds=0) as sim:
+        yield sim
+
+
+@pytest.fixture
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(trust_env=False, timeout=2.0) as client:
+        yield client
+
+
+@pytest.fixture
+def pbx(http: httpx.Client) -> PbxClient:
+    return PbxClient(http)
+
+
+@pytest.fixture
+def conn(simulator: PbxSimulator) -> PbxConnection:
+    return PbxConnection(server_url=simulator.url, secret=SECRET, timeout_seconds=0.5)
+
+
+@pytest.fixture
+def receiver() -> Iterator[tuple[str, queue.Queue[dict[str, Any]]]]:
+    """A tiny webhook receiver on 127.0.0.1:0: each POST lands in the queue as {content_type, fields}."""
+    received: queue.Queue[dict[str, Any]] = queue.Queue()
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
+            received.put({"content_type": self.headers["Content-Type"], "fields": fields})
+            self.send_response(200)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/iptelefon_webhook/hook-secret", received
+    server.shutdown()
+    server.server_close()
+
+
+def _eventually(probe: Callable[[], T | None], within: float = 2.0) -> T:
+    deadline = time.monotonic() + within
+    while (value := probe()) is None:
+        assert time.monotonic() < deadline, "the simulator did not get there in time"
+        time.sleep(0.01)
+    return value
+
+
+def test_employee_call_starts_and_is_recorded_with_its_params(
+    pbx: PbxClient, conn: PbxConnection, simulator: PbxSimulator
+) -> None:
+    # Given a running simulator
+    # When an employee call is started with the real client
+    data = pbx.start_employee_call(conn, "346", "79004443322")
+
+    # Then it answers a call id and recorded one valid hash-mode request without the hash
+    assert data["call_id"]
+    (request,) = simulator.requests
+    assert request["method"] == "call-employee"
+    assert request["params"] == {"ext": "346", "phone": "79004443322"}
+    assert (request["auth"], request["valid"]) == ("hash", True)
+
+
+def test_group_call_starts_and_is_recorded_with_its_params(
+    pbx: PbxClient, conn: PbxConnection, simulator: PbxSimulator
+) -> None:
+    # Given a running simulator
+    # When a group call is started
+    data = pbx.start_group_call(conn, "3", "79004443322")
+
+    # Then the group call was recorded
+    assert data["call_id"]
+    (request,) = simulator.requests
+    assert (request["method"], request["params"]) == ("call-group", {"group": "3", "phone": "79004443322"})
+
+
+def test_hash_over_php_encoded_unicode_is_accepted(
+    pbx: PbxClient, conn: PbxConnection, simulator: PbxSimulator
+) -> None:
+    # Given a parameter with spaces, a plus and cyrillic
+    # When it is sent
+    pbx.request(conn, "ping", {"note": "Иван + Мария ~"})
+
+    # Then the simulator's hash over the raw bytes matched and the value decoded back
+    (request,) = simulator.requests
+    assert request["valid"] is True
+    assert request["params"] == {"note": "Иван + Мария ~"}
+
+
+def test_wrong_secret_is_rejected_with_invalid_hash(pbx: PbxClient, simulator: PbxSimulator) -> None:
+    # Given a connection with the wrong secret
+    conn = PbxConnection(server_url=simulator.url, secret="wrong")
+
+    # When a call is started, then the PBX refuses it
+    with pytest.raises(PbxError, match="invalid hash"):
+        pbx.start_employee_call(conn, "346", "79004443322")
+    assert simulator.requests[0]["valid"] is False
+
+
+def test_bearer_mode_is_accepted(pbx: PbxClient, simulator: PbxSimulator) -> None:
+    # Given a bearer-mode connection
+    conn = PbxConnection(server_url=simulator.url, secret=SECRET, auth_mode="bearer")
+
+    # When the PBX is pinged
+    answer = pbx.ping(conn)
+
+    # Then it answers and recorded a valid bearer request
+    assert answer == "pong"
+    assert (simulator.requests[0]["auth"], simulator.requests[0]["valid"]) == ("bearer", True)
+
+
+def test_wrong_bearer_token_is_rejected_with_invalid_token(pbx: PbxClient, simulator: PbxSimulator) -> None:
+    # Given a bearer-mode connection with the wrong secret
+    conn = PbxConnection(server_url=simulator.url, secret="wrong", auth_mode="bearer")
+
+    # When the PBX is pinged, then it refuses
+    with pytest.raises(PbxError, match="invalid token"):
+        pbx.ping(conn)
+
+
+def test_method_list_names_the_call_methods(pbx: PbxClient, conn: PbxConnection) -> None:
+    # Given a running simulator, when its methods are listed
+    methods = pbx.method_list(conn)
+
+    # Then the call-starting and history methods are there
+    assert {"call-employee", "call-group", "get-calls", "get-calls-last-id", "ping", "get-method-list"} <= set(methods)
+
+
+def test_unknown_method_is_a_pbx_error(pbx: PbxClient, conn: PbxConnection) -> None:
+    # Given a running simulator, when an unknown method is called, then it is a PBX error
+    with pytest.raises(PbxError, match="unknown method"):
+        pbx.request(conn, "call-everyone", ())
+
+
+def test_call_without_a_phone_is_a_pbx_error(pbx: PbxClient, conn: PbxConnection) -> None:
+    # Given a running simulator, when an employee call lacks its phone, then the PBX names it
+    with pytest.raises(PbxError, match="missing parameter: phone"):
+        pbx.request(conn, "call-employee", {"ext": "346"})
+
+
+def test_timeout_fault_gives_pbx_timeout_after_one_request(
+    pbx: PbxClient, conn: PbxConnection, simulator: PbxSimulator
+) -> None:
+    # Given a PBX that reads the request and never answers
+    simulator.set_fault("timeout")
+
+    # When a call is started with a 0.5 s timeout
+    with pytest.raises(PbxTimeout):
+        pbx.start_employee_call(conn, "346", "79004443322")
+
+    # Then exactly one request reached the PBX: no double start
+    assert len(simulator.requests) == 1
+
+
+@pytest.mark.parametrize("mode", ["http_500", "result_0", "garbage", "reset"])
+def test_fault_gives_pbx_error_after_one_request(
+    mode: str, pbx: PbxClient, conn: PbxConnection, simulator: PbxSimulator
+) -> None:
+    # Given a PBX in a fault mode
+    simulator.set_fault(mode)
+
+    # When a call is started
+    with pytest.raises(PbxError):
+        pbx.start_employee_call(conn, "346", "79004443322")
+
+    # Then exactly one request reached the PBX: no double start
+    assert len(simulator.requests) == 1
+
+
+def test_result_0_fault_carries_the_pbx_text(pbx: PbxClient, conn: PbxConnection, simulator: PbxSimulator) -> None:
+    # Given a PBX that refuses calls with its own words
+    simulator.set_fault("result_0", text="Абонент недоступен")
+
+    # When a call is started, then the error carries them
+    with pytest.raises(PbxError, match="Абонент недоступен"):
+        pbx.start_employee_call(conn, "346", "79004443322")
+
+
+def test_stop_returns_while_a_timeout_fault_holds_a_request(pbx: PbxClient, conn: PbxConnection) -> None:
+    # Given a simulator sleeping 30 s on an unanswered request
+    sim = PbxSimulator(SECRET).start()
+    sim.set_fault("timeout", seconds=30)
+    with pytest.raises(PbxTimeout):
+        pbx.ping(PbxConnection(server_url=sim.url, secret=SECRET, timeout_seconds=0.2))
+
+    # When it is stopped in the background
+    stopper = threading.Thread(target=sim.stop)
+    stopper.start()
+    stopper.join(timeout=5)
+
+    # Then stop() has returned instead of waiting out the sleep
+    assert not stopper.is_alive()
+
+
+def test_completion_webhook_is_posted_form_encoded(
+    pbx: PbxClient,
+    conn: PbxConnection,
+    simulator: PbxSimulator,
+    receiver: tuple[str, queue.Queue[dict[str, Any]]],
+) -> None:
+    # Given a simulator that completes calls to the receiver's webhook URL
+    url, received = receiver
+    simulator.configure_webhook(url, 0)
+
+    # When an employee call is started
+    call_id = pbx.start_employee_call(conn, "346", "79004443322")["call_id"]
+
+    # Then a ZEON-style completion is posted as a form
+    post = received.get(timeout=2)
+    assert post["content_type"] == "application/x-www-form-urlencoded"
+    fields = post["fields"]
+    assert fields["id"] == fields["linkedid"] == call_id
+    assert fields["calltype"] == "OUT"
+    assert (fields["src"], fields["exten"], fields["members"]) == ("346", "346", "346")
+    assert (fields["dst"], fields["client"]) == ("79004443322", "79004443322")
+    assert (fields["talktime"], fields["lost"], fields["waiting"]) == ("00:01:23", "0", "0")
+    assert fields["link"] == f"{simulator.base_url}/records/{call_id}.mp3"
+    assert time.strptime(fields["calldate"], "%Y-%m-%d %H:%M:%S")
+
+
+def test_webhook_outcome_and_completed_call_are_recorded(
+    pbx: PbxClient,
+    conn: PbxConnection,
+    http: httpx.Client,
+    simulator: PbxSimulator,
+    receiver: tuple[str, queue.Queue[dict[str, Any]]],
+) -> None:
+    # Given a webhook configured over the control API
+    url, _ = receiver
+    http.post(f"{simulator.base_url}/_sim/config", json={"webhook_url": url, "webhook_delay_seconds": 0})
+
+    # When a group call is started and completes
+    call_id = pbx.start_group_call(conn, "3", "79004443322")["call_id"]
+    webhooks = _eventually(lambda: http.get(f"{simulator.base_url}/_sim/webhooks").json() or None)
+
+    # Then the post's status is listed and get-calls returns the completed call
+    assert (webhooks[0]["call_id"], webhooks[0]["status"]) == (call_id, 200)
+    assert [c["id"] for c in pbx.request(conn, "get-calls", ())] == [call_id]
+
+
+def test_record_link_serves_audio(
+    pbx: PbxClient, conn: PbxConnection, http: httpx.Client, simulator: PbxSimulator
+) -> None:
+    # Given a completed call
+    pbx.start_employee_call(conn, "346", "79004443322")
+    (call,) = _eventually(lambda: simulator.calls or None)
+
+    # When its recording link is fetched
+    response = http.get(call["link"])
+
+    # Then it is some audio
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/mpeg"
+    assert response.content
+
+
+def test_fault_switched_over_http_applies(
+    pbx: PbxClient, conn: PbxConnection, http: httpx.Client, simulator: PbxSimulator
+) -> None:
+    # Given a fault switched on over the control API
+    answer = http.post(f"{simulator.base_url}/_sim/fault", json={"mode": "result_0", "text": "Нет линий"})
+
+    # When a call is started, then the fault is in effect and readable back
+    assert answer.status_code == 200
+    with pytest.raises(PbxError, match="Нет линий"):
+        pbx.start_employee_call(conn, "346", "79004443322")
+    assert http.get(f"{simulator.base_url}/_sim/fault").json()["mode"] == "result_0"
+
+
+def test_unknown_fault_mode_is_refused(http: httpx.Client, simulator: PbxSimulator) -> None:
+    # Given a running simulator, when an unknown fault mode is posted, then it answers 400 and keeps its mode
+    assert http.post(f"{simulator.base_url}/_sim/fault", json={"mode": "meltdown"}).status_code == 400
+    assert simulator.fault["mode"] == "none"
+
+
+def test_requests_are_listed_and_cleared_over_http(
+    pbx: PbxClient, conn: PbxConnection, http: httpx.Client, simulator: PbxSimulator
+) -> None:
+    # Given one recorded request
+    pbx.ping(conn)
+
+    # When the requests are listed, then cleared
+    listed = http.get(f"{simulator.base_url}/_sim/requests").json()
+    cleared = http.delete(f"{simulator.base_url}/_sim/requests")
+
+    # Then the list had it (without the hash) and is empty afterwards
+    assert [(r["method"], r["params"]) for r in listed] == [("ping", {})]
+    assert cleared.status_code == 200
+    assert http.get(f"{simulator.base_url}/_sim/requests").json() == []

@@ -1,0 +1,120 @@
+"""Every route through its real Lambda handler (moto in-process): routing, bearer auth, error bodies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from support import answer_json, api_event
+
+from employee_call.handler import lambda_handler as employee_call_handler
+from group_call.handler import lambda_handler as group_call_handler
+from read_api.handler import lambda_handler as read_api_handler
+
+BOT_ROUTES = [
+    (
+        employee_call_handler,
+        "POST",
+        "/v1/calls/employee",
+        "/v1/calls/employee",
+        None,
+        {"client_phone": "79004443322", "short_employee_phone": "346"},
+    ),
+    (
+        employee_call_handler,
+        "POST",
+        "/v1/clients/{client_id}/call",
+        "/v1/clients/c1/call",
+        {"client_id": "c1"},
+        {"employee_id": "346"},
+    ),
+    (
+        group_call_handler,
+        "POST",
+        "/v1/calls/group",
+        "/v1/calls/group",
+        None,
+        {"client_phone": "79004443322", "group_id": "3"},
+    ),
+    (read_api_handler, "GET", "/v1/clients/{client_id}", "/v1/clients/c1", {"client_id": "c1"}, None),
+    (read_api_handler, "GET", "/v1/calls/{call_id}", "/v1/calls/x1", {"call_id": "x1"}, None),
+]
+
+
+def _call(route: tuple[Any, ...], context: Any, **kwargs: Any) -> dict[str, Any]:
+    handler, method, resource, path, params, body = route
+    return handler(api_event(method, resource, path, path_params=params, body=body, **kwargs), context)
+
+
+@pytest.mark.parametrize("route", BOT_ROUTES, ids=lambda r: f"{r[1]} {r[2]}")
+def test_bot_route_without_token_is_401_with_json_error(
+    route: tuple[Any, ...], lambda_context: Any, project: Any
+) -> None:
+    # Given a valid request without a bearer token
+    # When it reaches the handler
+    answer = _call(route, lambda_context)
+    # Then it is refused with 401 and a JSON error body
+    assert answer["statusCode"] == 401
+    assert answer_json(answer) == {"error": "unauthorized", "message": "missing or invalid bearer token"}
+
+
+@pytest.mark.parametrize("token", ["iptb_wrong", "not-even-a-token", "iptb_" + "x" * 300])
+def test_wrong_token_is_401(token: str, lambda_context: Any, project: Any) -> None:
+    # Given a token that was never issued (or malformed)
+    answer = _call(BOT_ROUTES[0], lambda_context, token=token)
+    # Then the answer is the same 401 as without a token
+    assert answer["statusCode"] == 401
+    assert answer_json(answer)["error"] == "unauthorized"
+
+
+def test_revoked_token_is_401(lambda_context: Any, project: Any, admin_target: Any) -> None:
+    # Given the project's token is revoked
+    assert admin_target.storage.revoke_token(project.project.id, project.token_id)
+    # When it is used
+    answer = _call(BOT_ROUTES[0], lambda_context, token=project.token)
+    # Then it no longer opens the API
+    assert answer["statusCode"] == 401
+
+
+def test_invalid_body_is_400_naming_the_field(lambda_context: Any, project: Any) -> None:
+    # Given an employee call whose short number is not digits
+    event = api_event(
+        "POST",
+        "/v1/calls/employee",
+        "/v1/calls/employee",
+        token=project.token,
+        body={"client_phone": "79004443322", "short_employee_phone": "abc"},
+    )
+    # When it reaches the handler
+    answer = employee_call_handler(event, lambda_context)
+    # Then a 400 names the field
+    body = answer_json(answer)
+    assert answer["statusCode"] == 400
+    assert body["error"] == "validation_error"
+    assert [d["field"] for d in body["details"]] == ["short_employee_phone"]
+
+
+def test_broken_json_body_is_400_invalid_json(lambda_context: Any, project: Any) -> None:
+    # Given a body that is not JSON
+    event = api_event("POST", "/v1/calls/group", "/v1/calls/group", token=project.token, body="{not json")
+    # When it reaches the handler
+    answer = group_call_handler(event, lambda_context)
+    # Then the 400 says so
+    assert answer["statusCode"] == 400
+    assert answer_json(answer)["error"] in ("invalid_json", "validation_error")
+
+
+def test_missing_query_parameter_is_400(lambda_context: Any, project: Any) -> None:
+    # Given GET /v1/clients without ?phone=
+    answer = read_api_handler(api_event("GET", "/v1/clients", "/v1/clients", token=project.token), lambda_context)
+    # Then the 400 names the missing parameter
+    assert answer["statusCode"] == 400
+    assert answer_json(answer)["details"][0]["field"] == "phone"
+
+
+def test_unknown_path_in_a_function_is_404_json(lambda_context: Any, project: Any) -> None:
+    # Given a path the function does not serve
+    answer = read_api_handler(api_event("GET", "/v1/nothing", "/v1/nothing", token=project.token), lambda_context)
+    # Then a JSON 404
+    assert answer["statusCode"] == 404
+    assert answer_json(answer)["error"] == "not_found"

@@ -1,0 +1,49 @@
+"""Helpers for tests: API Gateway proxy events and answers."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+
+def api_event(
+    method: str,
+    resource: str,
+    path: str,
+    *,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    query: dict[str, str] | None = None,
+    path_params: dict[str, str] | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    """An API Gateway REST proxy event (what the local gateway and API Gateway send)."""
+    all_headers = {"Content-Type": "application/json", **(headers or {})}
+    if token:
+        all_headers["Authorization"] = f"Bearer {token}"
+    text = body if isinstance(body, str) or body is None else json.dumps(body)
+    return {
+        "resource": resource,
+        "path": path,
+        "httpMethod": method,
+        "headers": all_headers,
+        "multiValueHeaders": {k: [v] for k, v in all_headers.items()},
+        "queryStringParameters": query,
+        "multiValueQueryStringParameters": {k: [v] for k, v in query.items()} if query else None,
+        "pathParameters": path_params,
+        "stageVariables": None,
+        "requestContext": {
+            "resourcePath": resource,
+            "httpMethod": method,
+            "stage": "test",
+            "requestId": str(uuid.uuid4()),
+            "identity": {"sourceIp": "127.0.0.1"},
+        },
+        "body": text,
+        "isBase64Encoded": False,
+    }
+
+
+def answer_json(answer: dict[str, Any]) -> Any:
+    return json.loads(answer["body"]) if answer.get("body") else None
