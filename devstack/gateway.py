@@ -110,8 +110,7 @@ class LocalGateway:
         for function in self.functions.values():
             if str(function.spec.code_dir) not in sys.path:
                 sys.path.insert(0, str(function.spec.code_dir))
-            for name, value in function.spec.environment.items():
-                os.environ.setdefault(name, value)
+            os.environ.update(function.spec.environment)  # the template's variables win, as in Lambda
         os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "local-gateway")
 
     def start(self) -> LocalGateway:

@@ -36,7 +36,8 @@ def pytest_configure(config: pytest.Config) -> None:
 def _aws_session() -> Iterator[None]:
     from devstack.template import create_tables
 
-    with mock_aws():
+    # Requests to a real moto server on loopback (the race and local-stack tests) pass through the in-process mock.
+    with mock_aws(config={"core": {"passthrough": {"urls": [r"^https?://127\.0\.0\.1(:\d+)?/.*"]}}}):
         create_tables(boto3.client("dynamodb"), TEST_TEMPLATE)
         yield
 
@@ -62,6 +63,9 @@ def _wipe() -> None:
     for start in range(0, len(names), 10):
         ssm.delete_parameters(Names=names[start : start + 10])
     parameters.clear_caches()
+    from iptelefon.storage import get_storage
+
+    get_storage()._projects.clear()  # the warm-Lambda project cache must not outlive a test
 
 
 @dataclass

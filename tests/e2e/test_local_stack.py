@@ -98,6 +98,30 @@ def test_pbx_simulator_answers_ping_with_the_demo_secret(stack: dict[str, Any]) 
     assert client.ping(PbxConnection(server_url=stack["pbx_url"], secret=DEMO_SECRET)) == "pong"
 
 
+def test_zeon_webhook_lands_as_a_notification_on_the_client(stack: dict[str, Any]) -> None:
+    # Given the demo project; When the PBX posts a call completion (form-encoded) to the webhook URL
+    form = {
+        "id": "e2e-1",
+        "calltype": "IN",
+        "src": "+7 (900) 555-11-22",
+        "exten": "346",
+        "talktime": "00:01:05",
+        "link": "https://pbx.example/rec/e2e-1.mp3",
+    }
+    posted = httpx.post(stack["webhook_url"], data=form)
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["duplicate"] is False
+    # Then the bot finds the client by phone, with the notification and the record link
+    headers = {"Authorization": f"Bearer {stack['bot_token']}"}
+    found = httpx.get(f"{stack['api_url']}/v1/clients", params={"phone": "79005551122"}, headers=headers).json()
+    [client] = found["clients"]
+    card = httpx.get(f"{stack['api_url']}/v1/clients/{client['id']}", headers=headers).json()
+    assert card["variables"]["iptelefon_call_record_link"] == "https://pbx.example/rec/e2e-1.mp3"
+    assert card["dialog"][0]["text"].startswith("Звонок завершён · входящий · 01:05 · сотрудник 346")
+    calls = httpx.get(f"{stack['api_url']}/v1/calls", params={"client_id": client["id"]}, headers=headers).json()
+    assert [c["call_id"] for c in calls["calls"]] == ["e2e-1"]
+
+
 def test_sigterm_stops_every_service(stack: dict[str, Any]) -> None:
     # Given the running stack; When it gets SIGTERM
     process: subprocess.Popen[bytes] = stack["_process"]

@@ -29,6 +29,9 @@ class Project(BaseModel):
     default_region: str = Field(default="RU", pattern=r"^[A-Z]{2}$")
     # Country calling codes a bot may call; empty means the project's own country only (toll-fraud guard).
     allowed_country_codes: list[int] = Field(default_factory=list)
+    # Toll-fraud guard: calls a bot may start per client phone and per project in a window.
+    calls_per_phone_per_hour: int = Field(default=5, ge=1)
+    calls_per_project_per_minute: int = Field(default=60, ge=1)
     auth_mode: AuthMode = "hash"
     employee_method: str = Field(default="call-employee", min_length=1, max_length=64)
     group_method: str = Field(default="call-group", min_length=1, max_length=64)

@@ -13,8 +13,13 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-# 10+ digits, possibly written with +, spaces, dashes and brackets: a phone number in free text.
-_PHONE_IN_TEXT = re.compile(r"(?<![\w])\+?\d[\d\s()\-]{8,}\d(?![\w])")
+# A phone number in free text: 10-15 digits in a row (not part of an id like 1709290800.1843 or an ARN), or a
+# number written with a leading + or as 8 (900) ... with spaces, dashes and brackets. Dates and times stay readable.
+_PHONE_IN_TEXT = re.compile(
+    r"(?<![\w.:])\+?\d{10,15}(?![\w.])"
+    r"|\+\d[\d\s()\-]{8,}\d(?![\w.])"
+    r"|(?<![\w.:-])[78][\s-]?\(\d{3}\)[\d\s\-]{7,}\d(?![\w.])"
+)
 _SECRET_KEYS = ("secret", "token", "authorization", "password", "hash", "api_key")
 
 

@@ -1,24 +1,57 @@
-"""What a bot or operator may read: clients and calls of its own project only."""
+"""What a bot or operator may read: clients and calls of its own project only (another project's id is a 404)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from iptelefon.errors import NotImplementedYet
-from iptelefon.models import Project
+from iptelefon.call_records import CallRecordStore, call_answer
+from iptelefon.clients import ClientStore
+from iptelefon.errors import NotFound
+from iptelefon.models import Client, Project
+from iptelefon.phones import normalize_phone
+from iptelefon.storage import get_storage
+
+MAX_MATCHES = 20
 
 
 def clients_by_phone(project: Project, phone: str) -> dict[str, Any]:
-    raise NotImplementedYet("client lookup is not implemented yet")
+    """The clients a webhook from this phone would match, in matching order (the first one wins)."""
+    canonical = normalize_phone(phone, default_region=project.default_region, field="phone")
+    store = ClientStore(get_storage())
+    ids = list(dict.fromkeys(store.match(project.id, canonical, limit=MAX_MATCHES)))  # one client, many variables
+    clients = [client for client in (store.get(project.id, i) for i in ids) if client is not None]
+    return {"phone": canonical, "clients": [client_answer(c) for c in clients]}
 
 
 def client_card(project: Project, client_id: str) -> dict[str, Any]:
-    raise NotImplementedYet("client cards are not implemented yet")
+    client = _client(project, client_id)
+    dialog = CallRecordStore(get_storage()).dialog(project.id, client.id)
+    notes = [
+        {"text": n["text"], "kind": n.get("kind"), "call_id": n.get("call_key"), "created_at": n["created_at"]}
+        for n in dialog
+    ]
+    return {**client_answer(client), "dialog": notes}
 
 
 def calls_of_client(project: Project, client_id: str) -> dict[str, Any]:
-    raise NotImplementedYet("call listing is not implemented yet")
+    client = _client(project, client_id)
+    records = CallRecordStore(get_storage()).of_client(project.id, client.id)
+    return {"client_id": client.id, "calls": [call_answer(r) for r in records]}
 
 
 def call_record(project: Project, call_id: str) -> dict[str, Any]:
-    raise NotImplementedYet("call records are not implemented yet")
+    record = CallRecordStore(get_storage()).get(project.id, call_id)
+    if record is None:
+        raise NotFound(f"call {call_id} not found")
+    return call_answer(record)
+
+
+def client_answer(client: Client) -> dict[str, Any]:
+    return client.model_dump(mode="json")
+
+
+def _client(project: Project, client_id: str) -> Client:
+    client = ClientStore(get_storage()).get(project.id, client_id)
+    if client is None:
+        raise NotFound(f"client {client_id} not found")
+    return client

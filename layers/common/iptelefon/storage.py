@@ -7,8 +7,10 @@ Retry-After); the SDK itself already retried them in its `standard` mode.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from decimal import Decimal
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +33,7 @@ _RETRYABLE_CODES = {
     "InternalServerError",
     "ServiceUnavailable",
 }
+PROJECT_CACHE_SECONDS = 60
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -44,7 +47,18 @@ def to_item(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_item(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+    return {k: _plain_numbers(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def _plain_numbers(value: Any) -> Any:
+    """DynamoDB numbers arrive as Decimal; the rest of the code (and JSON) wants int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: _plain_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain_numbers(v) for v in value]
+    return value
 
 
 def key(pk: str, sk: str) -> dict[str, Any]:
@@ -77,6 +91,7 @@ class Storage:
     def __init__(self, client: DynamoDBClient, table_name: str) -> None:
         self.client = client
         self.table = table_name
+        self._projects: dict[str, tuple[float, Project]] = {}
 
     # -- generic -----------------------------------------------------------------------------------------------
     def get(self, pk: str, sk: str) -> dict[str, Any] | None:
@@ -86,13 +101,22 @@ class Storage:
         return from_item(item) if item else None
 
     def query(
-        self, pk: str, sk_prefix: str, *, limit: int | None = None, newest_first: bool = False, index: str | None = None
+        self,
+        pk: str,
+        sk_prefix: str = "",
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+        index: str | None = None,
     ) -> list[dict[str, Any]]:
         pk_name, sk_name = ("gsi1pk", "gsi1sk") if index else ("pk", "sk")
+        condition, values = f"{pk_name} = :pk", {":pk": {"S": pk}}
+        if sk_prefix:  # DynamoDB refuses begins_with on an empty string
+            condition, values[":prefix"] = f"{condition} AND begins_with({sk_name}, :prefix)", {"S": sk_prefix}
         args: dict[str, Any] = {
             "TableName": self.table,
-            "KeyConditionExpression": f"{pk_name} = :pk AND begins_with({sk_name}, :prefix)",
-            "ExpressionAttributeValues": {":pk": {"S": pk}, ":prefix": {"S": sk_prefix}},
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": values,
             "ScanIndexForward": not newest_first,
         }
         if index:
@@ -153,6 +177,17 @@ class Storage:
     def get_project(self, project_id: str) -> Project | None:
         item = self.get(project_pk(project_id), "PROJECT")
         return Project.model_validate(item) if item else None
+
+    def get_project_cached(self, project_id: str) -> Project | None:
+        """A warm Lambda reads a project at most once a minute (settings change rarely; webhooks come often)."""
+        now = time.monotonic()
+        cached = self._projects.get(project_id)
+        if cached and now - cached[0] < PROJECT_CACHE_SECONDS:
+            return cached[1]
+        project = self.get_project(project_id)
+        if project is not None:
+            self._projects[project_id] = (now, project)
+        return project
 
     def find_project_id_by_webhook_secret_hash(self, secret_hash: str) -> str | None:
         item = self.get(f"WEBHOOK#{secret_hash}", "WEBHOOK")

@@ -1,4 +1,8 @@
-"""The call-completion webhook: find the project by its secret, then record the call (contract section 2)."""
+"""The call-completion webhook (contract section 2): project by secret, then the call's effects exactly once.
+
+Round trips for a known client, warm: the secret lookup (1), the phone index query (1), one transaction (1);
+the project and its SSM secret come from the warm cache.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +11,16 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
-from iptelefon.errors import NotFound, NotImplementedYet
+from iptelefon.call_records import MAX_KEPT_BODY_CHARS, CallRecordStore
+from iptelefon.clients import ClientStore
+from iptelefon.errors import DomainError, NotFound
+from iptelefon.models import Project
+from iptelefon.observability import logger, metrics
+from iptelefon.phones import mask_phone
 from iptelefon.project_config import get_pbx_credentials
+from iptelefon.settings import get_settings
 from iptelefon.storage import get_storage, sha256_hex
+from iptelefon.webhook_payload import CanonicalCall, canonicalize, extract_fields
 
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
 
@@ -29,22 +40,75 @@ class WebhookRequest:
         return cls(
             body=body,
             content_type=headers.get("content-type"),
-            query=dict(event.get("queryStringParameters") or {}),
+            query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
             method=str(event.get("httpMethod") or "POST"),
         )
 
+    def raw(self) -> dict[str, Any]:
+        """What the PBX sent, as stored next to the call."""
+        return {
+            "method": self.method,
+            "content_type": self.content_type,
+            "query": self.query or None,
+            "body": self.body.decode("utf-8", errors="replace")[:MAX_KEPT_BODY_CHARS],
+        }
 
-def find_project_id(secret: str) -> str:
-    """One key lookup by sha256(secret), then a constant-time compare with the secret in SSM."""
-    project_id = get_storage().find_project_id_by_webhook_secret_hash(sha256_hex(secret))
-    if project_id is None:
+
+def find_project(secret: str) -> Project:
+    """One key lookup by sha256(secret), then a constant-time compare with the secret in SSM. 404 otherwise."""
+    storage = get_storage()
+    project_id = storage.find_project_id_by_webhook_secret_hash(sha256_hex(secret))
+    project = storage.get_project_cached(project_id) if project_id else None
+    if project is None or not hmac.compare_digest(get_pbx_credentials(project.id).secret.encode(), secret.encode()):
         raise NotFound(UNKNOWN_SECRET)
-    stored = get_pbx_credentials(project_id).secret
-    if not hmac.compare_digest(stored.encode(), secret.encode()):
-        raise NotFound(UNKNOWN_SECRET)
-    return project_id
+    return project
 
 
 def receive_webhook(secret: str, request: WebhookRequest) -> dict[str, Any]:
-    find_project_id(secret)
-    raise NotImplementedYet("call recording is not implemented yet")
+    project = find_project(secret)
+    records = CallRecordStore(get_storage())
+    try:
+        fields = extract_fields(
+            body=request.body,
+            content_type=request.content_type,
+            query=request.query,
+            max_bytes=get_settings().max_webhook_body_bytes,
+        )
+        call = canonicalize(fields, default_region=project.default_region)
+    except DomainError as error:
+        # Nothing the PBX sent is lost: the unreadable request is kept for the project before the 4xx goes out.
+        records.keep_rejected(
+            project.id,
+            body=request.body,
+            content_type=request.content_type,
+            query=request.query,
+            method=request.method,
+            error_code=error.code,
+            message=error.message,
+            status=error.status_code,
+        )
+        metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
+        raise
+    return record_call(project, call, request.raw(), records)
+
+
+def record_call(project: Project, call: CanonicalCall, raw: dict[str, Any], records: CallRecordStore) -> dict[str, Any]:
+    client_id, created = ClientStore(records.storage).match_or_create(project, call.client_phone)
+    duplicate = not records.add_new(project, client_id, call, raw)
+    if duplicate:
+        existing = records.get(project.id, call.idempotency_key) or {}
+        client_id = str(existing.get("client_id", client_id))
+        if call.record_link and not existing.get("record_link"):
+            records.add_record_link(project, existing, call)
+    logger.info(
+        "call recorded",
+        extra={
+            "project_id": project.id,
+            "call_key": call.idempotency_key,
+            "phone": mask_phone(call.client_phone),
+            "client_created": created,
+            "duplicate": duplicate,
+        },
+    )
+    metrics.add_metric(name="WebhookDuplicate" if duplicate else "CallRecorded", unit="Count", value=1)
+    return {"result": 1, "call_id": call.idempotency_key, "client_id": client_id, "duplicate": duplicate}

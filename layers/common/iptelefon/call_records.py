@@ -1,0 +1,216 @@
+"""Call records, dialog notifications and kept raw requests in DynamoDB (contract section 2).
+
+  PROJECT#<pid> / CALL#<call key>          the call: canonical fields + the raw payload; gsi1 lists a client's calls
+  DIALOG#<pid>#<client> / <time>#<call key> one notification in the client's dialog
+  PROJECT#<pid> / REJECTED#<time>#<id>     a request that could not be read (kept 90 days: nothing the PBX sent is lost)
+
+A new call's record, its notification and the record-link variable are written in ONE transaction whose first item
+is conditional on the call being new: every effect happens exactly once per (project, call key), or not at all.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from iptelefon.clients import ClientStore, client_sk
+from iptelefon.errors import StorageUnavailable
+from iptelefon.models import Project, utc_now
+from iptelefon.notifications import format_call_notification
+from iptelefon.storage import Storage, key, project_pk, sdk_errors, to_item
+from iptelefon.webhook_payload import CanonicalCall
+
+RECORD_LINK_VARIABLE = "iptelefon_call_record_link"
+REJECTED_KEEP = timedelta(days=90)
+MAX_KEPT_BODY_CHARS = 300_000  # DynamoDB items stop at 400 KB
+
+
+def call_sk(call_key: str) -> str:
+    return f"CALL#{call_key}"
+
+
+def dialog_pk(project_id: str, client_id: str) -> str:
+    return f"DIALOG#{project_id}#{client_id}"
+
+
+def client_calls_pk(project_id: str, client_id: str) -> str:
+    return f"CLIENT#{project_id}#{client_id}"
+
+
+class CallRecordStore:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.clients = ClientStore(storage)
+
+    def get(self, project_id: str, call_key: str) -> dict[str, Any] | None:
+        return self.storage.get(project_pk(project_id), call_sk(call_key))
+
+    def of_client(self, project_id: str, client_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
+        return self.storage.query(
+            client_calls_pk(project_id, client_id), "CALL#", limit=limit, newest_first=True, index="gsi1"
+        )
+
+    def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        return self.storage.query(dialog_pk(project_id, client_id), "", limit=limit, newest_first=True)
+
+    def add_new(self, project: Project, client_id: str, call: CanonicalCall, raw: dict[str, Any]) -> bool:
+        """Record a new call with its notification and record-link variable. False if the call was recorded before."""
+        now = utc_now()
+        call_key = call.idempotency_key
+        dialog_sk = f"{now.isoformat()}#{call_key}"
+        record = {
+            "pk": project_pk(project.id),
+            "sk": call_sk(call_key),
+            "type": "call",
+            **call.model_dump(mode="json"),
+            "call_key": call_key,
+            "client_id": client_id,
+            "received_at": now.isoformat(),
+            "raw": raw,
+            "dialog_sk": dialog_sk,
+            "gsi1pk": client_calls_pk(project.id, client_id),
+            "gsi1sk": f"CALL#{(call.started_at or now).isoformat()}#{call_key}",
+        }
+        note = {
+            "pk": dialog_pk(project.id, client_id),
+            "sk": dialog_sk,
+            "type": "notification",
+            "kind": "call",
+            "text": format_call_notification(call),
+            "call_key": call_key,
+            "created_at": now.isoformat(),
+        }
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.storage.table,
+                    "Item": to_item(record),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+            {"Put": {"TableName": self.storage.table, "Item": to_item(note)}},
+        ]
+        if call.record_link:
+            items.append(self._record_link_fast_update(project.id, client_id, call.record_link))
+        reasons = self._transact(items)
+        if reasons is None:
+            return True
+        if reasons[0] == "ConditionalCheckFailed":
+            return False
+        if call.record_link and reasons[2] == "ConditionalCheckFailed":
+            # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
+            items[2:] = self._record_link_indexed_update(project, client_id, call.record_link)
+            if self._transact(items) is None:
+                return True
+        raise StorageUnavailable("the call could not be recorded, retry")
+
+    def add_record_link(self, project: Project, existing: dict[str, Any], call: CanonicalCall) -> bool:
+        """A later webhook brought the recording of a recorded call: update the call, its notification, the variable.
+
+        No second notification: the first one is rewritten with the link. False if the call already had a link.
+        """
+        assert call.record_link
+        client_id = str(existing["client_id"])
+        updated = CanonicalCall.model_validate(
+            {**{k: existing.get(k) for k in CanonicalCall.model_fields}, "record_link": call.record_link}
+        )
+        items: list[Any] = [
+            {
+                "Update": {
+                    "TableName": self.storage.table,
+                    "Key": key(project_pk(project.id), call_sk(existing["call_key"])),
+                    "UpdateExpression": "SET record_link = :link",
+                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(record_link)",
+                    "ExpressionAttributeValues": {":link": {"S": call.record_link}},
+                }
+            },
+            {
+                "Update": {
+                    "TableName": self.storage.table,
+                    "Key": key(dialog_pk(project.id, client_id), existing["dialog_sk"]),
+                    "UpdateExpression": "SET #text = :text",
+                    "ExpressionAttributeNames": {"#text": "text"},
+                    "ExpressionAttributeValues": {":text": {"S": format_call_notification(updated)}},
+                }
+            },
+            *self._record_link_indexed_update(project, client_id, call.record_link),
+        ]
+        return self._transact(items) is None
+
+    def keep_rejected(
+        self,
+        project_id: str,
+        *,
+        body: bytes,
+        content_type: str | None,
+        query: dict[str, str],
+        method: str,
+        error_code: str,
+        message: str,
+        status: int,
+    ) -> None:
+        now = utc_now()
+        text = body.decode("utf-8", errors="replace")
+        item = {
+            "pk": project_pk(project_id),
+            "sk": f"REJECTED#{now.isoformat()}#{uuid.uuid4().hex[:8]}",
+            "type": "rejected_request",
+            "method": method,
+            "content_type": content_type,
+            "query": query or None,
+            "body": text[:MAX_KEPT_BODY_CHARS],
+            "body_bytes": len(body),
+            "truncated": len(text) > MAX_KEPT_BODY_CHARS,
+            "error": error_code,
+            "message": message,
+            "status": status,
+            "received_at": now.isoformat(),
+            "expires_at": int((now + REJECTED_KEEP).timestamp()),
+        }
+        with sdk_errors():
+            self.storage.client.put_item(TableName=self.storage.table, Item=to_item(item))
+
+    def rejected(self, project_id: str) -> list[dict[str, Any]]:
+        return self.storage.query(project_pk(project_id), "REJECTED#")
+
+    # -- helpers -------------------------------------------------------------------------------------------------
+    def _record_link_fast_update(self, project_id: str, client_id: str, link: str) -> dict[str, Any]:
+        # A URL never normalizes to a phone: when the old value is absent or a URL too, the phone index is unchanged.
+        return {
+            "Update": {
+                "TableName": self.storage.table,
+                "Key": key(project_pk(project_id), client_sk(client_id)),
+                "UpdateExpression": "SET variables.#name = :value",
+                "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(variables.#name) "
+                "OR begins_with(variables.#name, :http))",
+                "ExpressionAttributeNames": {"#name": RECORD_LINK_VARIABLE},
+                "ExpressionAttributeValues": {":value": {"S": link}, ":http": {"S": "http"}},
+            }
+        }
+
+    def _record_link_indexed_update(self, project: Project, client_id: str, link: str) -> list[Any]:
+        client = self.clients.get(project.id, client_id)
+        if client is None:
+            raise StorageUnavailable("the matched client is not readable yet, retry")
+        return self.clients.variable_update(project, client, RECORD_LINK_VARIABLE, link)
+
+    def _transact(self, items: list[Any]) -> list[str] | None:
+        """Run a transaction; None on success, else the per-item cancellation reason codes."""
+        try:
+            with sdk_errors():
+                self.storage.client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = error.response.get("CancellationReasons") or []
+            return [str(r.get("Code", "None")) for r in reasons] + ["None"] * (len(items) - len(reasons))
+        return None
+
+
+def call_answer(record: dict[str, Any]) -> dict[str, Any]:
+    """A call record as the read API shows it (the raw payload stays in storage)."""
+    hidden = {"pk", "sk", "type", "gsi1pk", "gsi1sk", "dialog_sk", "raw"}
+    return {k: v for k, v in record.items() if k not in hidden}
