@@ -13,14 +13,19 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 
-# A phone number in free text: 10-15 digits in a row (not part of an id like 1709290800.1843 or an ARN), or a
-# number written with a leading + or as 8 (900) ... with spaces, dashes and brackets. Dates and times stay readable.
+# A phone number in free text, as people and PBXs write it: 10-15 digits in a row (+79004443322), or grouped with
+# spaces, dots, dashes and brackets (+7 (900) 444-33-22, 8 900 444 33 22, (900) 444-33-22, +375 29 123-45-67).
+# Not inside a word, an id like 1709290800.1843 or an ARN (…:123456789012:…); dates and times stay readable.
+_SEP = r"[\s.\-]?"
 _PHONE_IN_TEXT = re.compile(
-    r"(?<![\w.:])\+?\d{10,15}(?![\w.])"
-    r"|\+\d[\d\s()\-]{8,}\d(?![\w.])"
-    r"|(?<![\w.:-])[78][\s-]?\(\d{3}\)[\d\s\-]{7,}\d(?![\w.])"
+    r"(?<![\w.])(?:"
+    r"\+?\d{10,15}"
+    rf"|\+?\d{{1,3}}{_SEP}\(?\d{{3}}\)?{_SEP}\d{{3}}{_SEP}\d{{2}}{_SEP}\d{{2}}"
+    rf"|\(\d{{3}}\){_SEP}\d{{3}}{_SEP}\d{{2}}{_SEP}\d{{2}}"
+    r"|\+\d[\d\s()\-]{8,}\d"
+    r")(?![\w:])(?!\.\d)"
 )
-_SECRET_KEYS = ("secret", "token", "authorization", "password", "hash", "api_key")
+_SECRET_KEYS = ("secret", "token", "authorization", "password", "hash", "api_key", "api-key", "apikey")
 
 
 def mask_text(text: str) -> str:
@@ -41,7 +46,11 @@ def redact(value: Any, key: str = "") -> Any:
         return {k: redact(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [redact(v) for v in value]
-    return value
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return value
+    if isinstance(value, int):  # a phone held as a number
+        return mask_text(str(value)) if len(str(abs(value))) >= 10 else value
+    return mask_text(str(value))  # exceptions and other objects are logged by their text
 
 
 class RedactingFormatter(LambdaPowertoolsFormatter):

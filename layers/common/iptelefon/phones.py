@@ -13,7 +13,7 @@ import phonenumbers
 from iptelefon.errors import InvalidPhone
 
 # What people really type: +, digits, spaces, dashes, dots, brackets; optionally a `tel:` prefix.
-_TYPED_PHONE = re.compile(r"^\+?[\d\s().\-]+$")
+_TYPED_PHONE = re.compile(r"^\+?[\d(][\d\s().\-]*$")
 _NON_DIGITS = re.compile(r"\D")
 
 
@@ -23,11 +23,14 @@ def normalize_phone(raw: object, *, default_region: str = "RU", field: str = "ph
     Without a leading `+`: 10 digits and `8XXXXXXXXXX` are national numbers of `default_region` (Russia by default);
     `00…` is the international prefix; anything else is read as country code first.
     """
+    home_region = default_region.upper()
     text = str(raw).strip() if isinstance(raw, (str, int)) and not isinstance(raw, bool) else ""
     if text.lower().startswith("tel:"):
         text = text[4:].strip()
     if not text or not _TYPED_PHONE.fullmatch(text):
-        raise _invalid(field, "is not a phone number: only digits, +, spaces, dashes and brackets are allowed")
+        raise _invalid(
+            field, "is not a phone number: only digits, a leading +, spaces, dots, dashes and brackets are allowed"
+        )
     digits = _NON_DIGITS.sub("", text)
     if not 10 <= len(digits) <= 17:
         raise _invalid(field, "must have 10-15 digits with the country code, e.g. 79004443322")
@@ -36,7 +39,7 @@ def normalize_phone(raw: object, *, default_region: str = "RU", field: str = "ph
     elif digits.startswith("00"):
         candidate, region = "+" + digits[2:], None
     elif len(digits) == 10 or (len(digits) == 11 and digits.startswith("8")):
-        candidate, region = digits, default_region
+        candidate, region = digits, home_region
     else:
         candidate, region = "+" + digits, None
     try:
