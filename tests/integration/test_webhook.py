@@ -196,8 +196,8 @@ def test_variable_change_moves_the_phone_index(pbx_project: Any) -> None:
     assert store.match("wh", "79010000001") == ["c1"]
 
 
-def test_matching_is_a_query_never_a_scan(pbx_project: Any) -> None:
-    # Given a client indexed by phone, When matching, Then DynamoDB sees exactly one Query and no Scan
+def test_matching_is_one_get_item_never_a_query_or_scan(pbx_project: Any) -> None:
+    # Given a client indexed by phone, When matching, Then DynamoDB sees exactly one GetItem
     _add_client(pbx_project, "c1", "telephony", phone=PHONE)
     storage = get_storage()
     operations: list[str] = []
@@ -207,7 +207,7 @@ def test_matching_is_a_query_never_a_scan(pbx_project: Any) -> None:
         assert ClientStore(storage).match("wh", PHONE) == ["c1"]
     finally:
         storage.client.meta.events.unregister("before-call.dynamodb", hook)
-    assert operations == ["Query"]
+    assert operations == ["GetItem"]
 
 
 def test_unknown_secret_is_404_with_the_same_body_and_nothing_stored(pbx_project: Any, lambda_context: Any) -> None:

@@ -1,18 +1,24 @@
-"""Clients and the phone index (contract section 4): matching in one key lookup, creation exactly once.
+"""Clients and the phone index (contract section 4): matching in one GetItem, creation exactly once.
 
-Phone index items (pk `PHONE#<project>#<phone>`) sort in matching order, so the first item of one Query is the match:
-  sk `1#<created_at>#<client>#phone`       a telephony client's own phone        (rule 1: telephony clients first)
-  sk `2#<created_at>#<client>#phone`       a messenger client's own phone         (rule 2, see below)
-  sk `2#<created_at>#<client>#var:<name>`  a client variable whose value is that phone (rule 2)
-  sk `CLAIM`                               "a client was created for this phone": makes creation happen once
-Rule 2 includes a messenger client's own phone: a WhatsApp client created for a caller is found again on the next
-call (otherwise every call from that phone would create another client). Ties within a rank: earliest created wins.
-The index is written in the same transaction as the client or variable it mirrors, so it never drifts.
+The index holds ONE item per (project, phone): pk `PHONE#<project>#<phone>`, sk `INDEX`, attribute `entries`, a string
+set whose members sort in matching order, so the smallest member is the match:
+  `1#<created_at>#<client>#phone`        a telephony client's own phone           (rule 1: telephony clients first)
+  `2#<created_at>#<client>#phone`        a messenger client's own phone           (rule 2, see below)
+  `2#<created_at>#<client>#var:<name>`   a variable whose value is that phone     (rule 2)
+Ties within a rank: the earliest created client wins. Rule 2 includes a messenger client's own phone, so a WhatsApp
+client created for a caller is found again on the next call instead of being created again.
+
+Why a set in one item and not one item per entry: a GetItem costs the same for 100 or 100,000 clients, in DynamoDB
+and in moto alike (moto's Query walks the whole table). ADD/DELETE on a set need no read first and never clash.
+The index is written in the same transaction as the client or variable it mirrors, so it never drifts. A new client
+is created only while the phone's index is still empty (a condition in that transaction): concurrent webhooks for
+one new phone create exactly one client.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -20,20 +26,11 @@ from botocore.exceptions import ClientError
 from iptelefon.errors import InvalidPhone, StorageUnavailable
 from iptelefon.models import Channel, Client, Project, utc_now
 from iptelefon.phones import normalize_phone
-from iptelefon.storage import (
-    Storage,
-    from_item,
-    get_storage,
-    is_condition_failure,
-    key,
-    project_pk,
-    sdk_errors,
-    to_item,
-)
+from iptelefon.storage import Storage, get_storage, is_condition_failure, key, project_pk, sdk_errors, to_item
 
 RANK_TELEPHONY = "1"
 RANK_OTHER = "2"
-_INDEX_END = "3"  # every rank sorts below this; CLAIM sorts above
+INDEX_SK = "INDEX"
 
 
 def phone_pk(project_id: str, phone: str) -> str:
@@ -44,8 +41,12 @@ def client_sk(client_id: str) -> str:
     return f"CLIENT#{client_id}"
 
 
-def index_sk(rank: str, client: Client, source: str) -> str:
+def index_entry(rank: str, client: Client, source: str) -> str:
     return f"{rank}#{client.created_at.isoformat()}#{client.id}#{source}"
+
+
+def entry_client_id(entry: str) -> str:
+    return entry.split("#")[2]
 
 
 def phone_of(value: object, region: str) -> str | None:
@@ -68,22 +69,22 @@ class ClientStore:
         return Client.model_validate(item) if item else None
 
     def match(self, project_id: str, phone: str, *, limit: int = 1) -> list[str]:
-        """Client ids for a canonical phone, in matching order. One Query on one partition: O(1) in clients."""
+        """Client ids for a canonical phone, in matching order (the first one wins). One GetItem."""
         with sdk_errors():
-            reply = self.client.query(
+            reply = self.client.get_item(
                 TableName=self.table,
-                KeyConditionExpression="pk = :pk AND sk < :end",
-                ExpressionAttributeValues={":pk": {"S": phone_pk(project_id, phone)}, ":end": {"S": _INDEX_END}},
+                Key=key(phone_pk(project_id, phone), INDEX_SK),
+                ProjectionExpression="entries",
                 ConsistentRead=True,
-                Limit=limit,
             )
-        return [str(from_item(i)["client_id"]) for i in reply.get("Items", [])]
+        entries = sorted(reply.get("Item", {}).get("entries", {}).get("SS", []))
+        return list(dict.fromkeys(entry_client_id(e) for e in entries))[:limit]  # a client may match twice
 
     # -- writes --------------------------------------------------------------------------------------------------
-    def add(self, project: Project, client: Client, *, claim_phone: bool = False) -> bool:
+    def add(self, project: Project, client: Client, *, only_if_phone_unmatched: bool = False) -> bool:
         """Store a client and its index entries in one transaction.
 
-        With claim_phone, the write succeeds only if no client was created for that phone before (False if one was).
+        With only_if_phone_unmatched, nothing is written (False) if some client matches the client's phone by now.
         """
         items: list[Any] = [
             {
@@ -94,23 +95,16 @@ class ClientStore:
                 }
             }
         ]
-        items += [{"Put": {"TableName": self.table, "Item": to_item(i)}} for i in self._index_items(project, client)]
-        if claim_phone and client.phone:
-            claim = {"pk": phone_pk(project.id, client.phone), "sk": "CLAIM", "client_id": client.id}
-            items.append(
-                {
-                    "Put": {
-                        "TableName": self.table,
-                        "Item": to_item(claim),
-                        "ConditionExpression": "attribute_not_exists(pk)",
-                    }
-                }
-            )
+        for phone, entries in self._index_entries(project, client).items():
+            update = _index_change(self.table, project.id, phone, "ADD", entries)
+            if only_if_phone_unmatched and phone == client.phone:
+                update["Update"]["ConditionExpression"] = "attribute_not_exists(entries)"
+            items.append(update)
         try:
             with sdk_errors():
                 self.client.transact_write_items(TransactItems=items)
         except ClientError as error:
-            if claim_phone and is_condition_failure(error):
+            if only_if_phone_unmatched and is_condition_failure(error):
                 return False
             raise
         return True
@@ -122,12 +116,12 @@ class ClientStore:
             return found[0], False
         channel: Channel = "whatsapp" if project.has_messenger else "telephony"
         client = Client(id=new_client_id(), channel=channel, phone=phone, can_message=channel != "telephony")
-        if self.add(project, client, claim_phone=True):
+        if self.add(project, client, only_if_phone_unmatched=True):
             return client.id, True
-        # Another request created the client for this phone a moment ago: it is in the index now.
+        # Another request created (or indexed) a client for this phone a moment ago: it matches now.
         found = self.match(project.id, phone)
         if not found:
-            raise StorageUnavailable("client creation raced and the winner is not visible yet")
+            raise StorageUnavailable("a client for this phone is being created, retry")
         return found[0], False
 
     def variable_update(self, project: Project, client: Client, name: str, value: str) -> list[Any]:
@@ -147,12 +141,11 @@ class ClientStore:
         old_phone = phone_of(client.variables.get(name), project.default_region)
         new_phone = phone_of(value, project.default_region)
         if old_phone != new_phone:
-            sk = index_sk(RANK_OTHER, client, f"var:{name}")
+            entry = index_entry(RANK_OTHER, client, f"var:{name}")
             if old_phone:
-                items.append({"Delete": {"TableName": self.table, "Key": key(phone_pk(project.id, old_phone), sk)}})
+                items.append(_index_change(self.table, project.id, old_phone, "DELETE", [entry]))
             if new_phone:
-                entry = {"pk": phone_pk(project.id, new_phone), "sk": sk, "client_id": client.id}
-                items.append({"Put": {"TableName": self.table, "Item": to_item(entry)}})
+                items.append(_index_change(self.table, project.id, new_phone, "ADD", [entry]))
         return items
 
     def set_variable(self, project: Project, client: Client, name: str, value: str) -> None:
@@ -169,16 +162,29 @@ class ClientStore:
             **client.model_dump(mode="json"),
         }
 
-    def _index_items(self, project: Project, client: Client) -> list[dict[str, Any]]:
-        entries = []
+    @staticmethod
+    def _index_entries(project: Project, client: Client) -> dict[str, list[str]]:
+        """Phone -> the client's entries under it (one transaction may touch an index item only once)."""
+        entries: dict[str, list[str]] = defaultdict(list)
         if client.phone:
             rank = RANK_TELEPHONY if client.channel == "telephony" else RANK_OTHER
-            entries.append((client.phone, index_sk(rank, client, "phone")))
+            entries[client.phone].append(index_entry(rank, client, "phone"))
         for name, value in client.variables.items():
             phone = phone_of(value, project.default_region)
             if phone:
-                entries.append((phone, index_sk(RANK_OTHER, client, f"var:{name}")))
-        return [{"pk": phone_pk(project.id, phone), "sk": sk, "client_id": client.id} for phone, sk in entries]
+                entries[phone].append(index_entry(RANK_OTHER, client, f"var:{name}"))
+        return entries
+
+
+def _index_change(table: str, project_id: str, phone: str, action: str, entries: list[str]) -> dict[str, Any]:
+    return {
+        "Update": {
+            "TableName": table,
+            "Key": key(phone_pk(project_id, phone), INDEX_SK),
+            "UpdateExpression": f"{action} entries :entries",
+            "ExpressionAttributeValues": {":entries": {"SS": entries}},
+        }
+    }
 
 
 def new_client_id() -> str:

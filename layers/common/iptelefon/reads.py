@@ -18,7 +18,7 @@ def clients_by_phone(project: Project, phone: str) -> dict[str, Any]:
     """The clients a webhook from this phone would match, in matching order (the first one wins)."""
     canonical = normalize_phone(phone, default_region=project.default_region, field="phone")
     store = ClientStore(get_storage())
-    ids = list(dict.fromkeys(store.match(project.id, canonical, limit=MAX_MATCHES)))  # one client, many variables
+    ids = store.match(project.id, canonical, limit=MAX_MATCHES)
     clients = [client for client in (store.get(project.id, i) for i in ids) if client is not None]
     return {"phone": canonical, "clients": [client_answer(c) for c in clients]}
 
