@@ -1,0 +1,164 @@
+"""`make bench`: cold imports, DynamoDB/SSM round trips, matching scale, artifact sizes -> one table + results.json.
+
+Every figure is a ratio against a baseline measured in the same run, so the numbers mean the same on any machine.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results.json"
+PYTHONPATH = os.pathsep.join(
+    str(ROOT / p)
+    for p in (
+        "layers/common",
+        "functions/webhook",
+        "functions/employee_call",
+        "functions/group_call",
+        "functions/read_api",
+    )
+)
+HANDLERS = ["webhook.handler", "employee_call.handler", "group_call.handler", "read_api.handler"]
+FLOOR = "import boto3; boto3.client('dynamodb', region_name='us-east-1')"
+
+
+def median_seconds(code: str, runs: int = 10) -> float:
+    """Median wall time of a fresh interpreter running `code` (interpreter start included, as on a cold Lambda)."""
+    env = {**os.environ, "PYTHONPATH": PYTHONPATH, "AWS_DEFAULT_REGION": "us-east-1", "PYTHONDONTWRITEBYTECODE": "0"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True)  # compile .pyc once, as a deployed zip has them
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def bench_cold_imports() -> list[dict[str, Any]]:
+    floor = median_seconds(FLOOR)
+    rows = [
+        {
+            "figure": "cold start floor: import boto3 + dynamodb client",
+            "value": f"{floor * 1000:.0f} ms",
+            "ratio": 1.0,
+            "target": "-",
+        }
+    ]
+    for module in HANDLERS:
+        seconds = median_seconds(f"import {module}")
+        rows.append(
+            {
+                "figure": f"cold import {module}",
+                "value": f"{seconds * 1000:.0f} ms",
+                "ratio": round(seconds / floor, 2),
+                "target": "<= 1.3x floor",
+            }
+        )
+    return rows
+
+
+def bench_round_trips() -> list[dict[str, Any]]:
+    """DynamoDB and SSM calls per warm webhook (known vs new client), counted with botocore event hooks."""
+    from bench.fixtures import counting_calls, local_aws
+
+    rows = []
+    with local_aws() as world:
+        world.webhook("warm-up", "79000000000")  # caches warm: project, SSM secret, clients
+        for label, phone in (("known client", "79000000000"), ("new client", "79000000001")):
+            with counting_calls() as counts:
+                world.webhook(f"rt-{label}", phone)
+            rows.append(
+                {
+                    "figure": f"webhook round trips, {label}",
+                    "value": f"dynamodb {counts['dynamodb']}, ssm {counts['ssm']}",
+                    "ratio": counts["dynamodb"],
+                    "target": "<= 3 known, 0 ssm warm" if label == "known client" else "-",
+                }
+            )
+    return rows
+
+
+def bench_matching() -> list[dict[str, Any]]:
+    from bench.fixtures import matching_timings
+
+    small, large, scan = matching_timings(100), matching_timings(100_000), None
+    rows = [
+        {
+            "figure": "matching p50 / p99, 100 clients",
+            "value": f"{small.p50_ms:.2f} / {small.p99_ms:.2f} ms",
+            "ratio": 1.0,
+            "target": "-",
+        },
+        {
+            "figure": "matching p50 / p99, 100,000 clients",
+            "value": f"{large.p50_ms:.2f} / {large.p99_ms:.2f} ms",
+            "ratio": round(large.p50_ms / small.p50_ms, 2),
+            "target": "<= 1.2x",
+        },
+        {
+            "figure": "naive scan of all variables, 100,000 clients (contrast)",
+            "value": f"{large.scan_ms:.0f} ms",
+            "ratio": round(large.scan_ms / large.p50_ms, 1),
+            "target": "-",
+        },
+    ]
+    del scan
+    return rows
+
+
+def bench_sizes() -> list[dict[str, Any]]:
+    build = ROOT / ".aws-sam" / "build"
+    if not build.exists():
+        return [{"figure": "artifact sizes", "value": "run `make build` first", "ratio": "-", "target": "-"}]
+    rows = []
+    for folder in sorted(p for p in build.iterdir() if p.is_dir()):
+        size = zipped_size(folder)
+        target = "<= 10 MB" if folder.name.endswith("Layer") else "<= 50 KB"
+        rows.append(
+            {"figure": f"zip size {folder.name}", "value": f"{size / 1024:.0f} KB", "ratio": "-", "target": target}
+        )
+    return rows
+
+
+def zipped_size(folder: Path) -> int:
+    archive = ROOT / ".aws-sam" / f"{folder.name}.zip"
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zipped:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                zipped.write(path, path.relative_to(folder))
+    size = archive.stat().st_size
+    archive.unlink()
+    return size
+
+
+def main() -> int:
+    sections: list[Callable[[], list[dict[str, Any]]]] = [
+        bench_cold_imports,
+        bench_round_trips,
+        bench_matching,
+        bench_sizes,
+    ]
+    rows: list[dict[str, Any]] = []
+    for section in sections:
+        rows.extend(section())
+    width = max(len(r["figure"]) for r in rows)
+    print(f"{'figure':<{width}}  {'value':>26}  {'ratio':>7}  target")
+    for r in rows:
+        print(f"{r['figure']:<{width}}  {r['value']:>26}  {r['ratio']!s:>7}  {r['target']}")
+    RESULTS.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
+    print(f"\nwritten {RESULTS.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
