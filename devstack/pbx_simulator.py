@@ -3,17 +3,21 @@
 It speaks the protocol of contract section 1: `POST <path>` with a form body whose last parameter is
 `hash = md5(<body before "&hash="> + secret)` (checked on the raw bytes received), or `Authorization: Bearer <secret>`.
 Every request is recorded (without its hash), faults can be switched on at run time, and a successful call-employee /
-call-group is "completed" after a delay by posting a ZEON-style completion webhook back to the connector.
+call-group is "completed" after a delay by posting a ZEON-style completion webhook back to the connector. A group
+call is answered by a simulated member (`group_member`, default "346"): its completion names that member in `exten` /
+`members` and the queue in `group`, as a PBX reports who talked, not the group id.
 
 Control API (JSON), next to the PBX endpoint:
     GET /_sim/requests, DELETE /_sim/requests      the recorded start.php requests
     GET /_sim/fault, POST /_sim/fault              {"mode": "none|timeout|http_500|result_0|garbage|reset",
                                                     "text": "...", "seconds": 30}
-    GET /_sim/config, POST /_sim/config            {"webhook_url": "...", "webhook_delay_seconds": 1.0}
+    GET /_sim/config, POST /_sim/config            {"webhook_url": "...", "webhook_delay_seconds": 1.0,
+                                                    "group_member": "346"}
     GET /_sim/webhooks, DELETE /_sim/webhooks      the completion webhooks posted and their outcome
     GET /records/<call id>.mp3                     a few bytes of "recording"
 
 Run: python -m devstack.pbx_simulator --port 8085 --secret s3cr3t [--webhook-url URL --webhook-delay 1.0]
+     [--group-member 346]
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ logger = logging.getLogger("devstack.pbx_simulator")
 FAULT_MODES = ("none", "timeout", "http_500", "result_0", "garbage", "reset")
 DEFAULT_FAULT_TEXT = "Номер занят"
 DEFAULT_TIMEOUT_SECONDS = 30.0
+DEFAULT_GROUP_MEMBER = "346"  # the short number that "answers" a simulated group call
+_SHORT_NUMBER = re.compile(r"^\d{2,8}$")
 METHODS = ("ping", "get-method-list", "call-employee", "call-group", "get-calls", "get-calls-last-id", "get-mp3")
 # Moscow has been UTC+3 all year since 2014; a fixed offset needs no tzdata on the developer's machine.
 MOSCOW = timezone(timedelta(hours=3), "MSK")
@@ -65,7 +71,9 @@ class PbxSimulator:
         *,
         webhook_url: str | None = None,
         webhook_delay_seconds: float = 1.0,
+        group_member: str = DEFAULT_GROUP_MEMBER,
     ) -> None:
+        _check_group_member(group_member)
         self.secret = secret
         self.host = host
         self.path = path
@@ -81,6 +89,7 @@ class PbxSimulator:
         self._fault: dict[str, Any] = {"mode": "none", "text": None, "seconds": DEFAULT_TIMEOUT_SECONDS}
         self._webhook_url = webhook_url
         self._webhook_delay_seconds = webhook_delay_seconds
+        self._group_member = group_member
 
     # --- lifecycle -------------------------------------------------------------------------------------------------
 
@@ -173,7 +182,17 @@ class PbxSimulator:
     @property
     def config(self) -> dict[str, Any]:
         with self._lock:
-            return {"webhook_url": self._webhook_url, "webhook_delay_seconds": self._webhook_delay_seconds}
+            return {
+                "webhook_url": self._webhook_url,
+                "webhook_delay_seconds": self._webhook_delay_seconds,
+                "group_member": self._group_member,
+            }
+
+    def configure_group_member(self, group_member: str) -> None:
+        """The short number that answers group calls from now on (reported as `exten` / `members`)."""
+        _check_group_member(group_member)
+        with self._lock:
+            self._group_member = group_member
 
     def configure_webhook(self, webhook_url: str | None, webhook_delay_seconds: float | None = None) -> None:
         if webhook_url is not None and urlsplit(webhook_url).scheme not in ("http", "https"):
@@ -235,7 +254,10 @@ class PbxSimulator:
             return {"result": 0, "text": f"missing parameter: {', '.join(missing)}"}
         call_id = f"{int(time.time())}.{next(self._call_ids)}"
         started = datetime.now(MOSCOW).strftime("%Y-%m-%d %H:%M:%S")
-        ext, phone = params[target], params["phone"]
+        phone = params["phone"]
+        with self._lock:
+            # An employee call is answered by that employee; a group call by one of the group's members.
+            ext = params[target] if target == "ext" else self._group_member
         completion = {
             "id": call_id,
             "linkedid": call_id,
@@ -252,7 +274,7 @@ class PbxSimulator:
             "link": self._record_link(call_id),
         }
         if target == "group":
-            completion["group"] = ext
+            completion["group"] = params["group"]
         with self._lock:
             delay = self._webhook_delay_seconds
         threading.Thread(target=self._complete_call, args=(completion, delay), name="pbx-sim-call", daemon=True).start()
@@ -429,8 +451,12 @@ class _Handler(BaseHTTPRequestHandler):
         return self.sim.fault
 
     def _set_config(self, body: dict[str, Any]) -> dict[str, Any]:
+        if "group_member" in body:
+            _check_group_member(body["group_member"])  # before anything changes: all or nothing
         url = body.get("webhook_url", self.sim.config["webhook_url"])
         self.sim.configure_webhook(url or None, body.get("webhook_delay_seconds"))
+        if "group_member" in body:
+            self.sim.configure_group_member(body["group_member"])
         return self.sim.config
 
     # --- plumbing --------------------------------------------------------------------------------------------------
@@ -453,6 +479,11 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
+def _check_group_member(group_member: object) -> None:
+    if not isinstance(group_member, str) or not _SHORT_NUMBER.fullmatch(group_member):
+        raise ValueError("group_member must be a short number of 2-8 digits, e.g. '346'")
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -465,6 +496,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", default="/b3/api/v2/start.php")
     parser.add_argument("--webhook-url", default=None, help="where to POST call completions (the connector webhook)")
     parser.add_argument("--webhook-delay", type=float, default=1.0, help="seconds from a call start to its completion")
+    parser.add_argument(
+        "--group-member", default=DEFAULT_GROUP_MEMBER, help="short number that answers group calls (exten/members)"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s pbx-simulator %(message)s")
     simulator = PbxSimulator(
@@ -474,6 +508,7 @@ def main(argv: list[str] | None = None) -> None:
         path=args.path,
         webhook_url=args.webhook_url,
         webhook_delay_seconds=args.webhook_delay,
+        group_member=args.group_member,
     )
     done = threading.Event()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,14 +12,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
+from botocore.exceptions import ClientError
 
 from iptelefon.auth import issue_token
+from iptelefon.calls import connection_for
 from iptelefon.errors import InvalidInput, NotFound
 from iptelefon.models import AuthMode, CallMethod, Employee, Project
+from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client
 from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
 from iptelefon.storage import Storage, dynamodb_client
 
 DEFAULT_STACK_FILE = Path(".local/stack.json")
+PBX_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass
@@ -136,6 +141,73 @@ def set_employee(
     employee = Employee(id=employee_id, name=name, call_method=method, short_number=short_number)
     target.storage.put_employee(project_id, employee)
     return employee
+
+
+def create_token(target: Target, project_id: str) -> tuple[str, str]:
+    """A new bot token of an existing project: (token_id, token). The token is shown once, stored as a hash."""
+    _project(target, project_id)
+    return issue_token(target.storage, project_id)
+
+
+# -- the project's PBX ----------------------------------------------------------------------------------------------
+def pbx_connection(target: Target, project_id: str) -> PbxConnection:
+    """The project's PBX connection: server_url and secret (decrypted) from SSM, method names from the project."""
+    project = _project(target, project_id)
+    path = project_ssm_path(target.ssm_prefix, project_id)
+    try:
+        server_url = target.ssm.get_parameter(Name=f"{path}/server_url")["Parameter"]["Value"]
+        secret = target.ssm.get_parameter(Name=f"{path}/secret", WithDecryption=True)["Parameter"]["Value"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            raise NotFound(f"project {project_id} has no PBX connection in SSM under {path}/") from None
+        raise
+    credentials = PbxCredentials(server_url=server_url, secret=secret)
+    return connection_for(project, credentials, timeout_seconds=PBX_TIMEOUT_SECONDS)
+
+
+def pbx_ping(target: Target, project_id: str, *, client: PbxClient | None = None) -> dict[str, Any]:
+    """`ping` the project's PBX: proves the URL, the secret and the auth mode (PbxError / PbxTimeout otherwise)."""
+    conn = pbx_connection(target, project_id)
+    started = time.monotonic()
+    reply = (client or get_pbx_client()).ping(conn)
+    return {
+        "project_id": project_id,
+        "server_url": conn.server_url,
+        "auth_mode": conn.auth_mode,
+        "reply": reply,
+        "ms": round((time.monotonic() - started) * 1000),
+    }
+
+
+def pbx_methods(target: Target, project_id: str, *, client: PbxClient | None = None) -> list[str]:
+    """The method names the project's PBX lists (`get-method-list`): where the real originate names show up."""
+    conn = pbx_connection(target, project_id)
+    return method_names((client or get_pbx_client()).method_list(conn))
+
+
+def method_names(data: Any) -> list[str]:
+    """Method names from a `get-method-list` reply, whatever its shape (a list of names or of objects, a map)."""
+    if isinstance(data, str):
+        return [name for name in re.split(r"[\s,;]+", data) if name]
+    if isinstance(data, dict):
+        inner = data.get("methods") or data.get("list")
+        return method_names(inner) if inner is not None else [str(name) for name in data]
+    if isinstance(data, (list, tuple)):
+        names = []
+        for entry in data:
+            if isinstance(entry, dict):
+                entry = entry.get("method") or entry.get("name") or entry.get("id")
+            if entry is not None and str(entry).strip():
+                names.append(str(entry).strip())
+        return names
+    return []
+
+
+def _project(target: Target, project_id: str) -> Project:
+    project = target.storage.get_project(project_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    return project
 
 
 def _check_server_url(server_url: str) -> None:

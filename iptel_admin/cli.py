@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from iptel_admin import admin
-from iptelefon.auth import issue_token
-from iptelefon.errors import DomainError, NotFound
+from iptelefon.errors import DomainError, InvalidInput, NotFound
 from iptelefon.models import MESSENGERS
+from iptelefon.observability import logger
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,6 +62,15 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke = token.add_parser("revoke")
     token_revoke.add_argument("--project", required=True)
     token_revoke.add_argument("--token-id", required=True)
+
+    pbx = commands.add_parser("pbx", help="talk to a project's PBX").add_subparsers(dest="action", required=True)
+    for name, text in (
+        ("ping", "check the PBX connection (URL, secret, auth mode)"),
+        ("methods", "list the PBX's method names (get-method-list): find the real originate method names"),
+    ):
+        command = pbx.add_parser(name, help=text)
+        command.add_argument("project_id", nargs="?", help="the project (or --project)")
+        command.add_argument("--project", dest="project_option", help="the project")
     return parser
 
 
@@ -102,16 +114,47 @@ def run(args: argparse.Namespace) -> Any:
         case "employee", "list":
             return [e.model_dump() for e in target.storage.list_employees(args.project)]
         case "token", "create":
-            token_id, token = issue_token(target.storage, args.project)
+            token_id, token = admin.create_token(target, args.project)
             return {"token_id": token_id, "bot_token": token, "note": "shown once"}
         case "token", "revoke":
             if not target.storage.revoke_token(args.project, args.token_id):
                 raise NotFound(f"token {args.token_id} not found in project {args.project}")
             return {"revoked": args.token_id}
+        case "pbx", "ping":
+            return admin.pbx_ping(target, _project_arg(args))
+        case "pbx", "methods":
+            return admin.pbx_methods(target, _project_arg(args))
     raise SystemExit(f"unknown command {args.area} {args.action}")
 
 
+def _project_arg(args: argparse.Namespace) -> str:
+    project_id = args.project_option or args.project_id
+    if not project_id:
+        raise InvalidInput.for_field("project", "name the project: iptel pbx {ping|methods} --project <id>")
+    return str(project_id)
+
+
+@contextmanager
+def _service_logs_to_stderr() -> Iterator[None]:
+    """The layer logs JSON lines to stdout (Lambda); here stdout is the command's JSON answer: keep it clean."""
+    handler = logger.registered_handler
+    level = logger.log_level
+    stream = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
+    logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if stream is not None and isinstance(handler, logging.StreamHandler):
+            handler.setStream(stream)
+
+
 def main(argv: list[str] | None = None) -> int:
+    with _service_logs_to_stderr():
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         result = run(args)

@@ -138,3 +138,98 @@ def other_project(admin_target: Any) -> Any:
         messengers=["whatsapp"],
         project_id="proj-b",
     )
+
+
+# -- PBX doubles for the call routes (issue 5) -----------------------------------------------------------------------
+class FakePbx:
+    """An in-memory ZEON PBX behind `httpx.MockTransport`: records every request body, answers `reply`.
+
+    `reply` is an httpx.Response or an exception to raise (e.g. httpx.ReadTimeout); `delay` holds each answer back
+    (a slow PBX, for concurrent repeats).
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        import httpx
+
+        self.requests: list[Any] = []
+        self.reply: Any = httpx.Response(200, json={"result": 1, "data": {"call_id": "pbx-1"}})
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        self.http = httpx.Client(transport=httpx.MockTransport(self._handle))
+
+    def _handle(self, request: Any) -> Any:
+        import time
+
+        request.read()
+        with self._lock:
+            self.requests.append(request)
+        if self.delay:
+            time.sleep(self.delay)
+        if isinstance(self.reply, Exception):
+            raise self.reply
+        return self.reply
+
+    @property
+    def forms(self) -> list[dict[str, str]]:
+        """The decoded form of every request (the hash included)."""
+        from urllib.parse import parse_qsl
+
+        return [dict(parse_qsl(r.content.decode())) for r in self.requests]
+
+
+@pytest.fixture
+def fake_pbx(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePbx]:
+    """Every PBX request of `iptelefon.calls` goes to a FakePbx (never the network)."""
+    from iptelefon import calls
+    from iptelefon.pbx import PbxClient
+
+    pbx = FakePbx()
+    monkeypatch.setattr(calls, "get_pbx_client", lambda: PbxClient(pbx.http))
+    yield pbx
+    pbx.http.close()
+
+
+@pytest.fixture
+def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """The real PBX simulator on 127.0.0.1:<free port> as proj-a's PBX; the PBX timeout is cut to 0.3 s."""
+    import httpx
+    from aws_lambda_powertools.utilities import parameters
+
+    from devstack.pbx_simulator import PbxSimulator
+    from iptelefon import calls
+    from iptelefon.pbx import PbxClient
+    from iptelefon.project_config import PbxCredentials, put_pbx_credentials
+    from iptelefon.settings import get_settings
+
+    monkeypatch.setenv("PBX_TIMEOUT_SECONDS", "0.3")
+    get_settings.cache_clear()
+    with PbxSimulator(PBX_SECRET, webhook_delay_seconds=60) as simulator, httpx.Client(trust_env=False) as http:
+        put_pbx_credentials(
+            boto3.client("ssm"), get_settings().ssm_prefix, "proj-a", PbxCredentials(simulator.url, PBX_SECRET)
+        )
+        parameters.clear_caches()
+        monkeypatch.setattr(calls, "get_pbx_client", lambda: PbxClient(http))
+        yield simulator
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are: moto checks a condition and writes without a lock, so
+    concurrent threads could both pass `attribute_not_exists`. One lock around each operation closes that gap."""
+    import functools
+    import threading
+
+    from moto.dynamodb.models import DynamoDBBackend
+
+    lock = threading.RLock()
+    for name in ("put_item", "update_item", "delete_item", "get_item", "query", "transact_write_items"):
+        original = getattr(DynamoDBBackend, name)
+
+        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
+            with lock:
+                return __original(*args, **kwargs)
+
+        monkeypatch.setattr(DynamoDBBackend, name, functools.wraps(original)(locked))

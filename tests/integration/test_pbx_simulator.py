@@ -248,6 +248,40 @@ def test_completion_webhook_is_posted_form_encoded(
     assert time.strptime(fields["calldate"], "%Y-%m-%d %H:%M:%S")
 
 
+@pytest.mark.parametrize("member", [None, "512"])
+def test_group_call_completion_names_the_answering_member_not_the_group(
+    member: str | None,
+    pbx: PbxClient,
+    conn: PbxConnection,
+    http: httpx.Client,
+    simulator: PbxSimulator,
+    receiver: tuple[str, queue.Queue[dict[str, Any]]],
+) -> None:
+    # Given a simulator completing to the receiver, with the default answering member or one set over the control API
+    url, received = receiver
+    config: dict[str, Any] = {"webhook_url": url, "webhook_delay_seconds": 0}
+    if member:
+        config["group_member"] = member
+    assert http.post(f"{simulator.base_url}/_sim/config", json=config).json()["group_member"] == (member or "346")
+
+    # When group 3 is called
+    pbx.start_group_call(conn, "3", "79004443322")
+
+    # Then the completion reports who talked as the employee, and the queue as the group
+    fields = received.get(timeout=2)["fields"]
+    answered = member or "346"
+    assert (fields["exten"], fields["members"], fields["src"], fields["group"]) == (answered, answered, answered, "3")
+
+
+def test_an_invalid_group_member_is_refused_and_nothing_changes(http: httpx.Client, simulator: PbxSimulator) -> None:
+    answer = http.post(
+        f"{simulator.base_url}/_sim/config", json={"group_member": "3; drop", "webhook_delay_seconds": 5}
+    )
+    assert answer.status_code == 400
+    assert simulator.config["group_member"] == "346"
+    assert simulator.config["webhook_delay_seconds"] == 0
+
+
 def test_webhook_outcome_and_completed_call_are_recorded(
     pbx: PbxClient,
     conn: PbxConnection,

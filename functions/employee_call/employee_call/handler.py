@@ -32,4 +32,5 @@ def client_card_call(client_id: str, body: ClientCardCallRequest) -> Response[di
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    calls.register_lambda_context(context)  # Idempotency-Key: an in-flight record expires with this invocation
     return app.resolve(event, context)

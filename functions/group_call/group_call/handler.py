@@ -23,4 +23,5 @@ def group_call(body: GroupCallRequest) -> Response[dict[str, Any]]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    calls.register_lambda_context(context)  # Idempotency-Key: an in-flight record expires with this invocation
     return app.resolve(event, context)

@@ -7,6 +7,8 @@ Replies are JSON `{"result": 1, "data": ...}`; any other `result` is an error wh
 
 Starting a call is not idempotent on the PBX, so a request that may have reached it is never retried: only a connect
 failure (nothing was sent) is retried, once. Timeouts answer 504 (`PbxTimeout`), every other failure 502 (`PbxError`).
+`PbxRefused` (a `PbxError`) marks the failures after which the PBX certainly started nothing: it said no
+(`result != 1`, HTTP 3xx/4xx) or it was never reached. After any other failure a call may be ringing.
 The secret and the hash never appear in an exception message or a log line; the server URL may.
 """
 
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -27,8 +28,7 @@ from urllib.parse import quote_plus
 import httpx
 
 from iptelefon.errors import PbxError, PbxTimeout
-
-logger = logging.getLogger(__name__)
+from iptelefon.observability import logger
 
 AuthMode = Literal["hash", "bearer"]
 
@@ -40,6 +40,10 @@ MAX_CONNECT_TIMEOUT_SECONDS = 2.0
 # How much of an unexpected reply is quoted in an error message.
 _QUOTE_CHARS = 200
 _MD5_HEX = re.compile(r"\b[0-9a-fA-F]{32}\b")
+
+
+class PbxRefused(PbxError):
+    """The PBX certainly did not act on the request: it refused it, or the request never reached it (still a 502)."""
 
 
 @dataclass(frozen=True)
@@ -128,7 +132,7 @@ class PbxClient:
                     extra={"pbx_url": conn.server_url, "pbx_method": method, "attempt": attempt, "error": _kind(exc)},
                 )
                 if attempt == 2:
-                    raise PbxError(f"PBX unreachable at {conn.server_url} ({_kind(exc)})") from exc
+                    raise PbxRefused(f"PBX unreachable at {conn.server_url} ({_kind(exc)})") from exc
             except httpx.TimeoutException as exc:
                 # The request may have reached the PBX (a call may be ringing): never retried.
                 logger.warning("PBX timeout", extra={"pbx_url": conn.server_url, "pbx_method": method})
@@ -136,7 +140,7 @@ class PbxClient:
                     f"PBX did not answer {method} within {conn.timeout_seconds:g} s (it may have received the request)"
                 ) from exc
             except httpx.UnsupportedProtocol:
-                raise PbxError(f"PBX server_url must be an http(s) URL: {conn.server_url!r}") from None
+                raise PbxRefused(f"PBX server_url must be an http(s) URL: {conn.server_url!r}") from None
             except httpx.HTTPError as exc:
                 # Read/write errors, resets, protocol errors: the request may have reached the PBX: never retried.
                 logger.warning(
@@ -147,7 +151,7 @@ class PbxClient:
                     f"PBX connection failed during {method} ({_kind(exc)}); the request may have reached the PBX"
                 ) from exc
             except httpx.InvalidURL:
-                raise PbxError(f"PBX server_url is not a valid URL: {conn.server_url!r}") from None
+                raise PbxRefused(f"PBX server_url is not a valid URL: {conn.server_url!r}") from None
         raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -171,7 +175,9 @@ def _parse_reply(conn: PbxConnection, method: str, response: httpx.Response) -> 
     status = response.status_code
     if status >= 300:
         where = f" (redirect to {response.headers.get('location')}: check server_url)" if status < 400 else ""
-        raise PbxError(f"PBX answered HTTP {status} to {method}{where}")
+        # 3xx (not followed) and 4xx: the script never ran the method. 5xx: it may have, then crashed.
+        error = PbxError if status >= 500 else PbxRefused
+        raise error(f"PBX answered HTTP {status} to {method}{where}")
     try:
         reply = json.loads(response.content)
     except ValueError:
@@ -184,7 +190,7 @@ def _parse_reply(conn: PbxConnection, method: str, response: httpx.Response) -> 
     if result in (1, "1") and result is not True:
         return reply.get("data")
     text = _redact(str(reply.get("text") or reply.get("error") or f"result {result!r} without text"), conn)
-    raise PbxError(f"PBX error on {method}: {text}")
+    raise PbxRefused(f"PBX error on {method}: {text}")
 
 
 def _redact(text: str, conn: PbxConnection) -> str:
