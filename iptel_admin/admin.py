@@ -46,7 +46,9 @@ def local_target(stack_file: Path = DEFAULT_STACK_FILE) -> Target:
 
 
 def connect(endpoint_url: str | None, region: str, table_name: str, ssm_prefix: str, api_url: str | None) -> Target:
-    session = boto3.Session(region_name=region)
+    # The local stack's moto server takes any credentials; a newcomer has none configured.
+    key = "local" if endpoint_url else None
+    session = boto3.Session(region_name=region, aws_access_key_id=key, aws_secret_access_key=key)
     kwargs: dict[str, Any] = {"endpoint_url": endpoint_url} if endpoint_url else {}
     dynamodb = session.client("dynamodb", **kwargs) if endpoint_url else dynamodb_client()
     return Target(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import socket
 import subprocess
@@ -59,6 +60,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     info = json.loads(stack_file.read_text())
     info["_process"] = process
     info["_ports"] = ports
+    info["_state_dir"] = str(state)
     yield info
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
@@ -120,6 +122,51 @@ def test_zeon_webhook_lands_as_a_notification_on_the_client(stack: dict[str, Any
     assert card["dialog"][0]["text"].startswith("Звонок завершён · входящий · 01:05 · сотрудник 346")
     calls = httpx.get(f"{stack['api_url']}/v1/calls", params={"client_id": client["id"]}, headers=headers).json()
     assert [c["call_id"] for c in calls["calls"]] == ["e2e-1"]
+
+
+def test_bot_call_rings_on_the_pbx_and_its_completion_lands_on_the_client(stack: dict[str, Any]) -> None:
+    # Given the demo project; When a bot starts an employee call
+    headers = {"Authorization": f"Bearer {stack['bot_token']}"}
+    started = httpx.post(
+        f"{stack['api_url']}/v1/calls/employee",
+        headers=headers,
+        json={"client_phone": "+7 900 777-66-55", "short_employee_phone": "346"},
+    )
+    assert started.status_code == 202, started.text
+    call_id = started.json()["call_id"]
+    # Then the simulator got exactly one call-employee request with the normalized phone
+    requests = httpx.get(f"{stack['pbx_control_url']}/requests").json()
+    starts = [r for r in requests if r["method"] == "call-employee" and r["params"].get("phone") == "79007776655"]
+    assert len(starts) == 1 and starts[0]["params"]["ext"] == "346" and starts[0]["valid"]
+    # And its completion webhook lands: the attempt is completed by a call of a client with the notification
+    deadline = time.monotonic() + 15
+    attempt: dict[str, Any] = {}
+    while time.monotonic() < deadline and attempt.get("status") != "completed":
+        time.sleep(0.2)
+        attempt = httpx.get(f"{stack['api_url']}/v1/calls/{call_id}", headers=headers).json()
+    assert attempt["status"] == "completed", attempt
+    card = httpx.get(f"{stack['api_url']}/v1/clients/{attempt['call']['client_id']}", headers=headers).json()
+    assert card["phone"] == "79007776655"
+    assert card["dialog"][0]["text"].startswith("Звонок завершён · исходящий · 01:23 · сотрудник 346")
+
+
+def test_admin_cli_works_against_the_stack_without_aws_credentials(stack: dict[str, Any], tmp_path: Path) -> None:
+    # Given a shell with no AWS configuration at all
+    env = {"PATH": os.environ["PATH"], "HOME": str(tmp_path)}
+    stack_file = Path(stack["_state_dir"]) / "stack.json"
+    # When the operator runs `iptel project show demo`
+    shown = subprocess.run(
+        [sys.executable, "-m", "iptel_admin.cli", "--stack-file", str(stack_file), "project", "show", "demo"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    # Then it prints the project and its employees, never the secret
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["project"]["id"] == "demo"
+    assert "demo-pbx-secret" not in shown.stdout + shown.stderr
 
 
 def test_sigterm_stops_every_service(stack: dict[str, Any]) -> None:

@@ -305,6 +305,7 @@ def test_concurrent_repeats_send_exactly_one_pbx_request(
     conflicts = [a for a in answers if a["statusCode"] == 409]
     assert len(conflicts) + sum(a["statusCode"] == 202 for a in answers) == 20
     assert conflicts and all("retry" in answer_json(a)["message"] for a in conflicts)
+    assert all(a["multiValueHeaders"]["Retry-After"] == ["2"] for a in conflicts)
     # And a later repeat gets the first answer
     assert _call(EMPLOYEE, lambda_context, project.token, key="storm")["body"] == first
 

@@ -13,7 +13,7 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 
 from iptelefon.auth import authenticate
-from iptelefon.errors import DomainError, RateLimited, StorageUnavailable
+from iptelefon.errors import DomainError
 from iptelefon.models import Project
 from iptelefon.observability import logger
 from iptelefon.storage import get_storage
@@ -24,9 +24,7 @@ def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | 
 
 
 def domain_error_response(error: DomainError) -> Response:
-    headers = None
-    if isinstance(error, (RateLimited, StorageUnavailable)):
-        headers = {"Retry-After": str(error.retry_after_seconds)}
+    headers = None if error.retry_after_seconds is None else {"Retry-After": str(error.retry_after_seconds)}
     if error.status_code >= 500:
         logger.warning("request failed", extra={"error": error.code, "status": error.status_code})
     return error_response(error.status_code, error.body(), headers)

@@ -81,6 +81,17 @@ def get_attempt(storage: Storage, project_id: str, attempt_id: str) -> dict[str,
     return storage.get(project_pk(project_id), attempt_sk(attempt_id))
 
 
+def attempt_answer(attempt: dict[str, Any]) -> dict[str, Any]:
+    """An attempt as the read API shows it: under the `call_id` the bot got in its 202 answer."""
+    hidden = {"pk", "sk", "type", "attempt_id", "call_id", "pbx_reply"}
+    return {
+        "call_id": attempt["attempt_id"],
+        "record": "attempt",
+        **{k: v for k, v in attempt.items() if k not in hidden},
+        "completed_by_call_id": attempt.get("call_id"),
+    }
+
+
 def latest_pending_attempt(
     storage: Storage, project_id: str, phone: str, *, pbx_call_id: str | None = None, now: float | None = None
 ) -> dict[str, Any] | None:

@@ -326,7 +326,8 @@ def _once(
         outcome = _idempotent_runner()(scope=scope, work=run)
     except IdempotencyAlreadyInProgressError:
         raise Conflict(
-            "a request with this Idempotency-Key is still in progress: retry in a few seconds to get its answer"
+            "a request with this Idempotency-Key is still in progress: retry in a few seconds to get its answer",
+            retry_after_seconds=2,
         ) from None
     except IdempotencyValidationError:
         raise Conflict(

@@ -12,10 +12,14 @@ class DomainError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: list[dict[str, Any]] | None = None, retry_after_seconds: int | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
+        # Sent as the Retry-After header: when asking again may succeed (429, 503, 409 while in progress).
+        self.retry_after_seconds = retry_after_seconds
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {"error": self.code, "message": self.message}
@@ -76,8 +80,7 @@ class RateLimited(DomainError):
     code = "rate_limited"
 
     def __init__(self, message: str, *, retry_after_seconds: int) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message, retry_after_seconds=retry_after_seconds)
 
 
 class NotImplementedYet(DomainError):
@@ -104,5 +107,4 @@ class StorageUnavailable(DomainError):
     code = "storage_unavailable"
 
     def __init__(self, message: str = "storage is unavailable, retry later", *, retry_after_seconds: int = 2) -> None:
-        super().__init__(message)
-        self.retry_after_seconds = retry_after_seconds
+        super().__init__(message, retry_after_seconds=retry_after_seconds)

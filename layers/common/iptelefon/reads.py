@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from iptelefon.call_attempts import attempt_answer, get_attempt
 from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.clients import ClientStore
 from iptelefon.errors import NotFound
@@ -40,10 +41,17 @@ def calls_of_client(project: Project, client_id: str) -> dict[str, Any]:
 
 
 def call_record(project: Project, call_id: str) -> dict[str, Any]:
-    record = CallRecordStore(get_storage()).get(project.id, call_id)
-    if record is None:
+    """A completed call by its id, or a bot's call attempt by the `call_id` its 202 answer gave (with the call
+    that completed it, once the PBX's webhook came)."""
+    records = CallRecordStore(get_storage())
+    record = records.get(project.id, call_id)
+    if record is not None:
+        return call_answer(record)
+    attempt = get_attempt(records.storage, project.id, call_id)
+    if attempt is None:
         raise NotFound(f"call {call_id} not found")
-    return call_answer(record)
+    completed = records.get(project.id, str(attempt["call_id"])) if attempt.get("call_id") else None
+    return {**attempt_answer(attempt), "call": call_answer(completed) if completed else None}
 
 
 def client_answer(client: Client) -> dict[str, Any]:

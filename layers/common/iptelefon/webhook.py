@@ -11,6 +11,7 @@ import hmac
 from dataclasses import dataclass, field
 from typing import Any
 
+from iptelefon.call_attempts import latest_pending_attempt, link_attempt
 from iptelefon.call_records import MAX_KEPT_BODY_CHARS, CallRecordStore
 from iptelefon.clients import ClientStore
 from iptelefon.errors import DomainError, NotFound
@@ -19,7 +20,7 @@ from iptelefon.observability import logger, metrics
 from iptelefon.phones import mask_phone
 from iptelefon.project_config import get_pbx_credentials
 from iptelefon.settings import get_settings
-from iptelefon.storage import get_storage, sha256_hex
+from iptelefon.storage import Storage, get_storage, sha256_hex
 from iptelefon.webhook_payload import CanonicalCall, canonicalize, extract_fields
 
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
@@ -100,6 +101,8 @@ def record_call(project: Project, call: CanonicalCall, raw: dict[str, Any], reco
         client_id = str(existing.get("client_id", client_id))
         if call.record_link and not existing.get("record_link"):
             records.add_record_link(project, existing, call)
+    if call.direction != "in":  # a bot-started call is an outgoing callback: link it to its attempt
+        link_to_attempt(records.storage, project, call, client_id)
     logger.info(
         "call recorded",
         extra={
@@ -112,3 +115,10 @@ def record_call(project: Project, call: CanonicalCall, raw: dict[str, Any], reco
     )
     metrics.add_metric(name="WebhookDuplicate" if duplicate else "CallRecorded", unit="Count", value=1)
     return {"result": 1, "call_id": call.idempotency_key, "client_id": client_id, "duplicate": duplicate}
+
+
+def link_to_attempt(storage: Storage, project: Project, call: CanonicalCall, client_id: str) -> None:
+    """Mark the bot's call attempt to this phone as completed by this call (also on a replay: self-healing)."""
+    attempt = latest_pending_attempt(storage, project.id, call.client_phone, pbx_call_id=call.call_id)
+    if attempt is not None:
+        link_attempt(storage, project.id, str(attempt["attempt_id"]), call.idempotency_key, client_id)
