@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt
 
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)  # also when started from a script that ignores Ctrl-C
     try:
         print_welcome(stack.start(), args.state_dir)
         code = stack.watch()

@@ -14,13 +14,17 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.exceptions import ClientError
 
+from iptel_admin import client_import
+from iptel_admin.client_import import ImportReport, build_client
 from iptelefon.auth import issue_token
+from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.calls import connection_for
+from iptelefon.clients import ClientStore
 from iptelefon.errors import InvalidInput, NotFound
-from iptelefon.models import AuthMode, CallMethod, Employee, Project
+from iptelefon.models import AuthMode, CallMethod, Client, Employee, Project
 from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client
 from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
-from iptelefon.storage import Storage, dynamodb_client
+from iptelefon.storage import Storage, dynamodb_client, project_pk
 
 DEFAULT_STACK_FILE = Path(".local/stack.json")
 PBX_TIMEOUT_SECONDS = 10.0
@@ -143,6 +147,36 @@ def set_employee(
     employee = Employee(id=employee_id, name=name, call_method=method, short_number=short_number)
     target.storage.put_employee(project_id, employee)
     return employee
+
+
+def add_client(
+    target: Target, *, project_id: str, channel: str, phone: str | None, variables: dict[str, str]
+) -> Client:
+    """A client with variables, its phone index entries written in the same transaction."""
+    project = _project(target, project_id)
+    client = build_client(project, channel=channel, phone=phone, variables=variables)
+    ClientStore(target.storage).add(project, client)
+    return client
+
+
+def import_clients(target: Target, project_id: str, path: Path, *, progress: bool = True) -> ImportReport:
+    project = _project(target, project_id)
+    return client_import.import_clients(
+        ClientStore(target.storage), project, path, progress=client_import.progress_bar if progress else None
+    )
+
+
+def list_calls(target: Target, project_id: str, *, client_id: str | None, limit: int) -> list[dict[str, Any]]:
+    """Calls of one client (newest first), or of the whole project (newest received first)."""
+    _project(target, project_id)
+    records = CallRecordStore(target.storage)
+    if client_id:
+        found = records.of_client(project_id, client_id, limit=limit)
+    else:
+        found = sorted(
+            target.storage.query(project_pk(project_id), "CALL#"), key=lambda r: r["received_at"], reverse=True
+        )[:limit]
+    return [call_answer(r) for r in found]
 
 
 def create_token(target: Target, project_id: str) -> tuple[str, str]:

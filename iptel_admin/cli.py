@@ -63,6 +63,26 @@ def build_parser() -> argparse.ArgumentParser:
     token_revoke.add_argument("--project", required=True)
     token_revoke.add_argument("--token-id", required=True)
 
+    client = commands.add_parser("client", help="clients and the phone index").add_subparsers(
+        dest="action", required=True
+    )
+    client_add = client.add_parser("add", help="a client with variables (indexed for matching)")
+    client_add.add_argument("--project", required=True)
+    client_add.add_argument("--channel", default="telephony", choices=["telephony", *MESSENGERS])
+    client_add.add_argument("--phone", help="the client's own phone (required for telephony)")
+    client_add.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a client variable")
+    client_import = client.add_parser(
+        "import", help="clients from a CSV file (phone, channel, id, created_at, every other column a variable)"
+    )
+    client_import.add_argument("--project", required=True)
+    client_import.add_argument("csv", type=Path)
+
+    calls = commands.add_parser("calls", help="call records").add_subparsers(dest="action", required=True)
+    calls_list = calls.add_parser("list", help="newest first")
+    calls_list.add_argument("--project", required=True)
+    calls_list.add_argument("--client", help="only this client's calls")
+    calls_list.add_argument("--limit", type=int, default=50)
+
     pbx = commands.add_parser("pbx", help="talk to a project's PBX").add_subparsers(dest="action", required=True)
     for name, text in (
         ("ping", "check the PBX connection (URL, secret, auth mode)"),
@@ -120,11 +140,28 @@ def run(args: argparse.Namespace) -> Any:
             if not target.storage.revoke_token(args.project, args.token_id):
                 raise NotFound(f"token {args.token_id} not found in project {args.project}")
             return {"revoked": args.token_id}
+        case "client", "add":
+            variables = dict(_name_value(v) for v in args.var)
+            return admin.add_client(
+                target, project_id=args.project, channel=args.channel, phone=args.phone, variables=variables
+            ).model_dump(mode="json")
+        case "client", "import":
+            report = admin.import_clients(target, args.project, args.csv, progress=sys.stderr.isatty())
+            return {"imported": report.imported, "skipped": report.skipped}
+        case "calls", "list":
+            return admin.list_calls(target, args.project, client_id=args.client, limit=args.limit)
         case "pbx", "ping":
             return admin.pbx_ping(target, _project_arg(args))
         case "pbx", "methods":
             return admin.pbx_methods(target, _project_arg(args))
     raise SystemExit(f"unknown command {args.area} {args.action}")
+
+
+def _name_value(text: str) -> tuple[str, str]:
+    name, separator, value = text.partition("=")
+    if not separator or not name.strip():
+        raise InvalidInput.for_field("var", f"{text!r} is not NAME=VALUE")
+    return name.strip(), value
 
 
 def _project_arg(args: argparse.Namespace) -> str:

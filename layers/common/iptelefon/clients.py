@@ -109,6 +109,45 @@ class ClientStore:
             raise
         return True
 
+    def add_many(self, project: Project, clients: list[Client]) -> list[tuple[Client, str]]:
+        """Store many clients (an import) in as few transactions as possible, each client with its index entries.
+
+        A transaction holds up to 100 items and touches each index item once, so clients sharing a phone go to
+        different transactions. Returns the clients that could not be stored, with the reason.
+        """
+        failed: list[tuple[Client, str]] = []
+        for batch in pack_transactions([(client, self._client_writes(project, client)) for client in clients]):
+            try:
+                with sdk_errors():
+                    self.client.transact_write_items(TransactItems=[i for _, items in batch for i in items])
+            except ClientError as error:
+                if not is_condition_failure(error):
+                    raise
+                for client, _ in batch:  # some client id exists already: store the others one by one
+                    try:
+                        self.add(project, client)
+                    except ClientError as single:
+                        if not is_condition_failure(single):
+                            raise
+                        failed.append((client, f"client {client.id} already exists"))
+        return failed
+
+    def _client_writes(self, project: Project, client: Client) -> list[Any]:
+        items: list[Any] = [
+            {
+                "Put": {
+                    "TableName": self.table,
+                    "Item": to_item(self._client_item(project.id, client)),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            }
+        ]
+        items += [
+            _index_change(self.table, project.id, phone, "ADD", entries)
+            for phone, entries in self._index_entries(project, client).items()
+        ]
+        return items
+
     def match_or_create(self, project: Project, phone: str) -> tuple[str, bool]:
         """The matching client's id, or a new client's (contract section 4). Returns (client_id, created)."""
         found = self.match(project.id, phone)
@@ -185,6 +224,33 @@ def _index_change(table: str, project_id: str, phone: str, action: str, entries:
             "ExpressionAttributeValues": {":entries": {"SS": entries}},
         }
     }
+
+
+MAX_TRANSACTION_ITEMS = 100
+
+
+def pack_transactions(writes: list[tuple[Client, list[Any]]]) -> list[list[tuple[Client, list[Any]]]]:
+    """Greedy packing of each client's writes into transactions of at most 100 items that touch no item twice
+    (two clients with the same phone update the same index item)."""
+    batches: list[list[tuple[Client, list[Any]]]] = []
+    batch: list[tuple[Client, list[Any]]] = []
+    touched: set[tuple[str, str]] = set()
+    for client, items in writes:
+        keys = {written_key(i) for i in items}
+        if batch and (len(touched) + len(keys) > MAX_TRANSACTION_ITEMS or touched & keys):
+            batches.append(batch)
+            batch, touched = [], set()
+        batch.append((client, items))
+        touched |= keys
+    if batch:
+        batches.append(batch)
+    return batches
+
+
+def written_key(write: dict[str, Any]) -> tuple[str, str]:
+    ((action, spec),) = write.items()
+    item_key = spec["Item"] if action == "Put" else spec["Key"]
+    return item_key["pk"]["S"], item_key["sk"]["S"]
 
 
 def new_client_id() -> str:

@@ -8,6 +8,7 @@ Tracer is left out on purpose: it loads the X-Ray SDK (~300 ms of cold start) ev
 from __future__ import annotations
 
 import re
+import warnings
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -57,6 +58,9 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
     def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
         return super().serialize(redact(log))
 
+
+# A request that records no metric is normal here (a 4xx, a read): not worth a warning on every invocation.
+warnings.filterwarnings("ignore", message="No application metrics to publish", category=UserWarning)
 
 logger = Logger(logger_formatter=RedactingFormatter())
 metrics = Metrics()

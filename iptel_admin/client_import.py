@@ -1,0 +1,131 @@
+"""`iptel client import <csv>`: clients from a CSV file, in batches, the phone index written with each client.
+
+Columns: `phone`, `channel` (default `telephony`), `id`, `created_at` (ISO 8601) are the client's own; every other
+column is a client variable (empty cells are skipped). A bad row is reported with its line number and skipped;
+nothing else is lost.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, get_args
+
+from pydantic import ValidationError
+
+from iptelefon.clients import ClientStore, new_client_id
+from iptelefon.errors import InvalidPhone
+from iptelefon.models import Channel, Client, Project
+from iptelefon.phones import normalize_phone
+
+OWN_COLUMNS = {"id", "channel", "phone", "created_at"}
+BATCH_ROWS = 500  # rows parsed per round of transactions (each transaction packs up to 100 writes)
+
+
+@dataclass
+class ImportReport:
+    imported: int = 0
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # {"line", "error"}
+
+
+def client_from_row(row: dict[str, str], project: Project) -> Client:
+    """One CSV row -> a Client, or ValueError/InvalidPhone naming what is wrong."""
+    values = {k.strip(): (v or "").strip() for k, v in row.items() if k}
+    return build_client(
+        project,
+        channel=values.get("channel") or "telephony",
+        phone=values.get("phone") or None,
+        variables={k: v for k, v in values.items() if k not in OWN_COLUMNS and v},
+        client_id=values.get("id") or None,
+        created_at=values.get("created_at") or None,
+    )
+
+
+def build_client(
+    project: Project,
+    *,
+    channel: str,
+    phone: str | None,
+    variables: dict[str, str],
+    client_id: str | None = None,
+    created_at: str | None = None,
+) -> Client:
+    """A new client as an operator describes it; ValueError/InvalidPhone naming what is wrong."""
+    if channel not in get_args(Channel):
+        raise ValueError(f"channel {channel!r} is not one of {', '.join(get_args(Channel))}")
+    canonical = normalize_phone(phone, default_region=project.default_region) if phone else None
+    if channel == "telephony" and not canonical:
+        raise ValueError("a telephony client needs a phone")
+    data: dict[str, Any] = {
+        "id": client_id or new_client_id(),
+        "channel": channel,
+        "phone": canonical,
+        "variables": variables,
+        "can_message": channel != "telephony",
+    }
+    if created_at:
+        data["created_at"] = created_at
+    return Client.model_validate(data)
+
+
+def import_clients(
+    store: ClientStore, project: Project, path: Path, progress: Callable[[int, int], None] | None = None
+) -> ImportReport:
+    report = ImportReport()
+    total = max(sum(1 for _ in path.open(encoding="utf-8-sig")) - 1, 0)
+    done = 0
+    for rows in _batches(_read_rows(path), BATCH_ROWS):
+        clients: list[tuple[int, Client]] = []
+        for line, row in rows:
+            try:
+                clients.append((line, client_from_row(row, project)))
+            except (ValueError, InvalidPhone) as error:
+                report.skipped.append({"line": line, "error": _reason(error)})
+        failed = store.add_many(project, [client for _, client in clients])
+        lines = {id(client): line for line, client in clients}
+        report.skipped += [{"line": lines[id(client)], "error": reason} for client, reason in failed]
+        report.imported += len(clients) - len(failed)
+        done += len(rows)
+        if progress:
+            progress(done, total)
+    report.skipped.sort(key=lambda s: int(s["line"]))
+    return report
+
+
+def _reason(error: Exception) -> str:
+    if isinstance(error, InvalidPhone):
+        return error.message
+    if isinstance(error, ValidationError):
+        return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
+    return str(error)
+
+
+def _read_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
+    with path.open(newline="", encoding="utf-8-sig") as file:
+        reader = csv.DictReader(file)
+        for row in reader:
+            yield reader.line_num, row
+
+
+def _batches(rows: Iterator[tuple[int, dict[str, str]]], size: int) -> Iterator[list[tuple[int, dict[str, str]]]]:
+    batch: list[tuple[int, dict[str, str]]] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def progress_bar(done: int, total: int) -> None:
+    """A one-line progress bar on stderr (stdout carries the JSON report)."""
+    width = 30
+    filled = width * done // total if total else width
+    sys.stderr.write(f"\rimporting [{'#' * filled}{'.' * (width - filled)}] {done}/{total}")
+    if done >= total:
+        sys.stderr.write("\n")
+    sys.stderr.flush()

@@ -1,0 +1,142 @@
+"""`iptel client add / import` and `calls list`: clients written with their phone index, bad rows reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from iptel_admin import cli
+from iptelefon.clients import ClientStore, pack_transactions, written_key
+from iptelefon.models import Client
+from iptelefon.storage import Storage
+
+STACK = {
+    "aws_endpoint_url": None,
+    "region": "us-east-1",
+    "table_name": "local-MainTable",
+    "ssm_prefix": "/iptelefon-connector/test",
+    "api_url": None,
+}
+
+
+@pytest.fixture
+def stack_file(project: Any, tmp_path: Path) -> Path:
+    path = tmp_path / "stack.json"
+    path.write_text(json.dumps(STACK))
+    return path
+
+
+def _run(stack_file: Path, capsys: pytest.CaptureFixture[str], *argv: str) -> Any:
+    code = cli.main(["--stack-file", str(stack_file), *argv])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return json.loads(captured.out)
+
+
+def test_client_add_with_variables_is_matched_by_a_variable_phone(
+    stack_file: Path, admin_target: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # When an operator adds a Telegram client whose variable holds a phone
+    added = _run(
+        stack_file,
+        capsys,
+        "client",
+        "add",
+        "--project",
+        "proj-a",
+        "--channel",
+        "telegram",
+        "--var",
+        "phone=+7 (900) 444-33-22",
+        "--var",
+        "name=Ivan",
+    )
+    # Then the client is stored and the webhook's matching finds it by that phone
+    assert added["variables"] == {"phone": "+7 (900) 444-33-22", "name": "Ivan"}
+    assert ClientStore(admin_target.storage).match("proj-a", "79004443322") == [added["id"]]
+
+
+def test_client_add_refuses_a_telephony_client_without_a_valid_phone(
+    stack_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert cli.main(["--stack-file", str(stack_file), "client", "add", "--project", "proj-a", "--phone", "12"]) == 2
+    assert "phone" in capsys.readouterr().err
+
+
+def test_import_writes_clients_with_index_and_reports_bad_rows_by_line(
+    stack_file: Path, admin_target: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given a CSV with good rows, a bad phone, an unknown channel and two clients sharing one phone
+    csv_file = tmp_path / "clients.csv"
+    csv_file.write_text(
+        "id,channel,phone,created_at,email,contact_phone\n"
+        "a1,telephony,8 900 444 33 22,2023-01-01T00:00:00+00:00,a@x.ru,\n"
+        "a2,telephony,not a phone,,,\n"
+        "a3,fax,79001112233,,,\n"
+        "a4,telegram,,2022-01-01T00:00:00+00:00,,+7 900 444-33-22\n"
+        "a5,whatsapp,79005556677,,,\n",
+        encoding="utf-8",
+    )
+    # When imported
+    report = _run(stack_file, capsys, "client", "import", "--project", "proj-a", str(csv_file))
+    # Then three clients are stored, and the two bad rows are named by their line numbers
+    assert report["imported"] == 3
+    assert [s["line"] for s in report["skipped"]] == [3, 4]
+    assert "phone" in report["skipped"][0]["error"] and "fax" in report["skipped"][1]["error"]
+    # And matching follows the rules: the telephony client wins over the older variable match
+    store = ClientStore(admin_target.storage)
+    assert store.match("proj-a", "79004443322", limit=5) == ["a1", "a4"]
+    assert store.match("proj-a", "79005556677") == ["a5"]
+
+
+def test_importing_the_same_file_again_reports_existing_ids(
+    stack_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    csv_file = tmp_path / "clients.csv"
+    csv_file.write_text("id,phone\nb1,79001234567\nb2,79007654321\n", encoding="utf-8")
+    _run(stack_file, capsys, "client", "import", "--project", "proj-a", str(csv_file))
+    again = _run(stack_file, capsys, "client", "import", "--project", "proj-a", str(csv_file))
+    assert again["imported"] == 0
+    assert [s["error"] for s in again["skipped"]] == ["client b1 already exists", "client b2 already exists"]
+
+
+def test_transactions_never_touch_one_item_twice_and_stay_under_100_items(project: Any) -> None:
+    # Given 150 clients where every two share a phone (the same index item)
+    store = ClientStore(Storage(None, "t"))  # type: ignore[arg-type]  # writes are only built here, never sent
+    clients = [Client(id=f"c{n}", channel="telephony", phone=f"7900{n // 2:07d}") for n in range(150)]
+    # When packed into transactions
+    batches = pack_transactions([(c, store._client_writes(project.project, c)) for c in clients])
+    # Then no transaction is over 100 items or writes one item twice, and every client is in one
+    for batch in batches:
+        keys = [written_key(item) for _, items in batch for item in items]
+        assert len(keys) <= 100
+        assert len(keys) == len(set(keys))
+    assert sorted(c.id for batch in batches for c, _ in batch) == sorted(c.id for c in clients)
+
+
+def test_calls_list_shows_a_clients_calls(
+    stack_file: Path, capsys: pytest.CaptureFixture[str], lambda_context: Any
+) -> None:
+    import urllib.parse
+
+    from conftest import PBX_SECRET
+    from support import api_event
+
+    from webhook.handler import lambda_handler
+
+    body = urllib.parse.urlencode({"id": "call-1", "calltype": "IN", "src": "79004443322", "talktime": "5"})
+    event = api_event(
+        "POST",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{PBX_SECRET}",
+        body=body,
+        path_params={"secret": PBX_SECRET},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    client_id = json.loads(lambda_handler(event, lambda_context)["body"])["client_id"]
+    listed = _run(stack_file, capsys, "calls", "list", "--project", "proj-a", "--client", client_id)
+    assert [c["call_id"] for c in listed] == ["call-1"]
+    assert [c["call_id"] for c in _run(stack_file, capsys, "calls", "list", "--project", "proj-a")] == ["call-1"]
