@@ -53,7 +53,7 @@ build: tools
 test: lint build
 	$(BIN)/python -m pytest
 
-bench: venv
+bench: venv build
 	$(BIN)/python -m bench.run
 
 clean:

@@ -192,3 +192,49 @@ def matching_timings(clients: int, lookups: int = 300) -> MatchingTimings:
         assert naive
         times.sort()
         return MatchingTimings(clients, statistics.median(times), times[int(len(times) * 0.99) - 1], scan_ms)
+
+
+@contextmanager
+def local_stack() -> Iterator[dict[str, Any]]:
+    """The real local stack (`make run`) on free ports, as subprocesses; yields its stack.json."""
+    import json
+    import signal
+    import socket
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    with tempfile.TemporaryDirectory() as state:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "devstack.run",
+                "--api-port",
+                str(free_port()),
+                "--moto-port",
+                str(free_port()),
+                "--pbx-port",
+                str(free_port()),
+                "--state-dir",
+                state,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        stack_file = Path(state) / "stack.json"
+        try:
+            deadline = time.monotonic() + 60
+            while not stack_file.exists():
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the local stack did not start")
+                time.sleep(0.2)
+            yield json.loads(stack_file.read_text())
+        finally:
+            process.send_signal(signal.SIGTERM)
+            process.wait(timeout=20)

@@ -16,6 +16,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import boto3
+import httpx
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
 PYTHONPATH = os.pathsep.join(
@@ -114,6 +117,62 @@ def bench_matching() -> list[dict[str, Any]]:
     ]
     del scan
     return rows
+
+
+def bench_throughput(requests: int = 300) -> list[dict[str, Any]]:
+    """Webhooks/s through the local gateway against moto server vs moto's raw PutItem/s, side by side."""
+    from bench.fixtures import local_stack
+
+    with local_stack() as stack:
+        client = httpx.Client(timeout=30)
+        started = time.perf_counter()
+        for n in range(requests):
+            answer = client.post(
+                stack["webhook_url"],
+                data={"id": f"tp-{n}", "calltype": "IN", "src": f"7900{n % 1000:07d}", "talktime": "65"},
+            )
+            assert answer.status_code == 200, answer.text
+        webhooks_per_second = requests / (time.perf_counter() - started)
+        dynamodb = boto3.client(
+            "dynamodb",
+            endpoint_url=stack["aws_endpoint_url"],
+            region_name="us-east-1",
+            aws_access_key_id="local",
+            aws_secret_access_key="local",
+        )
+        started = time.perf_counter()
+        for n in range(requests):
+            dynamodb.put_item(TableName=stack["table_name"], Item={"pk": {"S": f"BENCH#{n}"}, "sk": {"S": "RAW"}})
+        puts_per_second = requests / (time.perf_counter() - started)
+        started = time.perf_counter()
+        for n in range(requests):
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Put": {"TableName": stack["table_name"], "Item": {"pk": {"S": f"BENCH#{n}"}, "sk": {"S": "TX"}}}}
+                ]
+            )
+        transactions_per_second = requests / (time.perf_counter() - started)
+    return [
+        {
+            "figure": "moto server raw PutItem (baseline)",
+            "value": f"{puts_per_second:.0f} /s",
+            "ratio": 1.0,
+            "target": "-",
+        },
+        {
+            "figure": "webhooks through the local gateway",
+            "value": f"{webhooks_per_second:.0f} /s",
+            "ratio": round(webhooks_per_second / puts_per_second, 2),
+            "target": ">= 0.5x raw PutItem",
+        },
+        {
+            # moto deep-copies the whole table on every TransactWriteItems (its rollback): O(table size) per call.
+            "figure": "moto server raw 1-item TransactWriteItems (contrast)",
+            "value": f"{transactions_per_second:.0f} /s",
+            "ratio": round(transactions_per_second / puts_per_second, 2),
+            "target": "-",
+        },
+    ]
 
 
 def bench_sizes() -> list[dict[str, Any]]:

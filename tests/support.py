@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import urllib.parse
 import uuid
 from typing import Any
 
@@ -47,3 +48,15 @@ def api_event(
 
 def answer_json(answer: dict[str, Any]) -> Any:
     return json.loads(answer["body"]) if answer.get("body") else None
+
+
+def webhook_event(secret: str, form: dict[str, str]) -> dict[str, Any]:
+    """A ZEON-style form-encoded call completion for POST /iptelefon_webhook/{secret}."""
+    return api_event(
+        "POST",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{secret}",
+        body=urllib.parse.urlencode(form),
+        path_params={"secret": secret},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import urllib.parse
 from typing import Any
 
 from conftest import PBX_SECRET
-from support import answer_json, api_event
+from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from read_api.handler import lambda_handler as read_api_handler
@@ -27,24 +26,8 @@ def _start_call(project: Any, context: Any) -> str:
 
 
 def _completion(call_id: str, calltype: str = "OUT") -> dict[str, Any]:
-    body = urllib.parse.urlencode(
-        {
-            "id": call_id,
-            "calltype": calltype,
-            "src": "346",
-            "dst": "79004443322",
-            "exten": "346",
-            "talktime": "00:00:40",
-        }
-    )
-    return api_event(
-        "POST",
-        "/iptelefon_webhook/{secret}",
-        f"/iptelefon_webhook/{PBX_SECRET}",
-        body=body,
-        path_params={"secret": PBX_SECRET},
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    form = {"id": call_id, "calltype": calltype, "src": "346", "dst": "79004443322", "exten": "346", "talktime": "40"}
+    return webhook_event(PBX_SECRET, form)
 
 
 def _read_call(project: Any, call_id: str, context: Any) -> dict[str, Any]:

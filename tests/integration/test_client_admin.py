@@ -120,22 +120,12 @@ def test_transactions_never_touch_one_item_twice_and_stay_under_100_items(projec
 def test_calls_list_shows_a_clients_calls(
     stack_file: Path, capsys: pytest.CaptureFixture[str], lambda_context: Any
 ) -> None:
-    import urllib.parse
-
     from conftest import PBX_SECRET
-    from support import api_event
+    from support import webhook_event
 
     from webhook.handler import lambda_handler
 
-    body = urllib.parse.urlencode({"id": "call-1", "calltype": "IN", "src": "79004443322", "talktime": "5"})
-    event = api_event(
-        "POST",
-        "/iptelefon_webhook/{secret}",
-        f"/iptelefon_webhook/{PBX_SECRET}",
-        body=body,
-        path_params={"secret": PBX_SECRET},
-        headers={"Content-Type": "application/x-www-form-urlencoded"},
-    )
+    event = webhook_event(PBX_SECRET, {"id": "call-1", "calltype": "IN", "src": "79004443322", "talktime": "5"})
     client_id = json.loads(lambda_handler(event, lambda_context)["body"])["client_id"]
     listed = _run(stack_file, capsys, "calls", "list", "--project", "proj-a", "--client", client_id)
     assert [c["call_id"] for c in listed] == ["call-1"]

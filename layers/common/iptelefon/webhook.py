@@ -1,7 +1,7 @@
 """The call-completion webhook (contract section 2): project by secret, then the call's effects exactly once.
 
-Round trips for a known client, warm: the secret lookup (1), the phone index query (1), one transaction (1);
-the project and its SSM secret come from the warm cache.
+Round trips for a known client, warm: the secret lookup (1), the phone index GetItem (1), one transaction (1);
+the project and its SSM secret come from the warm cache. An outgoing call adds the lookup of the bot's attempt.
 """
 
 from __future__ import annotations
