@@ -94,7 +94,7 @@ def bench_round_trips() -> list[dict[str, Any]]:
 def bench_matching() -> list[dict[str, Any]]:
     from bench.fixtures import matching_timings
 
-    small, large, scan = matching_timings(100), matching_timings(100_000), None
+    small, large = matching_timings(100), matching_timings(100_000)
     rows = [
         {
             "figure": "matching p50 / p99, 100 clients",
@@ -115,7 +115,6 @@ def bench_matching() -> list[dict[str, Any]]:
             "target": "-",
         },
     ]
-    del scan
     return rows
 
 
@@ -205,6 +204,7 @@ def main() -> int:
         bench_cold_imports,
         bench_round_trips,
         bench_matching,
+        bench_throughput,
         bench_sizes,
     ]
     rows: list[dict[str, Any]] = []
