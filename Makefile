@@ -12,12 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip on this machine warns about local mirror folders it does not have; keep the output readable.
 PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help venv tools run test lint unit stack-test build bench clean
+.PHONY: help venv tools run test lint build bench fuzz clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
 	@echo "make test   lint + type check + template checks + sam build + all tests"
-	@echo "make lint | build | bench | clean"
+	@echo "make lint | build | bench | fuzz | clean"
 
 $(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -58,3 +58,9 @@ bench: venv build
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .local .mypy_cache .ruff_cache .pytest_cache .hypothesis
+
+# A long fuzz of every route through the real local stack (>= 10,000 generated requests; `make test` runs a bounded
+# one with FUZZ_EXAMPLES=25 per test). Prints how many requests each test sent and their statuses.
+FUZZ_EXAMPLES ?= 200
+fuzz: venv
+	FUZZ_RANDOM=1 FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) FUZZ_MIN_CASES=10000 $(BIN)/python -m pytest tests/fuzz -p no:cacheprovider -q -s

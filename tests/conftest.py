@@ -233,3 +233,214 @@ def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
                 return __original(*args, **kwargs)
 
         monkeypatch.setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+
+
+# -- fault injection (issue 6): DynamoDB behind a real moto server that a test can stop mid-request ------------------
+def _quick_stop_moto_server_class() -> Any:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.server import ThreadedMotoServer
+    from werkzeug.serving import make_server
+
+    class QuickStopMotoServer(ThreadedMotoServer):
+        """ThreadedMotoServer serving the same app, but its loop polls every 10 ms (not 0.5 s): stop() is prompt. And
+        stop() closes the listening socket too (the base class leaves it bound, so a client would hang, not fail)."""
+
+        def _server_entry(self) -> None:
+            app = DomainDispatcherApplication(create_backend_app)
+            self._server = make_server(
+                self._ip_address, self._port, app, threaded=True, request_handler=MotoRequestHandler
+            )
+            self._server_ready_event.set()
+            self._server.serve_forever(poll_interval=0.01)
+
+        def stop(self) -> None:
+            super().stop()
+            if self._server is not None:
+                self._server.server_close()
+
+    return QuickStopMotoServer
+
+
+class DynamoDBServer:
+    """moto's server on 127.0.0.1:<free port>, the DynamoDB endpoint of the service's clients while a test runs.
+
+    The server thread serves moto's in-process backends, the very ones the session's `mock_aws` uses: the data outlives
+    a stop, a test can read it in-process while the server is down, and the `aws` fixture wipes it afterwards.
+    `on(event, handler)` registers a botocore event handler on every DynamoDB client the service built (storage and
+    Powertools Idempotency); `stop_at(operation, nth)` takes the server down just before that call leaves.
+    """
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port: int = probe.getsockname()[1]
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.clients: list[Any] = []
+        self._server: Any = None
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    def start(self) -> None:
+        self._server = _quick_stop_moto_server_class()(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self._server.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket: every new connection is refused at once."""
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def attach(self, client: Any) -> Any:
+        self.clients.append(client)
+        return client
+
+    def on(self, event: str, handler: Any) -> None:
+        for client in self.clients:
+            client.meta.events.register(event, handler)
+
+    def stop_at(self, operation: str, nth: int = 1, where: Any = None) -> None:
+        """Stop the server just before the nth call of `operation` (whose API params satisfy `where`, if given)."""
+        seen = 0
+
+        def stop_before_the_nth(params: dict[str, Any], model: Any, **_: Any) -> None:
+            nonlocal seen
+            if model.name == operation and (where is None or where(params)):
+                seen += 1
+                if seen == nth:
+                    self.stop()
+
+        self.on("before-parameter-build.dynamodb", stop_before_the_nth)
+
+
+@pytest.fixture
+def dynamodb_server(aws: None) -> Iterator[DynamoDBServer]:
+    """The service's DynamoDB (storage and Idempotency clients, built by the real `dynamodb_client()` factory with its
+    retry and timeout config) goes to a moto server on loopback; SSM stays in-process (a stopped server takes DynamoDB
+    down, the PBX secret stays readable). Everything is restored before the `aws` fixture wipes the data."""
+    from iptelefon import calls, storage
+
+    server = DynamoDBServer()
+    server.start()
+    factory = storage.dynamodb_client
+
+    def attached_client() -> Any:
+        return server.attach(factory())
+
+    os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = server.url
+    storage.dynamodb_client = calls.dynamodb_client = attached_client
+    storage.get_storage.cache_clear()
+    calls._idempotent_runner.cache_clear()
+    try:
+        storage.get_storage()
+        calls._idempotent_runner()
+        yield server
+    finally:
+        server.stop()
+        del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
+        storage.dynamodb_client = calls.dynamodb_client = factory
+        storage.get_storage.cache_clear()
+        calls._idempotent_runner.cache_clear()
+
+
+# -- the real local stack for the fuzz tests (issue 6) ---------------------------------------------------------------
+@pytest.fixture(scope="session")
+def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """`python -m devstack.run` (moto server, local gateway, PBX simulator) on free 127.0.0.1 ports: its stack.json.
+
+    The simulator's completion webhooks wait an hour, so every call record in the stack comes from a request a test
+    sent. The stack's output goes to `<state>/stack.log` (a pipe nobody reads would block the gateway).
+    """
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from devstack.template import ROOT
+
+    def free_port() -> int:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            return int(probe.getsockname()[1])
+
+    state = tmp_path_factory.mktemp("local-stack")
+    ports = [str(free_port()) for _ in range(3)]
+    # The stack gets its own AWS settings: no endpoint override a test may have set in this process.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "AWS_PROFILE"))}
+    log = (state / "stack.log").open("wb")
+    command = [sys.executable, "-m", "devstack.run", "--api-port", ports[0], "--moto-port", ports[1]]
+    command += ["--pbx-port", ports[2], "--state-dir", str(state), "--webhook-delay", "3600"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    stack_file = state / "stack.json"
+    deadline = time.monotonic() + 90
+    while not stack_file.exists():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            process.wait()
+            log.close()
+            pytest.fail(f"the local stack did not start:\n{(state / 'stack.log').read_text()[-5000:]}")
+        time.sleep(0.2)
+    info: dict[str, Any] = json.loads(stack_file.read_text())
+    info["_log"] = str(state / "stack.log")
+    yield info
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    log.close()
+
+
+class FuzzTally:
+    """How many generated requests the fuzz tests sent, by test and status; printed at the end of the session."""
+
+    def __init__(self) -> None:
+        from collections import Counter, defaultdict
+
+        self.by_test: defaultdict[str, Counter[int]] = defaultdict(Counter)
+
+    def count(self, test: str, status: int) -> None:
+        self.by_test[test][status] += 1
+
+    @property
+    def total(self) -> int:
+        return sum(sum(statuses.values()) for statuses in self.by_test.values())
+
+    def report(self) -> str:
+        from collections import Counter
+
+        def shown(statuses: Counter[int]) -> str:
+            return ", ".join(f"{status}: {n}" for status, n in sorted(statuses.items()))
+
+        statuses = sum(self.by_test.values(), Counter())
+        lines = [f"fuzz: {self.total} generated requests through the local stack ({shown(statuses)})"]
+        lines += [f"  {sum(s.values()):6d}  {test}  ({shown(s)})" for test, s in sorted(self.by_test.items())]
+        return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def fuzz_tally() -> Iterator[FuzzTally]:
+    """The fuzz tests' request count; with FUZZ_MIN_CASES set (`make fuzz`), a session that sent fewer fails."""
+    tally = FuzzTally()
+    yield tally
+    if tally.total:
+        print("\n" + tally.report())
+    minimum = int(os.environ.get("FUZZ_MIN_CASES") or 0)
+    assert tally.total >= minimum, f"fuzz: {tally.total} generated requests, fewer than FUZZ_MIN_CASES={minimum}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hypothesis_prints_failing_examples() -> None:
+    """schemathesis' pytest plugin (loaded for every run once it is installed) swaps Hypothesis' printer for one that
+    prints nothing, a speed-up for its own CLI: a failing example of ANY property test would show up blank. Hypothesis'
+    printer runs only for a failing or verbose example, so its own one is put back for the whole session."""
+    from hypothesis import core
+    from hypothesis.vendor import pretty
+
+    core.RepresentationPrinter = pretty.RepresentationPrinter  # type: ignore[misc]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import pytest
@@ -118,3 +119,14 @@ def test_unknown_path_in_a_function_is_404_json(lambda_context: Any, project: An
     # Then a JSON 404
     assert answer["statusCode"] == 404
     assert answer_json(answer)["error"] == "not_found"
+
+
+def test_a_body_that_is_not_utf8_is_400_invalid_json(lambda_context: Any, project: Any) -> None:
+    # Given a JSON route and a body whose bytes are not UTF-8 (API Gateway passes such a body base64-encoded)
+    event = api_event("POST", "/v1/calls/employee", "/v1/calls/employee", token=project.token)
+    event["body"], event["isBase64Encoded"] = base64.b64encode(b'\xff\xfe{"client_phone": 1}').decode(), True
+    # When it reaches the handler
+    answer = employee_call_handler(event, lambda_context)
+    # Then a 400 says so (not a 500)
+    assert answer["statusCode"] == 400
+    assert answer_json(answer) == {"error": "invalid_json", "message": "the body is not UTF-8 encoded JSON"}

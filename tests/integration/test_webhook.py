@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import urllib.parse
 from pathlib import Path
@@ -277,3 +278,39 @@ def test_record_link_replacing_a_phone_valued_variable_keeps_the_index_right(
     client = ClientStore(get_storage()).get("wh", "tel")
     assert client is not None and client.variables[RECORD_LINK_VARIABLE].startswith("https://")
     assert ClientStore(get_storage()).match("wh", "79010000001") == []
+
+
+def test_an_oversize_body_of_invalid_utf8_is_413_and_still_kept(pbx_project: Any, lambda_context: Any) -> None:
+    # Given 150,000 bytes that are not UTF-8 (each would become a 3-byte replacement character)
+    event = api_event(
+        "POST",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{SECRET}",
+        path_params={"secret": SECRET},
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    event["body"], event["isBase64Encoded"] = base64.b64encode(b"\xff" * 150_000).decode(), True
+    # When posted
+    answer = lambda_handler(event, lambda_context)
+    # Then 413, and the request is kept (its first 100,000 bytes) with its real size
+    assert answer["statusCode"] == 413
+    [kept] = CallRecordStore(get_storage()).rejected("wh")
+    assert (kept["body_bytes"], kept["truncated"], kept["error"]) == (150_000, True, "payload_too_large")
+
+
+def test_an_empty_query_parameter_name_is_stored_and_read_back(
+    pbx_project: Any, project: Any, lambda_context: Any
+) -> None:
+    # Given a GET webhook whose query string has a parameter without a name (`?=x&...`)
+    event = api_event(
+        "GET",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{SECRET}",
+        path_params={"secret": SECRET},
+        query={"": "x", "src": PHONE, "id": "emptykey-1"},
+    )
+    assert lambda_handler(event, lambda_context)["statusCode"] == 200
+    # Then the call reads back, and a replay is a clean duplicate
+    record = CallRecordStore(get_storage()).get("wh", "emptykey-1")
+    assert record is not None and json.loads(record["raw"]["query"]) == {"": "x", "src": PHONE, "id": "emptykey-1"}
+    assert answer_json(lambda_handler(event, lambda_context))["duplicate"] is True

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from iptelefon.notifications import format_call_notification, format_duration, format_record_link_update
+from iptelefon.notifications import format_call_notification, format_duration
 from iptelefon.webhook_payload import CanonicalCall, canonicalize, extract_fields
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
@@ -145,14 +145,3 @@ def test_line_breaks_from_the_pbx_do_not_break_the_line() -> None:
     # Given an employee name with a line break and tabs, When formatted, Then the line stays one line
     line = format_call_notification(make_call(employee="Иван\n\tПетров"))
     assert line == "Звонок завершён · входящий · 02:35 · сотрудник Иван Петров"
-
-
-def test_record_link_update_announces_the_link() -> None:
-    # Given a later webhook that brings the recording, When formatted, Then the line is the link
-    assert format_record_link_update(make_call(record_link=RECORD_URL)) == f"Запись звонка: {RECORD_URL}"
-
-
-def test_record_link_update_without_a_link_is_a_programming_error() -> None:
-    # Given a call without a link, When a link update is formatted, Then ValueError
-    with pytest.raises(ValueError, match="record_link"):
-        format_record_link_update(make_call(record_link=None))

@@ -260,8 +260,8 @@ def test_whole_structure_under_a_secret_key_is_blanked(log_lines: LogLines) -> N
         ("call 1709290800.1843", "call 1709290800.1843"),  # a PBX call id
         ("no digits here", "no digits here"),
         ("", ""),
-        ("a79004443322", "a79004443322"),  # glued to a word: an id, not a phone
-        ("79004443322b", "79004443322b"),
+        ("a79004443322", "a7900*****22"),  # glued to a word: 11+ digits are masked all the same (ids carry phones)
+        ("79004443322b", "7900*****22b"),
     ],
 )
 def test_mask_text(text: str, expected: str) -> None:
@@ -315,3 +315,8 @@ def test_redact_matches_secret_keys_case_insensitively() -> None:
 
     # Then their values are blanked and the rest is kept
     assert result == {"Api_Key": "***", "BOT_TOKEN": "***", "X-Auth-Token": "***", "name": "n"}
+
+
+def test_a_phone_glued_into_an_id_is_masked() -> None:
+    # Given a PBX call id that carries the phone (`in_<phone>_<time>`), When masked, Then the phone is not readable
+    assert mask_text("in_79004443322_1709290800") == "in_7900*****22_1709290800"

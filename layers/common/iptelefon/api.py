@@ -48,6 +48,11 @@ def _field_name(loc: Any) -> str:
     return ".".join(parts) or "body"
 
 
+def _undecodable_body(_: UnicodeDecodeError) -> Response:
+    # Powertools decodes a JSON body as UTF-8 before validating it: bytes that are not UTF-8 are the caller's error.
+    return error_response(400, {"error": "invalid_json", "message": "the body is not UTF-8 encoded JSON"})
+
+
 def _not_found(_: NotFoundError) -> Response:
     return error_response(404, {"error": "not_found", "message": "no such route"})
 
@@ -62,6 +67,7 @@ def create_resolver() -> APIGatewayRestResolver:
     app = APIGatewayRestResolver(enable_validation=True)
     app.exception_handler(DomainError)(domain_error_response)
     app.exception_handler(RequestValidationError)(_validation_error)
+    app.exception_handler(UnicodeDecodeError)(_undecodable_body)
     app.not_found(_not_found)
     app.exception_handler(Exception)(_unexpected)
     return app

@@ -10,6 +10,7 @@ is conditional on the call being new: every effect happens exactly once per (pro
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import timedelta
 from typing import Any
@@ -25,7 +26,9 @@ from iptelefon.webhook_payload import CanonicalCall
 
 RECORD_LINK_VARIABLE = "iptelefon_call_record_link"
 REJECTED_KEEP = timedelta(days=90)
-MAX_KEPT_BODY_CHARS = 300_000  # DynamoDB items stop at 400 KB
+# DynamoDB items stop at 400 KB: a body is kept up to 100,000 bytes, which stays under that even when every byte is
+# invalid UTF-8 and becomes a 3-byte replacement character (bodies over 64 KiB are refused with 413 anyway).
+MAX_KEPT_BODY_BYTES = 100_000
 
 
 def call_sk(call_key: str) -> str:
@@ -141,29 +144,15 @@ class CallRecordStore:
         return self._transact(items) is None
 
     def keep_rejected(
-        self,
-        project_id: str,
-        *,
-        body: bytes,
-        content_type: str | None,
-        query: dict[str, str],
-        method: str,
-        error_code: str,
-        message: str,
-        status: int,
+        self, project_id: str, raw: dict[str, Any], *, error_code: str, message: str, status: int
     ) -> None:
+        """Keep a request that could not be read (see `kept_request`), with why it was refused."""
         now = utc_now()
-        text = body.decode("utf-8", errors="replace")
         item = {
             "pk": project_pk(project_id),
             "sk": f"REJECTED#{now.isoformat()}#{uuid.uuid4().hex[:8]}",
             "type": "rejected_request",
-            "method": method,
-            "content_type": content_type,
-            "query": query or None,
-            "body": text[:MAX_KEPT_BODY_CHARS],
-            "body_bytes": len(body),
-            "truncated": len(text) > MAX_KEPT_BODY_CHARS,
+            **raw,
             "error": error_code,
             "message": message,
             "status": status,
@@ -210,7 +199,25 @@ class CallRecordStore:
         return None
 
 
+def kept_request(*, body: bytes, content_type: str | None, query: dict[str, str], method: str) -> dict[str, Any]:
+    """What the PBX sent, in a form DynamoDB always accepts: the query as JSON text (its names are the sender's
+    and may be empty, which a map cannot hold), the body as text up to MAX_KEPT_BODY_BYTES."""
+    return {
+        "method": method,
+        "content_type": content_type,
+        "query": json.dumps(query, ensure_ascii=False) if query else None,
+        "body": body[:MAX_KEPT_BODY_BYTES].decode("utf-8", errors="replace"),
+        "body_bytes": len(body),
+        "truncated": len(body) > MAX_KEPT_BODY_BYTES,
+    }
+
+
 def call_answer(record: dict[str, Any]) -> dict[str, Any]:
-    """A call record as the read API shows it (the raw payload stays in storage)."""
-    hidden = {"pk", "sk", "type", "gsi1pk", "gsi1sk", "dialog_sk", "raw"}
-    return {k: v for k, v in record.items() if k not in hidden}
+    """A call record as the read API shows it: `call_id` is the id the webhook answered with (the PBX's call id, or
+    the hash for a PBX that sent none), the PBX's own id is `pbx_call_id`; the raw payload stays in storage."""
+    hidden = {"pk", "sk", "type", "gsi1pk", "gsi1sk", "dialog_sk", "raw", "call_key", "idempotency_key", "call_id"}
+    return {
+        "call_id": record["call_key"],
+        "pbx_call_id": record.get("call_id"),
+        **{k: v for k, v in record.items() if k not in hidden},
+    }

@@ -26,7 +26,7 @@ from botocore.exceptions import ClientError
 from iptelefon.errors import InvalidPhone, StorageUnavailable
 from iptelefon.models import Channel, Client, Project, utc_now
 from iptelefon.phones import normalize_phone
-from iptelefon.storage import Storage, get_storage, is_condition_failure, key, project_pk, sdk_errors, to_item
+from iptelefon.storage import Storage, is_condition_failure, key, project_pk, sdk_errors, to_item
 
 RANK_TELEPHONY = "1"
 RANK_OTHER = "2"
@@ -256,7 +256,3 @@ def written_key(write: dict[str, Any]) -> tuple[str, str]:
 def new_client_id() -> str:
     # Time-ordered prefix (ms since epoch, hex) keeps ids roughly in creation order for people reading them.
     return f"{int(utc_now().timestamp() * 1000):x}{uuid.uuid4().hex[:10]}"
-
-
-def get_client_store() -> ClientStore:
-    return ClientStore(get_storage())

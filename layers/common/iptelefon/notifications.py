@@ -11,7 +11,6 @@ from iptelefon.webhook_payload import CallStatus, CanonicalCall, Direction
 
 SEPARATOR = " · "
 CALL_FINISHED = "Звонок завершён"
-RECORD_LINK_PREFIX = "Запись звонка: "
 
 _DIRECTION_WORDS: dict[Direction, str] = {"in": "входящий", "out": "исходящий"}
 # Shown instead of the duration when the call was not answered.
@@ -35,13 +34,6 @@ def format_call_notification(call: CanonicalCall) -> str:
     if call.record_link:
         parts.append(f"запись: {call.record_link}")
     return SEPARATOR.join(parts)
-
-
-def format_record_link_update(call: CanonicalCall) -> str:
-    """The line for a later webhook that brings the recording of a call already in the dialog."""
-    if not call.record_link:
-        raise ValueError("the call has no record_link to announce")
-    return f"{RECORD_LINK_PREFIX}{call.record_link}"
 
 
 def format_duration(seconds: int) -> str:

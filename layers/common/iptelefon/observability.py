@@ -29,8 +29,12 @@ _PHONE_IN_TEXT = re.compile(
 _SECRET_KEYS = ("secret", "token", "authorization", "password", "hash", "api_key", "api-key", "apikey")
 
 
+# A phone glued into an id (`in_79004443322_1709290800`): any 11-15 digits in a row, unless part of an ARN (:…:).
+_LONG_DIGIT_RUN = re.compile(r"(?<![\d:])\d{11,15}(?![\d:])")
+
+
 def mask_text(text: str) -> str:
-    return _PHONE_IN_TEXT.sub(_mask_match, text)
+    return _LONG_DIGIT_RUN.sub(_mask_match, _PHONE_IN_TEXT.sub(_mask_match, text))
 
 
 def _mask_match(match: re.Match[str]) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from iptelefon.call_attempts import latest_pending_attempt, link_attempt
-from iptelefon.call_records import MAX_KEPT_BODY_CHARS, CallRecordStore
+from iptelefon.call_records import CallRecordStore, kept_request
 from iptelefon.clients import ClientStore
 from iptelefon.errors import DomainError, NotFound
 from iptelefon.models import Project
@@ -46,13 +46,8 @@ class WebhookRequest:
         )
 
     def raw(self) -> dict[str, Any]:
-        """What the PBX sent, as stored next to the call."""
-        return {
-            "method": self.method,
-            "content_type": self.content_type,
-            "query": self.query or None,
-            "body": self.body.decode("utf-8", errors="replace")[:MAX_KEPT_BODY_CHARS],
-        }
+        """What the PBX sent, as stored next to the call or kept when refused."""
+        return kept_request(body=self.body, content_type=self.content_type, query=self.query, method=self.method)
 
 
 def find_project(secret: str) -> Project:
@@ -79,14 +74,7 @@ def receive_webhook(secret: str, request: WebhookRequest) -> dict[str, Any]:
     except DomainError as error:
         # Nothing the PBX sent is lost: the unreadable request is kept for the project before the 4xx goes out.
         records.keep_rejected(
-            project.id,
-            body=request.body,
-            content_type=request.content_type,
-            query=request.query,
-            method=request.method,
-            error_code=error.code,
-            message=error.message,
-            status=error.status_code,
+            project.id, request.raw(), error_code=error.code, message=error.message, status=error.status_code
         )
         metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
         raise

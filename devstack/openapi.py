@@ -1,0 +1,261 @@
+"""The OpenAPI document of the whole API, built from the code: `python -m devstack.openapi > openapi.json`.
+
+Each function's Powertools resolver (`APIGatewayRestResolver(enable_validation=True)`) knows its own routes, path and
+query parameters and pydantic bodies. The functions and their handler modules come from template.yaml, the resolvers'
+documents are merged into one, and what a resolver cannot see is added here:
+- `bearerAuth` on every /v1 route (the token is checked in code, not declared as a parameter);
+- the optional `Idempotency-Key` header of the call-starting routes (read from the event in code);
+- the webhook's requests: its handler reads the raw request itself, so the fields it understands (every alias of the
+  contract's table, from `iptelefon.webhook_payload`) are documented as JSON, form and multipart bodies and as query
+  parameters, all optional;
+- the answers the service really gives: our error body (`iptelefon.api`) for 4xx/5xx instead of the 422 that
+  Powertools documents and the service never sends (validation errors are 400), and 202 for started calls.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Iterable
+from importlib.metadata import version
+from typing import Any
+
+from devstack.template import Template
+
+TITLE = "iptelefon-connector"
+BEARER_AUTH = "bearerAuth"
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+CALL_STARTING_ROUTES = {
+    ("post", "/v1/calls/employee"),
+    ("post", "/v1/calls/group"),
+    ("post", "/v1/clients/{client_id}/call"),
+}
+_CALL_ERRORS = (400, 401, 403, 409, 429, 502, 503, 504)
+_READ_ERRORS = (400, 401, 404, 503)
+# (method, path) -> (success statuses, error statuses): what each route answers (README "Errors").
+ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
+    ("post", "/iptelefon_webhook/{secret}"): ((200,), (400, 404, 413, 503)),
+    ("get", "/iptelefon_webhook/{secret}"): ((200,), (400, 404, 413, 503)),
+    ("post", "/v1/calls/employee"): ((202,), _CALL_ERRORS),
+    ("post", "/v1/calls/group"): ((202,), _CALL_ERRORS),
+    ("post", "/v1/clients/{client_id}/call"): ((200, 202), (*_CALL_ERRORS, 404)),
+    ("get", "/v1/clients"): ((200,), (400, 401, 503)),
+    ("get", "/v1/clients/{client_id}"): ((200,), _READ_ERRORS),
+    ("get", "/v1/calls"): ((200,), _READ_ERRORS),
+    ("get", "/v1/calls/{call_id}"): ((200,), _READ_ERRORS),
+}
+_SUCCESS_TEXT = {200: "OK", 202: "The PBX accepted the call request: it rings the employee (or group), then the client"}
+_ERROR_TEXT = {
+    400: "validation_error, invalid_phone or invalid_json (details name the field)",
+    401: "unauthorized: missing, unknown or revoked bearer token",
+    403: "calls_disabled or country_not_allowed",
+    404: "not_found: unknown webhook secret, another project's resource, or nothing with that id",
+    409: "conflict: the same Idempotency-Key is in flight (Retry-After) or was used with another request",
+    413: "payload_too_large: webhook body over 64 KiB (the raw request is still kept)",
+    429: "rate_limited (Retry-After)",
+    502: "pbx_error: the PBX refused or answered garbage",
+    503: "storage_unavailable (Retry-After)",
+    504: "pbx_timeout: no PBX answer in time; the call may have started",
+}
+_POWERTOOLS_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
+_REF_PREFIX = "#/components/schemas/"
+
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Error",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string", "examples": ["validation_error"]},
+        "message": {"type": "string"},
+        "details": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+WEBHOOK_ANSWER_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "WebhookAnswer",
+    "required": ["result", "call_id", "client_id", "duplicate"],
+    "properties": {
+        "result": {"type": "integer", "const": 1},
+        "call_id": {"type": "string"},
+        "client_id": {"type": "string"},
+        "duplicate": {"type": "boolean"},
+    },
+}
+WEBHOOK_EXAMPLE = {
+    "id": "1709290800.1843",
+    "calldate": "2024-03-01 14:00:00",
+    "calltype": "IN",
+    "src": "79004443322",
+    "exten": "346",
+    "talktime": "00:02:35",
+    "link": "https://z138.fpg.ru/zeon/records/1709290800.1843.mp3",
+}
+
+
+def handler_modules(template: Template) -> dict[str, str]:
+    """Function logical id -> the module of its handler (`webhook.handler`), as template.yaml names it."""
+    return {name: spec.handler.rpartition(".")[0] for name, spec in template.functions().items()}
+
+
+def resolver_documents(template: Template) -> dict[str, dict[str, Any]]:
+    """Function logical id -> the OpenAPI document of its handler module's resolver (`app`)."""
+    # Lambda's layout: the layer and each function's code directory on sys.path (as devstack.gateway does).
+    for directory in [*template.layer_dirs(), *(spec.code_dir for spec in template.functions().values())]:
+        if str(directory) not in sys.path:
+            sys.path.insert(0, str(directory))
+    documents = {}
+    for name, module in handler_modules(template).items():
+        app = importlib.import_module(module).app
+        documents[name] = json.loads(app.get_openapi_json_schema(title=TITLE))
+    return documents
+
+
+def build_openapi(template: Template | None = None) -> dict[str, Any]:
+    """The merged document of every route of template.yaml."""
+    template = template or Template()
+    paths: dict[str, dict[str, Any]] = {}
+    schemas: dict[str, Any] = {}
+    for function, document in resolver_documents(template).items():
+        for path, operations in document.get("paths", {}).items():
+            for method, operation in operations.items():
+                if method in paths.get(path, {}):
+                    raise ValueError(f"{method.upper()} {path} is served by two functions ({function} and another)")
+                operation["x-function"] = function
+                paths.setdefault(path, {})[method] = operation
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            if name in schemas and schemas[name] != schema:
+                raise ValueError(f"two resolvers define the schema {name} differently")
+            schemas[name] = schema
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            _complete_operation(method, path, operation)
+    for name in _POWERTOOLS_VALIDATION_SCHEMAS:
+        schemas.pop(name, None)
+    schemas.update({"Error": ERROR_SCHEMA, "WebhookAnswer": WEBHOOK_ANSWER_SCHEMA})
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": version("iptelefon-connector"),
+            "description": "Connects the Iptelefon (ZEON) cloud PBX to the bot platform: the PBX's call-completion "
+            "webhook, bot call endpoints and the read API. /v1 routes need `Authorization: Bearer <bot token>`.",
+        },
+        "servers": [{"url": "/"}],
+        "paths": {path: paths[path] for path in sorted(paths)},
+        "components": {
+            "schemas": {name: schemas[name] for name in sorted(schemas)},
+            "securitySchemes": {
+                BEARER_AUTH: {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A project's bot token (`iptb_...`), shown once by `iptel project create` or "
+                    "`iptel token create`.",
+                }
+            },
+        },
+    }
+
+
+def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> None:
+    if (method, path) not in ANSWERS:
+        raise KeyError(f"{method.upper()} {path}: add its answers to devstack.openapi.ANSWERS")
+    successes, errors = ANSWERS[(method, path)]
+    success_body = operation.get("responses", {}).get("200", {}).get("content")
+    if path.startswith("/iptelefon_webhook/"):
+        operation["security"] = []  # the path secret names the project
+        operation["parameters"] = [*operation.get("parameters", []), *_webhook_query_parameters()]
+        if method == "post":
+            operation["requestBody"] = _webhook_body()
+        success_body = {"application/json": {"schema": {"$ref": _REF_PREFIX + "WebhookAnswer"}}}
+    else:
+        operation["security"] = [{BEARER_AUTH: []}]
+    if (method, path) in CALL_STARTING_ROUTES:
+        operation["parameters"] = [*operation.get("parameters", []), _idempotency_header()]
+    responses: dict[str, Any] = {}
+    for status in successes:
+        responses[str(status)] = {"description": _SUCCESS_TEXT[status]}
+        if success_body:
+            responses[str(status)]["content"] = success_body
+    for status in errors:
+        responses[str(status)] = {
+            "description": _ERROR_TEXT[status],
+            "content": {"application/json": {"schema": {"$ref": _REF_PREFIX + "Error"}}},
+        }
+    operation["responses"] = responses
+
+
+def _idempotency_header() -> dict[str, Any]:
+    return {
+        "name": IDEMPOTENCY_HEADER,
+        "in": "header",
+        "required": False,
+        "description": "A repeat within 24 h returns the first answer and never starts a second call.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x20-\\x7e]+$"},
+    }
+
+
+def webhook_field_names() -> list[str]:
+    """Every field name the webhook reads (the contract's aliases, `src`/`dst`, `members`), in the table's order."""
+    from iptelefon import webhook_payload as p
+
+    groups: Iterable[Iterable[str]] = (
+        p.CALL_ID_ALIASES,
+        p.DIRECTION_ALIASES,
+        p.CLIENT_PHONE_ALIASES,
+        ("src", "dst"),
+        p.CALLER_ALIASES,
+        p.CALLEE_ALIASES,
+        p.EMPLOYEE_ALIASES,
+        ("members",),
+        p.GROUP_ID_ALIASES,
+        p.STARTED_AT_ALIASES,
+        p.TALK_SECONDS_ALIASES,
+        p.STATUS_ALIASES,
+        p.RECORD_ALIASES,
+    )
+    return list(dict.fromkeys(name for group in groups for name in group))
+
+
+def _webhook_query_parameters() -> list[dict[str, Any]]:
+    return [
+        {"name": name, "in": "query", "required": False, "schema": {"type": "string"}} for name in webhook_field_names()
+    ]
+
+
+def _webhook_body() -> dict[str, Any]:
+    from iptelefon.webhook_payload import WRAPPER_KEYS
+
+    text_fields = {name: {"type": "string"} for name in webhook_field_names()}
+    json_fields: dict[str, Any] = {name: {"type": ["string", "integer", "number"]} for name in webhook_field_names()}
+    json_fields["members"] = {"type": ["string", "array"], "items": {"type": "string"}}
+    for wrapper in WRAPPER_KEYS:  # one wrapper level: an object, or a string holding a JSON object
+        json_fields[wrapper] = {"type": ["object", "string"]}
+    form = {"type": "object", "properties": text_fields, "additionalProperties": {"type": "string"}}
+    return {
+        "required": False,
+        "description": "A completed call, in whatever shape the PBX sends it: the first present alias of each field "
+        "wins (case-insensitive); query parameters are merged in. At most 64 KiB.",
+        "content": {
+            "application/x-www-form-urlencoded": {"schema": form, "example": WEBHOOK_EXAMPLE},
+            "application/json": {
+                "schema": {"type": "object", "properties": json_fields, "additionalProperties": True},
+                "example": WEBHOOK_EXAMPLE,
+            },
+            "multipart/form-data": {"schema": form},
+        },
+    }
+
+
+def main() -> None:
+    print(json.dumps(build_openapi(), indent=2, ensure_ascii=False))
+
+
+if __name__ == "__main__":
+    main()

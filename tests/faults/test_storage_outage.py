@@ -1,0 +1,357 @@
+"""DynamoDB goes away mid-request: a clear 503 with Retry-After, never a 500; no partial client; a retry heals.
+
+DynamoDB is a real moto server on 127.0.0.1 (`dynamodb_server` in conftest), reached by the service's own clients
+(`iptelefon.storage.dynamodb_client()`: standard retries, short timeouts). The outage is real: the server is stopped and
+its socket closed, so the SDK gets `connection refused` on every attempt. SSM stays in-process (moto's `mock_aws`): this
+file is about the table, and the PBX secret stays readable. The server serves moto's in-process backends, so the state
+left by a failed request is read in-process while the server is down, and a restarted server sees the same data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import boto3
+import pytest
+from conftest import PBX_SECRET, DynamoDBServer
+from support import answer_json, api_event
+
+from employee_call.handler import lambda_handler as employee_call_handler
+from group_call.handler import lambda_handler as group_call_handler
+from iptelefon.call_records import call_sk, dialog_pk
+from iptelefon.clients import (
+    INDEX_SK,
+    RANK_OTHER,
+    RANK_TELEPHONY,
+    ClientStore,
+    entry_client_id,
+    index_entry,
+    phone_of,
+    phone_pk,
+)
+from iptelefon.models import Client, Project
+from iptelefon.settings import get_settings
+from iptelefon.storage import from_item, get_storage, to_item
+from webhook.handler import lambda_handler as webhook_handler
+
+PHONE = "79004443322"
+CALL_ID = "1709290800.1843"
+IN_PROCESS = "https://dynamodb.us-east-1.amazonaws.com"  # moto's in-process mock: readable while the server is down
+
+
+# -- requests ----------------------------------------------------------------------------------------------------------
+def webhook(context: Any, body: dict[str, Any] | None = None) -> dict[str, Any]:
+    payload = body or {
+        "id": CALL_ID,
+        "calltype": "IN",
+        "src": PHONE,
+        "exten": "346",
+        "calldate": "2024-03-01 14:00:00",
+        "talktime": "00:02:35",
+        "link": "https://z138.fpg.ru/records/1709290800.1843.mp3",
+    }
+    event = api_event(
+        "POST",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{PBX_SECRET}",
+        body=payload,
+        path_params={"secret": PBX_SECRET},
+    )
+    return webhook_handler(event, context)  # type: ignore[no-any-return]
+
+
+CallRoute = tuple[Callable[..., Any], str, str, dict[str, str] | None, dict[str, Any]]
+CALL_ROUTES: dict[str, CallRoute] = {
+    "employee": (
+        employee_call_handler,
+        "/v1/calls/employee",
+        "/v1/calls/employee",
+        None,
+        {"client_phone": PHONE, "short_employee_phone": "346"},
+    ),
+    "group": (group_call_handler, "/v1/calls/group", "/v1/calls/group", None, {"client_phone": PHONE, "group_id": "3"}),
+    "client_card": (
+        employee_call_handler,
+        "/v1/clients/{client_id}/call",
+        "/v1/clients/c-card/call",
+        {"client_id": "c-card"},
+        {"employee_id": "346"},
+    ),
+}
+
+
+def start_call(route: str, context: Any, token: str, *, key: str | None = None) -> dict[str, Any]:
+    handler, resource, path, params, body = CALL_ROUTES[route]
+    headers = {"Idempotency-Key": key} if key else None
+    event = api_event("POST", resource, path, path_params=params, body=body, headers=headers, token=token)
+    return handler(event, context)  # type: ignore[no-any-return]
+
+
+def assert_storage_unavailable(answer: dict[str, Any]) -> None:
+    """A clear 503: JSON naming the problem and when to retry (never a 500, never a crash)."""
+    assert answer["statusCode"] == 503, answer
+    assert answer_json(answer)["error"] == "storage_unavailable"
+    assert answer_json(answer)["message"]
+    assert answer["multiValueHeaders"]["Retry-After"] == ["2"]
+
+
+# -- state -------------------------------------------------------------------------------------------------------------
+def stored_items() -> list[dict[str, Any]]:
+    dynamodb = boto3.client("dynamodb", endpoint_url=IN_PROCESS)
+    pages = dynamodb.get_paginator("scan").paginate(TableName=get_settings().table_name)
+    return [from_item(item) for page in pages for item in page["Items"]]
+
+
+def clients_of(project: Project, items: list[dict[str, Any]]) -> dict[str, Client]:
+    return {
+        item["id"]: Client.model_validate(item)
+        for item in items
+        if item["pk"] == f"PROJECT#{project.id}" and item["sk"].startswith("CLIENT#")
+    }
+
+
+def assert_no_partial_client(project: Project) -> dict[str, Client]:
+    """Every client has all its phone-index entries, and every index entry names a stored client."""
+    items = stored_items()
+    clients = clients_of(project, items)
+    index = {
+        item["pk"]: set(item.get("entries", ()))
+        for item in items
+        if item["pk"].startswith(f"PHONE#{project.id}#") and item["sk"] == INDEX_SK
+    }
+    for client in clients.values():
+        expected: list[tuple[str, str]] = []
+        if client.phone:
+            rank = RANK_TELEPHONY if client.channel == "telephony" else RANK_OTHER
+            expected.append((client.phone, index_entry(rank, client, "phone")))
+        for name, value in client.variables.items():
+            if phone := phone_of(value, project.default_region):
+                expected.append((phone, index_entry(RANK_OTHER, client, f"var:{name}")))
+        for phone, entry in expected:
+            assert entry in index.get(phone_pk(project.id, phone), set()), f"client {client.id} lacks index {entry}"
+    for pk, entries in index.items():
+        for entry in entries:
+            assert entry_client_id(entry) in clients, f"{pk} entry {entry} names a missing client"
+    return clients
+
+
+def calls_recorded(project: Project) -> list[dict[str, Any]]:
+    return [i for i in stored_items() if i["pk"] == f"PROJECT#{project.id}" and i["sk"] == call_sk(CALL_ID)]
+
+
+def dialog_of(project: Project, client_id: str) -> list[dict[str, Any]]:
+    return [i for i in stored_items() if i["pk"] == dialog_pk(project.id, client_id)]
+
+
+def test_the_partial_client_check_catches_a_client_without_its_index_entry(aws: None, project: Any) -> None:
+    # Given a client item written alone, as a non-atomic write interrupted between the client and its index would leave
+    client = Client(id="c-alone", channel="telephony", phone=PHONE, can_message=False)
+    get_storage().client.put_item(
+        TableName=get_settings().table_name, Item=to_item(ClientStore._client_item(project.project.id, client))
+    )
+
+    # When the check runs, then it names the client that lacks its index entry
+    with pytest.raises(AssertionError, match="c-alone lacks index"):
+        assert_no_partial_client(project.project)
+
+
+def test_the_partial_client_check_catches_an_index_entry_without_its_client(aws: None, project: Any) -> None:
+    # Given a phone-index entry whose client was never written
+    ghost = Client(id="c-ghost", channel="telephony", phone=PHONE, can_message=False)
+    get_storage().client.update_item(
+        TableName=get_settings().table_name,
+        Key={"pk": {"S": phone_pk(project.project.id, PHONE)}, "sk": {"S": INDEX_SK}},
+        UpdateExpression="ADD entries :e",
+        ExpressionAttributeValues={":e": {"SS": [index_entry(RANK_TELEPHONY, ghost, "phone")]}},
+    )
+
+    # When the check runs, then it names the entry that points to a missing client
+    with pytest.raises(AssertionError, match="names a missing client"):
+        assert_no_partial_client(project.project)
+
+
+# -- the webhook -------------------------------------------------------------------------------------------------------
+def _is_phone_index_lookup(params: dict[str, Any]) -> bool:
+    return str(params["Key"]["pk"]["S"]).startswith("PHONE#")
+
+
+# Where DynamoDB goes down during a webhook for a new phone -> how many clients that failed request leaves behind.
+WEBHOOK_OUTAGES: dict[str, tuple[Callable[[DynamoDBServer], None], int]] = {
+    "before the request": (lambda server: server.stop(), 0),
+    "at matching (phone-index GetItem)": (lambda server: server.stop_at("GetItem", 1, _is_phone_index_lookup), 0),
+    "at the client's creation (1st transaction)": (lambda server: server.stop_at("TransactWriteItems", 1), 0),
+    "at the call's transaction (2nd transaction)": (lambda server: server.stop_at("TransactWriteItems", 2), 1),
+}
+
+
+@pytest.mark.parametrize("outage", list(WEBHOOK_OUTAGES))
+def test_webhook_for_a_new_phone_during_an_outage_is_503_and_its_retry_records_the_call_once(
+    outage: str, dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+) -> None:
+    # Given a project, a phone nobody has seen, and DynamoDB going down at one point of the request
+    go_down, clients_left = WEBHOOK_OUTAGES[outage]
+    go_down(dynamodb_server)
+
+    # When the PBX posts the completed call
+    answer = webhook(lambda_context)
+
+    # Then the answer is a 503 with Retry-After (the PBX retries), and the outage did hit inside this request
+    assert_storage_unavailable(answer)
+    assert not dynamodb_server.running
+    # And no client exists without its phone index (nor an index entry without its client), and no call is recorded
+    clients = assert_no_partial_client(project.project)
+    assert len(clients) == clients_left
+    assert calls_recorded(project.project) == []
+
+    # When DynamoDB is back and the PBX sends the same webhook again
+    dynamodb_server.start()
+    again = webhook(lambda_context)
+
+    # Then the call is recorded once, for one client of that phone, with one notification
+    body = answer_json(again)
+    assert (again["statusCode"], body["duplicate"], body["call_id"]) == (200, False, CALL_ID)
+    clients = assert_no_partial_client(project.project)
+    assert [c.phone for c in clients.values()] == [PHONE]
+    assert body["client_id"] in clients
+    (record,) = calls_recorded(project.project)
+    assert record["client_id"] == body["client_id"]
+    assert len(dialog_of(project.project, body["client_id"])) == 1
+    # And a further replay changes nothing
+    replay = answer_json(webhook(lambda_context))
+    assert (replay["duplicate"], replay["client_id"]) == (True, body["client_id"])
+    assert len(calls_recorded(project.project)) == 1
+
+
+def test_webhook_for_a_known_client_during_an_outage_at_the_call_transaction_leaves_nothing_half_done(
+    dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+) -> None:
+    # Given a client with a phone variable (indexed), and DynamoDB going down at the call's transaction
+    known = Client(id="c-known", channel="telegram", variables={"phone": "+7 900 444-33-22"})
+    ClientStore(get_storage()).add(project.project, known)
+    dynamodb_server.stop_at("TransactWriteItems", 1)
+
+    # When the PBX posts a call of that phone
+    answer = webhook(lambda_context)
+
+    # Then 503, the client and its index are intact, and no call, notification or record-link variable was written
+    assert_storage_unavailable(answer)
+    clients = assert_no_partial_client(project.project)
+    assert list(clients) == ["c-known"]
+    assert clients["c-known"].variables == {"phone": "+7 900 444-33-22"}
+    assert calls_recorded(project.project) == []
+    assert dialog_of(project.project, "c-known") == []
+
+    # When the webhook is retried after recovery
+    dynamodb_server.start()
+    again = answer_json(webhook(lambda_context))
+
+    # Then it lands on the known client, once
+    assert (again["client_id"], again["duplicate"]) == ("c-known", False)
+    assert len(calls_recorded(project.project)) == 1
+    assert len(dialog_of(project.project, "c-known")) == 1
+    assert "iptelefon_call_record_link" in assert_no_partial_client(project.project)["c-known"].variables
+
+
+def test_unreadable_webhook_during_an_outage_is_503_not_400_so_the_pbx_sends_it_again(
+    dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+) -> None:
+    # Given a payload without a phone (a 400 that must keep the raw request) and DynamoDB down at that PutItem
+    dynamodb_server.stop_at("PutItem", 1)
+    unreadable = {"id": "no-phone-1", "calltype": "IN", "exten": "346"}
+
+    # When it arrives
+    answer = webhook(lambda_context, unreadable)
+
+    # Then 503: the raw request could not be kept, so the PBX is asked to retry rather than told it was bad
+    assert_storage_unavailable(answer)
+    rejected = [i for i in stored_items() if i["sk"].startswith("REJECTED#")]
+    assert rejected == []
+
+    # When it comes again after recovery: the 400 naming the problem, and the raw request is kept once
+    dynamodb_server.start()
+    again = webhook(lambda_context, unreadable)
+    assert again["statusCode"] == 400
+    (kept,) = [i for i in stored_items() if i["sk"].startswith("REJECTED#")]
+    assert "no-phone-1" in kept["body"]
+
+
+# -- the bot call routes -----------------------------------------------------------------------------------------------
+@pytest.fixture
+def card_client(project: Any) -> None:
+    ClientStore(get_storage()).add(
+        project.project, Client(id="c-card", channel="telephony", phone=PHONE, can_message=False)
+    )
+
+
+def attempts(project: Project) -> list[dict[str, Any]]:
+    return [i for i in stored_items() if i["pk"] == f"PROJECT#{project.id}" and i["sk"].startswith("ATTEMPT#")]
+
+
+@pytest.mark.parametrize("key", [None, "order-1"], ids=["no key", "idempotency key"])
+@pytest.mark.parametrize("route", list(CALL_ROUTES))
+def test_call_while_storage_is_down_is_503_and_reaches_no_pbx(
+    route: str,
+    key: str | None,
+    dynamodb_server: DynamoDBServer,
+    fake_pbx: Any,
+    project: Any,
+    card_client: None,
+    lambda_context: Any,
+) -> None:
+    # Given DynamoDB down before the request (token lookup, Idempotency record, rate limits all need it)
+    dynamodb_server.stop()
+
+    # When a bot starts a call
+    answer = start_call(route, lambda_context, project.token, key=key)
+
+    # Then 503 with Retry-After, and nothing reached the PBX
+    assert_storage_unavailable(answer)
+    assert fake_pbx.requests == []
+
+    # When the bot retries after recovery (with the same key, if it had one)
+    dynamodb_server.start()
+    again = start_call(route, lambda_context, project.token, key=key)
+
+    # Then exactly one call is started and recorded
+    assert again["statusCode"] == 202, again
+    assert len(fake_pbx.requests) == 1
+    (attempt,) = attempts(project.project)
+    assert (attempt["attempt_id"], attempt["status"]) == (answer_json(again)["call_id"], "initiated")
+
+
+@pytest.mark.parametrize("route", list(CALL_ROUTES))
+def test_call_with_storage_lost_before_the_pbx_request_is_503_and_reaches_no_pbx(
+    route: str, dynamodb_server: DynamoDBServer, fake_pbx: Any, project: Any, card_client: None, lambda_context: Any
+) -> None:
+    # Given DynamoDB going down after the bot was authenticated, at the rate-limit count (the last step before the PBX)
+    dynamodb_server.stop_at("UpdateItem", 1)
+
+    # When a bot starts a call
+    answer = start_call(route, lambda_context, project.token)
+
+    # Then 503 and no PBX request; after recovery the retry starts exactly one call
+    assert_storage_unavailable(answer)
+    assert fake_pbx.requests == []
+    dynamodb_server.start()
+    assert start_call(route, lambda_context, project.token)["statusCode"] == 202
+    assert len(fake_pbx.requests) == 1
+
+
+@pytest.mark.parametrize("route", list(CALL_ROUTES))
+def test_call_with_storage_lost_after_the_pbx_accepted_answers_202_not_503(
+    route: str, dynamodb_server: DynamoDBServer, fake_pbx: Any, project: Any, card_client: None, lambda_context: Any
+) -> None:
+    # Given DynamoDB going down after the PBX accepted the call, when the attempt is stored
+    dynamodb_server.stop_at("TransactWriteItems", 1)
+
+    # When a bot starts a call
+    answer = start_call(route, lambda_context, project.token)
+
+    # Then the answer is the call's 202 (the client's phone is ringing: a 503 would invite a second call), never a 500,
+    # and the PBX got exactly one request; only the attempt record is missing (logged)
+    assert answer["statusCode"] == 202, answer
+    assert answer_json(answer)["status"] == "initiated"
+    assert not dynamodb_server.running
+    assert len(fake_pbx.requests) == 1
+    assert attempts(project.project) == []

@@ -1,0 +1,363 @@
+"""Least privilege, proven by use: each function's IAM grants are exactly the AWS calls its handler makes.
+
+For every function of template.yaml, its handler (the module the template names) serves a representative set of
+requests: every route, success and failure paths, Idempotency-Key first use / repeat / refusal, a webhook that links a
+bot's call attempt, an unreadable webhook that is kept. Every AWS call made while the handler runs is recorded (a patch
+of `BaseClient._make_api_call`) and turned into the IAM (action, resource ARN) pairs it needs:
+- a DynamoDB call needs `dynamodb:<Operation>` on its table (or `<table>/index/<name>` for an index query);
+  a `TransactWriteItems` needs, per item, `PutItem` / `UpdateItem` / `DeleteItem` / `ConditionCheckItem` on that
+  item's table: "Permissions for Put, Update, Delete, and Get actions are governed by the permissions used for the
+  underlying PutItem, UpdateItem, DeleteItem, and GetItem operations" (DynamoDB Developer Guide, "Using IAM with
+  DynamoDB transactions"); there is no IAM action named after the transaction call itself;
+- an SSM call needs `ssm:<Operation>` on `parameter/<name or path>`.
+Then (a) every needed pair is granted (else the deployed function gets AccessDenied) and (b) every granted pair was
+needed by some request (else the grant is excess). Caches (SSM parameters, projects) are cleared before each request,
+so every request takes its cold-start path.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
+from typing import Any
+
+import httpx
+import pytest
+from botocore.client import BaseClient
+from conftest import PBX_SECRET, TEST_TEMPLATE
+from support import answer_json, api_event
+
+from devstack.template import LOCAL_ACCOUNT
+from iptelefon.call_attempts import get_attempt
+from iptelefon.clients import ClientStore
+from iptelefon.models import Client
+from iptelefon.storage import get_storage
+
+FUNCTIONS = TEST_TEMPLATE.functions()
+REGION = TEST_TEMPLATE.region
+PHONE = "79004443322"
+OTHER_PHONE = "79005556677"
+TRANSACT_WRITE_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+
+
+def table_arn(name: str) -> str:
+    return f"arn:aws:dynamodb:{REGION}:{LOCAL_ACCOUNT}:table/{name}"
+
+
+IDEMPOTENCY_TABLE_ARN = table_arn(TEST_TEMPLATE.physical_name("IdempotencyTable"))
+# Granted for a library, not exercised by any request: Powertools Idempotency documents dynamodb:GetItem on its table
+# as required; DynamoDBPersistenceLayer reads the record with GetItem when a conditional PutItem fails without
+# returning the old item (boto3 < 1.26.164, or a record deleted in between). Nothing else may stay unexercised.
+LIBRARY_GRANTS = {
+    "EmployeeCallFunction": {("dynamodb:GetItem", IDEMPOTENCY_TABLE_ARN)},
+    "GroupCallFunction": {("dynamodb:GetItem", IDEMPOTENCY_TABLE_ARN)},
+}
+
+
+# -- what the template grants ------------------------------------------------------------------------------------------
+def granted(logical_id: str) -> set[tuple[str, str]]:
+    """(action, resource pattern) pairs of the function's inline Allow statements, intrinsics resolved."""
+    pairs: set[tuple[str, str]] = set()
+    for policy in TEST_TEMPLATE.doc["Resources"][logical_id]["Properties"].get("Policies", []):
+        for statement in policy["Statement"]:
+            assert statement["Effect"] == "Allow"
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            pairs |= {(str(a), str(TEST_TEMPLATE.resolve(r))) for a in actions for r in resources}
+    return pairs
+
+
+def allows(grant: tuple[str, str], need: tuple[str, str]) -> bool:
+    # IAM: action names are case-insensitive; `*` and `?` in a resource match any characters (`/` included).
+    return grant[0].lower() == need[0].lower() and fnmatchcase(need[1], grant[1])
+
+
+# -- what the handler uses ---------------------------------------------------------------------------------------------
+def needed(service: str, operation: str, params: dict[str, Any]) -> list[tuple[str, str]]:
+    """The IAM (action, resource ARN) pairs one AWS API call needs."""
+    if service == "dynamodb":
+        if operation == "TransactWriteItems":
+            return [
+                (f"dynamodb:{TRANSACT_WRITE_ACTIONS[kind]}", table_arn(spec["TableName"]))
+                for item in params["TransactItems"]
+                for kind, spec in item.items()
+            ]
+        if operation == "TransactGetItems":
+            return [("dynamodb:GetItem", table_arn(item["Get"]["TableName"])) for item in params["TransactItems"]]
+        if operation in ("BatchGetItem", "BatchWriteItem"):
+            return [(f"dynamodb:{operation}", table_arn(name)) for name in params["RequestItems"]]
+        index = f"/index/{params['IndexName']}" if params.get("IndexName") else ""
+        return [(f"dynamodb:{operation}", table_arn(params["TableName"]) + index)]
+    if service == "ssm":
+        names = [params["Path"]] if operation == "GetParametersByPath" else params.get("Names") or [params.get("Name")]
+        return [
+            (f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{LOCAL_ACCOUNT}:parameter/{str(name).lstrip('/')}")
+            for name in names
+        ]
+    return [(f"{service}:{operation}", "*")]  # any other service: nothing in the template grants it
+
+
+@dataclass
+class Usage:
+    """The AWS calls each function's handler made, as IAM needs, and the request that made each first."""
+
+    needs: dict[str, dict[tuple[str, str], str]] = field(default_factory=dict, repr=False)
+    _current: tuple[str, str] | None = None
+
+    @contextmanager
+    def running(self, logical_id: str, request: str) -> Iterator[None]:
+        self._current = (logical_id, request)
+        try:
+            yield
+        finally:
+            self._current = None
+
+    def record(self, service: str, operation: str, params: dict[str, Any]) -> None:
+        if self._current is not None:
+            logical_id, request = self._current
+            for need in needed(service, operation, params):
+                self.needs.setdefault(logical_id, {}).setdefault(need, f"{request} ({operation})")
+
+
+@pytest.fixture
+def usage(monkeypatch: pytest.MonkeyPatch) -> Usage:
+    seen = Usage()
+    original = BaseClient._make_api_call
+
+    def recorded(client: BaseClient, operation_name: str, api_params: dict[str, Any]) -> Any:
+        seen.record(client.meta.service_model.service_name, operation_name, api_params)
+        return original(client, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+    return seen
+
+
+@dataclass
+class Scenario:
+    usage: Usage
+    project: Any
+    other_project: Any
+    fake_pbx: Any
+    context: Any
+
+    def invoke(self, logical_id: str, event: dict[str, Any], *, recorded: bool = True) -> dict[str, Any]:
+        """Run the function's handler (the one template.yaml names) on an event, as a cold Lambda would."""
+        from aws_lambda_powertools.utilities import parameters
+
+        module_name, _, attribute = FUNCTIONS[logical_id].handler.rpartition(".")
+        handler = getattr(importlib.import_module(module_name), attribute)
+        parameters.clear_caches()
+        get_storage()._projects.clear()
+        if not recorded:
+            return handler(event, self.context)  # type: ignore[no-any-return]
+        with self.usage.running(logical_id, f"{event['httpMethod']} {event['resource']}"):
+            return handler(event, self.context)  # type: ignore[no-any-return]
+
+    def expect(self, status: int, logical_id: str, event: dict[str, Any], *, recorded: bool = True) -> Any:
+        answer = self.invoke(logical_id, event, recorded=recorded)
+        assert answer["statusCode"] == status, (event["httpMethod"], event["path"], answer)
+        return answer_json(answer)
+
+
+# -- representative requests, per function -----------------------------------------------------------------------------
+def webhook_event(payload: dict[str, Any], *, secret: str = PBX_SECRET, method: str = "POST") -> dict[str, Any]:
+    if method == "GET":
+        return api_event(
+            "GET",
+            "/iptelefon_webhook/{secret}",
+            f"/iptelefon_webhook/{secret}",
+            query={k: str(v) for k, v in payload.items()},
+            path_params={"secret": secret},
+        )
+    return api_event(
+        "POST",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{secret}",
+        body=payload,
+        path_params={"secret": secret},
+    )
+
+
+def call_event(
+    route: str, body: dict[str, Any], token: str | None, *, key: str | None = None, client_id: str = "c-card"
+) -> dict[str, Any]:
+    headers = {"Idempotency-Key": key} if key else None
+    if route == "card":
+        path = f"/v1/clients/{client_id}/call"
+        return api_event(
+            "POST",
+            "/v1/clients/{client_id}/call",
+            path,
+            body=body,
+            headers=headers,
+            token=token,
+            path_params={"client_id": client_id},
+        )
+    return api_event("POST", f"/v1/calls/{route}", f"/v1/calls/{route}", body=body, headers=headers, token=token)
+
+
+def read_event(
+    resource: str, path: str, token: str | None, *, query: dict[str, str] | None = None, params: Any = None
+) -> dict[str, Any]:
+    return api_event("GET", resource, path, query=query, path_params=params, token=token)
+
+
+def refuse_next_pbx_request(fake_pbx: Any) -> None:
+    fake_pbx.reply = httpx.Response(200, json={"result": 0, "text": "Абонент недоступен"})
+
+
+def accept_pbx_requests(fake_pbx: Any) -> None:
+    fake_pbx.reply = httpx.Response(200, json={"result": 1, "data": {"call_id": "pbx-1"}})
+
+
+def limit_project_calls_per_minute(project: Any, limit: int) -> None:
+    get_storage().update_project(project.project.model_copy(update={"calls_per_project_per_minute": limit}))
+
+
+def webhook_requests(s: Scenario) -> None:
+    first = {"id": "wh-1", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "00:02:35"}
+    linked = {**first, "link": "https://pbx.test/records/wh-1.mp3"}
+    # a new phone: client + phone index, then the call with its notification and record-link variable
+    created = s.expect(200, "WebhookFunction", webhook_event(linked))
+    assert created["duplicate"] is False
+    s.expect(200, "WebhookFunction", webhook_event(linked))  # a replay
+    # a call without a recording, then the same call again bringing it (updates the call, dialog and variable)
+    s.expect(200, "WebhookFunction", webhook_event({**first, "id": "wh-2"}))
+    s.expect(200, "WebhookFunction", webhook_event({**linked, "id": "wh-2"}))
+    # the completion of a bot's call (an outgoing call): links the pending call attempt
+    started = s.expect(
+        202,
+        "EmployeeCallFunction",
+        call_event("employee", {"client_phone": OTHER_PHONE, "short_employee_phone": "346"}, s.project.token),
+        recorded=False,
+    )
+    outgoing = {"id": "pbx-1", "calltype": "OUT", "dst": OTHER_PHONE, "exten": "346", "talktime": "12"}
+    s.expect(200, "WebhookFunction", webhook_event(outgoing))
+    assert get_attempt(get_storage(), "proj-a", started["call_id"])["status"] == "completed"  # type: ignore[index]
+    # GET with query parameters; a messenger project (a WhatsApp client is created)
+    s.expect(200, "WebhookFunction", webhook_event({**first, "id": "wh-3"}, method="GET"))
+    s.expect(200, "WebhookFunction", webhook_event(first, secret="pbx-secret-of-project-b"))
+    # an unreadable payload (400, kept) and an unknown secret (404)
+    s.expect(400, "WebhookFunction", webhook_event({"id": "wh-4", "calltype": "IN", "exten": "346"}))
+    s.expect(404, "WebhookFunction", webhook_event(first, secret="not-a-known-secret-000"))
+
+
+def employee_call_requests(s: Scenario) -> None:
+    token = s.project.token
+    get_storage().update_project(s.project.project.model_copy(update={"calls_per_phone_per_hour": 100}))
+    bot = {"client_phone": PHONE, "short_employee_phone": "346"}
+    s.expect(202, "EmployeeCallFunction", call_event("employee", bot, token))
+    # Idempotency-Key: first use, a repeat (the first answer), a PBX refusal (the record is dropped: try again)
+    first = s.expect(202, "EmployeeCallFunction", call_event("employee", bot, token, key="k-1"))
+    assert s.expect(202, "EmployeeCallFunction", call_event("employee", bot, token, key="k-1")) == first
+    refuse_next_pbx_request(s.fake_pbx)
+    s.expect(502, "EmployeeCallFunction", call_event("employee", bot, token, key="k-2"))
+    accept_pbx_requests(s.fake_pbx)
+    # the client card: api (a PBX call), app (a tel: link), disabled, an unknown client; a key reused for another body
+    s.expect(202, "EmployeeCallFunction", call_event("card", {"employee_id": "346"}, token, key="k-3"))
+    s.expect(409, "EmployeeCallFunction", call_event("card", {"employee_id": "soft"}, token, key="k-3"))
+    s.expect(200, "EmployeeCallFunction", call_event("card", {"employee_id": "soft"}, token))
+    s.expect(403, "EmployeeCallFunction", call_event("card", {"employee_id": "off"}, token))
+    s.expect(404, "EmployeeCallFunction", call_event("card", {"employee_id": "346"}, token, client_id="nobody"))
+    # no token; the project's per-minute limit reached (the phone's count is given back)
+    s.expect(401, "EmployeeCallFunction", call_event("employee", bot, None))
+    limit_project_calls_per_minute(s.project, 1)
+    s.expect(429, "EmployeeCallFunction", call_event("employee", bot, token))
+
+
+def group_call_requests(s: Scenario) -> None:
+    token = s.project.token
+    group = {"client_phone": PHONE, "group_id": "3"}
+    s.expect(202, "GroupCallFunction", call_event("group", group, token))
+    first = s.expect(202, "GroupCallFunction", call_event("group", group, token, key="g-1"))
+    assert s.expect(202, "GroupCallFunction", call_event("group", group, token, key="g-1")) == first
+    refuse_next_pbx_request(s.fake_pbx)
+    s.expect(502, "GroupCallFunction", call_event("group", group, token, key="g-2"))
+    accept_pbx_requests(s.fake_pbx)
+    s.expect(401, "GroupCallFunction", call_event("group", group, "iptb_not-a-token"))
+    limit_project_calls_per_minute(s.project, 1)
+    s.expect(429, "GroupCallFunction", call_event("group", group, token))
+
+
+def read_api_requests(s: Scenario) -> None:
+    token = s.project.token
+    call = {"id": "r-1", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "35"}
+    client_id = s.expect(200, "WebhookFunction", webhook_event(call), recorded=False)["client_id"]
+    attempt = s.expect(
+        202,
+        "GroupCallFunction",
+        call_event("group", {"client_phone": PHONE, "group_id": "3"}, token),
+        recorded=False,
+    )["call_id"]
+    found = s.expect(200, "ReadApiFunction", read_event("/v1/clients", "/v1/clients", token, query={"phone": PHONE}))
+    assert [c["id"] for c in found["clients"]] == [client_id]
+    card = s.expect(
+        200,
+        "ReadApiFunction",
+        read_event("/v1/clients/{client_id}", f"/v1/clients/{client_id}", token, params={"client_id": client_id}),
+    )
+    assert card["dialog"]
+    calls = s.expect(
+        200, "ReadApiFunction", read_event("/v1/calls", "/v1/calls", token, query={"client_id": client_id})
+    )
+    assert [c["call_id"] for c in calls["calls"]] == ["r-1"]
+    for call_id in ("r-1", attempt):
+        s.expect(
+            200,
+            "ReadApiFunction",
+            read_event("/v1/calls/{call_id}", f"/v1/calls/{call_id}", token, params={"call_id": call_id}),
+        )
+    s.expect(
+        404,
+        "ReadApiFunction",
+        read_event("/v1/clients/{client_id}", "/v1/clients/nobody", token, params={"client_id": "nobody"}),
+    )
+    s.expect(401, "ReadApiFunction", read_event("/v1/clients", "/v1/clients", None, query={"phone": PHONE}))
+
+
+SCENARIOS: dict[str, Callable[[Scenario], None]] = {
+    "WebhookFunction": webhook_requests,
+    "EmployeeCallFunction": employee_call_requests,
+    "GroupCallFunction": group_call_requests,
+    "ReadApiFunction": read_api_requests,
+}
+
+
+# -- the checks --------------------------------------------------------------------------------------------------------
+def test_every_function_of_the_template_has_representative_requests() -> None:
+    assert sorted(SCENARIOS) == sorted(FUNCTIONS)
+
+
+@pytest.mark.parametrize("logical_id", sorted(SCENARIOS))
+def test_function_role_grants_exactly_the_aws_calls_its_handler_makes(
+    logical_id: str, usage: Usage, project: Any, other_project: Any, fake_pbx: Any, lambda_context: Any
+) -> None:
+    # Given the function's grants in template.yaml and a client for the client-card route
+    grants = granted(logical_id)
+    ClientStore(get_storage()).add(
+        project.project, Client(id="c-card", channel="telephony", phone=PHONE, can_message=False)
+    )
+
+    # When its handler serves the representative requests
+    SCENARIOS[logical_id](Scenario(usage, project, other_project, fake_pbx, lambda_context))
+    needs = usage.needs.get(logical_id, {})
+
+    # Then (a) every AWS call it made is granted (else AccessDenied once deployed)
+    missing = {need: request for need, request in needs.items() if not any(allows(g, need) for g in grants)}
+    # And (b) every grant was needed by some request (else it is excess), documented library needs aside
+    unused = {g for g in grants if not any(allows(g, need) for need in needs)}
+    excess = unused - LIBRARY_GRANTS.get(logical_id, set())
+    assert LIBRARY_GRANTS.get(logical_id, set()) <= grants
+    report = [f"{logical_id}: used but not granted (AccessDenied in AWS):"]
+    report += [f"  {action} on {arn}  <- {request}" for (action, arn), request in sorted(missing.items())]
+    report += [f"{logical_id}: granted but never used (excess):"]
+    report += [f"  {action} on {arn}" for action, arn in sorted(excess)]
+    assert not missing and not excess, "\n".join(report)
