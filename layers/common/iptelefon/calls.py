@@ -26,19 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from aws_lambda_powertools.utilities.idempotency import (
-    DynamoDBPersistenceLayer,
-    IdempotencyConfig,
-    idempotent_function,
-)
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyInconsistentStateError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
-)
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon import call_attempts
@@ -62,6 +51,9 @@ from iptelefon.phones import mask_phone, normalize_phone, phone_country_code, re
 from iptelefon.project_config import PbxCredentials, get_pbx_credentials
 from iptelefon.settings import get_settings
 from iptelefon.storage import Storage, dynamodb_client, get_storage
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
 
 ROUTE_EMPLOYEE = "POST /v1/calls/employee"
 ROUTE_GROUP = "POST /v1/calls/group"
@@ -295,9 +287,16 @@ def _reply_text(data: Any, conn: PbxConnection) -> str:
 
 
 # -- idempotency -------------------------------------------------------------------------------------------------------
+_invocation: dict[str, LambdaContext] = {}
+
+
 def register_lambda_context(context: LambdaContext) -> None:
-    """Call once per invocation: an in-flight record expires with the invocation (a crashed one does not block)."""
-    _idempotency_config().register_lambda_context(context)
+    """Call once per invocation: an in-flight record expires with the invocation (a crashed one does not block).
+
+    Powertools Idempotency is imported only when a request carries an Idempotency-Key (~40 ms of cold start saved
+    for the others), so the context is kept here until then.
+    """
+    _invocation["context"] = context
 
 
 def checked_idempotency_key(value: str | None) -> str | None:
@@ -315,6 +314,15 @@ def _once(
     key = checked_idempotency_key(idempotency_key)
     if key is None:
         return _answer(work())
+    from aws_lambda_powertools.utilities.idempotency.exceptions import (  # on first use: see register_lambda_context
+        IdempotencyAlreadyInProgressError,
+        IdempotencyInconsistentStateError,
+        IdempotencyPersistenceLayerError,
+        IdempotencyValidationError,
+    )
+
+    if "context" in _invocation:
+        _idempotency_config().register_lambda_context(_invocation["context"])
     scope = {"project_id": project.id, "route": route, "key": key, "request": request}
     produced: list[Outcome] = []
 
@@ -358,6 +366,8 @@ def _run_once(*, scope: dict[str, Any], work: Callable[[], Outcome]) -> Outcome:
 
 @lru_cache(maxsize=1)
 def _idempotency_config() -> IdempotencyConfig:
+    from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
+
     return IdempotencyConfig(
         event_key_jmespath="[project_id, route, key]",
         payload_validation_jmespath="request",
@@ -370,6 +380,8 @@ def _idempotency_config() -> IdempotencyConfig:
 @lru_cache(maxsize=1)
 def _idempotent_runner() -> Callable[..., Outcome]:
     """Built on first use (settings and the boto3 client are not touched at import)."""
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer, idempotent_function
+
     persistence = DynamoDBPersistenceLayer(
         table_name=get_settings().idempotency_table_name, boto3_client=dynamodb_client()
     )
