@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 import pytest
 from conftest import PBX_SECRET, DynamoDBServer
-from support import answer_json, api_event
+from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
@@ -51,14 +51,7 @@ def webhook(context: Any, body: dict[str, Any] | None = None) -> dict[str, Any]:
         "talktime": "00:02:35",
         "link": "https://z138.fpg.ru/records/1709290800.1843.mp3",
     }
-    event = api_event(
-        "POST",
-        "/iptelefon_webhook/{secret}",
-        f"/iptelefon_webhook/{PBX_SECRET}",
-        body=payload,
-        path_params={"secret": PBX_SECRET},
-    )
-    return webhook_handler(event, context)  # type: ignore[no-any-return]
+    return webhook_handler(webhook_event(PBX_SECRET, payload), context)  # type: ignore[no-any-return]
 
 
 CallRoute = tuple[Callable[..., Any], str, str, dict[str, str] | None, dict[str, Any]]

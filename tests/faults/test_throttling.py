@@ -18,7 +18,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries.standard import ExponentialBackoff
 from conftest import PBX_SECRET, TEST_TEMPLATE, DynamoDBServer
-from support import answer_json, api_event
+from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptelefon.storage import dynamodb_client, get_storage
@@ -75,14 +75,7 @@ def backoffs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, str]]:
 
 def webhook(context: Any) -> dict[str, Any]:
     payload = {"id": "throttle-1", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "35"}
-    event = api_event(
-        "POST",
-        "/iptelefon_webhook/{secret}",
-        f"/iptelefon_webhook/{PBX_SECRET}",
-        body=payload,
-        path_params={"secret": PBX_SECRET},
-    )
-    return webhook_handler(event, context)  # type: ignore[no-any-return]
+    return webhook_handler(webhook_event(PBX_SECRET, payload), context)  # type: ignore[no-any-return]
 
 
 def employee_call(context: Any, token: str, key: str | None = None) -> dict[str, Any]:
