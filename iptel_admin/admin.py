@@ -123,13 +123,10 @@ def webhook_url(target: Target, secret: str) -> str | None:
 
 
 def show_project(target: Target, project_id: str) -> dict[str, Any]:
-    project = target.storage.get_project(project_id)
-    if project is None:
-        raise NotFound(f"project {project_id} not found")
-    server_url = target.ssm.get_parameter(Name=f"{project_ssm_path(target.ssm_prefix, project_id)}/server_url")
+    project = _project(target, project_id)
     return {
         "project": project.model_dump(mode="json"),
-        "server_url": server_url["Parameter"]["Value"],
+        "server_url": _ssm_value(target, project_id, "server_url"),
         "secret": "(in SSM, SecureString)",
         "employees": [e.model_dump(mode="json") for e in target.storage.list_employees(project_id)],
         "tokens": [
@@ -142,8 +139,7 @@ def show_project(target: Target, project_id: str) -> dict[str, Any]:
 def set_employee(
     target: Target, *, project_id: str, employee_id: str, name: str, method: CallMethod, short_number: str | None
 ) -> Employee:
-    if target.storage.get_project(project_id) is None:
-        raise NotFound(f"project {project_id} not found")
+    _project(target, project_id)
     employee = Employee(id=employee_id, name=name, call_method=method, short_number=short_number)
     target.storage.put_employee(project_id, employee)
     return employee
@@ -189,15 +185,10 @@ def create_token(target: Target, project_id: str) -> tuple[str, str]:
 def pbx_connection(target: Target, project_id: str) -> PbxConnection:
     """The project's PBX connection: server_url and secret (decrypted) from SSM, method names from the project."""
     project = _project(target, project_id)
-    path = project_ssm_path(target.ssm_prefix, project_id)
-    try:
-        server_url = target.ssm.get_parameter(Name=f"{path}/server_url")["Parameter"]["Value"]
-        secret = target.ssm.get_parameter(Name=f"{path}/secret", WithDecryption=True)["Parameter"]["Value"]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-            raise NotFound(f"project {project_id} has no PBX connection in SSM under {path}/") from None
-        raise
-    credentials = PbxCredentials(server_url=server_url, secret=secret)
+    credentials = PbxCredentials(
+        server_url=_ssm_value(target, project_id, "server_url"),
+        secret=_ssm_value(target, project_id, "secret", decrypt=True),
+    )
     return connection_for(project, credentials, timeout_seconds=PBX_TIMEOUT_SECONDS)
 
 
@@ -237,6 +228,16 @@ def method_names(data: Any) -> list[str]:
                 names.append(str(entry).strip())
         return names
     return []
+
+
+def _ssm_value(target: Target, project_id: str, name: str, *, decrypt: bool = False) -> str:
+    path = project_ssm_path(target.ssm_prefix, project_id)
+    try:
+        return str(target.ssm.get_parameter(Name=f"{path}/{name}", WithDecryption=decrypt)["Parameter"]["Value"])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
+            raise NotFound(f"project {project_id} has no PBX connection in SSM under {path}/") from None
+        raise
 
 
 def _project(target: Target, project_id: str) -> Project:

@@ -16,9 +16,9 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from iptelefon.clients import ClientStore, new_client_id
+from iptelefon.clients import ClientStore
 from iptelefon.errors import InvalidPhone
-from iptelefon.models import Channel, Client, Project
+from iptelefon.models import Channel, Client, Project, time_ordered_id
 from iptelefon.phones import normalize_phone
 
 OWN_COLUMNS = {"id", "channel", "phone", "created_at"}
@@ -60,7 +60,7 @@ def build_client(
     if channel == "telephony" and not canonical:
         raise ValueError("a telephony client needs a phone")
     data: dict[str, Any] = {
-        "id": client_id or new_client_id(),
+        "id": client_id or time_ordered_id(),
         "channel": channel,
         "phone": canonical,
         "variables": variables,

@@ -15,13 +15,12 @@ partition, newest first) and marks it with `link_attempt`.
 from __future__ import annotations
 
 import math
-import secrets
 from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from iptelefon.storage import Storage, from_item, is_condition_failure, key, project_pk, sdk_errors, to_item
+from iptelefon.storage import Storage, is_condition_failure, key, project_pk, sdk_errors, to_item
 
 ATTEMPT_PREFIX = "ATTEMPT#"
 POINTER_TTL_SECONDS = 24 * 3600
@@ -48,11 +47,6 @@ def pointer_sk(created_at: str, attempt_id: str) -> str:
 def timestamp(moment: datetime) -> str:
     """UTC ISO time with a fixed width (microseconds always present): sorts as text in time order."""
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def new_attempt_id(now: float) -> str:
-    # Time-ordered (ms since epoch, hex) like client ids, then 40 random bits.
-    return f"{int(now * 1000):x}{secrets.token_hex(5)}"
 
 
 # -- attempts ----------------------------------------------------------------------------------------------------------
@@ -101,17 +95,9 @@ def latest_pending_attempt(
     (the PBX's id of the completed call), the attempt whose start reply carried that id wins; otherwise the newest.
     """
     moment = datetime.now(UTC).timestamp() if now is None else now
-    with sdk_errors():
-        reply = storage.client.query(
-            TableName=storage.table,
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": pointer_pk(project_id, phone)}},
-            ScanIndexForward=False,
-            ConsistentRead=True,
-            Limit=MAX_POINTERS,
-        )
+    newest = storage.query(pointer_pk(project_id, phone), limit=MAX_POINTERS, newest_first=True)
     # TTL deletes lazily (up to days later): an expired pointer is ignored here.
-    pointers = [p for p in map(from_item, reply.get("Items", [])) if p.get("expires_at", 0) > moment]
+    pointers = [p for p in newest if p.get("expires_at", 0) > moment]
     chosen = next((p for p in pointers if pbx_call_id and p.get("pbx_call_id") == pbx_call_id), None)
     for pointer in [chosen] if chosen else pointers:
         attempt = get_attempt(storage, project_id, str(pointer["attempt_id"]))

@@ -44,7 +44,7 @@ from iptelefon.errors import (
     RateLimited,
     StorageUnavailable,
 )
-from iptelefon.models import ClientCardCallRequest, EmployeeCallRequest, GroupCallRequest, Project
+from iptelefon.models import ClientCardCallRequest, EmployeeCallRequest, GroupCallRequest, Project, time_ordered_id
 from iptelefon.observability import logger
 from iptelefon.pbx import PbxConnection, PbxRefused, get_pbx_client
 from iptelefon.phones import mask_phone, normalize_phone, phone_country_code, region_country_code
@@ -223,7 +223,7 @@ def _start_on_pbx(project: Project, target: _Target, phone: str) -> Outcome:
     conn = pbx_connection(project)
     now = time.time()
     check_rate_limits(storage, project, phone, now)
-    attempt_id = call_attempts.new_attempt_id(now)
+    attempt_id = time_ordered_id(now)
     attempt: dict[str, Any] = {
         "attempt_id": attempt_id,
         "kind": target.kind,

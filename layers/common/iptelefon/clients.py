@@ -17,14 +17,13 @@ one new phone create exactly one client.
 
 from __future__ import annotations
 
-import uuid
 from collections import defaultdict
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from iptelefon.errors import InvalidPhone, StorageUnavailable
-from iptelefon.models import Channel, Client, Project, utc_now
+from iptelefon.models import Channel, Client, Project, time_ordered_id
 from iptelefon.phones import normalize_phone
 from iptelefon.storage import Storage, is_condition_failure, key, project_pk, sdk_errors, to_item
 
@@ -154,7 +153,7 @@ class ClientStore:
         if found:
             return found[0], False
         channel: Channel = "whatsapp" if project.has_messenger else "telephony"
-        client = Client(id=new_client_id(), channel=channel, phone=phone, can_message=channel != "telephony")
+        client = Client(id=time_ordered_id(), channel=channel, phone=phone, can_message=channel != "telephony")
         if self.add(project, client, only_if_phone_unmatched=True):
             return client.id, True
         # Another request created (or indexed) a client for this phone a moment ago: it matches now.
@@ -251,8 +250,3 @@ def written_key(write: dict[str, Any]) -> tuple[str, str]:
     ((action, spec),) = write.items()
     item_key = spec["Item"] if action == "Put" else spec["Key"]
     return item_key["pk"]["S"], item_key["sk"]["S"]
-
-
-def new_client_id() -> str:
-    # Time-ordered prefix (ms since epoch, hex) keeps ids roughly in creation order for people reading them.
-    return f"{int(utc_now().timestamp() * 1000):x}{uuid.uuid4().hex[:10]}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -18,6 +19,12 @@ _ID = r"^[A-Za-z0-9_-]{1,64}$"
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def time_ordered_id(now: float | None = None) -> str:
+    """Milliseconds since the epoch in hex, then 40 random bits: unique, and in creation order for people reading."""
+    seconds = utc_now().timestamp() if now is None else now
+    return f"{int(seconds * 1000):x}{secrets.token_hex(5)}"
 
 
 class Project(BaseModel):
