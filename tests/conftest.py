@@ -50,7 +50,7 @@ def aws(_aws_session: None) -> Iterator[None]:
 
 
 def _wipe() -> None:
-    from aws_lambda_powertools.utilities import parameters
+    from iptelefon.project_config import ssm_provider
 
     dynamodb = boto3.client("dynamodb")
     for definition in TEST_TEMPLATE.table_definitions():
@@ -62,7 +62,7 @@ def _wipe() -> None:
     names = [p["Name"] for p in ssm.describe_parameters().get("Parameters", [])]
     for start in range(0, len(names), 10):
         ssm.delete_parameters(Names=names[start : start + 10])
-    parameters.clear_caches()
+    ssm_provider().clear_cache()
     from iptelefon.storage import get_storage
 
     get_storage()._projects.clear()  # the warm-Lambda project cache must not outlive a test
@@ -195,12 +195,11 @@ def fake_pbx(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePbx]:
 def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
     """The real PBX simulator on 127.0.0.1:<free port> as proj-a's PBX; the PBX timeout is cut to 0.3 s."""
     import httpx
-    from aws_lambda_powertools.utilities import parameters
 
     from devstack.pbx_simulator import PbxSimulator
     from iptelefon import calls
     from iptelefon.pbx import PbxClient
-    from iptelefon.project_config import PbxCredentials, put_pbx_credentials
+    from iptelefon.project_config import PbxCredentials, put_pbx_credentials, ssm_provider
     from iptelefon.settings import get_settings
 
     monkeypatch.setenv("PBX_TIMEOUT_SECONDS", "0.3")
@@ -209,30 +208,21 @@ def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
         put_pbx_credentials(
             boto3.client("ssm"), get_settings().ssm_prefix, "proj-a", PbxCredentials(simulator.url, PBX_SECRET)
         )
-        parameters.clear_caches()
+        ssm_provider().clear_cache()
         monkeypatch.setattr(calls, "get_pbx_client", lambda: PbxClient(http))
         yield simulator
     get_settings.cache_clear()
 
 
 @pytest.fixture
-def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make moto's DynamoDB writes atomic, as DynamoDB's are: moto checks a condition and writes without a lock, so
-    concurrent threads could both pass `attribute_not_exists`. One lock around each operation closes that gap."""
-    import functools
-    import threading
+def atomic_dynamodb() -> Iterator[None]:
+    """Make moto's DynamoDB writes atomic, as DynamoDB's are (the local stack's moto server does the same): moto checks
+    a condition and writes without a lock, so concurrent threads could both pass `attribute_not_exists`."""
+    from devstack.moto_server import make_dynamodb_atomic
 
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("put_item", "update_item", "delete_item", "get_item", "query", "transact_write_items"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+    undo = make_dynamodb_atomic()
+    yield
+    undo()
 
 
 # -- fault injection (issue 6): DynamoDB behind a real moto server that a test can stop mid-request ------------------

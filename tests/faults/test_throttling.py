@@ -1,4 +1,5 @@
-"""DynamoDB throttling is retried by the SDK's `standard` retry mode; throttling that outlasts it is a 503, not a 500.
+"""DynamoDB throttling is retried by the SDK's `standard` retry mode, then by the storage gateway while the invocation
+has time; throttling that outlasts both is a 503, not a 500.
 
 The service's own clients (`iptelefon.storage.dynamodb_client()`) talk to a moto server on 127.0.0.1 (`dynamodb_server`
 in conftest). A `before-send` handler answers the first N attempts of one operation with DynamoDB's throttling error
@@ -21,7 +22,7 @@ from conftest import PBX_SECRET, TEST_TEMPLATE, DynamoDBServer
 from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
-from iptelefon.storage import dynamodb_client, get_storage
+from iptelefon.storage import WORST_CALL_SECONDS, dynamodb_client, get_storage
 from webhook.handler import lambda_handler as webhook_handler
 
 PHONE = "79004443322"
@@ -113,7 +114,8 @@ def test_a_stuck_storage_call_gives_up_before_the_lambda_timeout() -> None:
     worst_case = config.retries["total_max_attempts"] * (config.connect_timeout + config.read_timeout)
 
     # Then the call still fails inside the invocation, so the caller gets the 503 + Retry-After and not a Lambda timeout
-    # (storage.py: "short timeouts keep a stuck call under the Lambda timeout")
+    # And the gateway's figure for it (what the webhook keeps free to fall back to its inbox) is not optimistic
+    assert worst_case <= WORST_CALL_SECONDS
     assert worst_case < lambda_timeout, (
         f"{config.retries['total_max_attempts']} attempts x ({config.connect_timeout} s connect + "
         f"{config.read_timeout} s read) = {worst_case} s >= the {lambda_timeout} s Lambda timeout"
@@ -145,28 +147,31 @@ def test_throttled_webhook_is_retried_by_the_sdk_and_succeeds(
     # When the PBX posts a call
     answer = webhook(lambda_context)
 
-    # Then the webhook succeeds, after more than one attempt, each retry backed off as a throttling retry
+    # Then the webhook succeeds, after more than one attempt, the SDK's retries backed off as throttling retries
     assert answer["statusCode"] == 200, answer
     assert answer_json(answer)["duplicate"] is False
     assert throttle.throttled == times
     assert throttle.attempts > times
-    assert backoffs == [(attempt, code) for attempt in range(1, times + 1)]
+    assert backoffs and all(seen == code for _, seen in backoffs)
     # And the call was recorded once (the throttled attempts never reached DynamoDB)
     assert len(get_storage().query(f"PROJECT#{project.project.id}", "CALL#")) == 1
 
 
-@pytest.mark.parametrize(("operation", "key"), [("UpdateItem", None), ("PutItem", "order-7")])
+# The Idempotency record is Powertools' own write (its own 2 SDK attempts): throttled once; the rate-limit count goes
+# through the storage gateway, which retries after the SDK gave up: throttled twice.
+@pytest.mark.parametrize(("operation", "key", "times"), [("UpdateItem", None, 2), ("PutItem", "order-7", 1)])
 def test_throttled_bot_call_is_retried_by_the_sdk_and_starts_one_call(
     operation: str,
     key: str | None,
+    times: int,
     dynamodb_server: DynamoDBServer,
     backoffs: list[tuple[int, str]],
     fake_pbx: Any,
     project: Any,
     lambda_context: Any,
 ) -> None:
-    # Given DynamoDB throttling twice the rate-limit count (UpdateItem) or the Idempotency record (PutItem)
-    throttle = Throttle(dynamodb_server, operation, "ProvisionedThroughputExceededException", 2)
+    # Given DynamoDB throttling the rate-limit count (UpdateItem) or the Idempotency record (PutItem)
+    throttle = Throttle(dynamodb_server, operation, "ProvisionedThroughputExceededException", times)
 
     # When a bot starts a call
     answer = employee_call(lambda_context, project.token, key)
@@ -174,8 +179,8 @@ def test_throttled_bot_call_is_retried_by_the_sdk_and_starts_one_call(
     # Then it is started, once, after the SDK retried the throttled call
     assert answer["statusCode"] == 202, answer
     assert len(fake_pbx.requests) == 1
-    assert (throttle.throttled, len(backoffs)) == (2, 2)
-    assert throttle.attempts >= 3
+    assert throttle.throttled == times
+    assert throttle.attempts > times
 
 
 # -- throttling beyond the retries: 503 + Retry-After, never a 500 -----------------------------------------------------
@@ -193,12 +198,13 @@ def test_webhook_throttled_beyond_the_retries_is_503_with_retry_after(
     # When the PBX posts a call of a new phone
     answer = webhook(lambda_context)
 
-    # Then 503 storage_unavailable with Retry-After, once the SDK spent all its attempts on the first transaction
+    # Then 503 storage_unavailable with Retry-After, once the SDK and the gateway spent their attempts on the first
+    # transaction
     assert answer["statusCode"] == 503, answer
     assert answer_json(answer)["error"] == "storage_unavailable"
     assert answer["multiValueHeaders"]["Retry-After"] == ["2"]
-    assert throttle.attempts == total_attempts() > 1
-    assert len(backoffs) == total_attempts() - 1
+    assert throttle.attempts > total_attempts() > 1
+    assert len(backoffs) >= total_attempts() - 1
     # And nothing was written: no client, no call
     assert get_storage().query(f"PROJECT#{project.project.id}", "CLIENT#") == []
     assert get_storage().query(f"PROJECT#{project.project.id}", "CALL#") == []
@@ -217,9 +223,9 @@ def test_bot_call_throttled_beyond_the_retries_is_503_and_reaches_no_pbx(
     # When a bot starts a call
     answer = employee_call(lambda_context, project.token)
 
-    # Then 503 with Retry-After after all the SDK's attempts, and the PBX was never asked
+    # Then 503 with Retry-After after all the SDK's and the gateway's attempts, and the PBX was never asked
     assert answer["statusCode"] == 503, answer
     assert answer_json(answer)["error"] == "storage_unavailable"
     assert answer["multiValueHeaders"]["Retry-After"] == ["2"]
-    assert throttle.attempts == total_attempts()
+    assert throttle.attempts > total_attempts()
     assert fake_pbx.requests == []

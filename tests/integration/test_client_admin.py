@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from iptel_admin import cli
-from iptelefon.clients import ClientStore, pack_transactions, written_key
+from iptelefon.clients import ClientStore, pack_transactions
 from iptelefon.models import Client
 from iptelefon.storage import Storage
 
@@ -108,10 +108,10 @@ def test_transactions_never_touch_one_item_twice_and_stay_under_100_items(projec
     store = ClientStore(Storage(None, "t"))  # type: ignore[arg-type]  # writes are only built here, never sent
     clients = [Client(id=f"c{n}", channel="telephony", phone=f"7900{n // 2:07d}") for n in range(150)]
     # When packed into transactions
-    batches = pack_transactions([(c, store._client_writes(project.project, c)) for c in clients])
+    batches = pack_transactions([(c, store.client_writes(project.project, c)) for c in clients])
     # Then no transaction is over 100 items or writes one item twice, and every client is in one
     for batch in batches:
-        keys = [written_key(item) for _, items in batch for item in items]
+        keys = [write.key for _, writes in batch for write in writes]
         assert len(keys) <= 100
         assert len(keys) == len(set(keys))
     assert sorted(c.id for batch in batches for c, _ in batch) == sorted(c.id for c in clients)

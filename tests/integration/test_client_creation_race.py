@@ -1,4 +1,5 @@
-"""50 concurrent webhooks for one new phone create exactly one client (moto server, real threads)."""
+"""50 concurrent webhooks for one new phone create exactly one client (moto server made atomic as DynamoDB is, real
+threads)."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ def moto_server_storage() -> Iterator[Storage]:
 
 @pytest.mark.parametrize("messengers", [[], ["whatsapp"]])
 def test_fifty_concurrent_webhooks_for_a_new_phone_create_one_client(
-    moto_server_storage: Storage, messengers: list[Any]
+    moto_server_storage: Storage, atomic_dynamodb: None, messengers: list[Any]
 ) -> None:
     # Given a project and a phone nobody has seen
     project = Project(id=f"race{len(messengers)}", name="Race", messengers=messengers)

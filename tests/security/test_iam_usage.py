@@ -150,11 +150,11 @@ class Scenario:
 
     def invoke(self, logical_id: str, event: dict[str, Any], *, recorded: bool = True) -> dict[str, Any]:
         """Run the function's handler (the one template.yaml names) on an event, as a cold Lambda would."""
-        from aws_lambda_powertools.utilities import parameters
+        from iptelefon.project_config import ssm_provider
 
         module_name, _, attribute = FUNCTIONS[logical_id].handler.rpartition(".")
         handler = getattr(importlib.import_module(module_name), attribute)
-        parameters.clear_caches()
+        ssm_provider().clear_cache()
         get_storage()._projects.clear()
         if not recorded:
             return handler(event, self.context)  # type: ignore[no-any-return]

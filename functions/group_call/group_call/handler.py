@@ -7,6 +7,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon import calls
 from iptelefon.api import create_resolver, json_body, request_project
+from iptelefon.budget import within_invocation
 from iptelefon.models import GroupCallRequest
 from iptelefon.observability import logger, metrics
 
@@ -24,4 +25,5 @@ def group_call(body: GroupCallRequest) -> Response[dict[str, Any]]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     calls.register_lambda_context(context)  # Idempotency-Key: an in-flight record expires with this invocation
-    return app.resolve(event, context)
+    with within_invocation(context):  # storage retries end inside the invocation
+        return app.resolve(event, context)

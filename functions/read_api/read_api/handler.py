@@ -8,6 +8,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon import reads
 from iptelefon.api import create_resolver, json_body, request_project
+from iptelefon.budget import within_invocation
 from iptelefon.observability import logger, metrics
 
 app = create_resolver()
@@ -36,4 +37,5 @@ def get_call(call_id: str) -> Response[dict[str, Any]]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    with within_invocation(context):  # storage retries end inside the invocation
+        return app.resolve(event, context)

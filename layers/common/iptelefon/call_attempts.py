@@ -14,13 +14,13 @@ partition, newest first) and marks it with `link_attempt`.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from iptelefon.storage import Storage, is_condition_failure, key, project_pk, sdk_errors, to_item
+from iptelefon.models import is_valid_id, utc_stamp
+from iptelefon.storage import ConditionFailed, Storage, delete, project_pk, put, update
 
 ATTEMPT_PREFIX = "ATTEMPT#"
 POINTER_TTL_SECONDS = 24 * 3600
@@ -30,6 +30,7 @@ MAX_POINTERS = 25
 STATUS_INITIATED = "initiated"
 STATUS_FAILED = "failed"
 STATUS_COMPLETED = "completed"
+ATTEMPT_COMPLETED = "attempt completed"
 
 
 def attempt_sk(attempt_id: str) -> str:
@@ -44,20 +45,15 @@ def pointer_sk(created_at: str, attempt_id: str) -> str:
     return f"{created_at}#{attempt_id}"
 
 
-def timestamp(moment: datetime) -> str:
-    """UTC ISO time with a fixed width (microseconds always present): sorts as text in time order."""
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 # -- attempts ----------------------------------------------------------------------------------------------------------
 def save_attempt(storage: Storage, project_id: str, attempt: dict[str, Any], *, pending: bool, now: float) -> None:
     """Store an attempt; with `pending` (its call may be ringing) also the phone pointer the webhook looks up.
 
-    `attempt` needs `attempt_id`, `client_phone` and `created_at` (see `timestamp`).
+    `attempt` needs `attempt_id`, `client_phone` and `created_at` (see `models.utc_stamp`).
     """
     attempt_id = attempt["attempt_id"]
     item = {"pk": project_pk(project_id), "sk": attempt_sk(attempt_id), "type": "call_attempt", **attempt}
-    writes: list[Any] = [{"Put": {"TableName": storage.table, "Item": to_item(item)}}]
+    writes = [put(item)]
     if pending:
         pointer = {
             "pk": pointer_pk(project_id, attempt["client_phone"]),
@@ -66,12 +62,13 @@ def save_attempt(storage: Storage, project_id: str, attempt: dict[str, Any], *, 
             "pbx_call_id": attempt.get("pbx_call_id"),
             "expires_at": int(now) + POINTER_TTL_SECONDS,
         }
-        writes.append({"Put": {"TableName": storage.table, "Item": to_item(pointer)}})
-    with sdk_errors():
-        storage.client.transact_write_items(TransactItems=writes)
+        writes.append(put(pointer))
+    storage.transact(writes)
 
 
 def get_attempt(storage: Storage, project_id: str, attempt_id: str) -> dict[str, Any] | None:
+    if not is_valid_id(attempt_id):
+        return None
     return storage.get(project_pk(project_id), attempt_sk(attempt_id))
 
 
@@ -114,39 +111,28 @@ def link_attempt(storage: Storage, project_id: str, attempt_id: str, call_id: st
     attempt = get_attempt(storage, project_id, attempt_id)
     if attempt is None or attempt.get("status") == STATUS_COMPLETED:
         return
-    writes: list[Any] = [
-        {
-            "Update": {
-                "TableName": storage.table,
-                "Key": key(project_pk(project_id), attempt_sk(attempt_id)),
-                "UpdateExpression": "SET #status = :completed, call_id = :call, client_id = :client, linked_at = :at",
-                "ConditionExpression": "attribute_exists(pk) AND #status <> :completed",
-                "ExpressionAttributeNames": {"#status": "status"},
-                "ExpressionAttributeValues": {
-                    ":completed": {"S": STATUS_COMPLETED},
-                    ":call": {"S": call_id},
-                    ":client": {"S": client_id},
-                    ":at": {"S": timestamp(datetime.now(UTC))},
-                },
-            }
-        },
-        {
-            "Delete": {
-                "TableName": storage.table,
-                "Key": key(
-                    pointer_pk(project_id, str(attempt["client_phone"])),
-                    pointer_sk(str(attempt["created_at"]), attempt_id),
-                ),
-            }
-        },
+    pointer = pointer_pk(project_id, str(attempt["client_phone"])), pointer_sk(str(attempt["created_at"]), attempt_id)
+    writes = [
+        update(
+            project_pk(project_id),
+            attempt_sk(attempt_id),
+            "SET #status = :completed, call_id = :call, client_id = :client, linked_at = :at",
+            only_if="attribute_exists(pk) AND #status <> :completed",
+            names={"#status": "status"},
+            values={
+                ":completed": STATUS_COMPLETED,
+                ":call": call_id,
+                ":client": client_id,
+                ":at": utc_stamp(datetime.now(UTC)),
+            },
+            label=ATTEMPT_COMPLETED,
+        ),
+        delete(*pointer),
     ]
-    try:
-        with sdk_errors():
-            storage.client.transact_write_items(TransactItems=writes)
-    except ClientError as error:
-        if not is_condition_failure(error):
-            raise
-        # A concurrent webhook linked it a moment ago: nothing left to do.
+    # Contention and throttling are retried by the gateway, then raise StorageUnavailable: the webhook answers 503 (or
+    # queues the request) and its replay links again. Only "a concurrent webhook completed it a moment ago" is ignored.
+    with contextlib.suppress(ConditionFailed):
+        storage.transact(writes)
 
 
 # -- rate limits -------------------------------------------------------------------------------------------------------
@@ -167,40 +153,33 @@ def count_call(storage: Storage, project_id: str, counter: str, *, limit: int, w
     start = window_start(now, window_seconds)
     end = start + window_seconds
     try:
-        with sdk_errors():
-            storage.client.update_item(
-                TableName=storage.table,
-                Key=key(rate_pk(project_id), f"{counter}#{start}"),
-                UpdateExpression="SET expires_at = :end ADD calls :one",
-                ConditionExpression="attribute_not_exists(calls) OR calls < :limit",
-                ExpressionAttributeValues={
-                    ":one": {"N": "1"},
-                    ":limit": {"N": str(limit)},
-                    ":end": {"N": str(end)},
-                },
+        storage.write(
+            update(
+                rate_pk(project_id),
+                f"{counter}#{start}",
+                "SET expires_at = :end ADD calls :one",
+                only_if="attribute_not_exists(calls) OR calls < :limit",
+                values={":one": 1, ":limit": limit, ":end": end},
             )
-    except ClientError as error:
-        if is_condition_failure(error):
-            return max(1, math.ceil(end - now))
-        raise
+        )
+    except ConditionFailed:
+        return max(1, math.ceil(end - now))
     return 0
 
 
 def uncount_call(storage: Storage, project_id: str, counter: str, *, window_seconds: int, now: float) -> None:
     """Give back a call counted by `count_call` in the same window (another limit refused the call)."""
     start = window_start(now, window_seconds)
-    try:
-        with sdk_errors():
-            storage.client.update_item(
-                TableName=storage.table,
-                Key=key(rate_pk(project_id), f"{counter}#{start}"),
-                UpdateExpression="ADD calls :minus_one",
-                ConditionExpression="calls > :zero",
-                ExpressionAttributeValues={":minus_one": {"N": "-1"}, ":zero": {"N": "0"}},
+    with contextlib.suppress(ConditionFailed):  # the window is gone or empty: nothing to give back
+        storage.write(
+            update(
+                rate_pk(project_id),
+                f"{counter}#{start}",
+                "ADD calls :minus_one",
+                only_if="calls > :zero",
+                values={":minus_one": -1, ":zero": 0},
             )
-    except ClientError as error:
-        if not is_condition_failure(error):
-            raise
+        )
 
 
 def calls_counted(storage: Storage, project_id: str, counter: str, *, window_seconds: int, now: float) -> int:

@@ -15,13 +15,11 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from iptelefon.clients import ClientStore, client_sk
 from iptelefon.errors import StorageUnavailable
-from iptelefon.models import Project, utc_now
+from iptelefon.models import Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.notifications import format_call_notification
-from iptelefon.storage import Storage, key, project_pk, sdk_errors, to_item
+from iptelefon.storage import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.webhook_payload import CanonicalCall
 
 RECORD_LINK_VARIABLE = "iptelefon_call_record_link"
@@ -29,6 +27,10 @@ REJECTED_KEEP = timedelta(days=90)
 # DynamoDB items stop at 400 KB: a body is kept up to 100,000 bytes, which stays under that even when every byte is
 # invalid UTF-8 and becomes a 3-byte replacement character (bodies over 64 KiB are refused with 413 anyway).
 MAX_KEPT_BODY_BYTES = 100_000
+# What a failed condition means (storage.ConditionFailed names these).
+CALL_RECORDED = "call recorded before"
+LINK_SET = "call has a record link"
+LINK_NEEDS_INDEX = "record-link variable is not a URL"
 
 
 def call_sk(call_key: str) -> str:
@@ -49,6 +51,8 @@ class CallRecordStore:
         self.clients = ClientStore(storage)
 
     def get(self, project_id: str, call_key: str) -> dict[str, Any] | None:
+        if not is_valid_id(call_key):  # every call key is one (see CanonicalCall.idempotency_key)
+            return None
         return self.storage.get(project_pk(project_id), call_sk(call_key))
 
     def of_client(self, project_id: str, client_id: str, *, limit: int = 50) -> list[dict[str, Any]]:
@@ -63,7 +67,7 @@ class CallRecordStore:
         """Record a new call with its notification and record-link variable. False if the call was recorded before."""
         now = utc_now()
         call_key = call.idempotency_key
-        dialog_sk = f"{now.isoformat()}#{call_key}"
+        dialog_sk = f"{utc_stamp(now)}#{call_key}"
         record = {
             "pk": project_pk(project.id),
             "sk": call_sk(call_key),
@@ -75,7 +79,7 @@ class CallRecordStore:
             "raw": raw,
             "dialog_sk": dialog_sk,
             "gsi1pk": client_calls_pk(project.id, client_id),
-            "gsi1sk": f"CALL#{(call.started_at or now).isoformat()}#{call_key}",
+            "gsi1sk": f"CALL#{utc_stamp(call.started_at or now)}#{call_key}",
         }
         note = {
             "pk": dialog_pk(project.id, client_id),
@@ -86,62 +90,63 @@ class CallRecordStore:
             "call_key": call_key,
             "created_at": now.isoformat(),
         }
-        items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self.storage.table,
-                    "Item": to_item(record),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-            {"Put": {"TableName": self.storage.table, "Item": to_item(note)}},
-        ]
+        writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note)]
         if call.record_link:
-            items.append(self._record_link_fast_update(project.id, client_id, call.record_link))
-        reasons = self._transact(items)
-        if reasons is None:
+            writes.append(self._record_link_fast_update(project.id, client_id, call.record_link))
+        try:
+            self.storage.transact(writes)
             return True
-        if reasons[0] == "ConditionalCheckFailed":
-            return False
-        if call.record_link and reasons[2] == "ConditionalCheckFailed":
-            # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
-            items[2:] = self._record_link_indexed_update(project, client_id, call.record_link)
-            if self._transact(items) is None:
-                return True
-        raise StorageUnavailable("the call could not be recorded, retry")
+        except ConditionFailed as failed:
+            if CALL_RECORDED in failed.failed:
+                return False
+            if LINK_NEEDS_INDEX not in failed.failed or not call.record_link:
+                raise StorageUnavailable("the call could not be recorded, retry") from None
+        # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
+        writes[2:] = self._record_link_indexed_update(project, client_id, call.record_link)
+        try:
+            self.storage.transact(writes)
+            return True
+        except ConditionFailed as failed:
+            if CALL_RECORDED in failed.failed:
+                return False
+            raise StorageUnavailable("the call could not be recorded, retry") from None
 
     def add_record_link(self, project: Project, existing: dict[str, Any], call: CanonicalCall) -> bool:
         """A later webhook brought the recording of a recorded call: update the call, its notification, the variable.
 
-        No second notification: the first one is rewritten with the link. False if the call already had a link.
+        No second notification: the first one is rewritten with the link. False if the call has a link by now;
+        StorageUnavailable (the PBX sends it again) when it could not be stored: a link is never dropped.
         """
         assert call.record_link
         client_id = str(existing["client_id"])
         updated = CanonicalCall.model_validate(
             {**{k: existing.get(k) for k in CanonicalCall.model_fields}, "record_link": call.record_link}
         )
-        items: list[Any] = [
-            {
-                "Update": {
-                    "TableName": self.storage.table,
-                    "Key": key(project_pk(project.id), call_sk(existing["call_key"])),
-                    "UpdateExpression": "SET record_link = :link",
-                    "ConditionExpression": "attribute_exists(pk) AND attribute_not_exists(record_link)",
-                    "ExpressionAttributeValues": {":link": {"S": call.record_link}},
-                }
-            },
-            {
-                "Update": {
-                    "TableName": self.storage.table,
-                    "Key": key(dialog_pk(project.id, client_id), existing["dialog_sk"]),
-                    "UpdateExpression": "SET #text = :text",
-                    "ExpressionAttributeNames": {"#text": "text"},
-                    "ExpressionAttributeValues": {":text": {"S": format_call_notification(updated)}},
-                }
-            },
+        writes = [
+            update(
+                project_pk(project.id),
+                call_sk(existing["call_key"]),
+                "SET record_link = :link",
+                only_if="attribute_exists(pk) AND attribute_not_exists(record_link)",
+                values={":link": call.record_link},
+                label=LINK_SET,
+            ),
+            update(
+                dialog_pk(project.id, client_id),
+                existing["dialog_sk"],
+                "SET #text = :text",
+                names={"#text": "text"},
+                values={":text": format_call_notification(updated)},
+            ),
             *self._record_link_indexed_update(project, client_id, call.record_link),
         ]
-        return self._transact(items) is None
+        try:
+            self.storage.transact(writes)
+        except ConditionFailed as failed:
+            if LINK_SET in failed.failed:
+                return False  # a concurrent delivery stored it a moment ago
+            raise StorageUnavailable("the recording link could not be stored, retry") from None
+        return True
 
     def keep_rejected(
         self, project_id: str, raw: dict[str, Any], *, error_code: str, message: str, status: int
@@ -150,7 +155,7 @@ class CallRecordStore:
         now = utc_now()
         item = {
             "pk": project_pk(project_id),
-            "sk": f"REJECTED#{now.isoformat()}#{uuid.uuid4().hex[:8]}",
+            "sk": f"REJECTED#{utc_stamp(now)}#{uuid.uuid4().hex[:8]}",
             "type": "rejected_request",
             **raw,
             "error": error_code,
@@ -159,44 +164,31 @@ class CallRecordStore:
             "received_at": now.isoformat(),
             "expires_at": int((now + REJECTED_KEEP).timestamp()),
         }
-        with sdk_errors():
-            self.storage.client.put_item(TableName=self.storage.table, Item=to_item(item))
+        self.storage.write(put(item))
 
     def rejected(self, project_id: str) -> list[dict[str, Any]]:
         return self.storage.query(project_pk(project_id), "REJECTED#")
 
     # -- helpers -------------------------------------------------------------------------------------------------
-    def _record_link_fast_update(self, project_id: str, client_id: str, link: str) -> dict[str, Any]:
+    @staticmethod
+    def _record_link_fast_update(project_id: str, client_id: str, link: str) -> Write:
         # A URL never normalizes to a phone: when the old value is absent or a URL too, the phone index is unchanged.
-        return {
-            "Update": {
-                "TableName": self.storage.table,
-                "Key": key(project_pk(project_id), client_sk(client_id)),
-                "UpdateExpression": "SET variables.#name = :value",
-                "ConditionExpression": "attribute_exists(pk) AND (attribute_not_exists(variables.#name) "
-                "OR begins_with(variables.#name, :http))",
-                "ExpressionAttributeNames": {"#name": RECORD_LINK_VARIABLE},
-                "ExpressionAttributeValues": {":value": {"S": link}, ":http": {"S": "http"}},
-            }
-        }
+        return update(
+            project_pk(project_id),
+            client_sk(client_id),
+            "SET variables.#name = :value",
+            only_if="attribute_exists(pk) AND (attribute_not_exists(variables.#name) "
+            "OR begins_with(variables.#name, :http))",
+            names={"#name": RECORD_LINK_VARIABLE},
+            values={":value": link, ":http": "http"},
+            label=LINK_NEEDS_INDEX,
+        )
 
-    def _record_link_indexed_update(self, project: Project, client_id: str, link: str) -> list[Any]:
+    def _record_link_indexed_update(self, project: Project, client_id: str, link: str) -> list[Write]:
         client = self.clients.get(project.id, client_id)
         if client is None:
             raise StorageUnavailable("the matched client is not readable yet, retry")
         return self.clients.variable_update(project, client, RECORD_LINK_VARIABLE, link)
-
-    def _transact(self, items: list[Any]) -> list[str] | None:
-        """Run a transaction; None on success, else the per-item cancellation reason codes."""
-        try:
-            with sdk_errors():
-                self.storage.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
-                raise
-            reasons = error.response.get("CancellationReasons") or []
-            return [str(r.get("Code", "None")) for r in reasons] + ["None"] * (len(items) - len(reasons))
-        return None
 
 
 def kept_request(*, body: bytes, content_type: str | None, query: dict[str, str], method: str) -> dict[str, Any]:

@@ -44,7 +44,14 @@ from iptelefon.errors import (
     RateLimited,
     StorageUnavailable,
 )
-from iptelefon.models import ClientCardCallRequest, EmployeeCallRequest, GroupCallRequest, Project, time_ordered_id
+from iptelefon.models import (
+    ClientCardCallRequest,
+    EmployeeCallRequest,
+    GroupCallRequest,
+    Project,
+    time_ordered_id,
+    utc_stamp,
+)
 from iptelefon.observability import logger
 from iptelefon.pbx import PbxConnection, PbxRefused, get_pbx_client
 from iptelefon.phones import mask_phone, normalize_phone, phone_country_code, region_country_code
@@ -232,7 +239,7 @@ def _start_on_pbx(project: Project, target: _Target, phone: str) -> Outcome:
         "short_number" if target.kind == "employee" else "group_id": target.number,
         "employee_id": target.employee_id,
         "card_client_id": target.client_id,
-        "created_at": call_attempts.timestamp(datetime.fromtimestamp(now, UTC)),
+        "created_at": utc_stamp(datetime.fromtimestamp(now, UTC)),
     }
     log = {"project_id": project.id, "attempt_id": attempt_id, "kind": target.kind, "client_phone": mask_phone(phone)}
     logger.info("starting call", extra={**log, "target": target.number, "source": target.source})

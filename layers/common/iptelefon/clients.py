@@ -5,7 +5,8 @@ set whose members sort in matching order, so the smallest member is the match:
   `1#<created_at>#<client>#phone`        a telephony client's own phone           (rule 1: telephony clients first)
   `2#<created_at>#<client>#phone`        a messenger client's own phone           (rule 2, see below)
   `2#<created_at>#<client>#var:<name>`   a variable whose value is that phone     (rule 2)
-Ties within a rank: the earliest created client wins. Rule 2 includes a messenger client's own phone, so a WhatsApp
+Ties within a rank: the earliest created client wins (`<created_at>` is fixed-width UTC, so text order is time order,
+whatever offset a client was imported with). Rule 2 includes a messenger client's own phone, so a WhatsApp
 client created for a caller is found again on the next call instead of being created again.
 
 Why a set in one item and not one item per entry: a GetItem costs the same for 100 or 100,000 clients, in DynamoDB
@@ -13,6 +14,11 @@ and in moto alike (moto's Query walks the whole table). ADD/DELETE on a set need
 The index is written in the same transaction as the client or variable it mirrors, so it never drifts. A new client
 is created only while the phone's index is still empty (a condition in that transaction): concurrent webhooks for
 one new phone create exactly one client.
+
+One item must stay under DynamoDB's 400 KB: a phone may stand for at most MAX_CLIENTS_PER_PHONE clients (a condition
+on every ADD). One more is refused with a clear 409 (`PhoneShared`): a phone shared by more than a thousand clients is
+a data problem (a switchboard number in a CRM field, say) that matching cannot answer well anyway, and a cap keeps
+matching at one GetItem. Overflow items would keep every entry but cost a read per thousand entries.
 """
 
 from __future__ import annotations
@@ -20,16 +26,21 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from botocore.exceptions import ClientError
-
-from iptelefon.errors import InvalidPhone, StorageUnavailable
-from iptelefon.models import Channel, Client, Project, time_ordered_id
-from iptelefon.phones import normalize_phone
-from iptelefon.storage import Storage, is_condition_failure, key, project_pk, sdk_errors, to_item
+from iptelefon.errors import InvalidPhone, PhoneShared, StorageUnavailable
+from iptelefon.models import Channel, Client, Project, is_valid_id, time_ordered_id, utc_stamp
+from iptelefon.phones import mask_phone, normalize_phone
+from iptelefon.storage import ConditionFailed, Storage, Write, project_pk, put, update
 
 RANK_TELEPHONY = "1"
 RANK_OTHER = "2"
 INDEX_SK = "INDEX"
+# ~120 bytes an entry: a thousand entries stay far below the 400 KB item limit.
+MAX_CLIENTS_PER_PHONE = 1000
+# What a failed condition of a write means (storage.ConditionFailed names these).
+CLIENT_EXISTS = "client exists"
+PHONE_MATCHED = "phone matched"
+PHONE_FULL = "phone index full: "  # + the phone
+CLIENT_GONE = "client missing"
 
 
 def phone_pk(project_id: str, phone: str) -> str:
@@ -41,7 +52,7 @@ def client_sk(client_id: str) -> str:
 
 
 def index_entry(rank: str, client: Client, source: str) -> str:
-    return f"{rank}#{client.created_at.isoformat()}#{client.id}#{source}"
+    return f"{rank}#{utc_stamp(client.created_at)}#{client.id}#{source}"
 
 
 def entry_client_id(entry: str) -> str:
@@ -59,24 +70,18 @@ def phone_of(value: object, region: str) -> str | None:
 class ClientStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self.client = storage.client
-        self.table = storage.table
 
     # -- reads ---------------------------------------------------------------------------------------------------
     def get(self, project_id: str, client_id: str) -> Client | None:
+        if not is_valid_id(client_id):  # no such key can exist (and an overlong one would break DynamoDB's limit)
+            return None
         item = self.storage.get(project_pk(project_id), client_sk(client_id))
         return Client.model_validate(item) if item else None
 
     def match(self, project_id: str, phone: str, *, limit: int = 1) -> list[str]:
         """Client ids for a canonical phone, in matching order (the first one wins). One GetItem."""
-        with sdk_errors():
-            reply = self.client.get_item(
-                TableName=self.table,
-                Key=key(phone_pk(project_id, phone), INDEX_SK),
-                ProjectionExpression="entries",
-                ConsistentRead=True,
-            )
-        entries = sorted(reply.get("Item", {}).get("entries", {}).get("SS", []))
+        item = self.storage.get(phone_pk(project_id, phone), INDEX_SK, attributes="entries") or {}
+        entries = sorted(item.get("entries", ()))
         return list(dict.fromkeys(entry_client_id(e) for e in entries))[:limit]  # a client may match twice
 
     # -- writes --------------------------------------------------------------------------------------------------
@@ -84,27 +89,15 @@ class ClientStore:
         """Store a client and its index entries in one transaction.
 
         With only_if_phone_unmatched, nothing is written (False) if some client matches the client's phone by now.
+        Raises PhoneShared when a phone stands for too many clients, ConditionFailed(CLIENT_EXISTS) if the id exists.
         """
-        items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(self._client_item(project.id, client)),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
-        for phone, entries in self._index_entries(project, client).items():
-            update = _index_change(self.table, project.id, phone, "ADD", entries)
-            if only_if_phone_unmatched and phone == client.phone:
-                update["Update"]["ConditionExpression"] = "attribute_not_exists(entries)"
-            items.append(update)
+        writes = self.client_writes(project, client, only_if_phone_unmatched=only_if_phone_unmatched)
         try:
-            with sdk_errors():
-                self.client.transact_write_items(TransactItems=items)
-        except ClientError as error:
-            if only_if_phone_unmatched and is_condition_failure(error):
+            self.storage.transact(writes)
+        except ConditionFailed as failed:
+            if PHONE_MATCHED in failed.failed:
                 return False
+            raise_if_phone_full(failed)
             raise
         return True
 
@@ -112,40 +105,32 @@ class ClientStore:
         """Store many clients (an import) in as few transactions as possible, each client with its index entries.
 
         A transaction holds up to 100 items and touches each index item once, so clients sharing a phone go to
-        different transactions. Returns the clients that could not be stored, with the reason.
+        different transactions. Contention and throttling are retried by the storage gateway; a batch refused by a
+        condition is stored client by client, so only the clients that really exist (or overfill a phone) fail.
+        Returns the clients that could not be stored, with the reason.
         """
         failed: list[tuple[Client, str]] = []
-        for batch in pack_transactions([(client, self._client_writes(project, client)) for client in clients]):
+        for batch in pack_transactions([(client, self.client_writes(project, client)) for client in clients]):
             try:
-                with sdk_errors():
-                    self.client.transact_write_items(TransactItems=[i for _, items in batch for i in items])
-            except ClientError as error:
-                if not is_condition_failure(error):
-                    raise
-                for client, _ in batch:  # some client id exists already: store the others one by one
+                self.storage.transact([w for _, writes in batch for w in writes])
+            except ConditionFailed:
+                for client, _ in batch:
                     try:
                         self.add(project, client)
-                    except ClientError as single:
-                        if not is_condition_failure(single):
-                            raise
+                    except ConditionFailed:
                         failed.append((client, f"client {client.id} already exists"))
+                    except PhoneShared as error:
+                        failed.append((client, error.message))
         return failed
 
-    def _client_writes(self, project: Project, client: Client) -> list[Any]:
-        items: list[Any] = [
-            {
-                "Put": {
-                    "TableName": self.table,
-                    "Item": to_item(self._client_item(project.id, client)),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            }
-        ]
-        items += [
-            _index_change(self.table, project.id, phone, "ADD", entries)
-            for phone, entries in self._index_entries(project, client).items()
-        ]
-        return items
+    def client_writes(self, project: Project, client: Client, *, only_if_phone_unmatched: bool = False) -> list[Write]:
+        writes = [put(self._client_item(project.id, client), only_if="attribute_not_exists(pk)", label=CLIENT_EXISTS)]
+        for phone, entries in self._index_entries(project, client).items():
+            if only_if_phone_unmatched and phone == client.phone:
+                writes.append(_index_add(project.id, phone, entries, only_if_empty=True))
+            else:
+                writes.append(_index_add(project.id, phone, entries))
+        return writes
 
     def match_or_create(self, project: Project, phone: str) -> tuple[str, bool]:
         """The matching client's id, or a new client's (contract section 4). Returns (client_id, created)."""
@@ -158,37 +143,41 @@ class ClientStore:
             return client.id, True
         # Another request created (or indexed) a client for this phone a moment ago: it matches now.
         found = self.match(project.id, phone)
-        if not found:
-            raise StorageUnavailable("a client for this phone is being created, retry")
+        if not found:  # it matched a moment ago and was removed since: the next try starts over
+            raise StorageUnavailable("a client for this phone is being changed, retry")
         return found[0], False
 
-    def variable_update(self, project: Project, client: Client, name: str, value: str) -> list[Any]:
-        """Transaction items that set one variable and keep the phone index in step with it."""
-        items: list[Any] = [
-            {
-                "Update": {
-                    "TableName": self.table,
-                    "Key": key(project_pk(project.id), client_sk(client.id)),
-                    "UpdateExpression": "SET variables.#name = :value",
-                    "ConditionExpression": "attribute_exists(pk)",
-                    "ExpressionAttributeNames": {"#name": name},
-                    "ExpressionAttributeValues": {":value": {"S": value}},
-                }
-            }
+    def variable_update(self, project: Project, client: Client, name: str, value: str) -> list[Write]:
+        """Writes that set one variable and keep the phone index in step with it."""
+        writes = [
+            update(
+                project_pk(project.id),
+                client_sk(client.id),
+                "SET variables.#name = :value",
+                only_if="attribute_exists(pk)",
+                names={"#name": name},
+                values={":value": value},
+                label=CLIENT_GONE,
+            )
         ]
         old_phone = phone_of(client.variables.get(name), project.default_region)
         new_phone = phone_of(value, project.default_region)
         if old_phone != new_phone:
             entry = index_entry(RANK_OTHER, client, f"var:{name}")
             if old_phone:
-                items.append(_index_change(self.table, project.id, old_phone, "DELETE", [entry]))
+                writes.append(
+                    update(phone_pk(project.id, old_phone), INDEX_SK, "DELETE entries :e", values={":e": {entry}})
+                )
             if new_phone:
-                items.append(_index_change(self.table, project.id, new_phone, "ADD", [entry]))
-        return items
+                writes.append(_index_add(project.id, new_phone, [entry]))
+        return writes
 
     def set_variable(self, project: Project, client: Client, name: str, value: str) -> None:
-        with sdk_errors():
-            self.client.transact_write_items(TransactItems=self.variable_update(project, client, name, value))
+        try:
+            self.storage.transact(self.variable_update(project, client, name, value))
+        except ConditionFailed as failed:
+            raise_if_phone_full(failed)
+            raise
 
     # -- items ---------------------------------------------------------------------------------------------------
     @staticmethod
@@ -214,28 +203,39 @@ class ClientStore:
         return entries
 
 
-def _index_change(table: str, project_id: str, phone: str, action: str, entries: list[str]) -> dict[str, Any]:
-    return {
-        "Update": {
-            "TableName": table,
-            "Key": key(phone_pk(project_id, phone), INDEX_SK),
-            "UpdateExpression": f"{action} entries :entries",
-            "ExpressionAttributeValues": {":entries": {"SS": entries}},
-        }
-    }
+def _index_add(project_id: str, phone: str, entries: list[str], *, only_if_empty: bool = False) -> Write:
+    values: dict[str, Any] = {":e": set(entries)}
+    if only_if_empty:
+        condition, label = "attribute_not_exists(entries)", PHONE_MATCHED
+    else:
+        condition, label = "attribute_not_exists(entries) OR size(entries) < :cap", PHONE_FULL + phone
+        values[":cap"] = MAX_CLIENTS_PER_PHONE
+    return update(
+        phone_pk(project_id, phone), INDEX_SK, "ADD entries :e", only_if=condition, values=values, label=label
+    )
+
+
+def raise_if_phone_full(failed: ConditionFailed) -> None:
+    for label in sorted(failed.failed):
+        if label.startswith(PHONE_FULL):
+            phone = mask_phone(label.removeprefix(PHONE_FULL))
+            raise PhoneShared(
+                f"phone {phone} already stands for {MAX_CLIENTS_PER_PHONE} clients, the most one phone may: "
+                "remove duplicates or that phone from some clients first"
+            ) from None
 
 
 MAX_TRANSACTION_ITEMS = 100
 
 
-def pack_transactions(writes: list[tuple[Client, list[Any]]]) -> list[list[tuple[Client, list[Any]]]]:
+def pack_transactions(writes: list[tuple[Client, list[Write]]]) -> list[list[tuple[Client, list[Write]]]]:
     """Greedy packing of each client's writes into transactions of at most 100 items that touch no item twice
     (two clients with the same phone update the same index item)."""
-    batches: list[list[tuple[Client, list[Any]]]] = []
-    batch: list[tuple[Client, list[Any]]] = []
+    batches: list[list[tuple[Client, list[Write]]]] = []
+    batch: list[tuple[Client, list[Write]]] = []
     touched: set[tuple[str, str]] = set()
     for client, items in writes:
-        keys = {written_key(i) for i in items}
+        keys = {w.key for w in items}
         if batch and (len(touched) + len(keys) > MAX_TRANSACTION_ITEMS or touched & keys):
             batches.append(batch)
             batch, touched = [], set()
@@ -244,9 +244,3 @@ def pack_transactions(writes: list[tuple[Client, list[Any]]]) -> list[list[tuple
     if batch:
         batches.append(batch)
     return batches
-
-
-def written_key(write: dict[str, Any]) -> tuple[str, str]:
-    ((action, spec),) = write.items()
-    item_key = spec["Item"] if action == "Put" else spec["Key"]
-    return item_key["pk"]["S"], item_key["sk"]["S"]

@@ -108,3 +108,20 @@ class StorageUnavailable(DomainError):
 
     def __init__(self, message: str = "storage is unavailable, retry later", *, retry_after_seconds: int = 2) -> None:
         super().__init__(message, retry_after_seconds=retry_after_seconds)
+
+
+class StorageRejected(DomainError):
+    """DynamoDB refused the request itself (ValidationException): a defect of ours, logged with DynamoDB's reason."""
+
+    status_code = 500
+    code = "storage_rejected"
+
+    def __init__(self, message: str = "the data could not be stored; the request was not completed") -> None:
+        super().__init__(message)
+
+
+class PhoneShared(DomainError):
+    """One phone already stands for the most clients its index item may list (see `clients.MAX_CLIENTS_PER_PHONE`)."""
+
+    status_code = 409
+    code = "phone_shared_too_widely"

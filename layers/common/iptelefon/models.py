@@ -14,11 +14,25 @@ AuthMode = Literal["hash", "bearer"]
 Channel = Literal["telephony", "whatsapp", "telegram", "viber", "vk", "instagram"]
 MESSENGERS = ("whatsapp", "telegram", "viber", "vk", "instagram")
 
-_ID = r"^[A-Za-z0-9_-]{1,64}$"
+# Every id that becomes part of a DynamoDB key (project, employee, client, call key, attempt): ASCII, so at most 128
+# bytes, well inside the 1,024-byte sort-key limit; no `#` (the key separator), no `/` (a URL path separator), and a
+# letter or digit first (no `.`/`..` path segments). SSM paths accept the same characters.
+ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_ID = ID_PATTERN
+_ID_RE = re.compile(ID_PATTERN)
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_RE.fullmatch(value))
 
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def utc_stamp(moment: datetime) -> str:
+    """UTC ISO time with a fixed width (microseconds always present): sorts as text in time order."""
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def time_ordered_id(now: float | None = None) -> str:
@@ -73,7 +87,7 @@ class Employee(BaseModel):
 
 
 class Client(BaseModel):
-    id: str
+    id: str = Field(pattern=_ID)
     channel: Channel
     phone: str | None = None
     variables: dict[str, str] = Field(default_factory=dict)

@@ -1,41 +1,126 @@
-"""Data access over the single DynamoDB table (key layout: see MainTable in template.yaml).
+"""The storage gateway: the only code that talks to DynamoDB (key layout: see MainTable in template.yaml).
 
-SDK failures that a retry may cure (throttling, an unreachable endpoint) become StorageUnavailable (503 +
-Retry-After); the SDK itself already retried them in its `standard` mode.
+Every read and write goes through `Storage`, and every DynamoDB answer becomes one outcome, here and nowhere else:
+- a condition that did not hold (`ConditionalCheckFailedException`, or a transaction cancelled with
+  `ConditionalCheckFailed` reasons) → `ConditionFailed`, naming the `label` of each item whose condition failed;
+- contention and throttling (a transaction cancelled with `TransactionConflict` / `ThrottlingError` /
+  `ProvisionedThroughputExceeded` reasons, `TransactionConflictException`, throttling or a DynamoDB 500 that outlived
+  botocore's own retries) → retried here with full-jitter backoff while the invocation has time (see `budget`),
+  then `StorageUnavailable` (503 + Retry-After). botocore's standard mode retries none of the cancellations;
+- an unreachable endpoint, a closed connection, a timeout → `StorageUnavailable` at once (botocore retried them);
+- `ValidationException` or a `ValidationError` reason → `StorageRejected`, logged with DynamoDB's reason: our request
+  was wrong (a key too long, an item too big); never mistaken for a condition, never retried.
 """
 
 from __future__ import annotations
 
 import hashlib
+import random
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iptelefon.errors import Conflict, StorageUnavailable
+from iptelefon import budget
+from iptelefon.errors import Conflict, StorageRejected, StorageUnavailable
 from iptelefon.models import Employee, Project, TokenRecord
+from iptelefon.observability import logger
 from iptelefon.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_RETRYABLE_CODES = {
+# botocore: 2 attempts, each at most 0.5 s to connect and 1.5 s to read, and its backoff (< 1 s) between them.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=0.5, read_timeout=1.5)
+# The longest one DynamoDB call can take, botocore's retries included (the webhook reserves it, see `budget`).
+WORST_CALL_SECONDS = 2 * (0.5 + 1.5) + 1
+
+# Answers that a moment's wait may cure: retried here (on top of botocore's own attempts).
+RETRIED_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+RETRIED_CODES = {
+    "TransactionConflictException",
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
     "RequestLimitExceeded",
     "InternalServerError",
     "ServiceUnavailable",
 }
+MAX_ATTEMPTS = 6
+BACKOFF_BASE_SECONDS = 0.025
+BACKOFF_CAP_SECONDS = 0.5
+
 PROJECT_CACHE_SECONDS = 60
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+
+class ConditionFailed(Exception):
+    """A write's condition did not hold: a fact about the data (the item exists, a link is set), not an outage."""
+
+    def __init__(self, failed: Sequence[str]) -> None:
+        super().__init__(f"condition failed: {', '.join(failed) or 'unnamed'}")
+        self.failed = frozenset(failed)
+
+
+@dataclass(frozen=True)
+class Write:
+    """One item of a transaction, or a single-item write: `action` and its request without the table name.
+
+    `label` says what a failed condition of this item means; `ConditionFailed.failed` names it.
+    """
+
+    action: Literal["Put", "Update", "Delete", "ConditionCheck"]
+    request: dict[str, Any] = field(hash=False)
+    label: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        item_key = self.request["Item"] if self.action == "Put" else self.request["Key"]
+        return item_key["pk"]["S"], item_key["sk"]["S"]
+
+
+def put(item: dict[str, Any], *, only_if: str | None = None, label: str = "", **expression: Any) -> Write:
+    """A Put of `item` (plain values); `only_if` is its ConditionExpression (`names=`, `values=` as in `update`)."""
+    return Write("Put", {"Item": to_item(item), **_condition(only_if, **expression)}, label)
+
+
+def update(
+    pk: str,
+    sk: str,
+    expression: str,
+    *,
+    only_if: str | None = None,
+    names: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    label: str = "",
+) -> Write:
+    """An Update of one item; `values` are plain Python values (a `set` of str becomes a string set)."""
+    request = {"Key": key(pk, sk), "UpdateExpression": expression, **_condition(only_if, names=names, values=values)}
+    return Write("Update", request, label)
+
+
+def delete(pk: str, sk: str, *, only_if: str | None = None, label: str = "", **expression: Any) -> Write:
+    return Write("Delete", {"Key": key(pk, sk), **_condition(only_if, **expression)}, label)
+
+
+def _condition(
+    only_if: str | None, *, names: dict[str, str] | None = None, values: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    parts: dict[str, Any] = {}
+    if only_if:
+        parts["ConditionExpression"] = only_if
+    if names:
+        parts["ExpressionAttributeNames"] = names
+    if values:
+        parts["ExpressionAttributeValues"] = {k: _serializer.serialize(v) for k, v in values.items()}
+    return parts
 
 
 def sha256_hex(value: str) -> str:
@@ -69,35 +154,29 @@ def project_pk(project_id: str) -> str:
     return f"PROJECT#{project_id}"
 
 
-@contextmanager
-def sdk_errors() -> Iterator[None]:
-    """Turn retryable SDK failures into StorageUnavailable; let everything else through."""
-    try:
-        yield
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in _RETRYABLE_CODES:
-            raise StorageUnavailable() from error
-        raise
-    except BotoCoreError as error:  # endpoint unreachable, connection closed, read timeout
-        raise StorageUnavailable() from error
-
-
-def is_condition_failure(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code")
-    return code in ("ConditionalCheckFailedException", "TransactionCanceledException")
-
-
 class Storage:
-    def __init__(self, client: DynamoDBClient, table_name: str) -> None:
+    def __init__(self, client: DynamoDBClient, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.table = table_name
+        self._sleep = sleep
         self._projects: dict[str, tuple[float, Project]] = {}
 
-    # -- generic -----------------------------------------------------------------------------------------------
-    def get(self, pk: str, sk: str) -> dict[str, Any] | None:
-        with sdk_errors():
-            reply = self.client.get_item(TableName=self.table, Key=key(pk, sk), ConsistentRead=True)
-        item = reply.get("Item")
+    # -- the gateway -------------------------------------------------------------------------------------------
+    def transact(self, writes: Sequence[Write]) -> None:
+        """All the writes or none. ConditionFailed names every item whose condition failed."""
+        items = [{w.action: {"TableName": self.table, **w.request}} for w in writes]
+        self._call("TransactWriteItems", {"TransactItems": items}, [w.label for w in writes])
+
+    def write(self, one: Write) -> dict[str, Any]:
+        """One Put / Update / Delete with the same rules as a transaction; returns DynamoDB's reply."""
+        operation = {"Put": "PutItem", "Update": "UpdateItem", "Delete": "DeleteItem"}[one.action]
+        return self._call(operation, {"TableName": self.table, **one.request}, [one.label])
+
+    def get(self, pk: str, sk: str, *, attributes: str | None = None) -> dict[str, Any] | None:
+        args: dict[str, Any] = {"TableName": self.table, "Key": key(pk, sk), "ConsistentRead": True}
+        if attributes:
+            args["ProjectionExpression"] = attributes
+        item = self._call("GetItem", args, []).get("Item")
         return from_item(item) if item else None
 
     def query(
@@ -127,12 +206,53 @@ class Storage:
         while True:
             if limit is not None:
                 args["Limit"] = limit - len(items)
-            with sdk_errors():
-                reply = self.client.query(**args)
+            reply = self._call("Query", args, [])
             items.extend(from_item(i) for i in reply.get("Items", []))
             if "LastEvaluatedKey" not in reply or (limit is not None and len(items) >= limit):
                 return items
             args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def _call(self, operation: str, args: dict[str, Any], labels: list[str]) -> dict[str, Any]:
+        method = getattr(self.client, _snake(operation))
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if budget.spare_seconds() <= 0:
+                raise StorageUnavailable("out of time for storage, retry later")
+            try:
+                reply: dict[str, Any] = method(**args)
+                return reply
+            except BotoCoreError as error:  # unreachable, connection closed, timed out: botocore already retried
+                raise StorageUnavailable() from error
+            except ClientError as error:
+                retry = self._outcome(operation, error, labels)
+            delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # full jitter
+            if attempt == MAX_ATTEMPTS or budget.spare_seconds() - delay <= 0:
+                logger.warning("storage busy, giving up", extra={"operation": operation, "reason": retry})
+                raise StorageUnavailable() from None
+            self._sleep(delay)
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    def _outcome(operation: str, error: ClientError, labels: list[str]) -> str:
+        """Raise the outcome of a refused request, or return the reason it is worth retrying."""
+        code = str(error.response.get("Error", {}).get("Code"))
+        if code == "TransactionCanceledException":
+            reasons = error.response.get("CancellationReasons") or []
+            codes = [str(r.get("Code", "None")) for r in reasons]
+            failed = [labels[i] for i, c in enumerate(codes) if c == "ConditionalCheckFailed" and i < len(labels)]
+            if failed:
+                raise ConditionFailed(failed) from None
+            retried = [c for c in codes if c in RETRIED_REASONS]
+            if retried:
+                return retried[0]
+            messages = [str(r.get("Message", "")) for r in reasons if r.get("Code", "None") != "None"]
+            _rejected(operation, codes, messages)
+        if code == "ConditionalCheckFailedException":
+            raise ConditionFailed(labels) from None
+        if code in RETRIED_CODES:
+            return code
+        if code == "ValidationException":
+            _rejected(operation, [code], [str(error.response.get("Error", {}).get("Message", ""))])
+        raise error  # AccessDenied, ResourceNotFound: a deployment error, a 500 with its traceback
 
     # -- projects ----------------------------------------------------------------------------------------------
     def create_project(self, project: Project, webhook_secret: str) -> None:
@@ -145,34 +265,20 @@ class Storage:
         }
         lookup_item = {"pk": f"WEBHOOK#{sha256_hex(webhook_secret)}", "sk": "WEBHOOK", "project_id": project.id}
         try:
-            with sdk_errors():
-                self.client.transact_write_items(
-                    TransactItems=[
-                        {
-                            "Put": {
-                                "TableName": self.table,
-                                "Item": to_item(project_item),
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        },
-                        {
-                            "Put": {
-                                "TableName": self.table,
-                                "Item": to_item(lookup_item),
-                                "ConditionExpression": "attribute_not_exists(pk)",
-                            }
-                        },
-                    ]
-                )
-        except ClientError as error:
-            if is_condition_failure(error):
-                raise Conflict(f"project {project.id} exists, or the webhook secret is already in use") from error
-            raise
+            self.transact(
+                [
+                    put(project_item, only_if="attribute_not_exists(pk)", label="project exists"),
+                    put(lookup_item, only_if="attribute_not_exists(pk)", label="secret in use"),
+                ]
+            )
+        except ConditionFailed as failed:
+            if "project exists" in failed.failed:
+                raise Conflict(f"project {project.id} already exists") from None
+            raise Conflict("this webhook secret is already used by another project") from None
 
     def update_project(self, project: Project) -> None:
         item = {"pk": project_pk(project.id), "sk": "PROJECT", "type": "project", **project.model_dump(mode="json")}
-        with sdk_errors():
-            self.client.put_item(TableName=self.table, Item=to_item(item), ConditionExpression="attribute_exists(pk)")
+        self.write(put(item, only_if="attribute_exists(pk)"))
 
     def get_project(self, project_id: str) -> Project | None:
         item = self.get(project_pk(project_id), "PROJECT")
@@ -202,19 +308,7 @@ class Storage:
             "token_hash": token_hash,
             "created_at": record.created_at.isoformat(),
         }
-        with sdk_errors():
-            self.client.transact_write_items(
-                TransactItems=[
-                    {
-                        "Put": {
-                            "TableName": self.table,
-                            "Item": to_item(item),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {"Put": {"TableName": self.table, "Item": to_item(listing)}},
-                ]
-            )
+        self.transact([put(item, only_if="attribute_not_exists(pk)", label="token exists"), put(listing)])
 
     def find_token(self, token_hash: str) -> TokenRecord | None:
         item = self.get(f"TOKEN#{token_hash}", "TOKEN")
@@ -227,13 +321,7 @@ class Storage:
         ref = self.get(project_pk(project_id), f"TOKENREF#{token_id}")
         if not ref:
             return False
-        with sdk_errors():
-            self.client.update_item(
-                TableName=self.table,
-                Key=key(f"TOKEN#{ref['token_hash']}", "TOKEN"),
-                UpdateExpression="SET revoked = :yes",
-                ExpressionAttributeValues={":yes": {"BOOL": True}},
-            )
+        self.write(update(f"TOKEN#{ref['token_hash']}", "TOKEN", "SET revoked = :yes", values={":yes": True}))
         return True
 
     # -- employees ---------------------------------------------------------------------------------------------
@@ -244,8 +332,7 @@ class Storage:
             "type": "employee",
             **employee.model_dump(mode="json"),
         }
-        with sdk_errors():
-            self.client.put_item(TableName=self.table, Item=to_item(item))
+        self.write(put(item))
 
     def get_employee(self, project_id: str, employee_id: str) -> Employee | None:
         item = self.get(project_pk(project_id), f"EMPLOYEE#{employee_id}")
@@ -255,11 +342,17 @@ class Storage:
         return [Employee.model_validate(i) for i in self.query(project_pk(project_id), "EMPLOYEE#")]
 
 
+def _rejected(operation: str, codes: list[str], messages: list[str]) -> None:
+    logger.error("storage rejected the request", extra={"operation": operation, "codes": codes, "reasons": messages})
+    raise StorageRejected() from None
+
+
+def _snake(operation: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
+
+
 def dynamodb_client() -> DynamoDBClient:
-    # Standard retry mode retries throttling with backoff. 3 attempts in all, each at most 1 s to connect and 3 s to
-    # read: a stuck DynamoDB costs at most ~12 s and the 503 still goes out within the 15 s Lambda timeout.
-    config = Config(retries={"mode": "standard", "total_max_attempts": 3}, connect_timeout=1, read_timeout=3)
-    return boto3.client("dynamodb", config=config)
+    return boto3.client("dynamodb", config=CLIENT_CONFIG)
 
 
 @lru_cache(maxsize=1)

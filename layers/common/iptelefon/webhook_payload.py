@@ -30,6 +30,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 
 from iptelefon.errors import InvalidInput, InvalidPhone, PayloadTooLarge
+from iptelefon.models import is_valid_id
 from iptelefon.phones import normalize_phone
 
 _T = TypeVar("_T")
@@ -369,10 +370,15 @@ class CanonicalCall(BaseModel):
         call, not a new one.
         """
         if self.call_id is not None:
-            return self.call_id
+            # An id that fits a key as it is stays readable; any other (long, non-ASCII, `#`, `/`) is hashed, and the
+            # PBX's own id stays in the record as `call_id`.
+            return self.call_id if is_valid_id(self.call_id) else sha256_text(self.call_id)
         identity = self.model_dump(mode="json", exclude={"call_id", "record_link", "record_ref", "idempotency_key"})
-        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return sha256_text(json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+
+
+def sha256_text(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def canonicalize(fields: Mapping[str, Any], *, default_region: str = "RU") -> CanonicalCall:
