@@ -36,8 +36,10 @@ $(TOOLS)/.installed: requirements-tools.txt
 venv: $(BIN)/.installed
 tools: $(TOOLS)/.installed
 
+# `make run DDB_CONFLICT_RATE=0.3`: DynamoDB cancels that share of transactions with TransactionConflict, as on AWS.
+DDB_CONFLICT_RATE ?= 0
 run: venv
-	$(BIN)/python -m devstack.run
+	DDB_CONFLICT_RATE=$(DDB_CONFLICT_RATE) $(BIN)/python -m devstack.run
 
 lint: venv tools
 	$(BIN)/ruff check .

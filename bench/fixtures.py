@@ -19,7 +19,7 @@ import boto3
 from botocore.client import BaseClient
 from moto import mock_aws
 
-from devstack.template import Template, create_tables
+from devstack.template import Template, create_queues, create_tables
 
 SECRET = "bench-secret-0123456789"
 TEMPLATE = Template(parameters={"Stage": "bench"})
@@ -75,6 +75,7 @@ def local_aws() -> Iterator[World]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
     with mock.patch.dict(os.environ, _environment()), mock_aws():
         create_tables(boto3.client("dynamodb"), TEMPLATE)
+        create_queues(boto3.client("sqs"), TEMPLATE)
         from iptel_admin import admin
         from iptelefon.settings import get_settings
         from iptelefon.storage import get_storage
@@ -99,7 +100,7 @@ class _LambdaContext:
     aws_request_id = "bench"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return 20_000  # a fresh webhook invocation (its Timeout in template.yaml)
 
 
 @contextmanager

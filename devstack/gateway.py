@@ -3,6 +3,9 @@
 `sam local start-api` needs Docker; this does the same job in-process: one Python process, each function's code
 directory and the layer on sys.path (as Lambda lays them out), one request at a time per function (as one Lambda
 execution environment would), the template's environment variables, and the answer translated back to HTTP.
+
+It also runs the template's SQS event sources the way Lambda's event source mapping does (`QueuePoller`): long-poll
+the queue, invoke the function with a batch, delete the messages it did not report as failed.
 """
 
 from __future__ import annotations
@@ -22,7 +25,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from devstack.template import LOCAL_ACCOUNT, FunctionSpec, Route, Template
+import boto3
+
+from devstack.template import LOCAL_ACCOUNT, FunctionSpec, QueueSource, Route, Template
 
 MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
 
@@ -50,14 +55,14 @@ class LocalFunction:
         self.lock = threading.Lock()  # one concurrent request per execution environment
         self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
 
-    def invoke(self, event: dict[str, Any]) -> dict[str, Any]:
+    def invoke(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
         with self.lock:
             handler = self._load()
             context = LambdaContext(
                 function_name=self.spec.logical_id,
                 memory_limit_in_mb=256,
                 invoked_function_arn=f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{self.spec.logical_id}",
-                aws_request_id=event["requestContext"]["requestId"],
+                aws_request_id=request_id or event["requestContext"]["requestId"],
                 deadline=time.monotonic() + self.spec.timeout_seconds,
             )
             return handler(event, context)
@@ -97,6 +102,7 @@ class LocalGateway:
         self.server = ThreadingHTTPServer((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
+        self.pollers: list[QueuePoller] = []
 
     @property
     def url(self) -> str:
@@ -114,12 +120,22 @@ class LocalGateway:
             os.environ.update(function.spec.environment)  # the template's variables win, as in Lambda
         os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "local-gateway")
 
+    def start_pollers(self, sqs: Any) -> list[QueuePoller]:
+        """Run the template's SQS event sources against `sqs` (a boto3 client)."""
+        self.pollers = [
+            QueuePoller(self.functions[source.function], source, self.template, sqs).start()
+            for source in self.template.queue_sources()
+        ]
+        return self.pollers
+
     def start(self) -> LocalGateway:
         self._thread = threading.Thread(target=self.server.serve_forever, name="gateway", daemon=True)
         self._thread.start()
         return self
 
     def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
         self.server.shutdown()
         self.server.server_close()
 
@@ -169,6 +185,77 @@ class LocalGateway:
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(payload)
+
+
+class QueuePoller:
+    """One SQS event source mapping of template.yaml, run as Lambda runs it: long-poll, invoke with up to `batch_size`
+    messages, delete the ones that succeeded (all of them unless the function reports `batchItemFailures`). A message
+    that failed stays in the queue and comes back after the queue's visibility timeout; SQS's redrive policy moves it
+    to the dead-letter queue after maxReceiveCount receives."""
+
+    def __init__(self, function: LocalFunction, source: QueueSource, template: Template, sqs: Any) -> None:
+        self.function, self.source, self.sqs = function, source, sqs
+        self.queue_arn = str(template.resolve({"Fn::GetAtt": [source.queue, "Arn"]}))
+        self.queue_url = str(sqs.get_queue_url(QueueName=template.physical_name(source.queue))["QueueUrl"])
+        self.region = template.region
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"poller-{source.queue}", daemon=True)
+
+    def start(self) -> QueuePoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.poll_once()
+            except Exception as error:  # the queue itself is unreachable: try again shortly, as Lambda would
+                sys.stderr.write(f"poller: {self.source.queue}: {type(error).__name__}: {error}\n")
+                self._stop.wait(1.0)
+
+    def poll_once(self, wait_seconds: int = 1) -> int:
+        """One receive and, if messages came, one invocation. Returns how many messages were deleted."""
+        reply = self.sqs.receive_message(
+            QueueUrl=self.queue_url,
+            MaxNumberOfMessages=self.source.batch_size,
+            WaitTimeSeconds=wait_seconds,
+            AttributeNames=["All"],
+            MessageAttributeNames=["All"],
+        )
+        messages = reply.get("Messages", [])
+        if not messages:
+            return 0
+        event = {"Records": [self._record(m) for m in messages]}
+        try:
+            answer = self.function.invoke(event, request_id=str(uuid.uuid4())) or {}
+        except Exception as error:  # a failed invocation: the whole batch comes back
+            sys.stderr.write(f"poller: {self.source.function} raised {type(error).__name__}: {error}\n")
+            return 0
+        failed = {str(f["itemIdentifier"]) for f in answer.get("batchItemFailures", [])}
+        if not self.source.report_batch_item_failures:
+            failed = set()
+        done = [m for m in messages if m["MessageId"] not in failed]
+        if done:
+            entries = [{"Id": str(n), "ReceiptHandle": m["ReceiptHandle"]} for n, m in enumerate(done)]
+            self.sqs.delete_message_batch(QueueUrl=self.queue_url, Entries=entries)
+        return len(done)
+
+    def _record(self, message: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "messageId": message["MessageId"],
+            "receiptHandle": message["ReceiptHandle"],
+            "body": message["Body"],
+            "attributes": message.get("Attributes", {}),
+            "messageAttributes": message.get("MessageAttributes", {}),
+            "md5OfBody": message["MD5OfBody"],
+            "eventSource": "aws:sqs",
+            "eventSourceARN": self.queue_arn,
+            "awsRegion": self.region,
+        }
 
 
 def build_event(
@@ -224,12 +311,18 @@ def main() -> None:
     parser.add_argument("--stage", default="local")
     args = parser.parse_args()
     gateway = LocalGateway(Template(parameters={"Stage": args.stage}), host=args.host, port=args.port)
-    print(f"gateway: serving {gateway.url} ({len(gateway.routes)} routes from template.yaml)", flush=True)
+    pollers = gateway.start_pollers(boto3.client("sqs"))
+    print(
+        f"gateway: serving {gateway.url} ({len(gateway.routes)} routes, {len(pollers)} queue sources, template.yaml)",
+        flush=True,
+    )
     try:
         gateway.server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        for poller in pollers:
+            poller.stop()
         gateway.server.server_close()
 
 

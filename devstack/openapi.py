@@ -100,8 +100,12 @@ WEBHOOK_EXAMPLE = {
 
 
 def handler_modules(template: Template) -> dict[str, str]:
-    """Function logical id -> the module of its handler (`webhook.handler`), as template.yaml names it."""
-    return {name: spec.handler.rpartition(".")[0] for name, spec in template.functions().items()}
+    """Function logical id -> the module of its handler (`webhook.handler`), as template.yaml names it: the functions
+    behind the API only (the inbox's function is fed by SQS)."""
+    behind_the_api = {route.function for route in template.routes()}
+    return {
+        name: spec.handler.rpartition(".")[0] for name, spec in template.functions().items() if name in behind_the_api
+    }
 
 
 def resolver_documents(template: Template) -> dict[str, dict[str, Any]]:

@@ -1,7 +1,11 @@
 """`make run`: the whole service on 127.0.0.1 — moto server, the local API gateway, the PBX simulator, a demo project.
 
-Writes <state-dir>/stack.json ({"api_url", "pbx_url", "project_id", "bot_token", "webhook_url", ...}) and stops
-everything it started on Ctrl-C or SIGTERM.
+DynamoDB requests of the functions pass through a fault proxy (`dynamodb_faults`) that can cancel a share of
+transactions as DynamoDB does under contention (`--conflict-rate`, `make run DDB_CONFLICT_RATE=0.3`) and take DynamoDB
+away and back while the stack runs (`POST {control_url}/faults`). The admin CLI and the seed talk to moto directly.
+
+Writes <state-dir>/stack.json ({"api_url", "pbx_url", "project_id", "bot_token", "webhook_url", "control_url", ...})
+and stops everything it started on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 import boto3
 
-from devstack.template import LOCAL_REGION, Template, create_tables
+from devstack.template import LOCAL_REGION, Template, create_queues, create_tables
 
 DEMO_PROJECT_ID = "demo"
 DEMO_SECRET = "demo-pbx-secret-0123456789"  # the demo PBX's API secret; also the webhook path secret
@@ -32,6 +36,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--api-port", type=int, default=int(os.environ.get("API_PORT", 3000)))
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
     parser.add_argument("--pbx-port", type=int, default=int(os.environ.get("PBX_PORT", 8081)))
+    parser.add_argument("--faults-port", type=int, default=int(os.environ.get("FAULTS_PORT", 5001)))
+    parser.add_argument(
+        "--conflict-rate",
+        type=float,
+        default=float(os.environ.get("DDB_CONFLICT_RATE") or 0),
+        help="share of DynamoDB transactions cancelled with TransactionConflict, as under contention on AWS",
+    )
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".local")))
     parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds before the PBX posts the completion")
     return parser.parse_args(argv)
@@ -57,12 +68,17 @@ class Stack:
         self.moto_url = f"http://127.0.0.1:{args.moto_port}"
         self.api_url = f"http://127.0.0.1:{args.api_port}"
         self.pbx_base = f"http://127.0.0.1:{args.pbx_port}"
+        self.faults_url = f"http://127.0.0.1:{args.faults_port}"
         self.env = {**os.environ, **local_aws_env(self.moto_url), "PYTHONUNBUFFERED": "1"}
 
-    def spawn(self, name: str, command: list[str], log: Path | None = None) -> None:
+    def spawn(self, name: str, command: list[str], log: Path | None = None, env: dict[str, str] | None = None) -> None:
         output = open(log, "ab") if log else None  # noqa: SIM115 - lives as long as the child
         child = subprocess.Popen(
-            command, env=self.env, stdout=output, stderr=subprocess.STDOUT if log else None, start_new_session=True
+            command,
+            env={**self.env, **(env or {})},
+            stdout=output,
+            stderr=subprocess.STDOUT if log else None,
+            start_new_session=True,
         )  # Ctrl-C reaches us only: we stop the children in order
         self.children.append(child)
         print(f"started {name} (pid {child.pid})", flush=True)
@@ -73,13 +89,29 @@ class Stack:
         (state / "stack.json").unlink(missing_ok=True)
         python = sys.executable
         self.spawn(
-            "moto server",
-            [python, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.args.moto_port)],
+            "moto server (DynamoDB writes atomic, as on AWS)",
+            [python, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(self.args.moto_port)],
             log=state / "moto.log",
         )
         wait_for_port(self.args.moto_port, self.children[-1])
         tables = create_tables(self.client("dynamodb"), self.template)
-        print(f"created tables from template.yaml: {', '.join(tables)}", flush=True)
+        queues = create_queues(self.client("sqs"), self.template)
+        print(f"created from template.yaml: tables {', '.join(tables)}; queues {', '.join(queues)}", flush=True)
+        self.spawn(
+            f"DynamoDB fault proxy (conflict rate {self.args.conflict_rate:g})",
+            [
+                python,
+                "-m",
+                "devstack.dynamodb_faults",
+                "--port",
+                str(self.args.faults_port),
+                "--upstream",
+                self.moto_url,
+                "--conflict-rate",
+                str(self.args.conflict_rate),
+            ],
+        )
+        wait_for_port(self.args.faults_port, self.children[-1])
         webhook_url = f"{self.api_url}/iptelefon_webhook/{DEMO_SECRET}"
         self.spawn(
             "PBX simulator",
@@ -98,7 +130,9 @@ class Stack:
             ],
         )
         self.spawn(
-            "API gateway", [python, "-m", "devstack.gateway", "--port", str(self.args.api_port), "--stage", LOCAL_STAGE]
+            "API gateway and queue pollers",
+            [python, "-m", "devstack.gateway", "--port", str(self.args.api_port), "--stage", LOCAL_STAGE],
+            env={"AWS_ENDPOINT_URL_DYNAMODB": self.faults_url},  # the functions' DynamoDB goes through the proxy
         )
         wait_for_port(self.args.pbx_port, self.children[-2])
         wait_for_port(self.args.api_port, self.children[-1])
@@ -162,6 +196,9 @@ class Stack:
             "bot_token": created.token,
             "webhook_url": created.webhook_url,
             "aws_endpoint_url": self.moto_url,
+            "control_url": self.faults_url + "/_control",
+            "inbox_queue_url": self.template.queue_url("WebhookInbox"),
+            "dead_letter_queue_url": self.template.queue_url("WebhookInboxDeadLetters"),
             "region": LOCAL_REGION,
             "table_name": table_name,
             "ssm_prefix": ssm_prefix,
@@ -222,6 +259,10 @@ Try:
        -d 'id=1700000001.1&calltype=IN&src=79004443322&dst=74951234567&exten=346&talktime=00:02:35&link=https://pbx.example/rec/1.mp3'
   # 3. the client it matched or created, with the notification in its dialog
   curl -s '{api}/v1/clients?phone=79004443322' -H 'Authorization: Bearer {token}'
+  # 4. take DynamoDB away: webhooks answer {{"result": 1, "queued": true}} and wait in the inbox; bring it back and
+  #    they land (within the queue's 60 s visibility timeout)
+  curl -s -X POST {stack["control_url"]}/faults -d '{{"dynamodb": "down"}}'
+  curl -s -X POST {stack["control_url"]}/faults -d '{{"dynamodb": "up"}}'
 
 Admin CLI: .venv/bin/iptel project show {stack["project_id"]}      Stop: Ctrl-C
 """,

@@ -1,11 +1,13 @@
 """template.yaml as the single source of truth for the local stack and the tests.
 
 Reads the SAM template with cfn-lint's YAML loader (it understands !Ref, !Sub, !GetAtt) and answers what the local
-stack needs: the DynamoDB tables to create, the API routes and their functions, and each function's environment.
+stack needs: the DynamoDB tables and SQS queues to create, the API routes and SQS event sources and their functions,
+and each function's environment.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +36,16 @@ class Route:
         found = re.match(pattern, path)
         # API Gateway hands path parameters to the function URL-decoded.
         return {name: unquote(value) for name, value in found.groupdict().items()} if found else None
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    """An SQS event source mapping: `function` gets batches of up to `batch_size` messages of `queue` (logical id)."""
+
+    function: str
+    queue: str
+    batch_size: int
+    report_batch_item_failures: bool
 
 
 @dataclass(frozen=True)
@@ -120,6 +132,46 @@ class Template:
                     )
         return found
 
+    def queue_sources(self) -> list[QueueSource]:
+        found = []
+        for logical_id, resource in self.resources("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "SQS":
+                    props = event["Properties"]
+                    queue_logical_id = str(props["Queue"]["Fn::GetAtt"][0])
+                    found.append(
+                        QueueSource(
+                            function=logical_id,
+                            queue=queue_logical_id,
+                            batch_size=int(props.get("BatchSize", 10)),
+                            report_batch_item_failures="ReportBatchItemFailures"
+                            in [str(t) for t in props.get("FunctionResponseTypes", [])],
+                        )
+                    )
+        return found
+
+    def queue_definitions(self) -> list[dict[str, Any]]:
+        """create_queue(**kwargs) for every AWS::SQS::Queue, dead-letter queues first (the others name them)."""
+        queues = []
+        for logical_id, resource in self.resources("AWS::SQS::Queue").items():
+            props = resource.get("Properties", {})
+            attributes = {
+                name: str(props[name]) for name in ("VisibilityTimeout", "MessageRetentionPeriod") if name in props
+            }
+            if "RedrivePolicy" in props:
+                policy = props["RedrivePolicy"]
+                attributes["RedrivePolicy"] = json.dumps(
+                    {
+                        "deadLetterTargetArn": self.resolve(policy["deadLetterTargetArn"]),
+                        "maxReceiveCount": int(policy["maxReceiveCount"]),
+                    }
+                )
+            queues.append({"QueueName": self.physical_name(logical_id), "Attributes": attributes})
+        return sorted(queues, key=lambda q: "RedrivePolicy" in q["Attributes"])
+
+    def queue_url(self, logical_id: str) -> str:
+        return f"https://sqs.{self.region}.amazonaws.com/{LOCAL_ACCOUNT}/{self.physical_name(logical_id)}"
+
     def layer_dirs(self) -> list[Path]:
         return [
             self.path.parent / str(res["Properties"]["ContentUri"])
@@ -146,6 +198,8 @@ class Template:
         if name in self.parameters:
             return self.parameters[name]
         if name in self.doc["Resources"]:
+            if self.doc["Resources"][name]["Type"] == "AWS::SQS::Queue":
+                return self.queue_url(name)  # a queue's Ref is its URL
             return self.physical_name(name)
         raise KeyError(f"template.yaml: unknown Ref {name}")
 
@@ -155,6 +209,8 @@ class Template:
     def _get_att(self, logical_id: str, attribute: str) -> str:
         if attribute == "Arn" and self.doc["Resources"][logical_id]["Type"] == "AWS::DynamoDB::Table":
             return f"arn:aws:dynamodb:{self.region}:{LOCAL_ACCOUNT}:table/{self.physical_name(logical_id)}"
+        if attribute == "Arn" and self.doc["Resources"][logical_id]["Type"] == "AWS::SQS::Queue":
+            return f"arn:aws:sqs:{self.region}:{LOCAL_ACCOUNT}:{self.physical_name(logical_id)}"
         raise KeyError(f"template.yaml: GetAtt {logical_id}.{attribute} is not known to the local stack")
 
 
@@ -178,3 +234,10 @@ def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
             TableName=table, TimeToLiveSpecification={"Enabled": True, "AttributeName": attribute}
         )
     return [d["TableName"] for d in template.table_definitions()]
+
+
+def create_queues(sqs_client: Any, template: Template) -> list[str]:
+    """Create every queue of the template (idempotent: create_queue with the same attributes). Returns the names."""
+    for definition in template.queue_definitions():
+        sqs_client.create_queue(**definition)
+    return [d["QueueName"] for d in template.queue_definitions()]

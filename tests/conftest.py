@@ -34,11 +34,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 @pytest.fixture(scope="session")
 def _aws_session() -> Iterator[None]:
-    from devstack.template import create_tables
+    from devstack.template import create_queues, create_tables
 
     # Requests to a real moto server on loopback (the race and local-stack tests) pass through the in-process mock.
     with mock_aws(config={"core": {"passthrough": {"urls": [r"^https?://127\.0\.0\.1(:\d+)?/.*"]}}}):
         create_tables(boto3.client("dynamodb"), TEST_TEMPLATE)
+        create_queues(boto3.client("sqs"), TEST_TEMPLATE)
         yield
 
 
@@ -58,6 +59,12 @@ def _wipe() -> None:
         for page in dynamodb.get_paginator("scan").paginate(TableName=definition["TableName"]):
             for item in page["Items"]:
                 dynamodb.delete_item(TableName=definition["TableName"], Key={n: item[n] for n in names})
+    from devstack.template import create_queues
+
+    sqs = boto3.client("sqs")  # moto refuses a second PurgeQueue within 60 s, as SQS does: start over instead
+    for queue in TEST_TEMPLATE.queue_definitions():
+        sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=queue["QueueName"])["QueueUrl"])
+    create_queues(sqs, TEST_TEMPLATE)
     ssm = boto3.client("ssm")
     names = [p["Name"] for p in ssm.describe_parameters().get("Parameters", [])]
     for start in range(0, len(names), 10):
@@ -76,7 +83,7 @@ class LambdaContext:
     aws_request_id: str = "req-test"
 
     def get_remaining_time_in_millis(self) -> int:
-        return 10_000
+        return 20_000  # a fresh invocation of the webhook (its Timeout in template.yaml)
 
 
 @pytest.fixture
@@ -434,3 +441,36 @@ def _hypothesis_prints_failing_examples() -> None:
     from hypothesis.vendor import pretty
 
     core.RepresentationPrinter = pretty.RepresentationPrinter  # type: ignore[misc]
+
+
+# -- the webhook's durable inbox (issue 9) ---------------------------------------------------------------------------
+class Inbox:
+    """The WebhookInbox queue (moto in-process) and InboxFunction, run by the local stack's own event-source poller."""
+
+    def __init__(self) -> None:
+        from devstack.gateway import LocalFunction, QueuePoller
+
+        sqs = boto3.client("sqs")
+        (source,) = TEST_TEMPLATE.queue_sources()
+        self.poller = QueuePoller(LocalFunction(TEST_TEMPLATE.functions()[source.function]), source, TEST_TEMPLATE, sqs)
+        self.sqs, self.url = sqs, self.poller.queue_url
+
+    def messages(self) -> list[dict[str, Any]]:
+        """What waits in the queue, without taking it (received with a zero visibility timeout)."""
+        reply = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+        return list(reply.get("Messages", []))
+
+    def drain(self) -> int:
+        """Deliver what waits to InboxFunction, as Lambda's event source mapping would; returns how many it applied."""
+        applied = 0
+        while self.messages():
+            done = self.poller.poll_once(wait_seconds=0)
+            if done == 0:
+                break
+            applied += done
+        return applied
+
+
+@pytest.fixture
+def inbox(aws: None) -> Inbox:
+    return Inbox()

@@ -94,9 +94,16 @@ class Injector:
         self.operation, self.answer, self.times, self.where = operation, answer, times, where
         self.attempts = 0
         self.injected = 0
-        for client in clients:
-            service = client.meta.service_model.endpoint_prefix
-            client.meta.events.register_first(f"before-send.{service}.{operation}", self._before_send)
+        self._registered = [
+            (client, f"before-send.{client.meta.service_model.endpoint_prefix}.{operation}") for client in clients
+        ]
+        for client, event in self._registered:
+            client.meta.events.register_first(event, self._before_send)
+
+    def remove(self) -> None:
+        """AWS answers for itself again."""
+        for client, event in self._registered:
+            client.meta.events.unregister(event, self._before_send)
 
     def _before_send(self, request: Any, **_: Any) -> AWSResponse | None:
         if self.where is not None and not self.where(json.loads(request.body or b"{}")):

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer
-from support import answer_json, webhook_event
+from conftest import PBX_SECRET, DynamoDBServer, Inbox
+from support import answer_json, api_event, webhook_event
 from wire import Injector, cancelled, dynamodb_error, read_timeout, ssm_error
 
+from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin.client_import import import_clients
 from iptelefon import call_attempts, clients
 from iptelefon.call_records import CallRecordStore, call_sk
@@ -24,7 +25,7 @@ from iptelefon.clients import ClientStore, phone_pk
 from iptelefon.errors import PhoneShared, StorageUnavailable
 from iptelefon.models import Client, Project, utc_stamp
 from iptelefon.project_config import ssm_provider
-from iptelefon.storage import get_storage, project_pk
+from iptelefon.storage import get_storage, project_pk, put
 from iptelefon.webhook import WebhookRequest, receive_webhook
 from webhook.handler import lambda_handler as webhook_handler
 
@@ -81,18 +82,23 @@ def test_a_transaction_cancelled_for_contention_is_retried_and_the_call_is_recor
     assert len(stored(project.project, "CALL#")) == 1
 
 
-def test_contention_that_never_ends_is_a_503_with_retry_after_and_nothing_is_written(
-    dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+def test_contention_that_never_ends_queues_the_call_and_writes_nothing(
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any
 ) -> None:
     # Given DynamoDB cancelling every transaction for a conflict
-    transactions(dynamodb_server, cancelled(CONFLICT), times=None)
+    contention = transactions(dynamodb_server, cancelled(CONFLICT), times=None)
 
-    # When the PBX posts a call, then the webhook answers 503 + Retry-After: the PBX (or the inbox) brings it again
-    with pytest.raises(StorageUnavailable):
-        deliver(call_form("c-1"))
+    # When the PBX posts a call, then it waits in the inbox once the gateway's retries are spent
+    assert deliver(call_form("c-1")) == {"result": 1, "queued": True}
+    assert len(inbox.messages()) == 1
     # And nothing half-done stays behind
     assert stored(project.project, "CLIENT#") == []
     assert stored(project.project, "CALL#") == []
+
+    # When the contention ends and the inbox is applied, then the call is recorded once
+    contention.remove()
+    assert inbox.drain() == 1
+    assert len(stored(project.project, "CALL#")) == 1
 
 
 def test_a_validation_error_is_a_clear_storage_error_never_a_failed_condition(
@@ -124,16 +130,18 @@ def test_a_validation_exception_on_a_read_is_a_storage_error_too(
     assert (answer["statusCode"], answer_json(answer)["error"]) == (500, "storage_rejected")
 
 
-def test_a_dynamodb_500_beyond_the_retries_is_a_503(
-    dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+def test_a_dynamodb_500_beyond_the_retries_is_storage_unavailable(
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any, lambda_context: Any
 ) -> None:
     # Given DynamoDB answering 500 InternalServerError to every transaction
     injected = transactions(dynamodb_server, dynamodb_error("InternalServerError", status=500), times=None)
 
-    # When the PBX posts a call, then it is a 503 after botocore's and the gateway's retries
+    # When a bot call needs storage, then it is a 503 (not a 500) after botocore's and the gateway's retries
     with pytest.raises(StorageUnavailable):
-        deliver(call_form("c-1"))
+        get_storage().transact([put({"pk": "X", "sk": "Y"})])
     assert injected.attempts > 2
+    # And the webhook's call waits in the inbox
+    assert deliver(call_form("c-1")) == {"result": 1, "queued": True}
 
 
 # -- the flows under conflicts -----------------------------------------------------------------------------------------
@@ -218,16 +226,22 @@ def test_a_late_recording_link_that_meets_a_conflict_is_stored(dynamodb_server: 
     assert client is not None and client.variables["iptelefon_call_record_link"] == link
 
 
-def test_a_late_recording_link_that_cannot_be_stored_is_a_503_never_dropped(
-    dynamodb_server: DynamoDBServer, project: Any
+def test_a_late_recording_link_that_cannot_be_stored_now_is_queued_never_dropped(
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any
 ) -> None:
     # Given a recorded call, and then DynamoDB cancelling every transaction for a conflict
     deliver(call_form("late"))
-    transactions(dynamodb_server, cancelled(CONFLICT), times=None)
+    contention = transactions(dynamodb_server, cancelled(CONFLICT), times=None)
 
-    # When the PBX posts the link, then it hears "retry", not "duplicate"
-    with pytest.raises(StorageUnavailable):
-        deliver(call_form("late", link="https://pbx.example/rec/late.mp3"))
+    # When the PBX posts the link, then it is queued, not answered "duplicate"
+    link = "https://pbx.example/rec/late.mp3"
+    assert deliver(call_form("late", link=link)) == {"result": 1, "queued": True}
+
+    # When the contention ends and the inbox is applied, then the link is on the call
+    contention.remove()
+    assert inbox.drain() == 1
+    record = CallRecordStore(get_storage()).get(project.project.id, "late")
+    assert record is not None and record["record_link"] == link
 
 
 def test_client_import_retries_a_throttled_batch_and_reports_nobody_as_existing(
@@ -295,18 +309,27 @@ def test_attempt_linking_that_stays_throttled_is_not_swallowed(dynamodb_server: 
 @pytest.mark.parametrize(
     "answer", [ssm_error("ThrottlingException"), ssm_error("InternalServerError", 500), read_timeout()]
 )
-def test_ssm_throttling_or_timeouts_beyond_the_retries_are_a_503(
-    answer: Any, aws: None, project: Any, lambda_context: Any
+def test_ssm_throttling_or_timeouts_beyond_the_retries_are_storage_unavailable(
+    answer: Any, inbox: Inbox, project: Any, lambda_context: Any
 ) -> None:
     # Given SSM throttling (or timing out on) every GetParametersByPath
     injected = Injector([ssm_provider().client], "GetParametersByPath", answer, times=None)
 
-    # When the PBX posts a call, then the answer is a 503 with Retry-After, after the client's retries
-    answer_ = post(lambda_context, call_form("c-1"))
-    assert answer_["statusCode"] == 503, answer_
-    assert answer_json(answer_)["error"] == "storage_unavailable"
-    assert answer_["multiValueHeaders"]["Retry-After"] == ["2"]
+    # When a bot starts a call, then the answer is a 503 with Retry-After, after the client's retries
+    event = api_event(
+        "POST",
+        "/v1/calls/employee",
+        "/v1/calls/employee",
+        body={"client_phone": PHONE, "short_employee_phone": "346"},
+        token=project.token,
+    )
+    refused = employee_call_handler(event, lambda_context)
+    assert refused["statusCode"] == 503, refused
+    assert answer_json(refused)["error"] == "storage_unavailable"
+    assert refused["multiValueHeaders"]["Retry-After"] == ["2"]
     assert injected.attempts == ssm_provider().client.meta.config.retries["total_max_attempts"]
+    # And the webhook's call waits in the inbox
+    assert answer_json(post(lambda_context, call_form("c-1"))) == {"result": 1, "queued": True}
 
 
 def test_ssm_throttled_once_is_retried_and_the_webhook_succeeds(aws: None, project: Any, lambda_context: Any) -> None:

@@ -1,4 +1,5 @@
-"""DynamoDB goes away mid-request: a clear 503 with Retry-After, never a 500; no partial client; a retry heals.
+"""DynamoDB goes away mid-request: the webhook's call waits in the inbox (a bot call gets a clear 503 with Retry-After),
+never a 500; no partial client; recovery heals.
 
 DynamoDB is a real moto server on 127.0.0.1 (`dynamodb_server` in conftest), reached by the service's own clients
 (`iptelefon.storage.dynamodb_client()`: standard retries, short timeouts). The outage is real: the server is stopped and
@@ -9,12 +10,13 @@ left by a failed request is read in-process while the server is down, and a rest
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
 import boto3
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer
+from conftest import PBX_SECRET, DynamoDBServer, Inbox
 from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
@@ -32,7 +34,7 @@ from iptelefon.clients import (
 )
 from iptelefon.models import Client, Project
 from iptelefon.settings import get_settings
-from iptelefon.storage import from_item, get_storage, to_item
+from iptelefon.storage import from_item, get_storage, sha256_hex, to_item
 from webhook.handler import lambda_handler as webhook_handler
 
 PHONE = "79004443322"
@@ -178,9 +180,18 @@ WEBHOOK_OUTAGES: dict[str, tuple[Callable[[DynamoDBServer], None], int]] = {
 }
 
 
+def assert_queued(answer: dict[str, Any], inbox: Inbox) -> None:
+    """The PBX hears the call was taken (200 queued), and the request waits in the inbox with its secret's hash only."""
+    assert answer["statusCode"] == 200, answer
+    assert answer_json(answer) == {"result": 1, "queued": True}
+    (message,) = inbox.messages()
+    assert PBX_SECRET not in message["Body"]
+    assert json.loads(message["Body"])["secret_sha256"] == sha256_hex(PBX_SECRET)
+
+
 @pytest.mark.parametrize("outage", list(WEBHOOK_OUTAGES))
-def test_webhook_for_a_new_phone_during_an_outage_is_503_and_its_retry_records_the_call_once(
-    outage: str, dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+def test_webhook_for_a_new_phone_during_an_outage_is_queued_and_applied_once_after_recovery(
+    outage: str, dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any, lambda_context: Any
 ) -> None:
     # Given a project, a phone nobody has seen, and DynamoDB going down at one point of the request
     go_down, clients_left = WEBHOOK_OUTAGES[outage]
@@ -189,35 +200,33 @@ def test_webhook_for_a_new_phone_during_an_outage_is_503_and_its_retry_records_t
     # When the PBX posts the completed call
     answer = webhook(lambda_context)
 
-    # Then the answer is a 503 with Retry-After (the PBX retries), and the outage did hit inside this request
-    assert_storage_unavailable(answer)
+    # Then the call is taken into the inbox (the PBX need not retry), and the outage did hit inside this request
+    assert_queued(answer, inbox)
     assert not dynamodb_server.running
     # And no client exists without its phone index (nor an index entry without its client), and no call is recorded
     clients = assert_no_partial_client(project.project)
     assert len(clients) == clients_left
     assert calls_recorded(project.project) == []
 
-    # When DynamoDB is back and the PBX sends the same webhook again
+    # When DynamoDB is back and the inbox is applied
     dynamodb_server.start()
-    again = webhook(lambda_context)
+    assert inbox.drain() == 1
 
     # Then the call is recorded once, for one client of that phone, with one notification
-    body = answer_json(again)
-    assert (again["statusCode"], body["duplicate"], body["call_id"]) == (200, False, CALL_ID)
     clients = assert_no_partial_client(project.project)
     assert [c.phone for c in clients.values()] == [PHONE]
-    assert body["client_id"] in clients
     (record,) = calls_recorded(project.project)
-    assert record["client_id"] == body["client_id"]
-    assert len(dialog_of(project.project, body["client_id"])) == 1
-    # And a further replay changes nothing
+    assert record["client_id"] in clients
+    assert len(dialog_of(project.project, record["client_id"])) == 1
+    assert inbox.messages() == []
+    # And a replay of the PBX changes nothing
     replay = answer_json(webhook(lambda_context))
-    assert (replay["duplicate"], replay["client_id"]) == (True, body["client_id"])
+    assert (replay["duplicate"], replay["client_id"]) == (True, record["client_id"])
     assert len(calls_recorded(project.project)) == 1
 
 
 def test_webhook_for_a_known_client_during_an_outage_at_the_call_transaction_leaves_nothing_half_done(
-    dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any, lambda_context: Any
 ) -> None:
     # Given a client with a phone variable (indexed), and DynamoDB going down at the call's transaction
     known = Client(id="c-known", channel="telegram", variables={"phone": "+7 900 444-33-22"})
@@ -227,46 +236,40 @@ def test_webhook_for_a_known_client_during_an_outage_at_the_call_transaction_lea
     # When the PBX posts a call of that phone
     answer = webhook(lambda_context)
 
-    # Then 503, the client and its index are intact, and no call, notification or record-link variable was written
-    assert_storage_unavailable(answer)
+    # Then queued; the client and its index are intact; no call, notification or record-link variable was written
+    assert_queued(answer, inbox)
     clients = assert_no_partial_client(project.project)
     assert list(clients) == ["c-known"]
     assert clients["c-known"].variables == {"phone": "+7 900 444-33-22"}
     assert calls_recorded(project.project) == []
     assert dialog_of(project.project, "c-known") == []
 
-    # When the webhook is retried after recovery
+    # When DynamoDB is back and the inbox is applied, then the call lands on the known client, once
     dynamodb_server.start()
-    again = answer_json(webhook(lambda_context))
-
-    # Then it lands on the known client, once
-    assert (again["client_id"], again["duplicate"]) == ("c-known", False)
-    assert len(calls_recorded(project.project)) == 1
+    assert inbox.drain() == 1
+    (record,) = calls_recorded(project.project)
+    assert record["client_id"] == "c-known"
     assert len(dialog_of(project.project, "c-known")) == 1
     assert "iptelefon_call_record_link" in assert_no_partial_client(project.project)["c-known"].variables
 
 
-def test_unreadable_webhook_during_an_outage_is_503_not_400_so_the_pbx_sends_it_again(
-    dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+def test_unreadable_webhook_during_an_outage_is_queued_and_kept_once_after_recovery(
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any, lambda_context: Any
 ) -> None:
     # Given a payload without a phone (a 400 that must keep the raw request) and DynamoDB down at that PutItem
     dynamodb_server.stop_at("PutItem", 1)
     unreadable = {"id": "no-phone-1", "calltype": "IN", "exten": "346"}
 
-    # When it arrives
-    answer = webhook(lambda_context, unreadable)
+    # When it arrives, then it waits in the inbox: the raw request could not be kept yet
+    assert_queued(webhook(lambda_context, unreadable), inbox)
+    assert [i for i in stored_items() if i["sk"].startswith("REJECTED#")] == []
 
-    # Then 503: the raw request could not be kept, so the PBX is asked to retry rather than told it was bad
-    assert_storage_unavailable(answer)
-    rejected = [i for i in stored_items() if i["sk"].startswith("REJECTED#")]
-    assert rejected == []
-
-    # When it comes again after recovery: the 400 naming the problem, and the raw request is kept once
+    # When DynamoDB is back and the inbox is applied, then the raw request is kept once, with why it was refused
     dynamodb_server.start()
-    again = webhook(lambda_context, unreadable)
-    assert again["statusCode"] == 400
+    assert inbox.drain() == 1
     (kept,) = [i for i in stored_items() if i["sk"].startswith("REJECTED#")]
     assert "no-phone-1" in kept["body"]
+    assert kept["error"] == "invalid_phone" or kept["status"] == 400
 
 
 # -- the bot call routes -----------------------------------------------------------------------------------------------

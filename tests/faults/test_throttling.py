@@ -185,7 +185,7 @@ def test_throttled_bot_call_is_retried_by_the_sdk_and_starts_one_call(
 
 # -- throttling beyond the retries: 503 + Retry-After, never a 500 -----------------------------------------------------
 @pytest.mark.parametrize("code", THROTTLING_CODES)
-def test_webhook_throttled_beyond_the_retries_is_503_with_retry_after(
+def test_webhook_throttled_beyond_the_retries_is_queued_in_the_inbox(
     code: str,
     dynamodb_server: DynamoDBServer,
     backoffs: list[tuple[int, str]],
@@ -198,11 +198,9 @@ def test_webhook_throttled_beyond_the_retries_is_503_with_retry_after(
     # When the PBX posts a call of a new phone
     answer = webhook(lambda_context)
 
-    # Then 503 storage_unavailable with Retry-After, once the SDK and the gateway spent their attempts on the first
-    # transaction
-    assert answer["statusCode"] == 503, answer
-    assert answer_json(answer)["error"] == "storage_unavailable"
-    assert answer["multiValueHeaders"]["Retry-After"] == ["2"]
+    # Then, once the SDK and the gateway spent their attempts on the first transaction, the call waits in the inbox
+    assert answer["statusCode"] == 200, answer
+    assert answer_json(answer) == {"result": 1, "queued": True}
     assert throttle.attempts > total_attempts() > 1
     assert len(backoffs) >= total_attempts() - 1
     # And nothing was written: no client, no call

@@ -18,6 +18,7 @@ so every request takes its cold-start path.
 from __future__ import annotations
 
 import importlib
+import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,12 +30,14 @@ import pytest
 from botocore.client import BaseClient
 from conftest import PBX_SECRET, TEST_TEMPLATE
 from support import answer_json, api_event
+from wire import Injector, dynamodb_error
 
 from devstack.template import LOCAL_ACCOUNT
 from iptelefon.call_attempts import get_attempt
 from iptelefon.clients import ClientStore
 from iptelefon.models import Client
-from iptelefon.storage import get_storage
+from iptelefon.storage import get_storage, sha256_hex
+from iptelefon.webhook import WebhookRequest
 
 FUNCTIONS = TEST_TEMPLATE.functions()
 REGION = TEST_TEMPLATE.region
@@ -102,6 +105,9 @@ def needed(service: str, operation: str, params: dict[str, Any]) -> list[tuple[s
             (f"ssm:{operation}", f"arn:aws:ssm:{REGION}:{LOCAL_ACCOUNT}:parameter/{str(name).lstrip('/')}")
             for name in names
         ]
+    if service == "sqs":
+        account, name = str(params["QueueUrl"]).rstrip("/").split("/")[-2:]
+        return [(f"sqs:{operation}", f"arn:aws:sqs:{REGION}:{account}:{name}")]
     return [(f"{service}:{operation}", "*")]  # any other service: nothing in the template grants it
 
 
@@ -158,7 +164,8 @@ class Scenario:
         get_storage()._projects.clear()
         if not recorded:
             return handler(event, self.context)  # type: ignore[no-any-return]
-        with self.usage.running(logical_id, f"{event['httpMethod']} {event['resource']}"):
+        request = f"{event['httpMethod']} {event['resource']}" if "httpMethod" in event else "an SQS batch"
+        with self.usage.running(logical_id, request):
             return handler(event, self.context)  # type: ignore[no-any-return]
 
     def expect(self, status: int, logical_id: str, event: dict[str, Any], *, recorded: bool = True) -> Any:
@@ -248,6 +255,57 @@ def webhook_requests(s: Scenario) -> None:
     # an unreadable payload (400, kept) and an unknown secret (404)
     s.expect(400, "WebhookFunction", webhook_event({"id": "wh-4", "calltype": "IN", "exten": "346"}))
     s.expect(404, "WebhookFunction", webhook_event(first, secret="not-a-known-secret-000"))
+    # DynamoDB unavailable: the call waits in the inbox
+    outage = Injector([get_storage().client], "GetItem", dynamodb_error("InternalServerError", status=500))
+    assert s.expect(200, "WebhookFunction", webhook_event({**first, "id": "wh-5"}))["queued"] is True
+    outage.remove()
+
+
+def inbox_requests(s: Scenario) -> None:
+    def queued(payload: dict[str, Any], secret: str = PBX_SECRET) -> str:
+        body = urllib.parse.urlencode(payload).encode()
+        request = WebhookRequest(body=body, content_type="application/x-www-form-urlencoded")
+        return request.to_message(sha256_hex(secret))
+
+    first = {"id": "in-1", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "35"}
+    linked = {**first, "link": "https://pbx.test/records/in-1.mp3"}
+    started = s.expect(
+        202,
+        "EmployeeCallFunction",
+        call_event("employee", {"client_phone": OTHER_PHONE, "short_employee_phone": "346"}, s.project.token),
+        recorded=False,
+    )
+    outgoing = {"id": "pbx-1", "calltype": "OUT", "dst": OTHER_PHONE, "exten": "346", "talktime": "12"}
+    batch = [
+        queued(first),  # a new phone: client, index, call
+        queued(first),  # applied twice: a duplicate
+        queued(linked),  # the recording comes later: call, dialog, variable updated
+        queued(outgoing),  # a bot's call completes: its attempt is linked, its pointer deleted
+        queued({"id": "in-2", "calltype": "IN"}),  # unreadable: kept as rejected
+        queued(first, secret="not-a-known-secret-000"),  # unknown secret: dropped
+    ]
+    answer = s.invoke("InboxFunction", sqs_event(batch))
+    assert answer == {"batchItemFailures": []}, answer
+    assert get_attempt(get_storage(), "proj-a", started["call_id"])["status"] == "completed"  # type: ignore[index]
+
+
+def sqs_event(bodies: list[str]) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{n}",
+                "receiptHandle": f"r-{n}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": f"arn:aws:sqs:{REGION}:{LOCAL_ACCOUNT}:local-WebhookInbox",
+                "awsRegion": REGION,
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }
 
 
 def employee_call_requests(s: Scenario) -> None:
@@ -325,6 +383,7 @@ def read_api_requests(s: Scenario) -> None:
 
 SCENARIOS: dict[str, Callable[[Scenario], None]] = {
     "WebhookFunction": webhook_requests,
+    "InboxFunction": inbox_requests,
     "EmployeeCallFunction": employee_call_requests,
     "GroupCallFunction": group_call_requests,
     "ReadApiFunction": read_api_requests,

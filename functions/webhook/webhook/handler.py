@@ -6,10 +6,15 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.api import create_resolver, json_body
+from iptelefon.budget import within_invocation
+from iptelefon.inbox import SEND_WORST_SECONDS
 from iptelefon.observability import logger, metrics
+from iptelefon.storage import WORST_CALL_SECONDS
 from iptelefon.webhook import WebhookRequest, receive_webhook
 
 app = create_resolver()
+# A storage call starts only if, at its worst, it still leaves the time to put the request into the inbox.
+RESERVE_SECONDS = WORST_CALL_SECONDS + SEND_WORST_SECONDS
 
 
 @app.post("/iptelefon_webhook/<secret>")
@@ -23,4 +28,5 @@ def webhook(secret: str) -> Response[dict[str, Any]]:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    return app.resolve(event, context)
+    with within_invocation(context, reserve_seconds=RESERVE_SECONDS):
+        return app.resolve(event, context)

@@ -17,6 +17,8 @@ class Settings(BaseModel):
     pbx_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
     ssm_cache_seconds: int = Field(default=300, ge=0)
     max_webhook_body_bytes: int = 64 * 1024
+    # The webhook's durable inbox (SQS); only the webhook function has it.
+    inbox_queue_url: str | None = None
 
 
 @lru_cache(maxsize=1)
@@ -29,5 +31,6 @@ def get_settings() -> Settings:
         "stage": env.get("STAGE"),
         "pbx_timeout_seconds": env.get("PBX_TIMEOUT_SECONDS"),
         "ssm_cache_seconds": env.get("SSM_CACHE_SECONDS"),
+        "inbox_queue_url": env.get("INBOX_QUEUE_URL"),
     }
     return Settings.model_validate({k: v for k, v in values.items() if v is not None})

@@ -2,19 +2,25 @@
 
 Round trips for a known client, warm: the secret lookup (1), the phone index GetItem (1), one transaction (1);
 the project and its SSM secret come from the warm cache. An outgoing call adds the lookup of the bot's attempt.
+
+When storage is unavailable (after the gateway's retries) or the invocation is about to run out of time, the request
+goes to the durable inbox (`inbox`) with the sha256 of its secret, never the secret: the PBX hears
+`{"result": 1, "queued": true}` and InboxFunction applies it later with `apply_queued`, checking the secret then.
 """
 
 from __future__ import annotations
 
 import base64
 import hmac
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from iptelefon import inbox
 from iptelefon.call_attempts import latest_pending_attempt, link_attempt
-from iptelefon.call_records import CallRecordStore, kept_request
+from iptelefon.call_records import MAX_KEPT_BODY_BYTES, CallRecordStore, kept_request
 from iptelefon.clients import ClientStore
-from iptelefon.errors import DomainError, NotFound
+from iptelefon.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
 from iptelefon.models import Project
 from iptelefon.observability import logger, metrics
 from iptelefon.phones import mask_phone
@@ -49,19 +55,78 @@ class WebhookRequest:
         """What the PBX sent, as stored next to the call or kept when refused."""
         return kept_request(body=self.body, content_type=self.content_type, query=self.query, method=self.method)
 
+    def to_message(self, secret_sha256: str) -> str:
+        """The inbox message: the exact bytes (base64; an SQS message holds 256 KB, bodies over the webhook's limit are
+        refused anyway) and the secret's hash."""
+        return json.dumps(
+            {
+                "secret_sha256": secret_sha256,
+                "body": base64.b64encode(self.body[:MAX_KEPT_BODY_BYTES]).decode(),
+                "content_type": self.content_type,
+                "query": self.query,
+                "method": self.method,
+            }
+        )
 
-def find_project(secret: str) -> Project:
-    """One key lookup by sha256(secret), then a constant-time compare with the secret in SSM. 404 otherwise."""
+    @classmethod
+    def from_message(cls, message: str) -> tuple[str, WebhookRequest]:
+        data = json.loads(message)
+        request = cls(
+            body=base64.b64decode(data["body"]),
+            content_type=data.get("content_type"),
+            query=dict(data.get("query") or {}),
+            method=str(data.get("method") or "POST"),
+        )
+        return str(data["secret_sha256"]), request
+
+
+def find_project(secret_sha256: str) -> Project | None:
+    """One key lookup by the secret's sha256, then a constant-time compare with the hash of the secret in SSM."""
     storage = get_storage()
-    project_id = storage.find_project_id_by_webhook_secret_hash(sha256_hex(secret))
+    project_id = storage.find_project_id_by_webhook_secret_hash(secret_sha256)
     project = storage.get_project_cached(project_id) if project_id else None
-    if project is None or not hmac.compare_digest(get_pbx_credentials(project.id).secret.encode(), secret.encode()):
-        raise NotFound(UNKNOWN_SECRET)
-    return project
+    if project is None:
+        return None
+    stored_hash = sha256_hex(get_pbx_credentials(project.id).secret)
+    return project if hmac.compare_digest(stored_hash.encode(), secret_sha256.encode()) else None
 
 
 def receive_webhook(secret: str, request: WebhookRequest) -> dict[str, Any]:
-    project = find_project(secret)
+    """The call's effects now, or (storage away) the request queued for later. 404 for an unknown secret."""
+    secret_sha256 = sha256_hex(secret)
+    try:
+        project = find_project(secret_sha256)
+        if project is None:
+            raise NotFound(UNKNOWN_SECRET)
+        return apply_webhook(project, request)
+    except StorageUnavailable as error:
+        inbox.send(request.to_message(secret_sha256))  # StorageUnavailable (503) if SQS cannot take it either
+        logger.warning("storage unavailable: webhook queued in the inbox", extra={"reason": error.message})
+        metrics.add_metric(name="WebhookQueued", unit="Count", value=1)
+        return {"result": 1, "queued": True}
+
+
+def apply_queued(message: str) -> dict[str, Any] | None:
+    """Apply one inbox message: the call's effects, or the request kept as rejected (a 4xx the PBX never heard).
+
+    None when the secret is unknown by now (never valid, or changed since): dropped and counted, never applied.
+    StorageUnavailable propagates: the message comes back later.
+    """
+    secret_sha256, request = WebhookRequest.from_message(message)
+    project = find_project(secret_sha256)
+    if project is None:
+        logger.warning("inbox: a queued webhook has an unknown secret; dropped")
+        metrics.add_metric(name="InboxUnknownSecret", unit="Count", value=1)
+        return None
+    try:
+        return apply_webhook(project, request)
+    except DomainError as error:
+        if error.status_code >= 500:  # storage away (the message comes back) or refusing (the dead-letter queue)
+            raise
+        return {"result": 0, "error": error.code}  # unreadable: `apply_webhook` kept the request for the project
+
+
+def apply_webhook(project: Project, request: WebhookRequest) -> dict[str, Any]:
     records = CallRecordStore(get_storage())
     try:
         fields = extract_fields(
@@ -78,7 +143,11 @@ def receive_webhook(secret: str, request: WebhookRequest) -> dict[str, Any]:
         )
         metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
         raise
-    return record_call(project, call, request.raw(), records)
+    try:
+        return record_call(project, call, request.raw(), records)
+    except StorageRejected as error:  # DynamoDB refused the call's items: keep what the PBX sent for an operator
+        records.keep_rejected(project.id, request.raw(), error_code=error.code, message=error.message, status=500)
+        raise
 
 
 def record_call(project: Project, call: CanonicalCall, raw: dict[str, Any], records: CallRecordStore) -> dict[str, Any]:
