@@ -12,12 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip on this machine warns about local mirror folders it does not have; keep the output readable.
 PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help venv tools run test lint build bench fuzz clean
+.PHONY: help venv tools run test lint build bench resilience fuzz clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
 	@echo "make test   lint + type check + template checks + sam build + all tests"
-	@echo "make lint | build | bench | fuzz | clean"
+	@echo "make lint | build | bench | resilience | fuzz | clean"
 
 $(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -57,6 +57,10 @@ test: lint build
 
 bench: venv build
 	$(BIN)/python -m bench.run
+
+# Never lose a call: 50 concurrent webhooks with 30 % DynamoDB conflicts, 500 webhooks during a 60 s outage (~4 min).
+resilience: venv
+	$(BIN)/python -m bench.resilience
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .local .mypy_cache .ruff_cache .pytest_cache .hypothesis

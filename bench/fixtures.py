@@ -196,8 +196,9 @@ def matching_timings(clients: int, lookups: int = 300) -> MatchingTimings:
 
 
 @contextmanager
-def local_stack() -> Iterator[dict[str, Any]]:
-    """The real local stack (`make run`) on free ports, as subprocesses; yields its stack.json."""
+def local_stack(*options: str) -> Iterator[dict[str, Any]]:
+    """The real local stack (`make run`) on free ports, as subprocesses, with `devstack.run` options; yields its
+    stack.json."""
     import json
     import signal
     import socket
@@ -222,8 +223,11 @@ def local_stack() -> Iterator[dict[str, Any]]:
                 str(free_port()),
                 "--pbx-port",
                 str(free_port()),
+                "--faults-port",
+                str(free_port()),
                 "--state-dir",
                 state,
+                *options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

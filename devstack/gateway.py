@@ -49,6 +49,12 @@ class LambdaContext:
         return max(int((self.deadline - time.monotonic()) * 1000), 0)
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver listens with a backlog of 5: a burst of concurrent callers (a PBX after an outage) got connection
+    # resets. API Gateway accepts them all; the requests then wait for their function, as they would for Lambda.
+    request_queue_size = 256
+
+
 class LocalFunction:
     def __init__(self, spec: FunctionSpec) -> None:
         self.spec = spec
@@ -99,7 +105,7 @@ class LocalGateway:
                 )
 
         self.host = host
-        self.server = ThreadingHTTPServer((host, port), Handler)
+        self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
         self.pollers: list[QueuePoller] = []

@@ -43,6 +43,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=float(os.environ.get("DDB_CONFLICT_RATE") or 0),
         help="share of DynamoDB transactions cancelled with TransactionConflict, as under contention on AWS",
     )
+    parser.add_argument(
+        "--queue-visibility-timeout",
+        type=int,
+        default=None,
+        help="override the queues' VisibilityTimeout from template.yaml (tests: a failed message returns sooner)",
+    )
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".local")))
     parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds before the PBX posts the completion")
     return parser.parse_args(argv)
@@ -95,7 +101,7 @@ class Stack:
         )
         wait_for_port(self.args.moto_port, self.children[-1])
         tables = create_tables(self.client("dynamodb"), self.template)
-        queues = create_queues(self.client("sqs"), self.template)
+        queues = create_queues(self.client("sqs"), self.template, visibility_timeout=self.args.queue_visibility_timeout)
         print(f"created from template.yaml: tables {', '.join(tables)}; queues {', '.join(queues)}", flush=True)
         self.spawn(
             f"DynamoDB fault proxy (conflict rate {self.args.conflict_rate:g})",

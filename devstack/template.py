@@ -236,8 +236,12 @@ def create_tables(dynamodb_client: Any, template: Template) -> list[str]:
     return [d["TableName"] for d in template.table_definitions()]
 
 
-def create_queues(sqs_client: Any, template: Template) -> list[str]:
-    """Create every queue of the template (idempotent: create_queue with the same attributes). Returns the names."""
+def create_queues(sqs_client: Any, template: Template, *, visibility_timeout: int | None = None) -> list[str]:
+    """Create every queue of the template (idempotent: create_queue with the same attributes). Returns the names.
+
+    `visibility_timeout` overrides the template's (tests that must not wait a minute for a failed message)."""
     for definition in template.queue_definitions():
+        if visibility_timeout is not None:
+            definition["Attributes"]["VisibilityTimeout"] = str(visibility_timeout)
         sqs_client.create_queue(**definition)
     return [d["QueueName"] for d in template.queue_definitions()]

@@ -366,12 +366,13 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
             return int(probe.getsockname()[1])
 
     state = tmp_path_factory.mktemp("local-stack")
-    ports = [str(free_port()) for _ in range(3)]
+    ports = [str(free_port()) for _ in range(4)]
     # The stack gets its own AWS settings: no endpoint override a test may have set in this process.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "AWS_PROFILE"))}
     log = (state / "stack.log").open("wb")
     command = [sys.executable, "-m", "devstack.run", "--api-port", ports[0], "--moto-port", ports[1]]
-    command += ["--pbx-port", ports[2], "--state-dir", str(state), "--webhook-delay", "3600"]
+    command += ["--pbx-port", ports[2], "--faults-port", ports[3], "--state-dir", str(state), "--webhook-delay", "3600"]
+    command += ["--queue-visibility-timeout", "2"]  # a message that failed during an outage returns in 2 s
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     stack_file = state / "stack.json"
     deadline = time.monotonic() + 90

@@ -28,7 +28,8 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     state = tmp_path_factory.mktemp("stack")
-    ports = {"api": _free_port(), "moto": _free_port(), "pbx": _free_port()}
+    ports = {"api": _free_port(), "moto": _free_port(), "pbx": _free_port(), "faults": _free_port()}
+    log = (state / "stack.log").open("wb")  # a pipe nobody reads would block the stack once it fills
     process = subprocess.Popen(
         [
             sys.executable,
@@ -40,13 +41,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
             str(ports["moto"]),
             "--pbx-port",
             str(ports["pbx"]),
+            "--faults-port",
+            str(ports["faults"]),
             "--state-dir",
             str(state),
             "--webhook-delay",
             "0.2",
+            "--queue-visibility-timeout",
+            "2",
         ],
         cwd=ROOT,
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     stack_file = state / "stack.json"
@@ -54,8 +59,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     while not stack_file.exists():
         if process.poll() is not None or time.monotonic() > deadline:
             process.kill()
-            output = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"local stack did not start:\n{output}")
+            pytest.fail(f"local stack did not start:\n{(state / 'stack.log').read_text()[-5000:]}")
         time.sleep(0.2)
     info = json.loads(stack_file.read_text())
     info["_process"] = process
@@ -65,10 +69,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     if process.poll() is None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=20)
+    log.close()
 
 
 def test_stack_file_has_what_the_readme_promises(stack: dict[str, Any]) -> None:
-    for name in ("api_url", "pbx_url", "project_id", "bot_token", "webhook_url"):
+    for name in ("api_url", "pbx_url", "project_id", "bot_token", "webhook_url", "control_url", "inbox_queue_url"):
         assert stack[name], name
     assert stack["api_url"].startswith("http://127.0.0.1:")
 
@@ -167,6 +172,49 @@ def test_admin_cli_works_against_the_stack_without_aws_credentials(stack: dict[s
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["project"]["id"] == "demo"
     assert "demo-pbx-secret" not in shown.stdout + shown.stderr
+
+
+def _faults(stack: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
+    answer = httpx.post(f"{stack['control_url']}/faults", json=change)
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_dynamodb_conflicts_switched_on_at_run_time_cost_no_webhook(stack: dict[str, Any]) -> None:
+    # Given DynamoDB cancelling half of the transactions for a conflict, as under contention on AWS
+    _faults(stack, {"conflict_rate": 0.5})
+    try:
+        # When the PBX posts ten calls of a new phone
+        forms = [{"id": f"conflict-{n}", "calltype": "IN", "src": "79003334455", "talktime": "9"} for n in range(10)]
+        answers = [httpx.post(stack["webhook_url"], data=form) for form in forms]
+    finally:
+        injected = _faults(stack, {"conflict_rate": 0})["injected"]["conflicts"]
+    # Then every one is taken (recorded, or queued when the retries ran out), and conflicts did happen
+    assert [a.status_code for a in answers] == [200] * 10
+    assert injected > 0
+
+
+def test_an_outage_queues_webhooks_and_they_land_after_recovery(stack: dict[str, Any]) -> None:
+    # Given DynamoDB taken away
+    _faults(stack, {"dynamodb": "down"})
+    try:
+        # When the PBX posts three calls
+        forms = [{"id": f"outage-{n}", "calltype": "IN", "src": "79006667788", "talktime": "9"} for n in range(3)]
+        answers = [httpx.post(stack["webhook_url"], data=form, timeout=30) for form in forms]
+    finally:
+        _faults(stack, {"dynamodb": "up"})
+    # Then each one is taken into the inbox
+    assert [a.json() for a in answers] == [{"result": 1, "queued": True}] * 3
+    # And once DynamoDB is back, the inbox applies them: one client with the three calls
+    headers = {"Authorization": f"Bearer {stack['bot_token']}"}
+    deadline, calls = time.monotonic() + 30, []
+    while time.monotonic() < deadline and len(calls) < 3:
+        time.sleep(0.5)
+        found = httpx.get(f"{stack['api_url']}/v1/clients", params={"phone": "79006667788"}, headers=headers).json()
+        for client in found.get("clients", []):
+            listed = httpx.get(f"{stack['api_url']}/v1/calls", params={"client_id": client["id"]}, headers=headers)
+            calls = listed.json()["calls"]
+    assert sorted(c["call_id"] for c in calls) == ["outage-0", "outage-1", "outage-2"]
 
 
 def test_sigterm_stops_every_service(stack: dict[str, Any]) -> None:

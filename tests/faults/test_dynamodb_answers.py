@@ -168,7 +168,7 @@ def test_the_loser_of_a_new_phone_race_gets_the_winners_client(
 
 
 def test_fifty_concurrent_webhooks_for_a_new_phone_with_conflicts_create_one_client_and_fifty_calls(
-    dynamodb_server: DynamoDBServer, atomic_dynamodb: None, project: Any
+    dynamodb_server: DynamoDBServer, atomic_dynamodb: None, inbox: Inbox, project: Any
 ) -> None:
     # Given DynamoDB cancelling about 30 % of the transactions for a conflict
     import random
@@ -180,15 +180,18 @@ def test_fifty_concurrent_webhooks_for_a_new_phone_with_conflicts_create_one_cli
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda n: deliver(call_form(f"race-{n}")), range(50)))
 
-    # Then every one is recorded, all for one client, and exactly one created it
-    assert len({a["client_id"] for a in answers}) == 1
-    assert not any(a["duplicate"] for a in answers)
+    # Then every one is taken: recorded, or (a rare one whose six attempts all met a conflict) queued
+    assert all(a["result"] == 1 for a in answers)
+    assert len({a["client_id"] for a in answers if "client_id" in a}) == 1
+    assert not any(a.get("duplicate") for a in answers)
+    # And once the inbox is applied: one client, fifty calls
+    inbox.drain()
     assert len(stored(project.project, "CLIENT#")) == 1
     assert len(stored(project.project, "CALL#")) == 50
 
 
 def test_concurrent_deliveries_of_one_call_have_one_first_time_effect(
-    dynamodb_server: DynamoDBServer, atomic_dynamodb: None, project: Any
+    dynamodb_server: DynamoDBServer, atomic_dynamodb: None, inbox: Inbox, project: Any
 ) -> None:
     # Given a known client, and DynamoDB cancelling about 30 % of the transactions for a conflict
     deliver(call_form("warm-up"))
@@ -201,11 +204,13 @@ def test_concurrent_deliveries_of_one_call_have_one_first_time_effect(
     with ThreadPoolExecutor(max_workers=10) as pool:
         answers = list(pool.map(lambda _: deliver(call_form("twice")), range(10)))
 
-    # Then one delivery recorded it and the nine others say duplicate; one call, one notification
-    assert sorted(a["duplicate"] for a in answers) == [False] + [True] * 9
-    client_id = answers[0]["client_id"]
-    assert len([c for c in stored(project.project, "CALL#") if c["call_key"] == "twice"]) == 1
-    assert len(CallRecordStore(get_storage()).dialog(project.project.id, client_id)) == 2  # warm-up + twice
+    # Then at most one delivery recorded it for the first time, the others say duplicate (or were queued)
+    assert sum(a.get("duplicate") is False for a in answers) <= 1
+    assert sum(a.get("duplicate") is True for a in answers) + sum("queued" in a for a in answers) >= 9
+    # And after the inbox: one call, one notification (warm-up + twice)
+    inbox.drain()
+    (record,) = [c for c in stored(project.project, "CALL#") if c["call_key"] == "twice"]
+    assert len(CallRecordStore(get_storage()).dialog(project.project.id, record["client_id"])) == 2
 
 
 def test_a_late_recording_link_that_meets_a_conflict_is_stored(dynamodb_server: DynamoDBServer, project: Any) -> None:

@@ -93,22 +93,26 @@ class CallRecordStore:
         writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note)]
         if call.record_link:
             writes.append(self._record_link_fast_update(project.id, client_id, call.record_link))
+        recorded = self._write_new_call(writes)
+        if recorded is None and call.record_link:
+            # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
+            writes[2:] = self._record_link_indexed_update(project, client_id, call.record_link)
+            recorded = self._write_new_call(writes)
+        if recorded is None:
+            raise StorageUnavailable("the call could not be recorded, retry")
+        return recorded
+
+    def _write_new_call(self, writes: list[Write]) -> bool | None:
+        """True when written, False when the call was recorded before, None when the record-link variable was not
+        a URL; StorageUnavailable for any other failed condition (the client vanished meanwhile)."""
         try:
             self.storage.transact(writes)
             return True
         except ConditionFailed as failed:
             if CALL_RECORDED in failed.failed:
                 return False
-            if LINK_NEEDS_INDEX not in failed.failed or not call.record_link:
-                raise StorageUnavailable("the call could not be recorded, retry") from None
-        # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
-        writes[2:] = self._record_link_indexed_update(project, client_id, call.record_link)
-        try:
-            self.storage.transact(writes)
-            return True
-        except ConditionFailed as failed:
-            if CALL_RECORDED in failed.failed:
-                return False
+            if LINK_NEEDS_INDEX in failed.failed:
+                return None
             raise StorageUnavailable("the call could not be recorded, retry") from None
 
     def add_record_link(self, project: Project, existing: dict[str, Any], call: CanonicalCall) -> bool:
