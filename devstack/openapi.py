@@ -49,7 +49,7 @@ _SUCCESS_TEXT = {200: "OK", 202: "The PBX accepted the call request: it rings th
 _ERROR_TEXT = {
     400: "validation_error, invalid_phone or invalid_json (details name the field)",
     401: "unauthorized: missing, unknown or revoked bearer token",
-    403: "calls_disabled or country_not_allowed",
+    403: "calls_disabled, country_not_allowed or number_not_allowed",
     404: "not_found: unknown webhook secret, another project's resource, or nothing with that id",
     409: "conflict: the same Idempotency-Key is in flight (Retry-After) or was used with another request",
     413: "payload_too_large: webhook body over 64 KiB (the raw request is still kept)",

@@ -21,7 +21,7 @@ from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.calls import connection_for
 from iptelefon.clients import ClientStore
 from iptelefon.errors import InvalidInput, NotFound
-from iptelefon.models import AuthMode, CallMethod, Client, Employee, Project
+from iptelefon.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project
 from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client
 from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
 from iptelefon.storage import Storage, dynamodb_client, project_pk
@@ -96,6 +96,7 @@ def create_project(
     default_region: str = "RU",
     auth_mode: AuthMode = "hash",
     allowed_country_codes: list[int] | None = None,
+    extra_number_types: list[str] | None = None,
 ) -> CreatedProject:
     _check_server_url(server_url)
     if len(secret) < 8 or not re.fullmatch(r"[\x21-\x7e]+", secret):
@@ -108,6 +109,7 @@ def create_project(
             "default_region": default_region,
             "auth_mode": auth_mode,
             "allowed_country_codes": allowed_country_codes or [],
+            "allowed_number_types": list(dict.fromkeys([*PERSONAL_LINES, *(extra_number_types or [])])),
         }
     )
     if target.storage.get_project(project.id) is not None:

@@ -9,13 +9,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from iptel_admin import admin
 from iptelefon.errors import DomainError, InvalidInput, NotFound
-from iptelefon.models import MESSENGERS
+from iptelefon.models import MESSENGERS, NumberType
 from iptelefon.observability import logger
 
 
@@ -40,7 +40,20 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--id", help="project id (default: random)")
     create.add_argument("--region-code", default="RU", help="default phone region (RU)")
     create.add_argument("--auth-mode", choices=["hash", "bearer"], default="hash")
-    create.add_argument("--allow-country", type=int, action="append", default=[], help="callable country code")
+    create.add_argument(
+        "--allow-country",
+        type=int,
+        action="append",
+        default=[],
+        help="a country calling code bots may call besides the project's own region (375 adds Belarus)",
+    )
+    create.add_argument(
+        "--allow-number-type",
+        action="append",
+        default=[],
+        choices=get_args(NumberType),
+        help="a kind of line bots may call besides fixed_line and mobile (e.g. toll_free)",
+    )
     show = project.add_parser("show", help="project settings, employees, tokens (never the secret)")
     show.add_argument("project_id")
 
@@ -112,6 +125,7 @@ def run(args: argparse.Namespace) -> Any:
                 default_region=args.region_code,
                 auth_mode=args.auth_mode,
                 allowed_country_codes=args.allow_country,
+                extra_number_types=args.allow_number_type,
             )
             return {
                 "project_id": created.project.id,

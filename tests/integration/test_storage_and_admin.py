@@ -119,6 +119,10 @@ def test_cli_creates_shows_a_project_and_sets_an_employee(
             "cli-secret-123",
             "--messenger",
             "whatsapp",
+            "--allow-country",
+            "375",
+            "--allow-number-type",
+            "toll_free",
         ]
     )
     created = json.loads(capsys.readouterr().out)
@@ -154,6 +158,9 @@ def test_cli_creates_shows_a_project_and_sets_an_employee(
     assert "cli-secret-123" not in shown
     assert json.loads(shown)["employees"][0]["short_number"] == "346"
     assert json.loads(shown)["project"]["messengers"] == ["whatsapp"]
+    # And the toll-fraud guard adds what was allowed to the project's own region and personal lines
+    assert json.loads(shown)["project"]["allowed_country_codes"] == [375]
+    assert json.loads(shown)["project"]["allowed_number_types"] == ["fixed_line", "mobile", "toll_free"]
 
 
 def test_cli_reports_errors_without_a_traceback(aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -18,6 +18,7 @@ from iptelefon.errors import (
     InvalidInput,
     InvalidPhone,
     NotFound,
+    NumberNotAllowed,
     PbxError,
     PbxTimeout,
     RateLimited,
@@ -71,17 +72,54 @@ def test_own_country_only_by_default(proj: Project) -> None:
     with pytest.raises(CountryNotAllowed) as refused:
         calls.callable_phone(proj, "+375291234567", field="client_phone")
     assert refused.value.status_code == 403
-    assert "+375" in refused.value.message and "+7" in refused.value.message
+    assert "BY" in refused.value.message and "RU" in refused.value.message
     assert refused.value.details[0]["field"] == "client_phone"
 
 
-def test_allowed_country_codes_replace_the_default(proj: Project) -> None:
-    # Given a project that allows Belarus only
+def test_kazakhstan_is_not_russia_though_both_are_plus_7(proj: Project) -> None:
+    # Given a RU project, when a Kazakh mobile (+7 701) is checked, then it is refused: the region decides, not +7
+    with pytest.raises(CountryNotAllowed, match="KZ"):
+        calls.callable_phone(proj, "+7 701 123 4567", field="client_phone")
+
+
+def test_allowed_country_codes_add_to_the_projects_own_region(proj: Project) -> None:
+    # Given a RU project that also allows +375
     project = proj.model_copy(update={"allowed_country_codes": [375]})
-    # Then Belarus passes and Russia does not
+    # Then Belarus passes, and Russia still does
     assert calls.callable_phone(project, "+375291234567", field="phone") == "375291234567"
-    with pytest.raises(CountryNotAllowed):
-        calls.callable_phone(project, PHONE, field="phone")
+    assert calls.callable_phone(project, PHONE, field="phone") == PHONE
+    # And allowing +7 takes in every region that shares it
+    assert calls.callable_phone(proj.model_copy(update={"allowed_country_codes": [7]}), "+77011234567", field="p")
+
+
+@pytest.mark.parametrize(
+    ("typed", "kind"),
+    [("+7 809 505 1234", "premium rate"), ("8 800 123 45 67", "toll free")],
+)
+def test_lines_other_than_fixed_and_mobile_are_refused_before_the_pbx(
+    typed: str, kind: str, proj: Project, fake_pbx: Any
+) -> None:
+    # Given a RU project with the default kinds of line; when a bot calls a Russian premium-rate or toll-free number
+    with pytest.raises(NumberNotAllowed) as refused:
+        calls.start_employee_call(proj, _employee(typed), idempotency_key=None)
+    # Then 403 number_not_allowed naming the kind, and nothing reached the PBX
+    assert (refused.value.status_code, refused.value.code) == (403, "number_not_allowed")
+    assert kind in refused.value.message
+    assert fake_pbx.requests == []
+
+
+def test_a_project_may_allow_more_kinds_of_line_explicitly(proj: Project) -> None:
+    project = proj.model_copy(update={"allowed_number_types": ["fixed_line", "mobile", "toll_free"]})
+    assert calls.callable_phone(project, "88001234567", field="phone") == "78001234567"
+
+
+@pytest.mark.parametrize("field", ["short_employee_phone", "group_id"])
+def test_short_numbers_and_group_ids_are_ascii_digits_only(field: str) -> None:
+    # Given Arabic-Indic digits (`\d` in a regex takes them), when a bot sends them, then the body is refused
+    body = {"client_phone": PHONE, field: "٣٤٦"}
+    model = EmployeeCallRequest if field == "short_employee_phone" else GroupCallRequest
+    with pytest.raises(ValueError, match=field):
+        model.model_validate(body)
 
 
 def test_an_invalid_phone_is_400_naming_the_field(proj: Project, fake_pbx: Any) -> None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from iptelefon.errors import InvalidPhone
-from iptelefon.phones import mask_phone, normalize_phone, phone_country_code, region_country_code
+from iptelefon.phones import mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
 
 PROPERTY_SETTINGS = settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
@@ -237,29 +237,24 @@ def test_belarus_default_region_does_not_read_a_russian_8_number_as_russian() ->
 
 
 @pytest.mark.parametrize(
-    ("canonical", "country_code"),
+    ("canonical", "region", "kind"),
     [
-        ("79004443322", 7),
-        ("77011234567", 7),
-        ("375291234567", 375),
-        ("12125550123", 1),
-        ("998901234567", 998),
-        ("442079460958", 44),
+        ("79004443322", "RU", "mobile"),
+        ("74951234567", "RU", "fixed_line"),
+        ("78095051234", "RU", "premium_rate"),  # +7 809: Russian premium rate
+        ("78001234567", "RU", "toll_free"),
+        ("77011234567", "KZ", "mobile"),  # +7 701: Kazakhstan, though it shares +7
+        ("375291234567", "BY", "mobile"),
+        ("88216123456", "001", "voip"),  # a non-geographic number (Thuraya)
     ],
 )
-def test_phone_country_code(canonical: str, country_code: int) -> None:
-    # Given a canonical phone
-    # When its country code is asked for
-    # Then it is the calling code it starts with
-    assert phone_country_code(canonical) == country_code
+def test_region_and_kind_of_line_come_from_the_numbering_plan(canonical: str, region: str, kind: str) -> None:
+    assert number_region_and_type(canonical) == (region, kind)
 
 
-@pytest.mark.parametrize(("region", "country_code"), [("RU", 7), ("KZ", 7), ("BY", 375), ("US", 1), ("UZ", 998)])
-def test_region_country_code(region: str, country_code: int) -> None:
-    # Given a region code
-    # When its calling code is asked for
-    # Then it is the country calling code
-    assert region_country_code(region) == country_code
+def test_regions_of_a_country_code_are_all_that_share_it() -> None:
+    assert regions_of_country_code(7) == ["RU", "KZ"]
+    assert regions_of_country_code(375) == ["BY"]
 
 
 @pytest.mark.parametrize(

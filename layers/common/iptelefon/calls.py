@@ -39,6 +39,7 @@ from iptelefon.errors import (
     DomainError,
     InvalidInput,
     NotFound,
+    NumberNotAllowed,
     PbxError,
     PbxTimeout,
     RateLimited,
@@ -54,7 +55,7 @@ from iptelefon.models import (
 )
 from iptelefon.observability import logger
 from iptelefon.pbx import PbxConnection, PbxRefused, get_pbx_client
-from iptelefon.phones import mask_phone, normalize_phone, phone_country_code, region_country_code
+from iptelefon.phones import mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
 from iptelefon.project_config import PbxCredentials, get_pbx_credentials
 from iptelefon.settings import get_settings
 from iptelefon.storage import Storage, dynamodb_client, get_storage
@@ -161,14 +162,24 @@ def call_from_client_card(
 
 # -- rules -------------------------------------------------------------------------------------------------------------
 def callable_phone(project: Project, raw: str, *, field: str) -> str:
-    """The canonical phone, if the project may call it (toll-fraud guard), else InvalidPhone / CountryNotAllowed."""
+    """The canonical phone, if the project may call it, else InvalidPhone / CountryNotAllowed / NumberNotAllowed.
+
+    The toll-fraud guard reads the numbering plan: the number's region (Kazakhstan is not Russia, though both are +7)
+    must be the project's own or one of its allowed country codes' regions, and its kind of line one the project
+    allows (fixed line and mobile by default: never premium rate, shared cost, personal, UAN, VoIP, …).
+    """
     phone = normalize_phone(raw, default_region=project.default_region, field=field)
-    code = phone_country_code(phone)
-    allowed = project.allowed_country_codes or [region_country_code(project.default_region)]
-    if code not in allowed:
-        listed = ", ".join(f"+{c}" for c in allowed)
-        message = f"calls to country code +{code} are not allowed in this project (allowed: {listed})"
+    region, kind = number_region_and_type(phone)
+    extra = [r for code in project.allowed_country_codes for r in regions_of_country_code(code)]
+    regions = list(dict.fromkeys([project.default_region, *extra]))
+    if region not in regions:
+        message = f"calls to numbers of {region} are not allowed in this project (allowed: {', '.join(regions)})"
         raise CountryNotAllowed(f"{field}: {message}", details=[{"field": field, "message": message}])
+    allowed = set(project.allowed_number_types)
+    if kind not in allowed and not (kind == "fixed_line_or_mobile" and allowed & {"fixed_line", "mobile"}):
+        listed = ", ".join(t.replace("_", " ") for t in project.allowed_number_types)
+        message = f"{kind.replace('_', ' ')} numbers are not called in this project (allowed: {listed})"
+        raise NumberNotAllowed(f"{field}: {message}", details=[{"field": field, "message": message}])
     return phone
 
 

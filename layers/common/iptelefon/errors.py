@@ -60,6 +60,12 @@ class CountryNotAllowed(Forbidden):
     code = "country_not_allowed"
 
 
+class NumberNotAllowed(Forbidden):
+    """Toll-fraud guard: a kind of line the project does not call (premium rate, shared cost, personal, VoIP, …)."""
+
+    code = "number_not_allowed"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"

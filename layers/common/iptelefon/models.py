@@ -10,6 +10,19 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 CallMethod = Literal["disabled", "app", "api"]
+NumberType = Literal[
+    "fixed_line",
+    "mobile",
+    "toll_free",
+    "premium_rate",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+]
+PERSONAL_LINES: tuple[NumberType, ...] = ("fixed_line", "mobile")  # what a bot calls unless a project allows more
 AuthMode = Literal["hash", "bearer"]
 Channel = Literal["telephony", "whatsapp", "telegram", "viber", "vk", "instagram"]
 MESSENGERS = ("whatsapp", "telegram", "viber", "vk", "instagram")
@@ -48,8 +61,10 @@ class Project(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] = Field(default_factory=list)
     default_region: str = Field(default="RU", pattern=r"^[A-Z]{2}$")
-    # Country calling codes a bot may call; empty means the project's own country only (toll-fraud guard).
+    # Toll-fraud guard: a bot calls numbers of the project's own region and of these country calling codes (every
+    # region sharing one: 7 is Russia and Kazakhstan), and only these kinds of line (`phones.NUMBER_TYPES`).
     allowed_country_codes: list[int] = Field(default_factory=list)
+    allowed_number_types: list[NumberType] = Field(default_factory=lambda: list(PERSONAL_LINES))
     # Toll-fraud guard: calls a bot may start per client phone and per project in a window.
     calls_per_phone_per_hour: int = Field(default=5, ge=1)
     calls_per_project_per_minute: int = Field(default=60, ge=1)
@@ -75,7 +90,7 @@ class Employee(BaseModel):
     @field_validator("short_number")
     @classmethod
     def _short_number_digits(cls, value: str | None) -> str | None:
-        if value is not None and not re.fullmatch(r"\d{2,8}", value):
+        if value is not None and not re.fullmatch(r"[0-9]{2,8}", value):  # ASCII: `\d` takes any script's digits
             raise ValueError("short_number must be 2-8 digits, e.g. '346'")
         return value
 
@@ -105,12 +120,13 @@ class TokenRecord(BaseModel):
 # -- API bodies ---------------------------------------------------------------------------------------------------
 class EmployeeCallRequest(BaseModel):
     client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
-    short_employee_phone: str = Field(pattern=r"^\d{2,8}$", examples=["346"])
+    # ASCII digits only, the PBX's own format (a regex `\d` would let `٣٤٦` through to the PBX).
+    short_employee_phone: str = Field(pattern=r"^[0-9]{2,8}$", examples=["346"])
 
 
 class GroupCallRequest(BaseModel):
     client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
-    group_id: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$", examples=["3"])
+    group_id: str = Field(pattern=r"^[0-9]{1,16}$", examples=["3"])
 
 
 class ClientCardCallRequest(BaseModel):

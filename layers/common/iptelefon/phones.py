@@ -54,14 +54,35 @@ def normalize_phone(raw: object, *, default_region: str = "RU", field: str = "ph
     return canonical
 
 
-def phone_country_code(canonical: str) -> int:
-    """Country calling code of a canonical phone (7 for 79004443322, 375 for 375291234567)."""
-    return int(phonenumbers.parse("+" + canonical, None).country_code or 0)
+# What kind of line a number is, by the numbering plan (phonenumbers' metadata), under names a project setting uses.
+NUMBER_TYPES = {
+    phonenumbers.PhoneNumberType.FIXED_LINE: "fixed_line",
+    phonenumbers.PhoneNumberType.MOBILE: "mobile",
+    phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line_or_mobile",
+    phonenumbers.PhoneNumberType.TOLL_FREE: "toll_free",
+    phonenumbers.PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    phonenumbers.PhoneNumberType.SHARED_COST: "shared_cost",
+    phonenumbers.PhoneNumberType.VOIP: "voip",
+    phonenumbers.PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+    phonenumbers.PhoneNumberType.PAGER: "pager",
+    phonenumbers.PhoneNumberType.UAN: "uan",
+    phonenumbers.PhoneNumberType.VOICEMAIL: "voicemail",
+}
 
 
-def region_country_code(region: str) -> int:
-    """Country calling code of a region: RU -> 7, BY -> 375."""
-    return phonenumbers.country_code_for_region(region)
+def number_region_and_type(canonical: str) -> tuple[str, str]:
+    """The region (ISO code: RU, KZ, BY; `001` for non-geographic numbers) and the kind of line of a canonical phone.
+
+    +7 is shared by Russia and Kazakhstan: the numbering plan, not the country code, tells them apart.
+    """
+    parsed = phonenumbers.parse("+" + canonical, None)
+    region = phonenumbers.region_code_for_number(parsed) or "ZZ"
+    return region, NUMBER_TYPES.get(phonenumbers.number_type(parsed), "unknown")
+
+
+def regions_of_country_code(country_code: int) -> list[str]:
+    """The regions that share a country calling code: 7 -> [RU, KZ], 375 -> [BY]."""
+    return list(phonenumbers.region_codes_for_country_code(country_code))
 
 
 def mask_phone(canonical: str) -> str:
