@@ -130,3 +130,52 @@ def test_a_body_that_is_not_utf8_is_400_invalid_json(lambda_context: Any, projec
     # Then a 400 says so (not a 500)
     assert answer["statusCode"] == 400
     assert answer_json(answer) == {"error": "invalid_json", "message": "the body is not UTF-8 encoded JSON"}
+
+
+# -- hostile bodies: a clear 4xx, never a 500 (issue 10) ---------------------------------------------------------------
+def _group_call(body: str, content_type: str, token: str | None) -> dict[str, Any]:
+    event = api_event(
+        "POST", "/v1/calls/group", "/v1/calls/group", body=body, headers={"Content-Type": content_type}, token=token
+    )
+    return group_call_handler(event, _context())  # type: ignore[no-any-return]
+
+
+def _context() -> Any:
+    from conftest import LambdaContext
+
+    return LambdaContext()
+
+
+HOSTILE_BODIES = {
+    "text/plain": ('{"client_phone": "79004443322", "group_id": "3"}', "text/plain"),
+    "XML": ("<call><group_id>3</group_id></call>", "application/xml"),
+    "nested 1,000 deep": ("[" * 1000 + "]" * 1000, "application/json"),
+    "a number of 5,000 digits": ('{"client_phone": ' + "9" * 5000 + ', "group_id": "3"}', "application/json"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE_BODIES))
+def test_a_hostile_body_without_a_token_is_401_before_anything_reads_it(case: str, project: Any) -> None:
+    # Given a body meant to break the parser, sent anonymously
+    body, content_type = HOSTILE_BODIES[case]
+    # When it reaches the route, then the answer is the 401 every anonymous request gets: nothing about the body
+    answer = _group_call(body, content_type, None)
+    assert (answer["statusCode"], answer_json(answer)["error"]) == (401, "unauthorized")
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "error", "says"),
+    [
+        ("text/plain", 415, "unsupported_media_type", "application/json"),
+        ("XML", 415, "unsupported_media_type", "application/json"),
+        ("nested 1,000 deep", 400, "invalid_json", "nested too deeply"),
+        ("a number of 5,000 digits", 400, "invalid_json", "longer than 100 digits"),
+    ],
+)
+def test_a_hostile_body_with_a_token_is_a_clear_4xx_never_a_500(
+    case: str, status: int, error: str, says: str, project: Any
+) -> None:
+    body, content_type = HOSTILE_BODIES[case]
+    answer = _group_call(body, content_type, project.token)
+    assert (answer["statusCode"], answer_json(answer)["error"]) == (status, error), answer
+    assert says in answer_json(answer)["message"]

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon import calls
-from iptelefon.api import create_resolver, json_body, request_project
+from iptelefon.api import create_resolver, json_body, request_project, resolve_with_token
 from iptelefon.budget import within_invocation
 from iptelefon.models import GroupCallRequest
 from iptelefon.observability import logger, metrics
@@ -26,4 +26,4 @@ def group_call(body: GroupCallRequest) -> Response[dict[str, Any]]:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     calls.register_lambda_context(context)  # Idempotency-Key: an in-flight record expires with this invocation
     with within_invocation(context):  # storage retries end inside the invocation
-        return app.resolve(event, context)
+        return resolve_with_token(app, event, context)

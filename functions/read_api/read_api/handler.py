@@ -7,7 +7,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon import reads
-from iptelefon.api import create_resolver, json_body, request_project
+from iptelefon.api import create_resolver, json_body, request_project, resolve_with_token
 from iptelefon.budget import within_invocation
 from iptelefon.observability import logger, metrics
 
@@ -38,4 +38,4 @@ def get_call(call_id: str) -> Response[dict[str, Any]]:
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with within_invocation(context):  # storage retries end inside the invocation
-        return app.resolve(event, context)
+        return resolve_with_token(app, event, context)

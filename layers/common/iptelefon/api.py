@@ -1,16 +1,25 @@
 """The one place where domain errors become HTTP answers, and the resolver every function uses.
 
 Error body (contract section 3): {"error": "<code>", "message": "...", "details": [{"field", "message"}]}.
+
+No input is a 500: the bearer token is checked before anything else (`resolve_with_token`: an anonymous caller learns
+nothing about the body schema), a body that is not JSON is a 415, a JSON body nested too deep or with a number too long
+to read is a 400, and only then does Powertools validate the body against the route's model.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
-from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.auth import authenticate
 from iptelefon.errors import DomainError
@@ -30,12 +39,33 @@ def domain_error_response(error: DomainError) -> Response:
     return error_response(error.status_code, error.body(), headers)
 
 
+# A JSON body is read with these bounds (json's own limits would raise RecursionError / ValueError: a 500).
+MAX_JSON_NUMBER_DIGITS = 100
+
+
+def bounded_json(text: str) -> Any:
+    """json.loads for request bodies: too deep or a number too long is a JSONDecodeError (a 400), never a crash."""
+    try:
+        return json.loads(text, parse_int=_bounded_int)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply", text, 0) from None
+
+
+def _bounded_int(digits: str) -> int:
+    if len(digits) > MAX_JSON_NUMBER_DIGITS:
+        raise json.JSONDecodeError(f"a number longer than {MAX_JSON_NUMBER_DIGITS} digits", digits, 0)
+    return int(digits)
+
+
 def _validation_error(error: RequestValidationError) -> Response:
     details = [
         {"field": _field_name(e.get("loc", ())), "message": e.get("msg", "invalid value")} for e in error.errors()
     ]
-    if any(e.get("type") == "json_invalid" for e in error.errors()):
-        return error_response(400, {"error": "invalid_json", "message": "the body is not valid JSON"})
+    invalid_json = [e for e in error.errors() if e.get("type") == "json_invalid"]
+    if invalid_json:
+        reason = str(invalid_json[0].get("ctx", {}).get("error") or "")
+        message = "the body is not valid JSON" + (f": {reason}" if reason else "")
+        return error_response(400, {"error": "invalid_json", "message": message})
     fields = ", ".join(d["field"] for d in details) or "body"
     return error_response(
         400, {"error": "validation_error", "message": f"invalid request: {fields}", "details": details}
@@ -46,6 +76,12 @@ def _field_name(loc: Any) -> str:
     # Powertools reports ("body", "client_phone") or ("query", "phone"): the caller wants the field.
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
     return ".".join(parts) or "body"
+
+
+def _unsupported_media_type(_: RequestUnsupportedContentType) -> Response:
+    return error_response(
+        415, {"error": "unsupported_media_type", "message": "send the body as JSON (Content-Type: application/json)"}
+    )
 
 
 def _undecodable_body(_: UnicodeDecodeError) -> Response:
@@ -64,8 +100,9 @@ def _unexpected(error: Exception) -> Response:
 
 def create_resolver() -> APIGatewayRestResolver:
     """An API Gateway (REST) resolver with pydantic validation and our error mapping."""
-    app = APIGatewayRestResolver(enable_validation=True)
+    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=bounded_json)
     app.exception_handler(DomainError)(domain_error_response)
+    app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(RequestValidationError)(_validation_error)
     app.exception_handler(UnicodeDecodeError)(_undecodable_body)
     app.not_found(_not_found)
@@ -77,6 +114,19 @@ def json_body(payload: dict[str, Any], status: int = HTTPStatus.OK) -> Response[
     return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=payload)
 
 
+def resolve_with_token(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """Resolve a request of a bot or operator route: the bearer token is checked first (401 before any validation)."""
+    headers: Mapping[str, Any] = event.get("headers") or {}
+    authorization = next((str(v) for k, v in headers.items() if str(k).lower() == "authorization"), None)
+    try:
+        project = authenticate(get_storage(), authorization)
+    except DomainError as error:
+        return ResponseBuilder[APIGatewayProxyEvent](domain_error_response(error)).build(APIGatewayProxyEvent(event))
+    app.append_context(project=project)  # `resolve` clears it when the request is done
+    return app.resolve(event, context)
+
+
 def request_project(app: APIGatewayRestResolver) -> Project:
-    """The project named by the request's bearer token (401 otherwise)."""
-    return authenticate(get_storage(), app.current_event.headers.get("authorization"))
+    """The project named by the request's bearer token (checked by `resolve_with_token`)."""
+    project: Project = app.context["project"]
+    return project
