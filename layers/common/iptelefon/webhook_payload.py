@@ -117,6 +117,12 @@ _RU_DATETIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:\-]{1,40})""", re.IGNORECASE)
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+# Characters that only steer how text is shown: C0/C1 controls, bidi embeddings/overrides/isolates (U+202A-202E,
+# U+2066-2069), marks and zero-width characters. PBX text is data: none of them reaches a notification or a variable.
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]")
+# A call time outside this window is not a call of this PBX (a year 9999 would sort first forever): a 400, kept.
+EARLIEST_CALL = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST_CALL_AHEAD = timedelta(days=1)
 # Flags some PBXs put in `record` ("was it recorded?"): not a recording id.
 _NOT_A_RECORD_REF = frozenset({"0", "1", "true", "false", "yes", "no", "none", "null"})
 _TRUTHY = frozenset({"1", "true", "yes", "y", "on"})
@@ -345,6 +351,8 @@ class CanonicalCall(BaseModel):
             return None
         if value.tzinfo is None or value.utcoffset() is None:
             raise ValueError("must be timezone-aware")
+        if not EARLIEST_CALL <= value <= datetime.now(UTC) + LATEST_CALL_AHEAD:
+            raise ValueError(f"must be between {EARLIEST_CALL:%Y-%m-%d} and tomorrow, not {value:%Y-%m-%d}")
         return value.astimezone(UTC)
 
     @field_validator("record_link")
@@ -428,7 +436,7 @@ class _FieldsByAlias:
 
 
 def _text(value: Any) -> str | None:
-    """A scalar as stripped text; None for absent, empty, non-finite, lists and objects."""
+    """A scalar as stripped text without invisible characters; None for absent, empty, non-finite, lists and objects."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -440,7 +448,7 @@ def _text(value: Any) -> str | None:
             return None
         text = str(int(value)) if value.is_integer() and abs(value) < 1e18 else repr(value)
     elif isinstance(value, str):
-        text = value.strip()
+        text = _INVISIBLE.sub("", value).strip()
     else:
         return None
     return text or None
@@ -585,7 +593,15 @@ def _parse_status(value: Any) -> CallStatus | None:
 
 def _parse_record_link(value: Any) -> str | None:
     text = _text(value)
-    return text if text is not None and _is_http_url(text) else None
+    return _without_credentials(text) if text is not None and _is_http_url(text) else None
+
+
+def _without_credentials(url: str) -> str:
+    """A recording link as operators may see it: `user:password@` is dropped (it would sit in a client variable)."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    return parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
 
 
 def _parse_record_ref(value: Any) -> str | None:
