@@ -151,7 +151,8 @@ def other_project(admin_target: Any) -> Any:
 class FakePbx:
     """An in-memory ZEON PBX behind `httpx.MockTransport`: records every request body, answers `reply`.
 
-    `reply` is an httpx.Response or an exception to raise (e.g. httpx.ReadTimeout); `delay` holds each answer back
+    `reply` is an httpx.Response, an exception to raise (e.g. httpx.ReadTimeout) or a function of the request that
+    returns the response; `delay` holds each answer back
     (a slow PBX, for concurrent repeats).
     """
 
@@ -174,8 +175,10 @@ class FakePbx:
             self.requests.append(request)
         if self.delay:
             time.sleep(self.delay)
-        if isinstance(self.reply, Exception):
+        if isinstance(self.reply, BaseException):
             raise self.reply
+        if callable(self.reply):  # a function of the request, for a PBX that looks around when it is asked
+            return self.reply(request)
         return self.reply
 
     @property

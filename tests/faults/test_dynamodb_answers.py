@@ -283,7 +283,7 @@ def test_client_import_names_only_the_clients_that_really_exist(
 
 def _attempt(project: Project) -> dict[str, Any]:
     attempt = {"attempt_id": "a-1", "client_phone": PHONE, "created_at": utc_stamp(call_attempts.datetime.now())}
-    call_attempts.save_attempt(get_storage(), project.id, {**attempt, "status": "initiated"}, pending=True, now=0)
+    call_attempts.start_attempt(get_storage(), project.id, {**attempt, "status": "initiated"}, now=0)
     return attempt
 
 

@@ -338,16 +338,17 @@ def test_call_with_storage_lost_before_the_pbx_request_is_503_and_reaches_no_pbx
 def test_call_with_storage_lost_after_the_pbx_accepted_answers_202_not_503(
     route: str, dynamodb_server: DynamoDBServer, fake_pbx: Any, project: Any, card_client: None, lambda_context: Any
 ) -> None:
-    # Given DynamoDB going down after the PBX accepted the call, when the attempt is stored
-    dynamodb_server.stop_at("TransactWriteItems", 1)
+    # Given DynamoDB going down after the PBX accepted the call, when its answer is recorded on the attempt (the 1st
+    # transaction stored the `starting` attempt before the PBX was asked)
+    dynamodb_server.stop_at("TransactWriteItems", 2)
 
     # When a bot starts a call
     answer = start_call(route, lambda_context, project.token)
 
     # Then the answer is the call's 202 (the client's phone is ringing: a 503 would invite a second call), never a 500,
-    # and the PBX got exactly one request; only the attempt record is missing (logged)
+    # and the PBX got exactly one request; the attempt stays on record as `starting` (its update is logged as lost)
     assert answer["statusCode"] == 202, answer
     assert answer_json(answer)["status"] == "initiated"
     assert not dynamodb_server.running
     assert len(fake_pbx.requests) == 1
-    assert attempts(project.project) == []
+    assert [a["status"] for a in attempts(project.project)] == ["starting"]

@@ -250,9 +250,62 @@ def test_a_storage_failure_after_the_pbx_answered_still_answers_202(
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("table gone")
 
-    monkeypatch.setattr(call_attempts, "save_attempt", broken)
+    monkeypatch.setattr(call_attempts, "finish_attempt", broken)
     # When a call is started, then the started call is still reported
     assert calls.start_employee_call(proj, _employee(), idempotency_key=None)["status"] == "initiated"
+
+
+def test_the_attempt_is_stored_before_the_pbx_is_asked(proj: Project, fake_pbx: Any) -> None:
+    # Given a PBX that looks at the attempts when the start request reaches it
+    seen: list[list[str]] = []
+    reply = fake_pbx.reply
+
+    def answer(request: Any) -> Any:
+        seen.append([a["status"] for a in get_storage().query(f"PROJECT#{proj.id}", "ATTEMPT#")])
+        return reply
+
+    fake_pbx.reply = answer
+    # When a call is started
+    calls.start_employee_call(proj, _employee(), idempotency_key=None)
+    # Then the PBX was asked while a `starting` attempt was already on record, and the attempt is `initiated` now
+    assert seen == [["starting"]]
+    (attempt,) = get_storage().query(f"PROJECT#{proj.id}", "ATTEMPT#")
+    assert attempt["status"] == "initiated"
+
+
+class _InvocationTimedOut(BaseException):
+    """What Lambda does to an invocation at its timeout: it stops, no `except Exception` runs."""
+
+
+def test_a_repeat_after_an_invocation_died_mid_call_never_rings_twice(
+    proj: Project, fake_pbx: Any, lambda_context: Any
+) -> None:
+    import boto3
+
+    from iptelefon.settings import get_settings
+
+    # Given a call with an Idempotency-Key whose invocation died while the PBX was ringing the client
+    fake_pbx.reply = _InvocationTimedOut()
+    with pytest.raises(_InvocationTimedOut):
+        calls.start_employee_call(proj, _employee(), idempotency_key="order-9")
+    # And Powertools' in-progress record of it has expired (it lives as long as the invocation)
+    table = get_settings().idempotency_table_name
+    dynamodb = boto3.client("dynamodb")
+    for item in dynamodb.scan(TableName=table)["Items"]:
+        dynamodb.delete_item(TableName=table, Key={"id": item["id"]})
+
+    # When the bot repeats the request with the same key
+    fake_pbx.reply = httpx.Response(200, json={"result": 1, "data": {"call_id": "pbx-2"}})
+    with pytest.raises(PbxTimeout, match="may have started the call") as refused:
+        calls.start_employee_call(proj, _employee(), idempotency_key="order-9")
+
+    # Then it is the 504 of a call that may be ringing, and the PBX was asked only once
+    assert refused.value.status_code == 504
+    assert len(fake_pbx.requests) == 1
+    (attempt,) = get_storage().query(f"PROJECT#{proj.id}", "ATTEMPT#")
+    assert attempt["status"] == "starting"
+    # And a new key calls again
+    assert calls.start_employee_call(proj, _employee(), idempotency_key="order-10")["status"] == "initiated"
 
 
 # -- the client card ---------------------------------------------------------------------------------------------------
@@ -425,16 +478,18 @@ def _attempt(attempt_id: str, created_at: str, **extra: Any) -> dict[str, Any]:
     return {"attempt_id": attempt_id, "client_phone": PHONE, "created_at": created_at, "status": "initiated", **extra}
 
 
+def _store(storage: Any, attempt: dict[str, Any], *, pending: bool, now: float) -> None:
+    """An attempt as a call start leaves it: stored `starting`, then finished with the PBX's answer."""
+    call_attempts.start_attempt(storage, "p", {**attempt, "status": "starting"}, now=now)
+    call_attempts.finish_attempt(storage, "p", attempt, pending=pending, key_scope=None, now=now)
+
+
 def test_latest_pending_attempt_is_the_newest_or_the_one_with_the_pbx_id(aws: None) -> None:
     # Given two pending attempts to one phone and a failed one that started nothing
     storage, now = get_storage(), 1_700_000_000.0
-    call_attempts.save_attempt(
-        storage, "p", _attempt("a1", "2024-01-01T10:00:00.000000+00:00", pbx_call_id="x1"), pending=True, now=now
-    )
-    call_attempts.save_attempt(storage, "p", _attempt("a2", "2024-01-01T11:00:00.000000+00:00"), pending=True, now=now)
-    call_attempts.save_attempt(
-        storage, "p", _attempt("a3", "2024-01-01T12:00:00.000000+00:00", status="failed"), pending=False, now=now
-    )
+    _store(storage, _attempt("a1", "2024-01-01T10:00:00.000000+00:00", pbx_call_id="x1"), pending=True, now=now)
+    _store(storage, _attempt("a2", "2024-01-01T11:00:00.000000+00:00"), pending=True, now=now)
+    _store(storage, _attempt("a3", "2024-01-01T12:00:00.000000+00:00", status="failed"), pending=False, now=now)
     # Then the newest pending one wins, unless the PBX id names another
     find = call_attempts.latest_pending_attempt
     assert find(storage, "p", PHONE, now=now)["attempt_id"] == "a2"  # type: ignore[index]
@@ -447,7 +502,7 @@ def test_latest_pending_attempt_is_the_newest_or_the_one_with_the_pbx_id(aws: No
 def test_link_attempt_completes_it_once_and_it_is_no_longer_pending(aws: None) -> None:
     # Given a pending attempt
     storage, now = get_storage(), 1_700_000_000.0
-    call_attempts.save_attempt(storage, "p", _attempt("a1", "2024-01-01T10:00:00.000000+00:00"), pending=True, now=now)
+    _store(storage, _attempt("a1", "2024-01-01T10:00:00.000000+00:00"), pending=True, now=now)
     # When the webhook links it twice, and another call tries to take it
     call_attempts.link_attempt(storage, "p", "a1", "call-1", "client-1")
     call_attempts.link_attempt(storage, "p", "a1", "call-1", "client-1")

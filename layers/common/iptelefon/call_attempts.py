@@ -2,10 +2,13 @@
 
 Items in the main table:
   PROJECT#<pid> / ATTEMPT#<attempt_id>              the attempt: kind, client phone, employee or group, status
-                                                    (`initiated` / `failed` with `reason` / `completed`), PBX reply
+                                                    (`starting` / `initiated` / `failed` with `reason` /
+                                                    `completed`), PBX reply
   ATTEMPTPHONE#<pid>#<phone> / <created_at>#<id>    "a call to this phone may be ringing": written with an attempt
-                                                    whose call may have started, deleted when the webhook links it,
-                                                    `expires_at` = created + 1 day (TTL)
+                                                    before its PBX request, deleted when the webhook links it or the
+                                                    PBX refused, `expires_at` = created + 1 day (TTL)
+  ATTEMPTKEY#<pid> / <sha256(route, Idempotency-Key)>  this key started a call (TTL 1 day): a repeat whose first request
+                                                    died mid-call gets a 504, never a second ring
   RATE#<pid> / <counter>#<window start>             a fixed-window counter (`calls`), `expires_at` = window end (TTL)
 
 The webhook finds the attempt of a completed call with `latest_pending_attempt` (one Query on the phone's pointer
@@ -27,10 +30,13 @@ POINTER_TTL_SECONDS = 24 * 3600
 # How many pending attempts of one phone the webhook looks at (the per-phone rate limit keeps this small anyway).
 MAX_POINTERS = 25
 
+STATUS_STARTING = "starting"  # stored before the PBX request; what a request that died mid-call leaves
 STATUS_INITIATED = "initiated"
 STATUS_FAILED = "failed"
 STATUS_COMPLETED = "completed"
 ATTEMPT_COMPLETED = "attempt completed"
+KEY_USED = "idempotency key started a call"
+KEY_MARKER_TTL_SECONDS = 24 * 3600  # as long as Powertools remembers the key's answer
 
 
 def attempt_sk(attempt_id: str) -> str:
@@ -46,24 +52,73 @@ def pointer_sk(created_at: str, attempt_id: str) -> str:
 
 
 # -- attempts ----------------------------------------------------------------------------------------------------------
-def save_attempt(storage: Storage, project_id: str, attempt: dict[str, Any], *, pending: bool, now: float) -> None:
-    """Store an attempt; with `pending` (its call may be ringing) also the phone pointer the webhook looks up.
+def start_attempt(
+    storage: Storage, project_id: str, attempt: dict[str, Any], *, now: float, key_scope: str | None = None
+) -> None:
+    """Store an attempt BEFORE its PBX request (`status` = `starting`), with the phone pointer the webhook looks up.
 
+    With `key_scope` (a hash of the route and the bot's Idempotency-Key), also a marker that this key started a call:
+    if it exists already, an earlier request with this key may have rung the client (its invocation died before its
+    answer was remembered), and ConditionFailed(KEY_USED) is raised instead: nothing is written, no PBX request.
     `attempt` needs `attempt_id`, `client_phone` and `created_at` (see `models.utc_stamp`).
     """
-    attempt_id = attempt["attempt_id"]
-    item = {"pk": project_pk(project_id), "sk": attempt_sk(attempt_id), "type": "call_attempt", **attempt}
-    writes = [put(item)]
-    if pending:
-        pointer = {
-            "pk": pointer_pk(project_id, attempt["client_phone"]),
-            "sk": pointer_sk(attempt["created_at"], attempt_id),
-            "attempt_id": attempt_id,
-            "pbx_call_id": attempt.get("pbx_call_id"),
-            "expires_at": int(now) + POINTER_TTL_SECONDS,
+    writes = [put(_attempt_item(project_id, attempt)), put(_pointer_item(project_id, attempt, now))]
+    if key_scope is not None:
+        marker = {
+            "pk": key_marker_pk(project_id),
+            "sk": key_scope,
+            "attempt_id": attempt["attempt_id"],
+            "expires_at": int(now) + KEY_MARKER_TTL_SECONDS,
         }
-        writes.append(put(pointer))
+        writes.append(put(marker, only_if="attribute_not_exists(pk)", label=KEY_USED))
     storage.transact(writes)
+
+
+def finish_attempt(
+    storage: Storage, project_id: str, attempt: dict[str, Any], *, pending: bool, key_scope: str | None, now: float
+) -> None:
+    """Record the PBX's answer on a `starting` attempt. `pending`: the call may be ringing, so the webhook may still
+    link it (the pointer stays, now with the PBX's call id); else the pointer goes, and so does the key marker (the
+    PBX started nothing: the same Idempotency-Key may try again). An attempt the webhook completed meanwhile stays."""
+    writes = [
+        put(
+            _attempt_item(project_id, attempt),
+            only_if="#status = :starting",
+            names={"#status": "status"},
+            values={":starting": STATUS_STARTING},
+        )
+    ]
+    if pending:
+        writes.append(put(_pointer_item(project_id, attempt, now)))
+    else:
+        writes.append(
+            delete(
+                pointer_pk(project_id, attempt["client_phone"]),
+                pointer_sk(attempt["created_at"], attempt["attempt_id"]),
+            )
+        )
+        if key_scope is not None:
+            writes.append(delete(key_marker_pk(project_id), key_scope))
+    with contextlib.suppress(ConditionFailed):  # linked by a fast webhook already: its `completed` stays
+        storage.transact(writes)
+
+
+def _attempt_item(project_id: str, attempt: dict[str, Any]) -> dict[str, Any]:
+    return {"pk": project_pk(project_id), "sk": attempt_sk(attempt["attempt_id"]), "type": "call_attempt", **attempt}
+
+
+def _pointer_item(project_id: str, attempt: dict[str, Any], now: float) -> dict[str, Any]:
+    return {
+        "pk": pointer_pk(project_id, attempt["client_phone"]),
+        "sk": pointer_sk(attempt["created_at"], attempt["attempt_id"]),
+        "attempt_id": attempt["attempt_id"],
+        "pbx_call_id": attempt.get("pbx_call_id"),
+        "expires_at": int(now) + POINTER_TTL_SECONDS,
+    }
+
+
+def key_marker_pk(project_id: str) -> str:
+    return f"ATTEMPTKEY#{project_id}"
 
 
 def get_attempt(storage: Storage, project_id: str, attempt_id: str) -> dict[str, Any] | None:

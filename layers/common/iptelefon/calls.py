@@ -18,6 +18,7 @@ key with another request is a 409. A repeat within 24 h gets:
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon import call_attempts
+from iptelefon import budget, call_attempts
 from iptelefon.clients import ClientStore
 from iptelefon.errors import (
     CallsDisabled,
@@ -54,11 +55,11 @@ from iptelefon.models import (
     utc_stamp,
 )
 from iptelefon.observability import logger
-from iptelefon.pbx import PbxConnection, PbxRefused, get_pbx_client
+from iptelefon.pbx import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection, PbxRefused, get_pbx_client
 from iptelefon.phones import mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
 from iptelefon.project_config import PbxCredentials, get_pbx_credentials
 from iptelefon.settings import get_settings
-from iptelefon.storage import Storage, dynamodb_client, get_storage
+from iptelefon.storage import WORST_CALL_SECONDS, ConditionFailed, Storage, dynamodb_client, get_storage
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -86,6 +87,14 @@ _CACHED_FAILURES: dict[str, type[DomainError]] = {PbxTimeout.code: PbxTimeout, P
 
 _ANSWER_ORDER = ("method", "uri", "call_id", "status", "client_phone", "pbx_call_id")
 
+# The PBX client may try to connect twice, up to 2 s each (pbx.MAX_CONNECT_TIMEOUT_SECONDS), before its read timeout.
+PBX_CONNECT_WORST = 2 * MAX_CONNECT_TIMEOUT_SECONDS
+MIN_PBX_SECONDS = 1.0
+KEY_MAY_HAVE_RUNG = (
+    "an earlier request with this Idempotency-Key may have started the call (it did not finish): "
+    "look at the call's record, or use a new key to call again"
+)
+
 Outcome = dict[str, Any]  # {"status", "body"} or {"status", "error", "message"}: what the idempotency record keeps
 
 
@@ -104,9 +113,9 @@ def start_employee_call(
 ) -> dict[str, Any]:
     """The PBX rings the employee's short number, then connects the client. Returns the 202 body."""
 
-    def start() -> Outcome:
+    def start(key_scope: str | None) -> Outcome:
         phone = callable_phone(project, request.client_phone, field="client_phone")
-        return _start_on_pbx(project, _Target("employee", request.short_employee_phone), phone)
+        return _start_on_pbx(project, _Target("employee", request.short_employee_phone), phone, key_scope)
 
     _, body = _once(project, ROUTE_EMPLOYEE, idempotency_key, request.model_dump(mode="json"), start)
     return body
@@ -115,9 +124,9 @@ def start_employee_call(
 def start_group_call(project: Project, request: GroupCallRequest, *, idempotency_key: str | None) -> dict[str, Any]:
     """The PBX rings the group (queue), then connects whoever answers to the client. Returns the 202 body."""
 
-    def start() -> Outcome:
+    def start(key_scope: str | None) -> Outcome:
         phone = callable_phone(project, request.client_phone, field="client_phone")
-        return _start_on_pbx(project, _Target("group", request.group_id), phone)
+        return _start_on_pbx(project, _Target("group", request.group_id), phone, key_scope)
 
     _, body = _once(project, ROUTE_GROUP, idempotency_key, request.model_dump(mode="json"), start)
     return body
@@ -132,7 +141,7 @@ def call_from_client_card(
     rate limit); `api` → 202, a PBX employee call to the employee's short number.
     """
 
-    def start() -> Outcome:
+    def start(key_scope: str | None) -> Outcome:
         storage = get_storage()
         client = ClientStore(storage).get(project.id, client_id)
         if client is None:
@@ -151,7 +160,7 @@ def call_from_client_card(
         if not employee.short_number:  # the model requires one for `api`; an old record might lack it
             raise CallsDisabled(f"employee {employee.id} has no short number for PBX calls")
         target = _Target("employee", employee.short_number, "client_card", employee.id, client.id)
-        outcome = _start_on_pbx(project, target, phone)
+        outcome = _start_on_pbx(project, target, phone, key_scope)
         if "body" in outcome:
             outcome["body"] = {"method": "api", **outcome["body"]}
         return outcome
@@ -232,11 +241,18 @@ def connection_for(project: Project, credentials: PbxCredentials, *, timeout_sec
 
 
 def pbx_connection(project: Project) -> PbxConnection:
-    return connection_for(project, get_pbx_credentials(project.id), timeout_seconds=get_settings().pbx_timeout_seconds)
+    """The project's PBX, with a read timeout that leaves the invocation the time to record the PBX's answer."""
+    available = budget.spare_seconds() - PBX_CONNECT_WORST - WORST_CALL_SECONDS
+    if available < MIN_PBX_SECONDS:
+        raise StorageUnavailable("not enough time left in this request to start a call safely, retry")
+    timeout = min(get_settings().pbx_timeout_seconds, available)
+    return connection_for(project, get_pbx_credentials(project.id), timeout_seconds=timeout)
 
 
 # -- the PBX request and its attempt -----------------------------------------------------------------------------------
-def _start_on_pbx(project: Project, target: _Target, phone: str) -> Outcome:
+def _start_on_pbx(project: Project, target: _Target, phone: str, key_scope: str | None) -> Outcome:
+    """The attempt is stored before the PBX is asked: a request that dies mid-call leaves a `starting` attempt, and
+    a repeat with its Idempotency-Key finds the key's marker and answers 504 instead of ringing the client again."""
     storage = get_storage()
     conn = pbx_connection(project)
     now = time.time()
@@ -251,8 +267,14 @@ def _start_on_pbx(project: Project, target: _Target, phone: str) -> Outcome:
         "employee_id": target.employee_id,
         "card_client_id": target.client_id,
         "created_at": utc_stamp(datetime.fromtimestamp(now, UTC)),
+        "status": call_attempts.STATUS_STARTING,
     }
     log = {"project_id": project.id, "attempt_id": attempt_id, "kind": target.kind, "client_phone": mask_phone(phone)}
+    try:
+        call_attempts.start_attempt(storage, project.id, attempt, now=now, key_scope=key_scope)
+    except ConditionFailed:
+        logger.warning("idempotency key reused after an unfinished call", extra=log)
+        return {"status": PbxTimeout.status_code, "error": PbxTimeout.code, "message": KEY_MAY_HAVE_RUNG}
     logger.info("starting call", extra={**log, "target": target.number, "source": target.source})
     pbx = get_pbx_client()
     try:
@@ -264,14 +286,14 @@ def _start_on_pbx(project: Project, target: _Target, phone: str) -> Outcome:
         started_nothing = isinstance(error, PbxRefused)
         attempt.update(status=call_attempts.STATUS_FAILED, reason={"error": error.code, "message": error.message})
         # When a call may be ringing anyway, its webhook may still come: keep the attempt findable (pending).
-        _save_attempt(storage, project, attempt, pending=not started_nothing, now=now)
+        _finish_attempt(storage, project, attempt, pending=not started_nothing, key_scope=key_scope, now=now)
         logger.warning("call not started", extra={**log, "error": error.code, "may_have_started": not started_nothing})
         if started_nothing:
             raise
         return {"status": error.status_code, "error": error.code, "message": error.message}
     pbx_call_id = _pbx_call_id(data)
     attempt.update(status=call_attempts.STATUS_INITIATED, pbx_call_id=pbx_call_id, pbx_reply=_reply_text(data, conn))
-    _save_attempt(storage, project, attempt, pending=True, now=now)
+    _finish_attempt(storage, project, attempt, pending=True, key_scope=key_scope, now=now)
     logger.info("call initiated", extra={**log, "pbx_call_id": pbx_call_id})
     body: dict[str, Any] = {"call_id": attempt_id, "status": "initiated", "client_phone": phone}
     if pbx_call_id:
@@ -279,13 +301,17 @@ def _start_on_pbx(project: Project, target: _Target, phone: str) -> Outcome:
     return {"status": 202, "body": body}
 
 
-def _save_attempt(storage: Storage, project: Project, attempt: dict[str, Any], *, pending: bool, now: float) -> None:
+def _finish_attempt(
+    storage: Storage, project: Project, attempt: dict[str, Any], *, pending: bool, key_scope: str | None, now: float
+) -> None:
     # The PBX request is done: its answer matters more than its record, so a storage failure here is logged only
-    # (raising would also let a repeat with the same Idempotency-Key call the PBX a second time).
+    # (the `starting` attempt and the key's marker stay: a repeat with the same key still never rings twice).
     try:
-        call_attempts.save_attempt(storage, project.id, attempt, pending=pending, now=now)
+        call_attempts.finish_attempt(storage, project.id, attempt, pending=pending, key_scope=key_scope, now=now)
     except Exception:
-        logger.exception("could not store the call attempt", extra={"attempt_id": attempt["attempt_id"]})
+        logger.exception(
+            "could not record the PBX's answer on the attempt", extra={"attempt_id": attempt["attempt_id"]}
+        )
 
 
 def _pbx_call_id(data: Any) -> str | None:
@@ -326,12 +352,18 @@ def checked_idempotency_key(value: str | None) -> str | None:
 
 
 def _once(
-    project: Project, route: str, idempotency_key: str | None, request: dict[str, Any], work: Callable[[], Outcome]
+    project: Project,
+    route: str,
+    idempotency_key: str | None,
+    request: dict[str, Any],
+    work: Callable[[str | None], Outcome],
 ) -> tuple[int, dict[str, Any]]:
-    """Run `work` (once per Idempotency-Key, when there is one) and turn its outcome into (status, body)."""
+    """Run `work` (once per Idempotency-Key, when there is one) and turn its outcome into (status, body).
+
+    `work` gets the key's scope (a hash of route and key) to mark the key as having started a call."""
     key = checked_idempotency_key(idempotency_key)
     if key is None:
-        return _answer(work())
+        return _answer(work(None))
     from aws_lambda_powertools.utilities.idempotency.exceptions import (  # on first use: see register_lambda_context
         IdempotencyAlreadyInProgressError,
         IdempotencyInconsistentStateError,
@@ -344,8 +376,10 @@ def _once(
     scope = {"project_id": project.id, "route": route, "key": key, "request": request}
     produced: list[Outcome] = []
 
+    key_scope = hashlib.sha256(f"{route}\n{key}".encode()).hexdigest()
+
     def run() -> Outcome:
-        produced.append(work())
+        produced.append(work(key_scope))
         return produced[-1]
 
     try:
