@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import base64
 import importlib
-import json
 import os
 import sys
 import threading
@@ -84,6 +83,7 @@ class LocalGateway:
     def __init__(self, template: Template, *, host: str = "127.0.0.1", port: int = 3000) -> None:
         self.template = template
         self.routes: list[Route] = template.routes()
+        self.binary_types = template.binary_media_types()
         self.functions = {name: LocalFunction(spec) for name, spec in template.functions().items()}
         stage = template.parameters.get("Stage", "dev")
         self.stage = stage
@@ -153,25 +153,28 @@ class LocalGateway:
             path = path[len(self.stage) + 1 :]
         length = int(request.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
-            self._reply(request, 413, {"message": "Request Too Long"})
+            self._gateway_reply(request, "REQUEST_TOO_LARGE", "Request Too Long", 413)
             return
         body = request.rfile.read(length) if length else b""
         for route in self.routes:
             params = route.match(request.command, path)
             if params is not None:
-                event = build_event(request, route, path, params, split.query, body, self.stage)
+                event = build_event(request, route, path, params, split.query, body, self.stage, self.binary_types)
                 try:
                     answer = self.functions[route.function].invoke(event)
                 except Exception as error:  # what API Gateway shows when a Lambda crashes
                     sys.stderr.write(f"gateway: {route.function} raised {type(error).__name__}: {error}\n")
-                    self._reply(request, 502, {"message": "Internal server error"})
+                    self._gateway_reply(request, "DEFAULT_5XX", "Internal server error", 502)
                     return
                 self._reply_lambda(request, answer)
                 return
-        self._reply(request, 404, {"error": "not_found", "message": f"no route for {request.command} {path}"})
+        # API Gateway answers a route it does not have with 403 "Missing Authentication Token", unless the template
+        # says otherwise (it does: GatewayResponses).
+        self._gateway_reply(request, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", 403)
 
-    def _reply(self, request: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        self._write(request, status, {"Content-Type": "application/json"}, json.dumps(body).encode())
+    def _gateway_reply(self, request: BaseHTTPRequestHandler, response_type: str, message: str, status: int) -> None:
+        status, body = self.template.gateway_response(response_type, message, status)
+        self._write(request, status, {"Content-Type": "application/json"}, body)
 
     def _reply_lambda(self, request: BaseHTTPRequestHandler, answer: dict[str, Any]) -> None:
         headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}
@@ -272,16 +275,17 @@ def build_event(
     query: str,
     body: bytes,
     stage: str,
+    binary_types: list[str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST (v1) proxy event, as Lambda receives it."""
     multi_headers: dict[str, list[str]] = {}
     for name, value in request.headers.items():
         multi_headers.setdefault(name, []).append(value)
     multi_query = parse_qs(query, keep_blank_values=True)
-    try:
-        text, is_base64 = body.decode("utf-8"), False
-    except UnicodeDecodeError:
+    if is_binary(request.headers.get("Content-Type"), binary_types or []):
         text, is_base64 = base64.b64encode(body).decode(), True
+    else:  # API Gateway hands other bodies over as UTF-8 text: bytes that are not UTF-8 do not survive
+        text, is_base64 = body.decode("utf-8", errors="replace"), False
     request_id = str(uuid.uuid4())
     return {
         "resource": route.path,
@@ -308,6 +312,15 @@ def build_event(
         "body": text if body else None,
         "isBase64Encoded": is_base64,
     }
+
+
+def is_binary(content_type: str | None, binary_types: list[str]) -> bool:
+    """Whether API Gateway delivers a body of this Content-Type base64-encoded (`type/subtype`, `type/*`, `*/*`)."""
+    media_type = (content_type or "").split(";")[0].strip().lower()
+    if not media_type:
+        return False
+    kind = media_type.split("/")[0]
+    return any(t.lower() in (media_type, f"{kind}/*", "*/*") for t in binary_types)
 
 
 def main() -> None:

@@ -172,6 +172,26 @@ class Template:
     def queue_url(self, logical_id: str) -> str:
         return f"https://sqs.{self.region}.amazonaws.com/{LOCAL_ACCOUNT}/{self.physical_name(logical_id)}"
 
+    def api_properties(self) -> dict[str, Any]:
+        (api,) = self.resources("AWS::Serverless::Api").values()
+        return dict(api["Properties"])
+
+    def binary_media_types(self) -> list[str]:
+        """The API's BinaryMediaTypes, SAM's `~1` read as `/`."""
+        return [str(t).replace("~1", "/") for t in self.api_properties().get("BinaryMediaTypes", [])]
+
+    def gateway_response(self, response_type: str, message: str, default_status: int) -> tuple[int, bytes]:
+        """What API Gateway answers by itself (an unknown route, a body too large): the template's GatewayResponses
+        entry for `response_type`, else its DEFAULT_4XX / DEFAULT_5XX, with `$context.error.messageString` filled in."""
+        responses = self.api_properties().get("GatewayResponses", {})
+        fallback = "DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX"
+        spec = responses.get(response_type) or responses.get(fallback) or {}
+        template = str(
+            spec.get("ResponseTemplates", {}).get("application/json", '{"message": $context.error.messageString}')
+        )
+        body = template.replace("$context.error.messageString", json.dumps(message))
+        return int(spec.get("StatusCode", default_status)), body.encode()
+
     def layer_dirs(self) -> list[Path]:
         return [
             self.path.parent / str(res["Properties"]["ContentUri"])
