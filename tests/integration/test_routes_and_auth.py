@@ -179,3 +179,30 @@ def test_a_hostile_body_with_a_token_is_a_clear_4xx_never_a_500(
     answer = _group_call(body, content_type, project.token)
     assert (answer["statusCode"], answer_json(answer)["error"]) == (status, error), answer
     assert says in answer_json(answer)["message"]
+
+
+def test_a_phone_the_api_answers_with_is_read_back_as_the_same_number(project: Any, admin_target: Any) -> None:
+    # Given a client with a Vietnamese number (84 912 345 678), whose digits look like a Russian 8-number
+    from iptelefon.clients import ClientStore
+    from iptelefon.models import Client
+    from iptelefon.storage import get_storage
+
+    ClientStore(get_storage()).add(project.project, Client(id="vn", channel="telephony", phone="84912345678"))
+
+    def find(phone: str) -> Any:
+        event = api_event("GET", "/v1/clients", "/v1/clients", query={"phone": phone}, token=project.token)
+        return answer_json(read_api_handler(event, _context()))
+
+    # When a bot reads the client's card, then the phone also comes in E.164 form
+    card = answer_json(
+        read_api_handler(
+            api_event(
+                "GET", "/v1/clients/{client_id}", "/v1/clients/vn", path_params={"client_id": "vn"}, token=project.token
+            ),
+            _context(),
+        )
+    )
+    assert (card["phone"], card["phone_e164"]) == ("84912345678", "+84912345678")
+    # And sending that form back finds the same client, where the bare digits are read as a Russian 8-number
+    assert [c["id"] for c in find(card["phone_e164"])["clients"]] == ["vn"]
+    assert find(card["phone"])["phone"] == "74912345678"

@@ -210,6 +210,7 @@ def test_success_stores_an_initiated_attempt_and_a_pending_pointer(proj: Project
         "call_id": answer["call_id"],
         "status": "initiated",
         "client_phone": PHONE,
+        "client_phone_e164": "+" + PHONE,
         "pbx_call_id": "pbx-1",
     }
     # And the attempt is stored and findable by the phone for the webhook

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from iptelefon.models import is_valid_id, utc_stamp
+from iptelefon.phones import e164
 from iptelefon.storage import ConditionFailed, Storage, delete, project_pk, put, update
 
 ATTEMPT_PREFIX = "ATTEMPT#"
@@ -135,6 +136,7 @@ def attempt_answer(attempt: dict[str, Any]) -> dict[str, Any]:
         "record": "attempt",
         **{k: v for k, v in attempt.items() if k not in hidden},
         "completed_by_call_id": attempt.get("call_id"),
+        "client_phone_e164": e164(str(attempt["client_phone"])),
     }
 
 

@@ -19,6 +19,7 @@ from iptelefon.clients import ClientStore, client_sk
 from iptelefon.errors import StorageUnavailable
 from iptelefon.models import Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.notifications import format_call_notification
+from iptelefon.phones import e164
 from iptelefon.storage import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.webhook_payload import CanonicalCall
 
@@ -216,4 +217,5 @@ def call_answer(record: dict[str, Any]) -> dict[str, Any]:
         "call_id": record["call_key"],
         "pbx_call_id": record.get("call_id"),
         **{k: v for k, v in record.items() if k not in hidden},
+        "client_phone_e164": e164(record["client_phone"]),
     }

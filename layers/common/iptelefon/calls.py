@@ -56,7 +56,7 @@ from iptelefon.models import (
 )
 from iptelefon.observability import logger
 from iptelefon.pbx import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection, PbxRefused, get_pbx_client
-from iptelefon.phones import mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
+from iptelefon.phones import e164, mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
 from iptelefon.project_config import PbxCredentials, get_pbx_credentials
 from iptelefon.settings import get_settings
 from iptelefon.storage import WORST_CALL_SECONDS, ConditionFailed, Storage, dynamodb_client, get_storage
@@ -85,7 +85,7 @@ _PBX_CALL_ID_FIELDS = ("call_id", "callid", "id", "linkedid", "uniqueid")
 # PBX failures after which a call may be ringing: a repeat with the same key gets the same answer.
 _CACHED_FAILURES: dict[str, type[DomainError]] = {PbxTimeout.code: PbxTimeout, PbxError.code: PbxError}
 
-_ANSWER_ORDER = ("method", "uri", "call_id", "status", "client_phone", "pbx_call_id")
+_ANSWER_ORDER = ("method", "uri", "call_id", "status", "client_phone", "client_phone_e164", "pbx_call_id")
 
 # The PBX client may try to connect twice, up to 2 s each (pbx.MAX_CONNECT_TIMEOUT_SECONDS), before its read timeout.
 PBX_CONNECT_WORST = 2 * MAX_CONNECT_TIMEOUT_SECONDS
@@ -295,7 +295,12 @@ def _start_on_pbx(project: Project, target: _Target, phone: str, key_scope: str 
     attempt.update(status=call_attempts.STATUS_INITIATED, pbx_call_id=pbx_call_id, pbx_reply=_reply_text(data, conn))
     _finish_attempt(storage, project, attempt, pending=True, key_scope=key_scope, now=now)
     logger.info("call initiated", extra={**log, "pbx_call_id": pbx_call_id})
-    body: dict[str, Any] = {"call_id": attempt_id, "status": "initiated", "client_phone": phone}
+    body: dict[str, Any] = {
+        "call_id": attempt_id,
+        "status": "initiated",
+        "client_phone": phone,
+        "client_phone_e164": e164(phone),
+    }
     if pbx_call_id:
         body["pbx_call_id"] = pbx_call_id
     return {"status": 202, "body": body}

@@ -54,6 +54,12 @@ def normalize_phone(raw: object, *, default_region: str = "RU", field: str = "ph
     return canonical
 
 
+def e164(canonical: str) -> str:
+    """The phone as answers give it next to the canonical form: `+84912345678` is read back as Vietnam whatever the
+    project's region, where `84912345678` would be a Russian `8…` number."""
+    return "+" + canonical
+
+
 # What kind of line a number is, by the numbering plan (phonenumbers' metadata), under names a project setting uses.
 NUMBER_TYPES = {
     phonenumbers.PhoneNumberType.FIXED_LINE: "fixed_line",

@@ -9,7 +9,7 @@ from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.clients import ClientStore
 from iptelefon.errors import NotFound
 from iptelefon.models import Client, Project
-from iptelefon.phones import normalize_phone
+from iptelefon.phones import e164, normalize_phone
 from iptelefon.storage import get_storage
 
 MAX_MATCHES = 20
@@ -21,7 +21,7 @@ def clients_by_phone(project: Project, phone: str) -> dict[str, Any]:
     store = ClientStore(get_storage())
     ids = store.match(project.id, canonical, limit=MAX_MATCHES)
     clients = [client for client in (store.get(project.id, i) for i in ids) if client is not None]
-    return {"phone": canonical, "clients": [client_answer(c) for c in clients]}
+    return {"phone": canonical, "phone_e164": e164(canonical), "clients": [client_answer(c) for c in clients]}
 
 
 def client_card(project: Project, client_id: str) -> dict[str, Any]:
@@ -55,7 +55,9 @@ def call_record(project: Project, call_id: str) -> dict[str, Any]:
 
 
 def client_answer(client: Client) -> dict[str, Any]:
-    return client.model_dump(mode="json")
+    answer = client.model_dump(mode="json")
+    answer["phone_e164"] = e164(client.phone) if client.phone else None
+    return answer
 
 
 def _client(project: Project, client_id: str) -> Client:
