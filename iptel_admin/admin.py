@@ -7,6 +7,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -24,7 +25,7 @@ from iptelefon.errors import InvalidInput, NotFound
 from iptelefon.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project
 from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client
 from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
-from iptelefon.storage import Storage, dynamodb_client, project_pk
+from iptelefon.storage import Storage, dynamodb_client, project_pk, sha256_hex
 
 DEFAULT_STACK_FILE = Path(".local/stack.json")
 PBX_TIMEOUT_SECONDS = 10.0
@@ -99,8 +100,7 @@ def create_project(
     extra_number_types: list[str] | None = None,
 ) -> CreatedProject:
     _check_server_url(server_url)
-    if len(secret) < 8 or not re.fullmatch(r"[\x21-\x7e]+", secret):
-        raise InvalidInput.for_field("secret", "must be at least 8 printable characters without spaces")
+    _check_secret(secret)
     project = Project.model_validate(
         {
             "id": project_id or uuid.uuid4().hex[:12],
@@ -118,6 +118,36 @@ def create_project(
     target.storage.create_project(project, webhook_secret=secret)
     token_id, token = issue_token(target.storage, project.id)
     return CreatedProject(project, webhook_url(target, secret), token_id, token)
+
+
+def _check_secret(secret: str) -> None:
+    # The secret is also the last segment of the webhook URL: `/`, `?`, `#`, `%` or a space would break that URL.
+    if not re.fullmatch(r"[A-Za-z0-9._~-]{8,200}", secret):
+        raise InvalidInput.for_field(
+            "secret",
+            "must be 8-200 characters that can stand in a URL path as they are: letters, digits, '.', '_', '~', '-' "
+            "(ask the Iptelefon manager for such a key)",
+        )
+
+
+def rotate_secret(target: Target, project_id: str, new_secret: str, *, grace_hours: float = 24) -> dict[str, Any]:
+    """The project's new PBX secret: into SSM and the webhook lookup. The old webhook URL keeps working for
+    `grace_hours` (the PBX may still use it until its manager switches), then answers 404."""
+    _check_secret(new_secret)
+    _project(target, project_id)
+    old_secret = _ssm_value(target, project_id, "secret", decrypt=True)
+    valid_until = int(time.time() + grace_hours * 3600)
+    target.storage.rotate_webhook_secret(
+        project_id, sha256_hex(old_secret), sha256_hex(new_secret), old_valid_until=valid_until
+    )
+    server_url = _ssm_value(target, project_id, "server_url")
+    put_pbx_credentials(target.ssm, target.ssm_prefix, project_id, PbxCredentials(server_url, new_secret))
+    return {
+        "project_id": project_id,
+        "webhook_url": webhook_url(target, new_secret),
+        "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
+        "note": "configure the new webhook_url in the PBX; the old one answers 404 after old_webhook_url_valid_until",
+    }
 
 
 def webhook_url(target: Target, secret: str) -> str | None:

@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         choices=get_args(NumberType),
         help="a kind of line bots may call besides fixed_line and mobile (e.g. toll_free)",
     )
+    rotate = project.add_parser(
+        "rotate-secret", help="a new PBX secret; the old webhook URL keeps working for a grace period"
+    )
+    rotate.add_argument("project_id")
+    rotate.add_argument("--secret", required=True, help="the new PBX API secret (also the new webhook path secret)")
+    rotate.add_argument("--grace-hours", type=float, default=24.0, help="how long the old webhook URL still works")
     show = project.add_parser("show", help="project settings, employees, tokens (never the secret)")
     show.add_argument("project_id")
 
@@ -134,6 +140,8 @@ def run(args: argparse.Namespace) -> Any:
                 "token_id": created.token_id,
                 "note": "the bot token is shown once; configure webhook_url in the PBX",
             }
+        case "project", "rotate-secret":
+            return admin.rotate_secret(target, args.project_id, args.secret, grace_hours=args.grace_hours)
         case "project", "show":
             return admin.show_project(target, args.project_id)
         case "employee", "set":

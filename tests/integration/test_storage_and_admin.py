@@ -30,8 +30,8 @@ def test_create_project_keeps_the_secret_only_in_ssm_as_securestring(project: An
 
 def test_webhook_secret_hash_finds_the_project(project: Any, admin_target: Any) -> None:
     # Given a project; When looked up by sha256 of its secret; Then it is found in one key lookup
-    assert admin_target.storage.find_project_id_by_webhook_secret_hash(sha256_hex(PBX_SECRET)) == "proj-a"
-    assert admin_target.storage.find_project_id_by_webhook_secret_hash(sha256_hex("other")) is None
+    assert admin_target.storage.find_webhook_secret(sha256_hex(PBX_SECRET))["project_id"] == "proj-a"
+    assert admin_target.storage.find_webhook_secret(sha256_hex("other")) is None
 
 
 def test_pbx_credentials_are_read_decrypted_through_parameters(project: Any) -> None:

@@ -295,9 +295,40 @@ class Storage:
             self._projects[project_id] = (now, project)
         return project
 
-    def find_project_id_by_webhook_secret_hash(self, secret_hash: str) -> str | None:
-        item = self.get(f"WEBHOOK#{secret_hash}", "WEBHOOK")
-        return str(item["project_id"]) if item else None
+    def find_webhook_secret(self, secret_hash: str) -> dict[str, Any] | None:
+        """The lookup item of a webhook secret: `project_id`, and `valid_until` (epoch seconds) for a rotated one."""
+        return self.get(f"WEBHOOK#{secret_hash}", "WEBHOOK")
+
+    def rotate_webhook_secret(self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int) -> None:
+        """The new secret's lookup, and the old one kept until `old_valid_until` (then TTL removes it a day later).
+
+        Repeatable: a rotation that stopped half-way (SSM not yet updated) can be run again with the same secret."""
+        new_item = {"pk": f"WEBHOOK#{new_hash}", "sk": "WEBHOOK", "project_id": project_id}
+        writes = [
+            put(
+                new_item,
+                only_if="attribute_not_exists(pk) OR project_id = :pid",
+                values={":pid": project_id},
+                label="secret in use",
+            )
+        ]
+        if old_hash != new_hash:
+            writes.append(
+                update(
+                    f"WEBHOOK#{old_hash}",
+                    "WEBHOOK",
+                    "SET valid_until = :until, expires_at = :gone",
+                    only_if="project_id = :pid",
+                    values={":until": old_valid_until, ":gone": old_valid_until + 86_400, ":pid": project_id},
+                    label="old secret not this project's",
+                )
+            )
+        try:
+            self.transact(writes)
+        except ConditionFailed as failed:
+            if "secret in use" in failed.failed:
+                raise Conflict("this webhook secret is already used by another project") from None
+            raise Conflict(f"project {project_id}'s current secret has no webhook lookup") from None
 
     # -- bot tokens (stored only as sha256) --------------------------------------------------------------------
     def put_token(self, token_hash: str, record: TokenRecord) -> None:

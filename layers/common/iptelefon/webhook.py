@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,12 +82,15 @@ class WebhookRequest:
 
 
 def find_project(secret_sha256: str) -> Project | None:
-    """One key lookup by the secret's sha256, then a constant-time compare with the hash of the secret in SSM."""
+    """One key lookup by the secret's sha256. The current secret is then compared (constant time) with the hash of the
+    secret in SSM; a rotated-out one is accepted until its `valid_until` (the grace period), then never again."""
     storage = get_storage()
-    project_id = storage.find_project_id_by_webhook_secret_hash(secret_sha256)
-    project = storage.get_project_cached(project_id) if project_id else None
-    if project is None:
+    lookup = storage.find_webhook_secret(secret_sha256)
+    project = storage.get_project_cached(str(lookup["project_id"])) if lookup else None
+    if lookup is None or project is None:
         return None
+    if "valid_until" in lookup:
+        return project if time.time() < float(lookup["valid_until"]) else None
     stored_hash = sha256_hex(get_pbx_credentials(project.id).secret)
     return project if hmac.compare_digest(stored_hash.encode(), secret_sha256.encode()) else None
 
