@@ -91,3 +91,31 @@ def test_a_calldate_in_the_year_9999_is_a_400_and_the_request_is_kept(lambda_con
     assert ClientStore(get_storage()).match(project.project.id, "79004443322") == []
     (kept,) = get_storage().query(project_pk(project.project.id), "REJECTED#")
     assert "9999-12-31" in kept["body"]
+
+
+def test_a_rejected_request_with_a_huge_query_is_kept_within_dynamodbs_item_limit(
+    lambda_context: Any, project: Any
+) -> None:
+    from support import api_event
+
+    # Given an unreadable webhook (no phone) with 60,000 four-byte characters (240 KB) in its query and a 64 KiB body of
+    # bytes that are not UTF-8 (each becomes a 3-byte replacement character when kept as text)
+    query = {"note": "😀" * 60_000}
+    event = api_event(
+        "POST",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{PBX_SECRET}",
+        query=query,
+        path_params={"secret": PBX_SECRET},
+        headers={"Content-Type": "application/octet-stream"},
+    )
+    import base64
+
+    event["body"], event["isBase64Encoded"] = base64.b64encode(b"\xff" * 65_536).decode(), True
+
+    # When it is refused, then the raw request is kept (never a 500), trimmed, with its real sizes
+    answer = webhook_handler(event, lambda_context)
+    assert answer["statusCode"] == 400, answer
+    (kept,) = get_storage().query(project_pk(project.project.id), "REJECTED#")
+    assert kept["truncated"] is True and kept["body_bytes"] == 65_536
+    assert kept["query_chars"] > len(kept["query"])

@@ -28,6 +28,8 @@ REJECTED_KEEP = timedelta(days=90)
 # DynamoDB items stop at 400 KB: a body is kept up to 100,000 bytes, which stays under that even when every byte is
 # invalid UTF-8 and becomes a 3-byte replacement character (bodies over 64 KiB are refused with 413 anyway).
 MAX_KEPT_BODY_BYTES = 100_000
+MAX_KEPT_QUERY_CHARS = 10_000  # up to 4 bytes a character: 40 KB at most
+MAX_KEPT_HEADER_CHARS = 1_000
 # What a failed condition means (storage.ConditionFailed names these).
 CALL_RECORDED = "call recorded before"
 LINK_SET = "call has a record link"
@@ -198,14 +200,17 @@ class CallRecordStore:
 
 def kept_request(*, body: bytes, content_type: str | None, query: dict[str, str], method: str) -> dict[str, Any]:
     """What the PBX sent, in a form DynamoDB always accepts: the query as JSON text (its names are the sender's
-    and may be empty, which a map cannot hold), the body as text up to MAX_KEPT_BODY_BYTES."""
+    and may be empty, which a map cannot hold), the body as text up to MAX_KEPT_BODY_BYTES. Every part is bounded so
+    the item stays under DynamoDB's 400 KB whatever was sent; the real sizes are kept beside them."""
+    query_text = json.dumps(query, ensure_ascii=False) if query else None
     return {
-        "method": method,
-        "content_type": content_type,
-        "query": json.dumps(query, ensure_ascii=False) if query else None,
+        "method": method[:MAX_KEPT_HEADER_CHARS],
+        "content_type": content_type[:MAX_KEPT_HEADER_CHARS] if content_type else None,
+        "query": query_text[:MAX_KEPT_QUERY_CHARS] if query_text else None,
+        "query_chars": len(query_text) if query_text else 0,
         "body": body[:MAX_KEPT_BODY_BYTES].decode("utf-8", errors="replace"),
         "body_bytes": len(body),
-        "truncated": len(body) > MAX_KEPT_BODY_BYTES,
+        "truncated": len(body) > MAX_KEPT_BODY_BYTES or len(query_text or "") > MAX_KEPT_QUERY_CHARS,
     }
 
 
