@@ -60,3 +60,13 @@ def webhook_event(secret: str, form: dict[str, str]) -> dict[str, Any]:
         path_params={"secret": secret},
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
+
+
+# A stack file like the one `make run` writes, for the admin CLI against the in-process moto (endpoint null).
+IN_PROCESS_STACK: dict[str, Any] = {
+    "aws_endpoint_url": None,
+    "region": "us-east-1",
+    "table_name": "local-MainTable",
+    "ssm_prefix": "/iptelefon-connector/test",
+    "api_url": None,
+}

@@ -7,19 +7,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support import IN_PROCESS_STACK
 
 from iptel_admin import cli
 from iptelefon.clients import ClientStore, pack_transactions
 from iptelefon.models import Client
 from iptelefon.storage import Storage
 
-STACK = {
-    "aws_endpoint_url": None,
-    "region": "us-east-1",
-    "table_name": "local-MainTable",
-    "ssm_prefix": "/iptelefon-connector/test",
-    "api_url": None,
-}
+STACK = IN_PROCESS_STACK
 
 
 @pytest.fixture

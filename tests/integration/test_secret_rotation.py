@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from conftest import PBX_SECRET
-from support import answer_json, webhook_event
+from support import IN_PROCESS_STACK, answer_json, webhook_event
 
 from iptel_admin import admin, cli
 from iptelefon.errors import Conflict, InvalidInput
@@ -83,18 +83,10 @@ def test_a_secret_that_cannot_stand_in_a_url_path_is_refused(secret: str, projec
 def test_the_cli_rotates_and_prints_the_new_webhook_url(
     project: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    # Given a stack file like the one `make run` writes (endpoint null: the in-process moto)
     stack = tmp_path / "stack.json"
-    stack.write_text(
-        json.dumps(
-            {
-                "aws_endpoint_url": None,
-                "region": "us-east-1",
-                "table_name": "local-MainTable",
-                "ssm_prefix": "/iptelefon-connector/test",
-                "api_url": "http://127.0.0.1:3000",
-            }
-        )
-    )
+    stack.write_text(json.dumps({**IN_PROCESS_STACK, "api_url": "http://127.0.0.1:3000"}))
+    # When the admin rotates the secret, then the CLI prints the new webhook URL and when the old one stops
     code = cli.main(["--stack-file", str(stack), "project", "rotate-secret", "proj-a", "--secret", NEW_SECRET])
     printed = json.loads(capsys.readouterr().out)
     assert code == 0

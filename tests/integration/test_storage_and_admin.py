@@ -9,6 +9,7 @@ from typing import Any
 import boto3
 import pytest
 from conftest import PBX_SECRET
+from support import IN_PROCESS_STACK
 
 from iptel_admin import admin, cli
 from iptelefon.auth import authenticate
@@ -93,17 +94,7 @@ def test_cli_creates_shows_a_project_and_sets_an_employee(
 ) -> None:
     # Given a stack file like the one `make run` writes (endpoint null: the in-process moto)
     stack = tmp_path / "stack.json"
-    stack.write_text(
-        json.dumps(
-            {
-                "aws_endpoint_url": None,
-                "region": "us-east-1",
-                "table_name": "local-MainTable",
-                "ssm_prefix": "/iptelefon-connector/test",
-                "api_url": "http://127.0.0.1:3000",
-            }
-        )
-    )
+    stack.write_text(json.dumps({**IN_PROCESS_STACK, "api_url": "http://127.0.0.1:3000"}))
     # When a project is created with the CLI
     code = cli.main(
         [
