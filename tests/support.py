@@ -70,3 +70,33 @@ IN_PROCESS_STACK: dict[str, Any] = {
     "ssm_prefix": "/iptelefon-connector/test",
     "api_url": None,
 }
+
+
+def inbox_message(form: dict[str, str], secret: str) -> str:
+    """A webhook as the webhook function puts it into the inbox: the form-encoded body and the secret's hash."""
+    from iptelefon.storage import sha256_hex
+    from iptelefon.webhook import WebhookRequest
+
+    body = urllib.parse.urlencode(form).encode()
+    request = WebhookRequest(body=body, content_type="application/x-www-form-urlencoded")
+    return request.to_message(sha256_hex(secret))
+
+
+def sqs_event(bodies: list[str]) -> dict[str, Any]:
+    """An SQS event as Lambda's event source mapping delivers it from the local WebhookInbox."""
+    return {
+        "Records": [
+            {
+                "messageId": f"m-{n}",
+                "receiptHandle": f"r-{n}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "md5OfBody": "",
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:local-WebhookInbox",
+                "awsRegion": "us-east-1",
+            }
+            for n, body in enumerate(bodies)
+        ]
+    }

@@ -12,14 +12,13 @@ from typing import Any
 
 import pytest
 from conftest import PBX_SECRET, DynamoDBServer, Inbox
-from support import answer_json, webhook_event
+from support import answer_json, inbox_message, sqs_event, webhook_event
 from wire import Injector, read_timeout
 
 from inbox.handler import lambda_handler as inbox_handler
 from iptelefon.inbox import sqs_client
 from iptelefon.project_config import ssm_provider
 from iptelefon.storage import get_storage, project_pk, sha256_hex
-from iptelefon.webhook import WebhookRequest
 from webhook.handler import RESERVE_SECONDS
 from webhook.handler import lambda_handler as webhook_handler
 
@@ -42,23 +41,13 @@ def post(context: Any, form: dict[str, str] = FORM, secret: str = PBX_SECRET) ->
 
 def queue(inbox: Inbox, form: dict[str, str] = FORM, secret: str = PBX_SECRET) -> str:
     """Put a webhook into the inbox as the webhook function does; returns the message body."""
-    body = "&".join(f"{k}={v}" for k, v in form.items()).encode()
-    message = WebhookRequest(body=body, content_type="application/x-www-form-urlencoded").to_message(sha256_hex(secret))
+    message = inbox_message(form, secret)
     inbox.sqs.send_message(QueueUrl=inbox.url, MessageBody=message)
     return message
 
 
 def calls(project: Any) -> list[dict[str, Any]]:
     return get_storage().query(project_pk(project.project.id), "CALL#")
-
-
-def sqs_event(*bodies: str) -> dict[str, Any]:
-    records = [
-        {"messageId": f"m-{n}", "receiptHandle": f"r-{n}", "body": body, "attributes": {}, "messageAttributes": {}}
-        | {"md5OfBody": "", "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:q", "awsRegion": "x"}
-        for n, body in enumerate(bodies)
-    ]
-    return {"Records": records}
 
 
 def test_a_message_applied_twice_records_the_call_once(inbox: Inbox, project: Any) -> None:
@@ -98,11 +87,11 @@ def test_a_message_whose_storage_is_still_away_is_reported_as_a_batch_item_failu
     dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
 ) -> None:
     # Given DynamoDB still down when the inbox is applied
-    message = WebhookRequest(body=b"id=q-2&src=79004443322", content_type=None).to_message(sha256_hex(PBX_SECRET))
+    message = inbox_message({"id": "q-2", "src": "79004443322"}, PBX_SECRET)
     dynamodb_server.stop()
 
     # When InboxFunction gets it with a message that is not even ours
-    answer = inbox_handler(sqs_event(message, "not json"), lambda_context)
+    answer = inbox_handler(sqs_event([message, "not json"]), lambda_context)
 
     # Then both are reported as failed: they stay in the queue (the second one ends in the dead-letter queue)
     assert sorted(f["itemIdentifier"] for f in answer["batchItemFailures"]) == ["m-0", "m-1"]

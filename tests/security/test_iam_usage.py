@@ -18,7 +18,6 @@ so every request takes its cold-start path.
 from __future__ import annotations
 
 import importlib
-import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,15 +28,14 @@ import httpx
 import pytest
 from botocore.client import BaseClient
 from conftest import PBX_SECRET, TEST_TEMPLATE
-from support import answer_json, api_event
+from support import answer_json, api_event, inbox_message, sqs_event
 from wire import Injector, dynamodb_error
 
 from devstack.template import LOCAL_ACCOUNT
 from iptelefon.call_attempts import get_attempt
 from iptelefon.clients import ClientStore
 from iptelefon.models import Client
-from iptelefon.storage import get_storage, sha256_hex
-from iptelefon.webhook import WebhookRequest
+from iptelefon.storage import get_storage
 
 FUNCTIONS = TEST_TEMPLATE.functions()
 REGION = TEST_TEMPLATE.region
@@ -229,6 +227,18 @@ def limit_project_calls_per_minute(project: Any, limit: int) -> None:
     get_storage().update_project(project.project.model_copy(update={"calls_per_project_per_minute": limit}))
 
 
+def start_bot_call(s: Scenario) -> tuple[dict[str, Any], dict[str, str]]:
+    """A bot's call to OTHER_PHONE (not recorded as the function under test's use), and the PBX's completion of it."""
+    started = s.expect(
+        202,
+        "EmployeeCallFunction",
+        call_event("employee", {"client_phone": OTHER_PHONE, "short_employee_phone": "346"}, s.project.token),
+        recorded=False,
+    )
+    outgoing = {"id": "pbx-1", "calltype": "OUT", "dst": OTHER_PHONE, "exten": "346", "talktime": "12"}
+    return started, outgoing
+
+
 def webhook_requests(s: Scenario) -> None:
     first = {"id": "wh-1", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "00:02:35"}
     linked = {**first, "link": "https://pbx.test/records/wh-1.mp3"}
@@ -240,13 +250,7 @@ def webhook_requests(s: Scenario) -> None:
     s.expect(200, "WebhookFunction", webhook_event({**first, "id": "wh-2"}))
     s.expect(200, "WebhookFunction", webhook_event({**linked, "id": "wh-2"}))
     # the completion of a bot's call (an outgoing call): links the pending call attempt
-    started = s.expect(
-        202,
-        "EmployeeCallFunction",
-        call_event("employee", {"client_phone": OTHER_PHONE, "short_employee_phone": "346"}, s.project.token),
-        recorded=False,
-    )
-    outgoing = {"id": "pbx-1", "calltype": "OUT", "dst": OTHER_PHONE, "exten": "346", "talktime": "12"}
+    started, outgoing = start_bot_call(s)
     s.expect(200, "WebhookFunction", webhook_event(outgoing))
     assert get_attempt(get_storage(), "proj-a", started["call_id"])["status"] == "completed"  # type: ignore[index]
     # GET with query parameters; a messenger project (a WhatsApp client is created)
@@ -262,20 +266,12 @@ def webhook_requests(s: Scenario) -> None:
 
 
 def inbox_requests(s: Scenario) -> None:
-    def queued(payload: dict[str, Any], secret: str = PBX_SECRET) -> str:
-        body = urllib.parse.urlencode(payload).encode()
-        request = WebhookRequest(body=body, content_type="application/x-www-form-urlencoded")
-        return request.to_message(sha256_hex(secret))
+    def queued(payload: dict[str, str], secret: str = PBX_SECRET) -> str:
+        return inbox_message(payload, secret)
 
     first = {"id": "in-1", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "35"}
     linked = {**first, "link": "https://pbx.test/records/in-1.mp3"}
-    started = s.expect(
-        202,
-        "EmployeeCallFunction",
-        call_event("employee", {"client_phone": OTHER_PHONE, "short_employee_phone": "346"}, s.project.token),
-        recorded=False,
-    )
-    outgoing = {"id": "pbx-1", "calltype": "OUT", "dst": OTHER_PHONE, "exten": "346", "talktime": "12"}
+    started, outgoing = start_bot_call(s)
     batch = [
         queued(first),  # a new phone: client, index, call
         queued(first),  # applied twice: a duplicate
@@ -287,25 +283,6 @@ def inbox_requests(s: Scenario) -> None:
     answer = s.invoke("InboxFunction", sqs_event(batch))
     assert answer == {"batchItemFailures": []}, answer
     assert get_attempt(get_storage(), "proj-a", started["call_id"])["status"] == "completed"  # type: ignore[index]
-
-
-def sqs_event(bodies: list[str]) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m-{n}",
-                "receiptHandle": f"r-{n}",
-                "body": body,
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "md5OfBody": "",
-                "eventSource": "aws:sqs",
-                "eventSourceARN": f"arn:aws:sqs:{REGION}:{LOCAL_ACCOUNT}:local-WebhookInbox",
-                "awsRegion": REGION,
-            }
-            for n, body in enumerate(bodies)
-        ]
-    }
 
 
 def employee_call_requests(s: Scenario) -> None:

@@ -92,12 +92,7 @@ def finish_attempt(
     if pending:
         writes.append(put(_pointer_item(project_id, attempt, now)))
     else:
-        writes.append(
-            delete(
-                pointer_pk(project_id, attempt["client_phone"]),
-                pointer_sk(attempt["created_at"], attempt["attempt_id"]),
-            )
-        )
+        writes.append(delete(*_pointer_key(project_id, attempt)))
         if key_scope is not None:
             writes.append(delete(key_marker_pk(project_id), key_scope))
     with contextlib.suppress(ConditionFailed):  # linked by a fast webhook already: its `completed` stays
@@ -109,13 +104,22 @@ def _attempt_item(project_id: str, attempt: dict[str, Any]) -> dict[str, Any]:
 
 
 def _pointer_item(project_id: str, attempt: dict[str, Any], now: float) -> dict[str, Any]:
+    pk, sk = _pointer_key(project_id, attempt)
     return {
-        "pk": pointer_pk(project_id, attempt["client_phone"]),
-        "sk": pointer_sk(attempt["created_at"], attempt["attempt_id"]),
+        "pk": pk,
+        "sk": sk,
         "attempt_id": attempt["attempt_id"],
         "pbx_call_id": attempt.get("pbx_call_id"),
         "expires_at": int(now) + POINTER_TTL_SECONDS,
     }
+
+
+def _pointer_key(project_id: str, attempt: dict[str, Any]) -> tuple[str, str]:
+    """The key of an attempt's "may be ringing" pointer."""
+    return (
+        pointer_pk(project_id, str(attempt["client_phone"])),
+        pointer_sk(str(attempt["created_at"]), str(attempt["attempt_id"])),
+    )
 
 
 def key_marker_pk(project_id: str) -> str:
@@ -168,7 +172,6 @@ def link_attempt(storage: Storage, project_id: str, attempt_id: str, call_id: st
     attempt = get_attempt(storage, project_id, attempt_id)
     if attempt is None or attempt.get("status") == STATUS_COMPLETED:
         return
-    pointer = pointer_pk(project_id, str(attempt["client_phone"])), pointer_sk(str(attempt["created_at"]), attempt_id)
     writes = [
         update(
             project_pk(project_id),
@@ -184,7 +187,7 @@ def link_attempt(storage: Storage, project_id: str, attempt_id: str, call_id: st
             },
             label=ATTEMPT_COMPLETED,
         ),
-        delete(*pointer),
+        delete(*_pointer_key(project_id, attempt)),
     ]
     # Contention and throttling are retried by the gateway, then raise StorageUnavailable: the webhook answers 503 (or
     # queues the request) and its replay links again. Only "a concurrent webhook completed it a moment ago" is ignored.

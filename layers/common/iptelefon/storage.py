@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -57,6 +58,8 @@ BACKOFF_BASE_SECONDS = 0.025
 BACKOFF_CAP_SECONDS = 0.5
 
 PROJECT_CACHE_SECONDS = 60
+SECRET_IN_USE = "secret in use"  # noqa: S105 - the label of a lookup's "not taken yet" condition
+SECRET_TAKEN = "this webhook secret is already used by another project"  # noqa: S105 - an error message
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -154,6 +157,15 @@ def project_pk(project_id: str) -> str:
     return f"PROJECT#{project_id}"
 
 
+def webhook_pk(secret_hash: str) -> str:
+    return f"WEBHOOK#{secret_hash}"
+
+
+def webhook_lookup_item(secret_hash: str, project_id: str) -> dict[str, Any]:
+    """Webhook secret (by its sha256) -> project: how the webhook finds its project with one GetItem."""
+    return {"pk": webhook_pk(secret_hash), "sk": "WEBHOOK", "project_id": project_id}
+
+
 class Storage:
     def __init__(self, client: DynamoDBClient, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
@@ -213,7 +225,7 @@ class Storage:
             args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
     def _call(self, operation: str, args: dict[str, Any], labels: list[str]) -> dict[str, Any]:
-        method = getattr(self.client, _snake(operation))
+        method = getattr(self.client, xform_name(operation))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if budget.spare_seconds() <= 0:
                 raise StorageUnavailable("out of time for storage, retry later")
@@ -263,18 +275,18 @@ class Storage:
             "type": "project",
             **project.model_dump(mode="json"),
         }
-        lookup_item = {"pk": f"WEBHOOK#{sha256_hex(webhook_secret)}", "sk": "WEBHOOK", "project_id": project.id}
+        lookup_item = webhook_lookup_item(sha256_hex(webhook_secret), project.id)
         try:
             self.transact(
                 [
                     put(project_item, only_if="attribute_not_exists(pk)", label="project exists"),
-                    put(lookup_item, only_if="attribute_not_exists(pk)", label="secret in use"),
+                    put(lookup_item, only_if="attribute_not_exists(pk)", label=SECRET_IN_USE),
                 ]
             )
         except ConditionFailed as failed:
             if "project exists" in failed.failed:
                 raise Conflict(f"project {project.id} already exists") from None
-            raise Conflict("this webhook secret is already used by another project") from None
+            raise Conflict(SECRET_TAKEN) from None
 
     def update_project(self, project: Project) -> None:
         item = {"pk": project_pk(project.id), "sk": "PROJECT", "type": "project", **project.model_dump(mode="json")}
@@ -297,25 +309,24 @@ class Storage:
 
     def find_webhook_secret(self, secret_hash: str) -> dict[str, Any] | None:
         """The lookup item of a webhook secret: `project_id`, and `valid_until` (epoch seconds) for a rotated one."""
-        return self.get(f"WEBHOOK#{secret_hash}", "WEBHOOK")
+        return self.get(webhook_pk(secret_hash), "WEBHOOK")
 
     def rotate_webhook_secret(self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int) -> None:
         """The new secret's lookup, and the old one kept until `old_valid_until` (then TTL removes it a day later).
 
         Repeatable: a rotation that stopped half-way (SSM not yet updated) can be run again with the same secret."""
-        new_item = {"pk": f"WEBHOOK#{new_hash}", "sk": "WEBHOOK", "project_id": project_id}
         writes = [
             put(
-                new_item,
+                webhook_lookup_item(new_hash, project_id),
                 only_if="attribute_not_exists(pk) OR project_id = :pid",
                 values={":pid": project_id},
-                label="secret in use",
+                label=SECRET_IN_USE,
             )
         ]
         if old_hash != new_hash:
             writes.append(
                 update(
-                    f"WEBHOOK#{old_hash}",
+                    webhook_pk(old_hash),
                     "WEBHOOK",
                     "SET valid_until = :until, expires_at = :gone",
                     only_if="project_id = :pid",
@@ -326,8 +337,8 @@ class Storage:
         try:
             self.transact(writes)
         except ConditionFailed as failed:
-            if "secret in use" in failed.failed:
-                raise Conflict("this webhook secret is already used by another project") from None
+            if SECRET_IN_USE in failed.failed:
+                raise Conflict(SECRET_TAKEN) from None
             raise Conflict(f"project {project_id}'s current secret has no webhook lookup") from None
 
     # -- bot tokens (stored only as sha256) --------------------------------------------------------------------
@@ -376,10 +387,6 @@ class Storage:
 def _rejected(operation: str, codes: list[str], messages: list[str]) -> None:
     logger.error("storage rejected the request", extra={"operation": operation, "codes": codes, "reasons": messages})
     raise StorageRejected() from None
-
-
-def _snake(operation: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in operation).lstrip("_")
 
 
 def dynamodb_client() -> DynamoDBClient:
