@@ -4,13 +4,19 @@ moto checks a write's condition and then writes, without a lock: two concurrent 
 `attribute_not_exists` and both "create" the item, which DynamoDB never allows. The local stack's race tests need
 DynamoDB's guarantee, so every item operation runs under one lock here.
 
+moto also makes each transaction roll back by deep-copying every table it touches first: its cost grows with the table
+(seconds per webhook after a long fuzz run), while DynamoDB's does not. Under the lock only the transaction's own
+items can change, so here it keeps a copy of those items instead and puts them back if the transaction fails.
+
 Run: python -m devstack.moto_server -H 127.0.0.1 -p 5000
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import threading
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -26,28 +32,88 @@ ATOMIC_OPERATIONS = (
 
 
 def make_dynamodb_atomic() -> Callable[[], None]:
-    """Run moto's DynamoDB item operations one at a time (one shared lock); returns a function that undoes it."""
-    from moto.dynamodb.models import DynamoDBBackend
+    """Run moto's DynamoDB item operations one at a time (one shared lock), transactions rolled back item by item;
+    returns a function that undoes both."""
+    from moto.dynamodb import models
 
+    backend = models.DynamoDBBackend
     lock = threading.RLock()  # reentrant: batch_write_item and transactions call put_item/delete_item inside
-    originals = {name: DynamoDBBackend.__dict__.get(name) for name in ATOMIC_OPERATIONS}
+    originals = {name: backend.__dict__.get(name) for name in ATOMIC_OPERATIONS}
     for name in ATOMIC_OPERATIONS:
-        original = getattr(DynamoDBBackend, name)
+        original = getattr(backend, name)
+        if name == "transact_write_items":
+            original = _with_item_undo(original)
 
         def locked(*args: Any, __original: Callable[..., Any] = original, **kwargs: Any) -> Any:
             with lock:
                 return __original(*args, **kwargs)
 
-        setattr(DynamoDBBackend, name, functools.wraps(original)(locked))
+        setattr(backend, name, functools.wraps(original)(locked))
+    models.copy = _copy_except_tables(models.Table)  # type: ignore[attr-defined]
 
     def undo() -> None:
+        models.copy = copy  # type: ignore[attr-defined]
         for name, original in originals.items():
             if original is None:  # inherited: drop the override to uncover the base class's method again
-                delattr(DynamoDBBackend, name)
+                delattr(backend, name)
             else:
-                setattr(DynamoDBBackend, name, original)
+                setattr(backend, name, original)
 
     return undo
+
+
+def _copy_except_tables(table_class: type) -> types.SimpleNamespace:
+    """The `copy` module as moto's DynamoDB backend sees it: a whole table is not copied (its rollback copy); every
+    other deep copy (an item before an update) is made as usual."""
+
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        return value if isinstance(value, table_class) else copy.deepcopy(value, memo)
+
+    return types.SimpleNamespace(deepcopy=deepcopy, copy=copy.copy)
+
+
+def _with_item_undo(transact: Callable[..., None]) -> Callable[..., None]:
+    """moto's transact_write_items, rolled back by restoring copies of the items it touches."""
+
+    @functools.wraps(transact)
+    def transact_write_items(backend: Any, transact_items: list[dict[str, Any]]) -> None:
+        before = [_snapshot(backend, operation) for item in transact_items for operation in item.values()]
+        try:
+            transact(backend, transact_items)
+        except Exception:
+            for saved in before:
+                if saved is not None:
+                    _restore(*saved)
+            raise
+
+    return transact_write_items
+
+
+def _snapshot(backend: Any, operation: dict[str, Any]) -> tuple[Any, Any, Any, Any] | None:
+    """(table, hash key, range key, a copy of the item or None) for one operation; None when the operation is too
+    malformed to name an item (moto refuses it before writing anything)."""
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    try:
+        table = backend.get_table(operation["TableName"])
+        key = operation.get("Key") or operation["Item"]
+        hash_key = DynamoType(key[table.hash_key_attr])
+        range_key = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+        return table, hash_key, range_key, copy.deepcopy(table.get_item(hash_key, range_key))
+    except Exception:
+        return None
+
+
+def _restore(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
+    if range_key is None:
+        if item is None:
+            table.items.pop(hash_key, None)
+        else:
+            table.items[hash_key] = item
+    elif item is None:
+        table.items[hash_key].pop(range_key, None)
+    else:
+        table.items[hash_key][range_key] = item
 
 
 def main(argv: list[str] | None = None) -> None:

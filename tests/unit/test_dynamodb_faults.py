@@ -1,4 +1,4 @@
-"""devstack.dynamodb_faults (the DynamoDB fault proxy) in front of a real moto server, and devstack.moto_server."""
+"""devstack.dynamodb_faults (the DynamoDB fault proxy) in front of a real moto server."""
 
 from __future__ import annotations
 
@@ -19,7 +19,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from moto.server import ThreadedMotoServer
 
 from devstack.dynamodb_faults import FaultProxy
-from devstack.moto_server import ATOMIC_OPERATIONS, make_dynamodb_atomic
 from devstack.template import ROOT
 
 # Two attempts and short timeouts: a dropped request fails in about a second, not botocore's default minute.
@@ -314,25 +313,3 @@ def test_main_serves_until_sigterm_with_the_conflict_rate_from_the_environment(m
             process.wait()
         if process.stdout is not None:
             process.stdout.close()
-
-
-# -- moto_server ---------------------------------------------------------------------------------------------------
-
-
-def test_make_dynamodb_atomic_wraps_each_operation_and_undo_restores_the_originals() -> None:
-    from moto.dynamodb.models import DynamoDBBackend
-
-    # Given moto's own item operations
-    originals = {name: DynamoDBBackend.__dict__[name] for name in ATOMIC_OPERATIONS}
-
-    # When they are made atomic, then undone
-    undo = make_dynamodb_atomic()
-    wrapped = {name: DynamoDBBackend.__dict__[name] for name in ATOMIC_OPERATIONS}
-    undo()
-
-    # Then each was wrapped around its original while on, and is the very original again after
-    for name, original in originals.items():
-        assert wrapped[name] is not original
-        assert wrapped[name].__wrapped__ is original
-        assert wrapped[name].__name__ == name
-        assert DynamoDBBackend.__dict__[name] is original

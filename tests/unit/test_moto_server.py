@@ -1,0 +1,111 @@
+"""devstack.moto_server: moto's DynamoDB with atomic item operations and transactions rolled back item by item."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from devstack.moto_server import ATOMIC_OPERATIONS, make_dynamodb_atomic
+
+
+def test_make_dynamodb_atomic_wraps_each_operation_and_undo_restores_the_originals() -> None:
+    from moto.dynamodb.models import DynamoDBBackend
+
+    # Given moto's own item operations
+    originals = {name: DynamoDBBackend.__dict__[name] for name in ATOMIC_OPERATIONS}
+
+    # When they are made atomic, then undone
+    undo = make_dynamodb_atomic()
+    wrapped = {name: DynamoDBBackend.__dict__[name] for name in ATOMIC_OPERATIONS}
+    undo()
+
+    # Then each was wrapped around its original while on, and is the very original again after
+    for name, original in originals.items():
+        assert wrapped[name] is not original
+        assert inspect.unwrap(wrapped[name]) is original
+        assert wrapped[name].__name__ == name
+        assert DynamoDBBackend.__dict__[name] is original
+
+
+@pytest.fixture
+def atomic_table() -> Iterator[Any]:
+    """An in-process moto table (pk/sk) with the local stack's atomic, item-by-item rolled back transactions."""
+    undo = make_dynamodb_atomic()
+    with mock_aws():
+        client = boto3.client("dynamodb", region_name="us-east-1")
+        client.create_table(
+            TableName="atomic",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield client
+    undo()
+
+
+def _item(client: Any, sk: str) -> dict[str, Any] | None:
+    return client.get_item(TableName="atomic", Key={"pk": {"S": "P"}, "sk": {"S": sk}}).get("Item")
+
+
+def test_a_cancelled_transaction_leaves_every_item_as_it_was(atomic_table: Any) -> None:
+    client = atomic_table
+    # Given an existing item with a counter, and an item the transaction's condition will find
+    client.put_item(TableName="atomic", Item={"pk": {"S": "P"}, "sk": {"S": "counter"}, "n": {"N": "1"}})
+    client.put_item(TableName="atomic", Item={"pk": {"S": "P"}, "sk": {"S": "taken"}})
+
+    # When one transaction creates an item, updates the counter, deletes nothing and then fails its last condition
+    with pytest.raises(ClientError) as failure:
+        client.transact_write_items(
+            TransactItems=[
+                {"Put": {"TableName": "atomic", "Item": {"pk": {"S": "P"}, "sk": {"S": "new"}}}},
+                {
+                    "Update": {
+                        "TableName": "atomic",
+                        "Key": {"pk": {"S": "P"}, "sk": {"S": "counter"}},
+                        "UpdateExpression": "SET n = n + :one",
+                        "ExpressionAttributeValues": {":one": {"N": "1"}},
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": "atomic",
+                        "Item": {"pk": {"S": "P"}, "sk": {"S": "taken"}},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+
+    # Then DynamoDB's answer names the failed condition, and the items written before it are undone
+    assert failure.value.response["Error"]["Code"] == "TransactionCanceledException"
+    assert "ConditionalCheckFailed" in failure.value.response["Error"]["Message"]
+    assert _item(client, "new") is None
+    assert _item(client, "counter") == {"pk": {"S": "P"}, "sk": {"S": "counter"}, "n": {"N": "1"}}
+    assert _item(client, "taken") == {"pk": {"S": "P"}, "sk": {"S": "taken"}}
+
+
+def test_a_transaction_that_passes_writes_all_its_items(atomic_table: Any) -> None:
+    client = atomic_table
+    # Given an item to delete
+    client.put_item(TableName="atomic", Item={"pk": {"S": "P"}, "sk": {"S": "old"}})
+
+    # When a transaction puts one item and deletes the other
+    client.transact_write_items(
+        TransactItems=[
+            {"Put": {"TableName": "atomic", "Item": {"pk": {"S": "P"}, "sk": {"S": "new"}, "v": {"S": "x"}}}},
+            {"Delete": {"TableName": "atomic", "Key": {"pk": {"S": "P"}, "sk": {"S": "old"}}}},
+        ]
+    )
+
+    # Then both effects are there
+    assert _item(client, "new") == {"pk": {"S": "P"}, "sk": {"S": "new"}, "v": {"S": "x"}}
+    assert _item(client, "old") is None
