@@ -265,6 +265,26 @@ def test_get_with_query_parameters_is_accepted(pbx_project: Any, lambda_context:
     assert answer_json(answer)["call_id"] == "q-1"
 
 
+def test_a_repeated_query_name_is_read_from_the_multi_value_parameters(pbx_project: Any, lambda_context: Any) -> None:
+    # Given a GET webhook listing two employees, as API Gateway delivers it: `queryStringParameters` holds only the
+    # last value of a repeated name, `multiValueQueryStringParameters` all of them
+    event = api_event(
+        "GET",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{SECRET}",
+        path_params={"secret": SECRET},
+        query={"id": "q-2", "calltype": "IN", "src": PHONE, "members[]": "500"},
+    )
+    event["multiValueQueryStringParameters"]["members[]"] = ["346", "500"]
+    # When it comes
+    answer = lambda_handler(event, lambda_context)
+    # Then the query was read as a form body would be: the first listed member took the call, both are kept
+    assert answer["statusCode"] == 200, answer["body"]
+    record = CallRecordStore(get_storage()).get("wh", "q-2")
+    assert record is not None and record["employee"] == "346"
+    assert json.loads(record["raw"]["query"])["members"] == ["346", "500"]
+
+
 def test_record_link_replacing_a_phone_valued_variable_keeps_the_index_right(
     pbx_project: Any, lambda_context: Any
 ) -> None:

@@ -198,7 +198,7 @@ class CallRecordStore:
         return self.clients.variable_update(project, client, RECORD_LINK_VARIABLE, link)
 
 
-def kept_request(*, body: bytes, content_type: str | None, query: dict[str, str], method: str) -> dict[str, Any]:
+def kept_request(*, body: bytes, content_type: str | None, query: dict[str, Any], method: str) -> dict[str, Any]:
     """What the PBX sent, in a form DynamoDB always accepts: the query as JSON text (its names are the sender's
     and may be empty, which a map cannot hold), the body as text up to MAX_KEPT_BODY_BYTES. Every part is bounded so
     the item stays under DynamoDB's 400 KB whatever was sent; the real sizes are kept beside them."""

@@ -28,7 +28,7 @@ from iptelefon.phones import mask_phone
 from iptelefon.project_config import get_pbx_credentials
 from iptelefon.settings import get_settings
 from iptelefon.storage import Storage, get_storage, sha256_hex
-from iptelefon.webhook_payload import CanonicalCall, canonicalize, extract_fields
+from iptelefon.webhook_payload import CanonicalCall, canonicalize, extract_fields, form_fields
 
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
 
@@ -37,7 +37,7 @@ UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
 class WebhookRequest:
     body: bytes
     content_type: str | None
-    query: dict[str, str] = field(default_factory=dict)
+    query: dict[str, Any] = field(default_factory=dict)  # a value is a list for `name[]` keys
     method: str = "POST"
 
     @classmethod
@@ -48,7 +48,7 @@ class WebhookRequest:
         return cls(
             body=body,
             content_type=headers.get("content-type"),
-            query={str(k): str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
+            query=query_fields(event),
             method=str(event.get("httpMethod") or "POST"),
         )
 
@@ -79,6 +79,15 @@ class WebhookRequest:
             method=str(data.get("method") or "POST"),
         )
         return str(data["secret_sha256"]), request
+
+
+def query_fields(event: dict[str, Any]) -> dict[str, Any]:
+    """The query as the PBX sent it, read like a form body. API Gateway's `queryStringParameters` keeps only the last
+    value of a repeated name, so `members[]=1&members[]=2` is read from `multiValueQueryStringParameters`."""
+    multi = event.get("multiValueQueryStringParameters") or {
+        name: [value] for name, value in (event.get("queryStringParameters") or {}).items()
+    }
+    return form_fields((str(name), str(value)) for name, values in multi.items() for value in values or [])
 
 
 def find_project(secret_sha256: str) -> Project | None:

@@ -151,7 +151,7 @@ def extract_fields(
     *,
     body: bytes,
     content_type: str | None,
-    query: Mapping[str, str] | None,
+    query: Mapping[str, Any] | None,
     max_bytes: int = DEFAULT_MAX_BODY_BYTES,
 ) -> dict[str, Any]:
     """Return the webhook's fields as one flat dict (values as sent: strings from forms, any JSON type from JSON).
@@ -236,6 +236,12 @@ def _parse_form(body: bytes, charset: str) -> dict[str, Any]:
         pairs = parse_qsl(_decode(body, charset), keep_blank_values=True, encoding=charset, errors="replace")
     except (LookupError, UnicodeError, ValueError):
         pairs = parse_qsl(_decode(body), keep_blank_values=True, errors="replace")
+    return form_fields(pairs)
+
+
+def form_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
+    """Name/value pairs read as a form: the last of repeated keys wins, `members[]` values are collected in a list.
+    The query string is read the same way (from API Gateway's `multiValueQueryStringParameters`)."""
     fields: dict[str, Any] = {}
     for key, value in pairs:
         _put_form_value(fields, key, value)
