@@ -49,10 +49,10 @@ def make_dynamodb_atomic() -> Callable[[], None]:
                 return __original(*args, **kwargs)
 
         setattr(backend, name, functools.wraps(original)(locked))
-    models.copy = _copy_except_tables(models.Table)  # type: ignore[attr-defined]
+    models.copy = _copy_except_tables(models.Table)  # type: ignore[assignment]
 
     def undo() -> None:
-        models.copy = copy  # type: ignore[attr-defined]
+        models.copy = copy
         for name, original in originals.items():
             if original is None:  # inherited: drop the override to uncover the base class's method again
                 delattr(backend, name)
