@@ -1,8 +1,12 @@
 """A local API Gateway: routes from template.yaml, REST proxy events, Lambda-like invocation of each handler.
 
-`sam local start-api` needs Docker; this does the same job in-process: one Python process, each function's code
-directory and the layer on sys.path (as Lambda lays them out), one request at a time per function (as one Lambda
-execution environment would), the template's environment variables, and the answer translated back to HTTP.
+`sam local start-api` needs Docker; this does the same job with processes. Each function runs in execution
+environments of its own (`devstack.lambda_worker` processes: the function's code directory and the layer on sys.path
+as Lambda lays them out, the template's environment variables), each serving one request at a time; concurrent
+requests to one function run side by side in up to `max_instances` of them, started on demand (a cold start) and
+reused while warm, as Lambda does. A function that outlives its Timeout is killed (502, as API Gateway answers for a
+timed-out Lambda); API Gateway's own limits apply: 10 MB payload, 10,240 bytes of request line and headers, 29 s
+integration timeout. The answer is translated back to HTTP.
 
 It also runs the template's SQS event sources the way Lambda's event source mapping does (`QueuePoller`): long-poll
 the queue, invoke the function with a batch, delete the messages it did not report as failed.
@@ -12,40 +16,29 @@ from __future__ import annotations
 
 import argparse
 import base64
-import importlib
+import json
 import os
+import queue
+import subprocess
 import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
-from devstack.template import LOCAL_ACCOUNT, FunctionSpec, QueueSource, Route, Template
+from devstack.lambda_worker import LOCAL_ACCOUNT, FunctionSpec
+from devstack.template import ROOT, QueueSource, Route, Template
 
-MAX_BODY_BYTES = 10 * 1024 * 1024  # API Gateway's payload limit
-
-
-@dataclass
-class LambdaContext:
-    """The attributes of the Lambda context object that handlers and Powertools read."""
-
-    function_name: str
-    memory_limit_in_mb: int
-    invoked_function_arn: str
-    aws_request_id: str
-    deadline: float
-    log_group_name: str = "/aws/lambda/local"
-    log_stream_name: str = "local"
-    function_version: str = "$LATEST"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return max(int((self.deadline - time.monotonic()) * 1000), 0)
+# API Gateway's quotas for a REST API
+MAX_BODY_BYTES = 10 * 1024 * 1024  # payload
+MAX_REQUEST_LINE_AND_HEADERS_BYTES = 10_240  # "total combined size of request line and header values"
+INTEGRATION_TIMEOUT_SECONDS = 29.0
+# How many execution environments one function may have at once here (Lambda's are many more; a laptop's are not).
+DEFAULT_MAX_INSTANCES = int(os.environ.get("LOCAL_LAMBDA_MAX_INSTANCES") or 4)
 
 
 class _Server(ThreadingHTTPServer):
@@ -54,40 +47,160 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-class LocalFunction:
-    def __init__(self, spec: FunctionSpec) -> None:
+class Invocable(Protocol):
+    def invoke(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]: ...
+
+
+class InvocationFailed(Exception):
+    """An invocation that gave no answer, as API Gateway words it: the gateway response type, message and status."""
+
+    def __init__(self, response_type: str, message: str, status: int) -> None:
+        super().__init__(message)
+        self.response_type, self.message, self.status = response_type, message, status
+
+
+class InvocationTimedOut(InvocationFailed):
+    pass
+
+
+class Worker:
+    """One `devstack.lambda_worker` process: an execution environment of one function."""
+
+    INIT_SECONDS = 10.0  # Lambda's limit for an environment's init phase (imports), not counted in the Timeout
+
+    def __init__(self, spec: FunctionSpec, template: Template) -> None:
         self.spec = spec
-        self.lock = threading.Lock()  # one concurrent request per execution environment
-        self._handler: Callable[[dict[str, Any], Any], dict[str, Any]] | None = None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "devstack.lambda_worker"],
+            cwd=ROOT,  # where `devstack` is importable
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            encoding="utf-8",
+        )
+        self._replies: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, name=f"worker-{spec.logical_id}", daemon=True).start()
+        self._send({"function": spec.to_json(), "layers": [str(layer) for layer in template.layer_dirs()]})
+        self._ready = False
 
-    def invoke(self, event: dict[str, Any], request_id: str | None = None) -> dict[str, Any]:
-        with self.lock:
-            handler = self._load()
-            context = LambdaContext(
-                function_name=self.spec.logical_id,
-                memory_limit_in_mb=256,
-                invoked_function_arn=f"arn:aws:lambda:us-east-1:{LOCAL_ACCOUNT}:function:{self.spec.logical_id}",
-                aws_request_id=request_id or event["requestContext"]["requestId"],
-                deadline=time.monotonic() + self.spec.timeout_seconds,
-            )
-            return handler(event, context)
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self._replies.put(line)
+        self._replies.put("")  # the process is gone
 
-    def _load(self) -> Callable[[dict[str, Any], Any], dict[str, Any]]:
-        if self._handler is None:
-            module_name, _, attribute = self.spec.handler.rpartition(".")
-            self._handler = getattr(importlib.import_module(module_name), attribute)
-        return self._handler
+    def invoke(self, event: dict[str, Any], request_id: str | None, wait_seconds: float) -> dict[str, Any]:
+        if not self._ready:  # a cold start: wait for the init phase first
+            self._receive(self.INIT_SECONDS)
+            self._ready = True
+        self._send({"event": event, "request_id": request_id})
+        return dict(self._receive(wait_seconds)["answer"] or {})
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(json.dumps(message) + "\n")
+            self.process.stdin.flush()
+        except OSError:  # the process is gone: _receive reports it
+            pass
+
+    def _receive(self, wait_seconds: float) -> dict[str, Any]:
+        try:
+            line = self._replies.get(timeout=wait_seconds)
+        except queue.Empty:  # still running: Lambda stops an environment at the function's Timeout
+            self.kill()
+            raise InvocationTimedOut("DEFAULT_5XX", "Internal server error", 502) from None
+        if not line:  # the process died
+            self.kill()
+            raise InvocationFailed("DEFAULT_5XX", "Internal server error", 502)
+        reply: dict[str, Any] = json.loads(line)
+        if "error" in reply:  # the handler raised: Lambda reports an error, API Gateway answers 502
+            sys.stderr.write(f"gateway: {self.spec.logical_id}: {reply['error']}\n")
+            raise InvocationFailed("DEFAULT_5XX", "Internal server error", 502)
+        return reply
+
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        if self.alive:
+            self.process.kill()
+        self.process.wait()
+
+
+class FunctionInstances:
+    """The execution environments of one function: a request takes a warm idle one, else starts a new one (a cold
+    start) while there are fewer than `max_instances`, else waits for one to be free."""
+
+    def __init__(self, spec: FunctionSpec, template: Template, max_instances: int = DEFAULT_MAX_INSTANCES) -> None:
+        self.spec, self.template, self.max_instances = spec, template, max_instances
+        self.started = 0  # cold starts so far
+        self._idle: list[Worker] = []
+        self._all: list[Worker] = []
+        self._free = threading.Condition()
+
+    def invoke(
+        self, event: dict[str, Any], request_id: str | None = None, *, limit_seconds: float | None = None
+    ) -> dict[str, Any]:
+        """The function's answer. A function still running at its Timeout is killed (502); `limit_seconds` is the
+        caller's own patience (API Gateway's 29 s: 504, and the function is stopped here as well)."""
+        timeout = float(self.spec.timeout_seconds) + 1.0  # the worker's own start-up and reply
+        worker = self._take()
+        try:
+            if limit_seconds is not None and limit_seconds < timeout:
+                try:
+                    return worker.invoke(event, request_id, limit_seconds)
+                except InvocationTimedOut as failure:
+                    raise InvocationFailed("INTEGRATION_TIMEOUT", "Endpoint request timed out", 504) from failure
+            return worker.invoke(event, request_id, timeout)
+        finally:
+            self._give_back(worker)
+
+    def stop(self) -> None:
+        with self._free:
+            workers, self._all, self._idle = self._all, [], []
+        for worker in workers:
+            worker.kill()
+
+    def _take(self) -> Worker:
+        with self._free:
+            while not self._idle and len(self._all) >= self.max_instances:
+                self._free.wait()
+            if self._idle:
+                return self._idle.pop()  # the most recently used: the warmest
+            worker = Worker(self.spec, self.template)
+            self._all.append(worker)
+            self.started += 1
+            return worker
+
+    def _give_back(self, worker: Worker) -> None:
+        with self._free:
+            if worker.alive:
+                self._idle.append(worker)
+            elif worker in self._all:
+                self._all.remove(worker)
+            self._free.notify()
 
 
 class LocalGateway:
-    def __init__(self, template: Template, *, host: str = "127.0.0.1", port: int = 3000) -> None:
+    def __init__(
+        self,
+        template: Template,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        max_instances: int = DEFAULT_MAX_INSTANCES,
+        integration_timeout: float = INTEGRATION_TIMEOUT_SECONDS,
+    ) -> None:
         self.template = template
+        self.integration_timeout = integration_timeout
         self.routes: list[Route] = template.routes()
         self.binary_types = template.binary_media_types()
-        self.functions = {name: LocalFunction(spec) for name, spec in template.functions().items()}
-        stage = template.parameters.get("Stage", "dev")
-        self.stage = stage
-        self._prepare_process()
+        self.stage = template.parameters.get("Stage", "dev")
+        self.functions = {
+            name: FunctionInstances(spec, template, max_instances) for name, spec in template.functions().items()
+        }
         gateway = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -114,18 +227,6 @@ class LocalGateway:
     def url(self) -> str:
         return f"http://{self.host}:{self.server.server_port}"
 
-    def _prepare_process(self) -> None:
-        # Lambda puts the function's code and the layer (/opt/python) on sys.path and the template's variables
-        # in the environment. All functions share one process here; their variables are identical by design.
-        for layer in self.template.layer_dirs():
-            if str(layer) not in sys.path:
-                sys.path.insert(0, str(layer))
-        for function in self.functions.values():
-            if str(function.spec.code_dir) not in sys.path:
-                sys.path.insert(0, str(function.spec.code_dir))
-            os.environ.update(function.spec.environment)  # the template's variables win, as in Lambda
-        os.environ.setdefault("AWS_LAMBDA_FUNCTION_NAME", "local-gateway")
-
     def start_pollers(self, sqs: Any) -> list[QueuePoller]:
         """Run the template's SQS event sources against `sqs` (a boto3 client)."""
         self.pollers = [
@@ -144,6 +245,8 @@ class LocalGateway:
             poller.stop()
         self.server.shutdown()
         self.server.server_close()
+        for function in self.functions.values():
+            function.stop()
 
     # -- one request ---------------------------------------------------------------------------------------------
     def handle(self, request: BaseHTTPRequestHandler) -> None:
@@ -152,8 +255,10 @@ class LocalGateway:
         if path.startswith(f"/{self.stage}/"):  # accept the deployed URL shape too: /<stage>/v1/...
             path = path[len(self.stage) + 1 :]
         length = int(request.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
-            self._gateway_reply(request, "REQUEST_TOO_LARGE", "Request Too Long", 413)
+        too_large = too_large_reason(request, length)
+        if too_large:
+            request.close_connection = True  # the body stays unread: this connection cannot carry another request
+            self._gateway_reply(request, "REQUEST_TOO_LARGE", too_large, 413)
             return
         body = request.rfile.read(length) if length else b""
         for route in self.routes:
@@ -161,10 +266,9 @@ class LocalGateway:
             if params is not None:
                 event = build_event(request, route, path, params, split.query, body, self.stage, self.binary_types)
                 try:
-                    answer = self.functions[route.function].invoke(event)
-                except Exception as error:  # what API Gateway shows when a Lambda crashes
-                    sys.stderr.write(f"gateway: {route.function} raised {type(error).__name__}: {error}\n")
-                    self._gateway_reply(request, "DEFAULT_5XX", "Internal server error", 502)
+                    answer = self.functions[route.function].invoke(event, limit_seconds=self.integration_timeout)
+                except InvocationFailed as failure:
+                    self._gateway_reply(request, failure.response_type, failure.message, failure.status)
                     return
                 self._reply_lambda(request, answer)
                 return
@@ -191,6 +295,8 @@ class LocalGateway:
             if name.lower() not in ("content-length", "connection"):
                 request.send_header(name, value)
         request.send_header("Content-Length", str(len(payload)))
+        if request.close_connection:
+            request.send_header("Connection", "close")
         request.end_headers()
         if request.command != "HEAD":
             request.wfile.write(payload)
@@ -202,7 +308,7 @@ class QueuePoller:
     that failed stays in the queue and comes back after the queue's visibility timeout; SQS's redrive policy moves it
     to the dead-letter queue after maxReceiveCount receives."""
 
-    def __init__(self, function: LocalFunction, source: QueueSource, template: Template, sqs: Any) -> None:
+    def __init__(self, function: Invocable, source: QueueSource, template: Template, sqs: Any) -> None:
         self.function, self.source, self.sqs = function, source, sqs
         self.queue_arn = str(template.resolve({"Fn::GetAtt": [source.queue, "Arn"]}))
         self.queue_url = str(sqs.get_queue_url(QueueName=template.physical_name(source.queue))["QueueUrl"])
@@ -314,6 +420,16 @@ def build_event(
     }
 
 
+def too_large_reason(request: BaseHTTPRequestHandler, body_bytes: int) -> str | None:
+    """Why API Gateway would refuse this request for its size (413), or None."""
+    head = len(request.requestline) + sum(len(name) + len(value) for name, value in request.headers.items())
+    if head > MAX_REQUEST_LINE_AND_HEADERS_BYTES:
+        return "Request line and headers too long"
+    if body_bytes > MAX_BODY_BYTES:
+        return "Request Too Long"
+    return None
+
+
 def is_binary(content_type: str | None, binary_types: list[str]) -> bool:
     """Whether API Gateway delivers a body of this Content-Type base64-encoded (`type/subtype`, `type/*`, `*/*`)."""
     media_type = (content_type or "").split(";")[0].strip().lower()
@@ -328,8 +444,15 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--stage", default="local")
+    parser.add_argument(
+        "--max-instances",
+        type=int,
+        default=DEFAULT_MAX_INSTANCES,
+        help="execution environments per function (worker processes); LOCAL_LAMBDA_MAX_INSTANCES sets the default",
+    )
     args = parser.parse_args()
-    gateway = LocalGateway(Template(parameters={"Stage": args.stage}), host=args.host, port=args.port)
+    template = Template(parameters={"Stage": args.stage})
+    gateway = LocalGateway(template, host=args.host, port=args.port, max_instances=args.max_instances)
     pollers = gateway.start_pollers(boto3.client("sqs"))
     print(
         f"gateway: serving {gateway.url} ({len(gateway.routes)} routes, {len(pollers)} queue sources, template.yaml)",
@@ -343,6 +466,8 @@ def main() -> None:
         for poller in pollers:
             poller.stop()
         gateway.server.server_close()
+        for function in gateway.functions.values():
+            function.stop()
 
 
 if __name__ == "__main__":

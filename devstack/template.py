@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
 from cfnlint.decode import cfn_yaml
 
+from devstack.lambda_worker import LOCAL_ACCOUNT, FunctionSpec
+
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE_PATH = ROOT / "template.yaml"
-LOCAL_ACCOUNT = "123456789012"
 LOCAL_REGION = "us-east-1"
 
 
@@ -46,15 +47,6 @@ class QueueSource:
     queue: str
     batch_size: int
     report_batch_item_failures: bool
-
-
-@dataclass(frozen=True)
-class FunctionSpec:
-    logical_id: str
-    code_dir: Path
-    handler: str  # module.path.function
-    environment: dict[str, str] = field(default_factory=dict)
-    timeout_seconds: int = 3
 
 
 class Template:

@@ -452,7 +452,8 @@ class Inbox:
     """The WebhookInbox queue (moto in-process) and InboxFunction, run by the local stack's own event-source poller."""
 
     def __init__(self) -> None:
-        from devstack.gateway import LocalFunction, QueuePoller
+        from devstack.gateway import QueuePoller
+        from devstack.lambda_worker import LocalFunction
 
         sqs = boto3.client("sqs")
         (source,) = TEST_TEMPLATE.queue_sources()
