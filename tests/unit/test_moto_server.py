@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,8 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from devstack.moto_server import ATOMIC_OPERATIONS, make_dynamodb_atomic
+
+TABLE = f"atomic-{uuid.uuid4().hex[:8]}"
 
 
 def test_make_dynamodb_atomic_wraps_each_operation_and_undo_restores_the_originals() -> None:
@@ -35,12 +38,13 @@ def test_make_dynamodb_atomic_wraps_each_operation_and_undo_restores_the_origina
 
 @pytest.fixture
 def atomic_table() -> Iterator[Any]:
-    """An in-process moto table (pk/sk) with the local stack's atomic, item-by-item rolled back transactions."""
+    """An in-process moto table (pk/sk) with the local stack's atomic, item-by-item rolled back transactions.
+    Its name is unique: another test may hold moto's backends (an outer mock_aws) across this one."""
     undo = make_dynamodb_atomic()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         client.create_table(
-            TableName="atomic",
+            TableName=TABLE,
             KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
             AttributeDefinitions=[
                 {"AttributeName": "pk", "AttributeType": "S"},
@@ -49,27 +53,28 @@ def atomic_table() -> Iterator[Any]:
             BillingMode="PAY_PER_REQUEST",
         )
         yield client
+        client.delete_table(TableName=TABLE)
     undo()
 
 
 def _item(client: Any, sk: str) -> dict[str, Any] | None:
-    return client.get_item(TableName="atomic", Key={"pk": {"S": "P"}, "sk": {"S": sk}}).get("Item")
+    return client.get_item(TableName=TABLE, Key={"pk": {"S": "P"}, "sk": {"S": sk}}).get("Item")
 
 
 def test_a_cancelled_transaction_leaves_every_item_as_it_was(atomic_table: Any) -> None:
     client = atomic_table
     # Given an existing item with a counter, and an item the transaction's condition will find
-    client.put_item(TableName="atomic", Item={"pk": {"S": "P"}, "sk": {"S": "counter"}, "n": {"N": "1"}})
-    client.put_item(TableName="atomic", Item={"pk": {"S": "P"}, "sk": {"S": "taken"}})
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "P"}, "sk": {"S": "counter"}, "n": {"N": "1"}})
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "P"}, "sk": {"S": "taken"}})
 
     # When one transaction creates an item, updates the counter, deletes nothing and then fails its last condition
     with pytest.raises(ClientError) as failure:
         client.transact_write_items(
             TransactItems=[
-                {"Put": {"TableName": "atomic", "Item": {"pk": {"S": "P"}, "sk": {"S": "new"}}}},
+                {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "P"}, "sk": {"S": "new"}}}},
                 {
                     "Update": {
-                        "TableName": "atomic",
+                        "TableName": TABLE,
                         "Key": {"pk": {"S": "P"}, "sk": {"S": "counter"}},
                         "UpdateExpression": "SET n = n + :one",
                         "ExpressionAttributeValues": {":one": {"N": "1"}},
@@ -77,7 +82,7 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(atomic_table: Any) 
                 },
                 {
                     "Put": {
-                        "TableName": "atomic",
+                        "TableName": TABLE,
                         "Item": {"pk": {"S": "P"}, "sk": {"S": "taken"}},
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
@@ -96,13 +101,13 @@ def test_a_cancelled_transaction_leaves_every_item_as_it_was(atomic_table: Any) 
 def test_a_transaction_that_passes_writes_all_its_items(atomic_table: Any) -> None:
     client = atomic_table
     # Given an item to delete
-    client.put_item(TableName="atomic", Item={"pk": {"S": "P"}, "sk": {"S": "old"}})
+    client.put_item(TableName=TABLE, Item={"pk": {"S": "P"}, "sk": {"S": "old"}})
 
     # When a transaction puts one item and deletes the other
     client.transact_write_items(
         TransactItems=[
-            {"Put": {"TableName": "atomic", "Item": {"pk": {"S": "P"}, "sk": {"S": "new"}, "v": {"S": "x"}}}},
-            {"Delete": {"TableName": "atomic", "Key": {"pk": {"S": "P"}, "sk": {"S": "old"}}}},
+            {"Put": {"TableName": TABLE, "Item": {"pk": {"S": "P"}, "sk": {"S": "new"}, "v": {"S": "x"}}}},
+            {"Delete": {"TableName": TABLE, "Key": {"pk": {"S": "P"}, "sk": {"S": "old"}}}},
         ]
     )
 
