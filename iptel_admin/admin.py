@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import boto3
@@ -78,6 +79,10 @@ def aws_target(*, stage: str, profile: str | None, region: str | None, stack_nam
     )
 
 
+# What ends the webhook URL: the PBX's API secret (the contract's default) or a random token (Project model).
+WebhookPath = Literal["pbx-secret", "random"]
+
+
 @dataclass
 class CreatedProject:
     project: Project
@@ -98,9 +103,12 @@ def create_project(
     auth_mode: AuthMode = "hash",
     allowed_country_codes: list[int] | None = None,
     extra_number_types: list[str] | None = None,
+    webhook_path: WebhookPath = "pbx-secret",
 ) -> CreatedProject:
     _check_server_url(server_url)
     _check_secret(secret)
+    random_path = webhook_path == "random"
+    path_secret = new_webhook_token() if random_path else secret
     project = Project.model_validate(
         {
             "id": project_id or uuid.uuid4().hex[:12],
@@ -110,14 +118,20 @@ def create_project(
             "auth_mode": auth_mode,
             "allowed_country_codes": allowed_country_codes or [],
             "allowed_number_types": list(dict.fromkeys([*PERSONAL_LINES, *(extra_number_types or [])])),
+            "webhook_token_sha256": sha256_hex(path_secret) if random_path else None,
         }
     )
     if target.storage.get_project(project.id) is not None:
         raise InvalidInput.for_field("id", f"project {project.id} already exists")
     put_pbx_credentials(target.ssm, target.ssm_prefix, project.id, PbxCredentials(server_url=server_url, secret=secret))
-    target.storage.create_project(project, webhook_secret=secret)
+    target.storage.create_project(project, webhook_secret=path_secret)
     token_id, token = issue_token(target.storage, project.id)
-    return CreatedProject(project, webhook_url(target, secret), token_id, token)
+    return CreatedProject(project, webhook_url(target, path_secret), token_id, token)
+
+
+def new_webhook_token() -> str:
+    """A random last segment for the webhook URL: 32 random bytes, URL-safe as they are."""
+    return secrets.token_urlsafe(32)
 
 
 def _check_secret(secret: str) -> None:
@@ -131,20 +145,41 @@ def _check_secret(secret: str) -> None:
 
 
 def rotate_secret(target: Target, project_id: str, new_secret: str, *, grace_hours: float = 24) -> dict[str, Any]:
-    """The project's new PBX secret: into SSM and the webhook lookup. The old webhook URL keeps working for
-    `grace_hours` (the PBX may still use it until its manager switches), then answers 404."""
+    """The project's new PBX secret: into SSM and, when it is also the webhook path secret, the webhook lookup. The
+    old webhook URL keeps working for `grace_hours` (the PBX may still use it until its manager switches), then
+    answers 404. A project with a random webhook token keeps its webhook URL."""
     _check_secret(new_secret)
-    _project(target, project_id)
+    project = _project(target, project_id)
+    server_url = _ssm_value(target, project_id, "server_url")
+    if project.webhook_token_sha256 is not None:
+        put_pbx_credentials(target.ssm, target.ssm_prefix, project_id, PbxCredentials(server_url, new_secret))
+        return {"project_id": project_id, "note": "the webhook URL (a random token) is unchanged"}
     old_secret = _ssm_value(target, project_id, "secret", decrypt=True)
     valid_until = int(time.time() + grace_hours * 3600)
     target.storage.rotate_webhook_secret(
         project_id, sha256_hex(old_secret), sha256_hex(new_secret), old_valid_until=valid_until
     )
-    server_url = _ssm_value(target, project_id, "server_url")
     put_pbx_credentials(target.ssm, target.ssm_prefix, project_id, PbxCredentials(server_url, new_secret))
+    return _rotated(target, project_id, new_secret, valid_until)
+
+
+def rotate_webhook_token(target: Target, project_id: str, *, grace_hours: float = 24) -> dict[str, Any]:
+    """A new random webhook token for the project (which uses its PBX secret in the URL until then). The old webhook
+    URL keeps working for `grace_hours`, then answers 404; the PBX secret is not changed."""
+    project = _project(target, project_id)
+    old_hash = project.webhook_token_sha256 or sha256_hex(_ssm_value(target, project_id, "secret", decrypt=True))
+    token = new_webhook_token()
+    valid_until = int(time.time() + grace_hours * 3600)
+    target.storage.rotate_webhook_secret(
+        project_id, old_hash, sha256_hex(token), old_valid_until=valid_until, new_is_token=True
+    )
+    return _rotated(target, project_id, token, valid_until)
+
+
+def _rotated(target: Target, project_id: str, path_secret: str, valid_until: int) -> dict[str, Any]:
     return {
         "project_id": project_id,
-        "webhook_url": webhook_url(target, new_secret),
+        "webhook_url": webhook_url(target, path_secret),
         "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
         "note": "configure the new webhook_url in the PBX; the old one answers 404 after old_webhook_url_valid_until",
     }

@@ -54,12 +54,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=get_args(NumberType),
         help="a kind of line bots may call besides fixed_line and mobile (e.g. toll_free)",
     )
+    create.add_argument(
+        "--webhook-token",
+        choices=get_args(admin.WebhookPath),
+        default="pbx-secret",
+        help="what ends the webhook URL: the PBX secret (default) or a random token, so the secret stays out of URLs",
+    )
     rotate = project.add_parser(
         "rotate-secret", help="a new PBX secret; the old webhook URL keeps working for a grace period"
     )
     rotate.add_argument("project_id")
     rotate.add_argument("--secret", required=True, help="the new PBX API secret (also the new webhook path secret)")
     rotate.add_argument("--grace-hours", type=float, default=24.0, help="how long the old webhook URL still works")
+    rotate_token = project.add_parser(
+        "rotate-webhook-token",
+        help="a new random webhook URL (the PBX secret no longer in it); the old URL works for a grace period",
+    )
+    rotate_token.add_argument("project_id")
+    rotate_token.add_argument("--grace-hours", type=float, default=24.0, help="how long the old webhook URL works")
     show = project.add_parser("show", help="project settings, employees, tokens (never the secret)")
     show.add_argument("project_id")
 
@@ -132,6 +144,7 @@ def run(args: argparse.Namespace) -> Any:
                 auth_mode=args.auth_mode,
                 allowed_country_codes=args.allow_country,
                 extra_number_types=args.allow_number_type,
+                webhook_path=args.webhook_token,
             )
             return {
                 "project_id": created.project.id,
@@ -142,6 +155,8 @@ def run(args: argparse.Namespace) -> Any:
             }
         case "project", "rotate-secret":
             return admin.rotate_secret(target, args.project_id, args.secret, grace_hours=args.grace_hours)
+        case "project", "rotate-webhook-token":
+            return admin.rotate_webhook_token(target, args.project_id, grace_hours=args.grace_hours)
         case "project", "show":
             return admin.show_project(target, args.project_id)
         case "employee", "set":

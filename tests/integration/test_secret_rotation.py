@@ -93,3 +93,90 @@ def test_the_cli_rotates_and_prints_the_new_webhook_url(
     assert printed["webhook_url"] == f"http://127.0.0.1:3000/iptelefon_webhook/{NEW_SECRET}"
     assert "old_webhook_url_valid_until" in printed
     assert PBX_SECRET not in json.dumps(printed)
+
+
+# -- a random webhook token instead of the PBX secret in the URL -------------------------------------------------------
+def path_secret(webhook_url: str) -> str:
+    return webhook_url.rsplit("/", 1)[1]
+
+
+def everything_stored(aws: None) -> str:
+    """Every item of the table as text: what a reader of the database could see."""
+    import boto3
+
+    from iptelefon.settings import get_settings
+
+    table = boto3.resource("dynamodb").Table(get_settings().table_name)
+    return json.dumps(table.scan()["Items"], default=str)
+
+
+def test_a_project_with_a_random_webhook_token_keeps_the_pbx_secret_out_of_its_url(
+    aws: None, admin_target: Any, lambda_context: Any
+) -> None:
+    # When a project is created with --webhook-token random
+    created = admin.create_project(
+        admin_target,
+        project_id="tok",
+        name="Token project",
+        server_url="https://pbx.test/b3/api/v2/start.php",
+        secret=PBX_SECRET,
+        messengers=[],
+        webhook_path="random",
+    )
+    token = path_secret(str(created.webhook_url))
+
+    # Then its webhook URL ends with a random token, not the secret; the token works and the secret's URL is a 404
+    assert token != PBX_SECRET and len(token) >= 43
+    assert post(lambda_context, token, "tok-1")["statusCode"] == 200
+    assert post(lambda_context, PBX_SECRET, "tok-2")["statusCode"] == 404
+    # and the token is kept nowhere in clear, only its hash
+    assert token not in everything_stored(aws)
+    # A new PBX secret leaves the webhook URL as it was
+    rotated = admin.rotate_secret(admin_target, "tok", NEW_SECRET)
+    fresh_ssm()
+    assert "webhook_url" not in rotated and get_pbx_credentials("tok").secret == NEW_SECRET
+    assert post(lambda_context, token, "tok-3")["statusCode"] == 200
+
+
+def test_a_new_webhook_token_replaces_the_secret_in_the_url_after_a_grace_period(
+    project: Any, admin_target: Any, lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a project whose PBX posts to the secret's URL (its settings now cached by a warm Lambda)
+    assert post(lambda_context, PBX_SECRET, "before")["statusCode"] == 200
+    # When the admin issues a random webhook token with an hour of grace
+    rotated = admin.rotate_webhook_token(admin_target, "proj-a", grace_hours=1)
+    token = path_secret(rotated["webhook_url"])
+    # Then the new URL works at once, the secret's URL still works during the hour, and not after it
+    assert post(lambda_context, token, "new-1")["statusCode"] == 200
+    assert post(lambda_context, PBX_SECRET, "old-1")["statusCode"] == 200
+    later = time.time() + 3601
+    monkeypatch.setattr("iptelefon.webhook.time.time", lambda: later)
+    assert post(lambda_context, PBX_SECRET, "old-2")["statusCode"] == 404
+    assert post(lambda_context, token, "new-2")["statusCode"] == 200
+    # and the PBX secret itself did not change
+    fresh_ssm()
+    assert get_pbx_credentials("proj-a").secret == PBX_SECRET
+
+
+def test_a_second_webhook_token_retires_the_first(project: Any, admin_target: Any, lambda_context: Any) -> None:
+    first = path_secret(admin.rotate_webhook_token(admin_target, "proj-a", grace_hours=0)["webhook_url"])
+    second = path_secret(admin.rotate_webhook_token(admin_target, "proj-a", grace_hours=0)["webhook_url"])
+    assert post(lambda_context, second, "t-2")["statusCode"] == 200
+    assert post(lambda_context, first, "t-1")["statusCode"] == 404
+
+
+def test_the_cli_creates_a_project_with_a_random_webhook_token(
+    aws: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({**IN_PROCESS_STACK, "api_url": "http://127.0.0.1:3000"}))
+    create = ["project", "create", "--name", "T", "--id", "tok-cli", "--webhook-token", "random"]
+    pbx = ["--server-url", "https://pbx.test/b3/api/v2/start.php", "--secret", PBX_SECRET]
+    code = cli.main(["--stack-file", str(stack), *create, *pbx])
+    printed = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert printed["webhook_url"].startswith("http://127.0.0.1:3000/iptelefon_webhook/")
+    assert PBX_SECRET not in json.dumps(printed)
+    code = cli.main(["--stack-file", str(stack), "project", "rotate-webhook-token", "tok-cli"])
+    rotated = json.loads(capsys.readouterr().out)
+    assert code == 0 and rotated["webhook_url"] != printed["webhook_url"]

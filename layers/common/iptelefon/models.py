@@ -73,6 +73,10 @@ class Project(BaseModel):
     group_method: str = Field(default="call-group", min_length=1, max_length=64)
     # Logical PBX parameter name (ext, phone, group) -> the name this PBX expects.
     param_names: dict[str, str] = Field(default_factory=dict)
+    # The last segment of the webhook URL is the PBX's API secret (the contract's default), or, when this is set, a
+    # random token the service issued (`iptel project create --webhook-token random`), so that the secret that starts
+    # calls never travels in URLs. Only the token's sha256 is kept.
+    webhook_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
     created_at: datetime = Field(default_factory=utc_now)
 
     @property

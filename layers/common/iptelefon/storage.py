@@ -311,8 +311,11 @@ class Storage:
         """The lookup item of a webhook secret: `project_id`, and `valid_until` (epoch seconds) for a rotated one."""
         return self.get(webhook_pk(secret_hash), "WEBHOOK")
 
-    def rotate_webhook_secret(self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int) -> None:
+    def rotate_webhook_secret(
+        self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int, new_is_token: bool = False
+    ) -> None:
         """The new secret's lookup, and the old one kept until `old_valid_until` (then TTL removes it a day later).
+        `new_is_token`: the new one is a random webhook token, whose hash the project item keeps (same transaction).
 
         Repeatable: a rotation that stopped half-way (SSM not yet updated) can be run again with the same secret."""
         writes = [
@@ -323,6 +326,17 @@ class Storage:
                 label=SECRET_IN_USE,
             )
         ]
+        if new_is_token:
+            writes.append(
+                update(
+                    project_pk(project_id),
+                    "PROJECT",
+                    "SET webhook_token_sha256 = :token",
+                    only_if="attribute_exists(pk)",
+                    values={":token": new_hash},
+                    label="project exists",
+                )
+            )
         if old_hash != new_hash:
             writes.append(
                 update(

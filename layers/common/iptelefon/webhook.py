@@ -91,8 +91,9 @@ def query_fields(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def find_project(secret_sha256: str) -> Project | None:
-    """One key lookup by the secret's sha256. The current secret is then compared (constant time) with the hash of the
-    secret in SSM; a rotated-out one is accepted until its `valid_until` (the grace period), then never again."""
+    """One key lookup by the secret's sha256. The current secret is then compared (constant time) with the project's
+    webhook credential: the hash of its random webhook token, or else of the PBX secret in SSM. A rotated-out one is
+    accepted until its `valid_until` (the grace period), then never again."""
     storage = get_storage()
     lookup = storage.find_webhook_secret(secret_sha256)
     project = storage.get_project_cached(str(lookup["project_id"])) if lookup else None
@@ -100,8 +101,16 @@ def find_project(secret_sha256: str) -> Project | None:
         return None
     if "valid_until" in lookup:
         return project if time.time() < float(lookup["valid_until"]) else None
-    stored_hash = sha256_hex(get_pbx_credentials(project.id).secret)
-    return project if hmac.compare_digest(stored_hash.encode(), secret_sha256.encode()) else None
+    if is_current_credential(project, secret_sha256):
+        return project
+    fresh = storage.get_project(project.id)  # the cached settings may predate a new webhook token
+    return fresh if fresh is not None and is_current_credential(fresh, secret_sha256) else None
+
+
+def is_current_credential(project: Project, secret_sha256: str) -> bool:
+    """Whether the hash is the project's webhook credential now: its random webhook token, else its PBX secret."""
+    current = project.webhook_token_sha256 or sha256_hex(get_pbx_credentials(project.id).secret)
+    return hmac.compare_digest(current.encode(), secret_sha256.encode())
 
 
 def receive_webhook(secret: str, request: WebhookRequest) -> dict[str, Any]:
