@@ -6,8 +6,11 @@
    it, then DynamoDB back. Expected: 500 x 200 queued, then every call applied once from the inbox: 500 calls,
    500 notifications (a doubled effect would show as a second notification), nothing left in the inbox or its
    dead-letter queue.
+3. Burst: 100 webhooks at the same moment, each for another call, through the local gateway (its functions run in up
+   to 4 execution environments each, as Lambda instances). Expected: 100 x 200, no connection reset, 100 calls.
 
-Prints the figures and writes bench/resilience.json. Options: --only contention|outage, --outage-seconds, --webhooks.
+Prints the figures and writes bench/resilience.json.
+Options: --only contention|outage|burst, --outage-seconds, --webhooks.
 """
 
 from __future__ import annotations
@@ -171,9 +174,33 @@ def outage(webhooks: int = 500, seconds: float = 60.0, drain_timeout: float = 60
     return result
 
 
+def burst(webhooks: int = 100) -> dict[str, Any]:
+    with local_stack() as stack, httpx.Client(timeout=60, limits=httpx.Limits(max_connections=webhooks)) as http:
+
+        def post(n: int) -> int | str:
+            form = {"id": f"burst-{n}", "calltype": "IN", "src": f"7900555{n:04d}", "talktime": "10"}
+            try:
+                return http.post(stack["webhook_url"], data=form).status_code
+            except httpx.TransportError as error:  # a reset or refused connection
+                return type(error).__name__
+
+        started = time.perf_counter()
+        with ThreadPoolExecutor(max_workers=webhooks) as pool:
+            answers = Counter(pool.map(post, range(webhooks)))
+        seconds = time.perf_counter() - started
+        result = {
+            "webhooks": webhooks,
+            "answers": {str(k): v for k, v in answers.items()},
+            "calls_stored": len(project_items(stack, "CALL#")),
+            "seconds": round(seconds, 2),
+        }
+    result["ok"] = answers == {200: webhooks} and result["calls_stored"] == webhooks
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["contention", "outage"])
+    parser.add_argument("--only", choices=["contention", "outage", "burst"])
     parser.add_argument("--webhooks", type=int, default=500, help="webhooks sent during the outage")
     parser.add_argument("--outage-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
@@ -184,6 +211,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "outage"):
         results["outage"] = outage(args.webhooks, args.outage_seconds)
         print("outage:", json.dumps(results["outage"]), flush=True)
+    if args.only in (None, "burst"):
+        results["burst"] = burst()
+        print("burst:", json.dumps(results["burst"]), flush=True)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     failed = [name for name, result in results.items() if not result["ok"]]
     print("resilience: " + ("all figures hold" if not failed else f"FAILED: {', '.join(failed)}"), flush=True)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -178,6 +179,20 @@ def _faults(stack: dict[str, Any], change: dict[str, Any]) -> dict[str, Any]:
     answer = httpx.post(f"{stack['control_url']}/faults", json=change)
     assert answer.status_code == 200, answer.text
     return dict(answer.json())
+
+
+def test_a_hundred_simultaneous_webhooks_are_all_taken(stack: dict[str, Any]) -> None:
+    # When the PBX posts 100 calls at the same moment (e.g. after its own outage)
+    def post(n: int) -> httpx.Response:
+        form = {"id": f"burst-{n}", "calltype": "IN", "src": f"7900666{n:04d}", "talktime": "7"}
+        return http.post(stack["webhook_url"], data=form)
+
+    with httpx.Client(timeout=60, limits=httpx.Limits(max_connections=100)) as http, ThreadPoolExecutor(100) as pool:
+        answers = list(pool.map(post, range(100)))
+    # Then no connection is reset or refused: each is answered 200, recorded as a call of its own (or queued)
+    assert [a.status_code for a in answers] == [200] * 100
+    recorded = [a.json()["call_id"] for a in answers if not a.json().get("queued")]
+    assert sorted(recorded) == sorted(set(recorded))
 
 
 def test_dynamodb_conflicts_switched_on_at_run_time_cost_no_webhook(stack: dict[str, Any]) -> None:
