@@ -265,6 +265,7 @@ class LocalGateway:
             params = route.match(request.command, path)
             if params is not None:
                 event = build_event(request, route, path, params, split.query, body, self.stage, self.binary_types)
+                event["requestContext"]["path"] = split.path  # with the stage prefix only if the caller sent one
                 try:
                     answer = self.functions[route.function].invoke(event, limit_seconds=self.integration_timeout)
                 except InvocationFailed as failure:
@@ -384,7 +385,7 @@ def build_event(
     binary_types: list[str] | None = None,
 ) -> dict[str, Any]:
     """An API Gateway REST (v1) proxy event, as Lambda receives it."""
-    multi_headers: dict[str, list[str]] = {}
+    multi_headers: dict[str, list[str]] = {"X-Forwarded-Proto": ["http"]}  # API Gateway adds it (there: https)
     for name, value in request.headers.items():
         multi_headers.setdefault(name, []).append(value)
     multi_query = parse_qs(query, keep_blank_values=True)
@@ -411,6 +412,7 @@ def build_event(
             "requestId": request_id,
             "accountId": LOCAL_ACCOUNT,
             "apiId": "local",
+            "domainName": request.headers.get("Host"),
             "protocol": "HTTP/1.1",
             "requestTimeEpoch": int(time.time() * 1000),
             "identity": {"sourceIp": request.client_address[0], "userAgent": request.headers.get("User-Agent")},

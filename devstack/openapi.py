@@ -24,6 +24,7 @@ from typing import Any
 from devstack.template import Template
 
 TITLE = "iptelefon-connector"
+STATIC_FUNCTIONS = {"ConsoleFunction"}  # serves the console's files: HTML, JS, CSS, not the JSON API
 BEARER_AUTH = "bearerAuth"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 CALL_STARTING_ROUTES = {
@@ -33,6 +34,7 @@ CALL_STARTING_ROUTES = {
 }
 _CALL_ERRORS = (400, 401, 403, 409, 429, 502, 503, 504)
 _READ_ERRORS = (400, 401, 404, 503)
+_ADMIN_ERRORS = (401, 403, 404, 503)  # 403: not an admin token; 404: another project's id, or none
 # (method, path) -> (success statuses, error statuses): what each route answers (README "Errors").
 ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("post", "/iptelefon_webhook/{secret}"): ((200,), (400, 404, 413, 503)),
@@ -44,12 +46,25 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("get", "/v1/clients/{client_id}"): ((200,), _READ_ERRORS),
     ("get", "/v1/calls"): ((200,), _READ_ERRORS),
     ("get", "/v1/calls/{call_id}"): ((200,), _READ_ERRORS),
+    ("get", "/v1/me"): ((200,), (401, 503)),
+    ("get", "/v1/settings"): ((200,), _ADMIN_ERRORS),
+    ("put", "/v1/settings"): ((200,), (400, *_ADMIN_ERRORS, 409)),
+    ("post", "/v1/settings/check"): ((200,), (*_ADMIN_ERRORS, 502, 504)),
+    ("get", "/v1/employees"): ((200,), _ADMIN_ERRORS),
+    ("put", "/v1/employees/{employee_id}"): ((200,), (400, *_ADMIN_ERRORS)),
+    ("delete", "/v1/employees/{employee_id}"): ((200,), _ADMIN_ERRORS),
+    ("post", "/v1/employees/{employee_id}/operator-token"): ((201,), _ADMIN_ERRORS),
+    ("delete", "/v1/tokens/{token_id}"): ((200,), _ADMIN_ERRORS),
 }
-_SUCCESS_TEXT = {200: "OK", 202: "The PBX accepted the call request: it rings the employee (or group), then the client"}
+_SUCCESS_TEXT = {
+    200: "OK",
+    201: "Created: the token is shown this once",
+    202: "The PBX accepted the call request: it rings the employee (or group), then the client",
+}
 _ERROR_TEXT = {
     400: "validation_error, invalid_phone or invalid_json (details name the field)",
     401: "unauthorized: missing, unknown or revoked bearer token",
-    403: "calls_disabled, country_not_allowed or number_not_allowed",
+    403: "forbidden (not for this token's role), calls_disabled, country_not_allowed or number_not_allowed",
     404: "not_found: unknown webhook secret, another project's resource, or nothing with that id",
     409: "conflict: the same Idempotency-Key is in flight (Retry-After) or was used with another request",
     413: "payload_too_large: webhook body over 64 KiB (the raw request is still kept)",
@@ -101,8 +116,8 @@ WEBHOOK_EXAMPLE = {
 
 def handler_modules(template: Template) -> dict[str, str]:
     """Function logical id -> the module of its handler (`webhook.handler`), as template.yaml names it: the functions
-    behind the API only (the inbox's function is fed by SQS)."""
-    behind_the_api = {route.function for route in template.routes()}
+    of the JSON API only (the inbox's function is fed by SQS; the console's serves files)."""
+    behind_the_api = {route.function for route in template.routes()} - STATIC_FUNCTIONS
     return {
         name: spec.handler.rpartition(".")[0] for name, spec in template.functions().items() if name in behind_the_api
     }

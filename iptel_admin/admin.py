@@ -23,7 +23,7 @@ from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.calls import connection_for
 from iptelefon.clients import ClientStore
 from iptelefon.errors import InvalidInput, NotFound
-from iptelefon.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project
+from iptelefon.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project, Role
 from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client
 from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
 from iptelefon.storage import Storage, dynamodb_client, project_pk, sha256_hex
@@ -242,10 +242,17 @@ def list_calls(target: Target, project_id: str, *, client_id: str | None, limit:
     return [call_answer(r) for r in found]
 
 
-def create_token(target: Target, project_id: str) -> tuple[str, str]:
-    """A new bot token of an existing project: (token_id, token). The token is shown once, stored as a hash."""
+def create_token(
+    target: Target, project_id: str, *, role: Role = "bot", employee_id: str | None = None
+) -> tuple[str, str]:
+    """A new token of an existing project: (token_id, token). The token is shown once, stored as a hash. An operator
+    token acts as an existing employee of the project."""
     _project(target, project_id)
-    return issue_token(target.storage, project_id)
+    if role == "operator" and (employee_id is None or target.storage.get_employee(project_id, employee_id) is None):
+        raise InvalidInput.for_field("employee", f"an operator token needs an existing employee of {project_id}")
+    if role != "operator" and employee_id is not None:
+        raise InvalidInput.for_field("employee", "only an operator token acts as an employee")
+    return issue_token(target.storage, project_id, role=role, employee_id=employee_id)
 
 
 # -- the project's PBX ----------------------------------------------------------------------------------------------

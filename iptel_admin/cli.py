@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from iptel_admin import admin
 from iptelefon.errors import DomainError, InvalidInput, NotFound
-from iptelefon.models import MESSENGERS, NumberType
+from iptelefon.models import MESSENGERS, NumberType, Role
 from iptelefon.observability import logger
 
 
@@ -87,9 +87,18 @@ def build_parser() -> argparse.ArgumentParser:
     list_ = employee.add_parser("list")
     list_.add_argument("--project", required=True)
 
-    token = commands.add_parser("token", help="bot tokens").add_subparsers(dest="action", required=True)
-    token_create = token.add_parser("create", help="a new bot token, shown once")
+    token = commands.add_parser("token", help="bot, operator and admin tokens").add_subparsers(
+        dest="action", required=True
+    )
+    token_create = token.add_parser("create", help="a new token, shown once")
     token_create.add_argument("--project", required=True)
+    token_create.add_argument(
+        "--role",
+        choices=get_args(Role),
+        default="bot",
+        help="bot: calls and reads; operator: one employee in the console (--employee); admin: settings and employees",
+    )
+    token_create.add_argument("--employee", help="the employee an operator token acts as")
     token_revoke = token.add_parser("revoke")
     token_revoke.add_argument("--project", required=True)
     token_revoke.add_argument("--token-id", required=True)
@@ -171,8 +180,8 @@ def run(args: argparse.Namespace) -> Any:
         case "employee", "list":
             return [e.model_dump() for e in target.storage.list_employees(args.project)]
         case "token", "create":
-            token_id, token = admin.create_token(target, args.project)
-            return {"token_id": token_id, "bot_token": token, "note": "shown once"}
+            token_id, token = admin.create_token(target, args.project, role=args.role, employee_id=args.employee)
+            return {"token_id": token_id, "role": args.role, f"{args.role}_token": token, "note": "shown once"}
         case "token", "revoke":
             if not target.storage.revoke_token(args.project, args.token_id):
                 raise NotFound(f"token {args.token_id} not found in project {args.project}")

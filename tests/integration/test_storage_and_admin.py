@@ -47,8 +47,8 @@ def test_issued_token_authenticates_its_own_project_only(project: Any, other_pro
     # Given two projects with a token each
     # When each token is checked
     # Then each names its own project
-    assert authenticate(admin_target.storage, f"Bearer {project.token}").id == "proj-a"
-    assert authenticate(admin_target.storage, f"bearer {other_project.token}").id == "proj-b"
+    assert authenticate(admin_target.storage, f"Bearer {project.token}").project.id == "proj-a"
+    assert authenticate(admin_target.storage, f"bearer {other_project.token}").project.id == "proj-b"
 
 
 def test_token_is_stored_only_as_a_hash(project: Any) -> None:

@@ -220,7 +220,42 @@ def test_the_matrix_covers_every_v1_route() -> None:
     v1 = {f"{r.method} {r.path}" for r in Template().routes() if r.path.startswith("/v1/")}
     covered = {name.split(" (")[0].replace("?client_id=", "") for name in FOREIGN_ID_ROUTES}
     covered |= {"GET /v1/clients", "POST /v1/calls/employee", "POST /v1/calls/group"}  # the tests below the matrix
+    covered |= {f"{r[0]} {r[1]}" for r in FOREIGN_ADMIN_IDS}  # the admin matrix below
+    covered |= {"GET /v1/me", "GET /v1/settings", "PUT /v1/settings", "POST /v1/settings/check", "GET /v1/employees"}
+    covered |= {"PUT /v1/employees/{employee_id}"}  # no foreign id: it names an employee of the token's own project
     assert covered == v1
+
+
+# -- the admin API: another project's employee or token is a 404, and stays as it was ------------------------------
+FOREIGN_ADMIN_IDS = [
+    ("DELETE", "/v1/employees/{employee_id}", "employee_id", "employee"),
+    ("POST", "/v1/employees/{employee_id}/operator-token", "employee_id", "employee"),
+    ("DELETE", "/v1/tokens/{token_id}", "token_id", "token"),
+]
+
+
+@pytest.mark.parametrize("route", FOREIGN_ADMIN_IDS, ids=lambda r: f"{r[0]} {r[1]}")
+def test_an_admin_cannot_reach_another_projects_employees_or_tokens(
+    route: tuple[str, str, str, str], project: Any, other_project: Any, admin_target: Any, lambda_context: Any
+) -> None:
+    from admin_api.handler import lambda_handler as admin_handler
+    from iptel_admin import admin
+    from iptelefon.auth import authenticate, issue_token
+    from iptelefon.storage import get_storage
+
+    # Given an admin of A, and B's employee and bot token
+    admin_a = issue_token(get_storage(), "proj-a", role="admin")[1]
+    admin.set_employee(admin_target, project_id="proj-b", employee_id="b1", name="B", method="app", short_number=None)
+    foreign = {"employee": "b1", "token": other_project.token_id}
+    method, resource, param, kind = route
+    path = resource.replace("{" + param + "}", foreign[kind])
+    # When A's admin names them
+    answer = admin_handler(api_event(method, resource, path, path_params={param: foreign[kind]}, token=admin_a),
+                           lambda_context)  # fmt: skip
+    # Then it is a 404, and B's employee and token are as they were
+    assert answer["statusCode"] == 404, answer["body"]
+    assert get_storage().get_employee("proj-b", "b1") is not None
+    assert authenticate(get_storage(), f"Bearer {other_project.token}").project.id == "proj-b"
 
 
 # -- the webhook: one project's secret, the other project's clients ---------------------------------------------

@@ -358,7 +358,46 @@ def read_api_requests(s: Scenario) -> None:
     s.expect(401, "ReadApiFunction", read_event("/v1/clients", "/v1/clients", None, query={"phone": PHONE}))
 
 
+def admin_api_requests(s: Scenario) -> None:
+    from iptelefon.auth import issue_token
+
+    admin = issue_token(get_storage(), "proj-a", role="admin")[1]
+
+    def admin_event(method: str, resource: str, path: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return api_event(method, resource, path or resource, token=kwargs.pop("token", admin), **kwargs)
+
+    def employee_event(method: str, employee_id: str, suffix: str = "", **kwargs: Any) -> dict[str, Any]:
+        resource, path = f"/v1/employees/{{employee_id}}{suffix}", f"/v1/employees/{employee_id}{suffix}"
+        return admin_event(method, resource, path, path_params={"employee_id": employee_id}, **kwargs)
+
+    fn = "AdminApiFunction"
+    s.expect(200, fn, admin_event("GET", "/v1/me"))
+    s.expect(200, fn, admin_event("GET", "/v1/settings"))
+    # a new secret: SSM written, the webhook lookup rotated (the old one kept for the grace period)
+    s.expect(
+        200, fn, admin_event("PUT", "/v1/settings", body={"secret": "pbx-secret-rotated-by-admin", "group_method": "g"})
+    )
+    s.expect(200, fn, admin_event("POST", "/v1/settings/check"))
+    s.expect(200, fn, employee_event("PUT", "anna", body={"name": "Анна", "call_method": "app"}))
+    issued = s.expect(201, fn, employee_event("POST", "anna", "/operator-token"))
+    s.expect(200, fn, admin_event("GET", "/v1/employees"))
+    s.expect(200, fn, admin_event("DELETE", "/v1/tokens/{token_id}", f"/v1/tokens/{issued['token_id']}",
+                                  path_params={"token_id": issued["token_id"]}))  # fmt: skip
+    s.expect(200, fn, employee_event("DELETE", "anna"))
+    s.expect(403, fn, admin_event("GET", "/v1/settings", token=s.project.token))
+    s.expect(401, fn, admin_event("GET", "/v1/me", token=None))
+
+
+def console_requests(s: Scenario) -> None:
+    # the console's files: no AWS call at all (its role has no grant)
+    page = s.invoke("ConsoleFunction", api_event("GET", "/console", "/console"))
+    asset = api_event("GET", "/console/{asset}", "/console/app.js", path_params={"asset": "app.js"})
+    assert (page["statusCode"], s.invoke("ConsoleFunction", asset)["statusCode"]) == (200, 200)
+
+
 SCENARIOS: dict[str, Callable[[Scenario], None]] = {
+    "ConsoleFunction": console_requests,
+    "AdminApiFunction": admin_api_requests,
     "WebhookFunction": webhook_requests,
     "InboxFunction": inbox_requests,
     "EmployeeCallFunction": employee_call_requests,

@@ -6,7 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon import calls
-from iptelefon.api import create_resolver, json_body, request_project, resolve_with_token
+from iptelefon.api import create_resolver, json_body, request_caller, request_project, resolve_with_token
 from iptelefon.budget import within_invocation
 from iptelefon.models import ClientCardCallRequest, EmployeeCallRequest
 from iptelefon.observability import logger, metrics
@@ -16,16 +16,20 @@ app = create_resolver()
 
 @app.post("/v1/calls/employee")
 def employee_call(body: EmployeeCallRequest) -> Response[dict[str, Any]]:
-    project = request_project(app)
+    project = request_project(app, "bot")
     started = calls.start_employee_call(project, body, idempotency_key=app.current_event.headers.get("idempotency-key"))
     return json_body(started, status=202)
 
 
 @app.post("/v1/clients/<client_id>/call")
 def client_card_call(client_id: str, body: ClientCardCallRequest) -> Response[dict[str, Any]]:
-    project = request_project(app)
+    caller = request_caller(app)
+    project = caller.require("bot", "operator")
     status, answer = calls.call_from_client_card(
-        project, client_id, body, idempotency_key=app.current_event.headers.get("idempotency-key")
+        project,
+        client_id,
+        calls.card_call_as(caller, body),
+        idempotency_key=app.current_event.headers.get("idempotency-key"),
     )
     return json_body(answer, status=status)
 

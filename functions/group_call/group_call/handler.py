@@ -16,7 +16,7 @@ app = create_resolver()
 
 @app.post("/v1/calls/group")
 def group_call(body: GroupCallRequest) -> Response[dict[str, Any]]:
-    project = request_project(app)
+    project = request_project(app, "bot")
     started = calls.start_group_call(project, body, idempotency_key=app.current_event.headers.get("idempotency-key"))
     return json_body(started, status=202)
 

@@ -9,29 +9,41 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from iptelefon import reads
 from iptelefon.api import create_resolver, json_body, request_project, resolve_with_token
 from iptelefon.budget import within_invocation
+from iptelefon.errors import InvalidInput
+from iptelefon.models import Role
 from iptelefon.observability import logger, metrics
 
 app = create_resolver()
+READERS: tuple[Role, ...] = ("bot", "operator", "admin")
 
 
 @app.get("/v1/clients")
-def list_clients(phone: Annotated[str, Query(min_length=1, max_length=40)]) -> Response[dict[str, Any]]:
-    return json_body(reads.clients_by_phone(request_project(app), phone))
+def list_clients(
+    phone: Annotated[str | None, Query(min_length=1, max_length=40)] = None,
+    q: Annotated[str | None, Query(min_length=1, max_length=100)] = None,
+) -> Response[dict[str, Any]]:
+    """By phone (`phone=`: the clients a webhook would match), or the console's search (`q=`: a phone or a name)."""
+    project = request_project(app, *READERS)
+    if phone is not None:
+        return json_body(reads.clients_by_phone(project, phone))
+    if q is not None:
+        return json_body(reads.search_clients(project, q))
+    raise InvalidInput.for_field("phone", "give a phone (phone=...) or a search text (q=...)")
 
 
 @app.get("/v1/clients/<client_id>")
 def get_client(client_id: str) -> Response[dict[str, Any]]:
-    return json_body(reads.client_card(request_project(app), client_id))
+    return json_body(reads.client_card(request_project(app, *READERS), client_id))
 
 
 @app.get("/v1/calls")
 def list_calls(client_id: Annotated[str, Query(min_length=1, max_length=64)]) -> Response[dict[str, Any]]:
-    return json_body(reads.calls_of_client(request_project(app), client_id))
+    return json_body(reads.calls_of_client(request_project(app, *READERS), client_id))
 
 
 @app.get("/v1/calls/<call_id>")
 def get_call(call_id: str) -> Response[dict[str, Any]]:
-    return json_body(reads.call_record(request_project(app), call_id))
+    return json_body(reads.call_record(request_project(app, *READERS), call_id))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -21,9 +21,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupp
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon.auth import authenticate
+from iptelefon.auth import Caller, authenticate
 from iptelefon.errors import DomainError
-from iptelefon.models import Project
+from iptelefon.models import Project, Role
 from iptelefon.observability import logger
 from iptelefon.storage import get_storage
 
@@ -119,14 +119,30 @@ def resolve_with_token(app: APIGatewayRestResolver, event: dict[str, Any], conte
     headers: Mapping[str, Any] = event.get("headers") or {}
     authorization = next((str(v) for k, v in headers.items() if str(k).lower() == "authorization"), None)
     try:
-        project = authenticate(get_storage(), authorization)
+        caller = authenticate(get_storage(), authorization)
     except DomainError as error:
         return ResponseBuilder[APIGatewayProxyEvent](domain_error_response(error)).build(APIGatewayProxyEvent(event))
-    app.append_context(project=project)  # `resolve` clears it when the request is done
+    app.append_context(caller=caller)  # `resolve` clears it when the request is done
     return app.resolve(event, context)
 
 
-def request_project(app: APIGatewayRestResolver) -> Project:
-    """The project named by the request's bearer token (checked by `resolve_with_token`)."""
-    project: Project = app.context["project"]
-    return project
+def request_caller(app: APIGatewayRestResolver) -> Caller:
+    """Who the request's bearer token is (checked by `resolve_with_token`)."""
+    caller: Caller = app.context["caller"]
+    return caller
+
+
+def request_project(app: APIGatewayRestResolver, *roles: Role) -> Project:
+    """The project of the request's token, if its role is one of `roles` (else 403)."""
+    return request_caller(app).require(*roles)
+
+
+def api_base_url(app: APIGatewayRestResolver) -> str:
+    """The API's base URL as the caller reached it: `https://<domain>/<stage>` on API Gateway's own domain (the stage
+    is the part of the request's path before the route's), `https://<custom domain>` on a custom one."""
+    event = app.current_event
+    context: Mapping[str, Any] = event.raw_event.get("requestContext") or {}
+    host = context.get("domainName") or event.headers.get("host") or "localhost"
+    scheme = event.headers.get("x-forwarded-proto") or "https"
+    prefix = str(context.get("path") or event.path).removesuffix(event.path)
+    return f"{scheme}://{host}{prefix}"

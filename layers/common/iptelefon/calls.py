@@ -32,12 +32,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon import budget, call_attempts
+from iptelefon.auth import Caller
 from iptelefon.clients import ClientStore
 from iptelefon.errors import (
     CallsDisabled,
     Conflict,
     CountryNotAllowed,
     DomainError,
+    Forbidden,
     InvalidInput,
     NotFound,
     NumberNotAllowed,
@@ -132,6 +134,18 @@ def start_group_call(project: Project, request: GroupCallRequest, *, idempotency
     return body
 
 
+def card_call_as(caller: Caller, request: ClientCardCallRequest) -> ClientCardCallRequest:
+    """The card call with its employee: an operator token calls as its own employee (naming another is a 403); a bot
+    names the employee who calls."""
+    if caller.role == "operator":
+        if request.employee_id not in (None, caller.employee_id):
+            raise Forbidden("an operator token calls as its own employee only")
+        return request.model_copy(update={"employee_id": caller.employee_id})
+    if request.employee_id is None:
+        raise InvalidInput.for_field("employee_id", "name the employee who calls (an operator token is one)")
+    return request
+
+
 def call_from_client_card(
     project: Project, client_id: str, request: ClientCardCallRequest, *, idempotency_key: str | None
 ) -> tuple[int, dict[str, Any]]:
@@ -146,7 +160,7 @@ def call_from_client_card(
         client = ClientStore(storage).get(project.id, client_id)
         if client is None:
             raise NotFound(f"client {client_id} not found")
-        employee = storage.get_employee(project.id, request.employee_id)
+        employee = storage.get_employee(project.id, str(request.employee_id))
         if employee is None:
             raise NotFound(f"employee {request.employee_id} not found")
         raw_phone = request.phone or client.phone

@@ -72,6 +72,11 @@ class ClientStore:
         self.storage = storage
 
     # -- reads ---------------------------------------------------------------------------------------------------
+    def first(self, project_id: str, count: int) -> list[Client]:
+        """The project's first `count` clients, in id order (a console search reads these, never the whole table)."""
+        items = self.storage.query(project_pk(project_id), "CLIENT#", limit=count)
+        return [Client.model_validate(item) for item in items]
+
     def get(self, project_id: str, client_id: str) -> Client | None:
         if not is_valid_id(client_id):  # no such key can exist (and an overlong one would break DynamoDB's limit)
             return None

@@ -24,6 +24,9 @@ NumberType = Literal[
 ]
 PERSONAL_LINES: tuple[NumberType, ...] = ("fixed_line", "mobile")  # what a bot calls unless a project allows more
 AuthMode = Literal["hash", "bearer"]
+# Who a token is: a bot (the call and read routes), an operator (one employee: the console's client card), an admin
+# (the project's settings and employees).
+Role = Literal["bot", "operator", "admin"]
 Channel = Literal["telephony", "whatsapp", "telegram", "viber", "vk", "instagram"]
 MESSENGERS = ("whatsapp", "telegram", "viber", "vk", "instagram")
 
@@ -84,8 +87,9 @@ class Project(BaseModel):
         return bool(self.messengers)
 
 
-class Employee(BaseModel):
-    id: str = Field(pattern=_ID)
+class EmployeeFields(BaseModel):
+    """An employee as the admin sets it: the rules of both the stored employee and the admin API's body."""
+
     name: str = Field(min_length=1, max_length=200)
     call_method: CallMethod = "disabled"
     # The employee's short (internal) number on the PBX, e.g. "346"; required for the `api` call method.
@@ -99,10 +103,20 @@ class Employee(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _api_needs_short_number(self) -> Employee:
+    def _api_needs_short_number(self) -> EmployeeFields:
         if self.call_method == "api" and not self.short_number:
             raise ValueError("call_method 'api' needs short_number")
         return self
+
+
+class Employee(EmployeeFields):
+    id: str = Field(pattern=_ID)
+
+
+class EmployeeUpdate(EmployeeFields):
+    """PUT /v1/employees/{employee_id}: the employee as it should be."""
+
+    model_config = {"extra": "forbid"}
 
 
 class Client(BaseModel):
@@ -119,9 +133,33 @@ class TokenRecord(BaseModel):
     project_id: str
     created_at: datetime
     revoked: bool = False
+    role: Role = "bot"  # tokens issued before roles existed are bot tokens
+    employee_id: str | None = None  # the employee an operator token acts as
+
+    @model_validator(mode="after")
+    def _operator_is_an_employee(self) -> TokenRecord:
+        if (self.role == "operator") != (self.employee_id is not None):
+            raise ValueError("an operator token names its employee, and only an operator token does")
+        return self
 
 
 # -- API bodies ---------------------------------------------------------------------------------------------------
+class SettingsUpdate(BaseModel):
+    """PUT /v1/settings: the fields to change (left out: unchanged). The secret is write-only."""
+
+    model_config = {"extra": "forbid"}
+
+    server_url: str | None = Field(default=None, min_length=1, max_length=500)
+    secret: str | None = Field(default=None, min_length=1, max_length=200)
+    auth_mode: AuthMode | None = None
+    employee_method: str | None = Field(default=None, min_length=1, max_length=64)
+    group_method: str | None = Field(default=None, min_length=1, max_length=64)
+    param_names: dict[str, str] | None = None
+    messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] | None = None
+    allowed_country_codes: list[int] | None = None
+    allowed_number_types: list[NumberType] | None = None
+
+
 class EmployeeCallRequest(BaseModel):
     client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
     # ASCII digits only, the PBX's own format (a regex `\d` would let `٣٤٦` through to the PBX).
@@ -134,7 +172,8 @@ class GroupCallRequest(BaseModel):
 
 
 class ClientCardCallRequest(BaseModel):
-    employee_id: str = Field(pattern=_ID)
+    # Who calls: a bot names the employee; an operator token is the employee (it may leave this out).
+    employee_id: str | None = Field(default=None, pattern=_ID)
     phone: str | None = Field(default=None, min_length=1, max_length=40)
 
 

@@ -218,3 +218,21 @@ def get_pbx_client() -> PbxClient:
         headers={"User-Agent": "iptelefon-connector"},
     )
     return PbxClient(http)
+
+
+def method_names(data: Any) -> list[str]:
+    """Method names from a `get-method-list` reply, whatever its shape (a list of names or of objects, a map)."""
+    if isinstance(data, str):
+        return [name for name in re.split(r"[\s,;]+", data) if name]
+    if isinstance(data, dict):
+        inner = data.get("methods") or data.get("list")
+        return method_names(inner) if inner is not None else [str(name) for name in data]
+    if isinstance(data, (list, tuple)):
+        names = []
+        for entry in data:
+            if isinstance(entry, dict):
+                entry = entry.get("method") or entry.get("name") or entry.get("id")
+            if entry is not None and str(entry).strip():
+                names.append(str(entry).strip())
+        return names
+    return []

@@ -7,12 +7,13 @@ from typing import Any
 from iptelefon.call_attempts import attempt_answer, get_attempt
 from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.clients import ClientStore
-from iptelefon.errors import NotFound
+from iptelefon.errors import InvalidPhone, NotFound
 from iptelefon.models import Client, Project
 from iptelefon.phones import e164, normalize_phone
 from iptelefon.storage import get_storage
 
 MAX_MATCHES = 20
+MAX_SEARCHED_CLIENTS = 5_000
 
 
 def clients_by_phone(project: Project, phone: str) -> dict[str, Any]:
@@ -22,6 +23,28 @@ def clients_by_phone(project: Project, phone: str) -> dict[str, Any]:
     ids = store.match(project.id, canonical, limit=MAX_MATCHES)
     clients = [client for client in (store.get(project.id, i) for i in ids) if client is not None]
     return {"phone": canonical, "phone_e164": e164(canonical), "clients": [client_answer(c) for c in clients]}
+
+
+def search_clients(project: Project, text: str) -> dict[str, Any]:
+    """The console's search box: a phone finds the clients a webhook would match, in that order; other text finds the
+    clients with a name-like variable (`name`, `first_name`, `ФИО`, …) that contains it, case aside. A name search
+    reads at most MAX_SEARCHED_CLIENTS clients of the project: a search box, not a report."""
+    try:
+        return {"query": text, **clients_by_phone(project, text)}
+    except InvalidPhone:
+        pass
+    needle = text.strip().casefold()
+    found = [
+        client
+        for client in ClientStore(get_storage()).first(project.id, MAX_SEARCHED_CLIENTS)
+        if any(needle in value.casefold() for key, value in client.variables.items() if _is_name(key))
+    ]
+    return {"query": text, "clients": [client_answer(c) for c in found[:MAX_MATCHES]]}
+
+
+def _is_name(variable: str) -> bool:
+    key = variable.casefold()
+    return any(hint in key for hint in ("name", "имя", "фио", "fio"))
 
 
 def client_card(project: Project, client_id: str) -> dict[str, Any]:

@@ -363,6 +363,8 @@ class Storage:
             "sk": f"TOKENREF#{record.token_id}",
             "token_hash": token_hash,
             "created_at": record.created_at.isoformat(),
+            "role": record.role,
+            "employee_id": record.employee_id,
         }
         self.transact([put(item, only_if="attribute_not_exists(pk)", label="token exists"), put(listing)])
 
@@ -377,7 +379,13 @@ class Storage:
         ref = self.get(project_pk(project_id), f"TOKENREF#{token_id}")
         if not ref:
             return False
-        self.write(update(f"TOKEN#{ref['token_hash']}", "TOKEN", "SET revoked = :yes", values={":yes": True}))
+        revoked = "SET revoked = :yes"
+        self.transact(
+            [
+                update(f"TOKEN#{ref['token_hash']}", "TOKEN", revoked, values={":yes": True}),
+                update(project_pk(project_id), f"TOKENREF#{token_id}", revoked, values={":yes": True}),
+            ]
+        )
         return True
 
     # -- employees ---------------------------------------------------------------------------------------------
@@ -396,6 +404,9 @@ class Storage:
 
     def list_employees(self, project_id: str) -> list[Employee]:
         return [Employee.model_validate(i) for i in self.query(project_pk(project_id), "EMPLOYEE#")]
+
+    def delete_employee(self, project_id: str, employee_id: str) -> None:
+        self.write(delete(project_pk(project_id), f"EMPLOYEE#{employee_id}"))
 
 
 def _rejected(operation: str, codes: list[str], messages: list[str]) -> None:

@@ -1,0 +1,85 @@
+"""The admin API (the console's settings and employee screens) and GET /v1/me for every token.
+
+Admin routes take only an admin token (an operator or bot token is a 403); every id is looked up in the token's own
+project, so another project's employee is a 404 like one that does not exist.
+"""
+
+from typing import Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from iptelefon import calls, project_admin
+from iptelefon.api import api_base_url, create_resolver, json_body, request_caller, request_project, resolve_with_token
+from iptelefon.budget import within_invocation
+from iptelefon.models import EmployeeUpdate, SettingsUpdate
+from iptelefon.observability import logger, metrics
+
+app = create_resolver()
+backend = project_admin.Backend.of_this_function
+
+
+@app.get("/v1/me")
+def me() -> Response[dict[str, Any]]:
+    return json_body(project_admin.who_is(backend(), request_caller(app)))
+
+
+@app.get("/v1/settings")
+def get_settings() -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    return json_body(project_admin.settings_view(backend(), project, api_base_url(app)))
+
+
+@app.put("/v1/settings")
+def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
+    settings = backend()
+    project, changed = project_admin.update_settings(settings, request_project(app, "admin"), body)
+    view = project_admin.settings_view(settings, project, api_base_url(app))
+    return json_body({**view, **{k: v for k, v in changed.items() if k != "webhook_path_secret"}})
+
+
+@app.post("/v1/settings/check")
+def check_settings() -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    # the PBX client and connection of the call use cases: the same timeouts and budget as a call
+    return json_body(project_admin.check_connection(project, calls.get_pbx_client(), calls.pbx_connection(project)))
+
+
+@app.get("/v1/employees")
+def list_employees() -> Response[dict[str, Any]]:
+    return json_body(project_admin.employees_view(backend(), request_project(app, "admin")))
+
+
+@app.put("/v1/employees/<employee_id>")
+def put_employee(employee_id: str, body: EmployeeUpdate) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    employee = project_admin.put_employee(backend(), project, employee_id, body)
+    return json_body(employee.model_dump(mode="json"))
+
+
+@app.delete("/v1/employees/<employee_id>")
+def delete_employee(employee_id: str) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    project_admin.delete_employee(backend(), project, employee_id)
+    return json_body({"deleted": employee_id})
+
+
+@app.post("/v1/employees/<employee_id>/operator-token")
+def issue_operator_token(employee_id: str) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    issued = project_admin.issue_operator_token(backend(), project, employee_id)
+    return json_body(issued, status=201)
+
+
+@app.delete("/v1/tokens/<token_id>")
+def revoke_token(token_id: str) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    project_admin.revoke_token(backend(), project, token_id)
+    return json_body({"revoked": token_id})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@metrics.log_metrics
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    with within_invocation(context):  # storage retries end inside the invocation
+        return resolve_with_token(app, event, context)

@@ -1,0 +1,260 @@
+"""Roles and the admin API through the real handlers (moto in-process): who a token is, what each role may do, the
+PBX connection and employees as the console changes them, and the operator's client card call and search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import PBX_SECRET
+from support import answer_json, api_event, webhook_event
+
+from admin_api.handler import lambda_handler as admin_handler
+from employee_call.handler import lambda_handler as employee_call_handler
+from iptel_admin import admin
+from iptelefon.auth import issue_token
+from iptelefon.models import Client
+from iptelefon.project_config import get_pbx_credentials, ssm_provider
+from iptelefon.storage import get_storage
+from read_api.handler import lambda_handler as read_api_handler
+from webhook.handler import lambda_handler as webhook_handler
+
+NEW_SECRET = "pbx-secret-from-console-1"
+
+
+@pytest.fixture
+def tokens(project: Any) -> dict[str, str]:
+    """One token of each role for proj-a; the operator is employee 346 (API method)."""
+    storage = get_storage()
+    return {
+        "bot": project.token,
+        "admin": issue_token(storage, "proj-a", role="admin")[1],
+        "operator": issue_token(storage, "proj-a", role="operator", employee_id="346")[1],
+        "soft": issue_token(storage, "proj-a", role="operator", employee_id="soft")[1],
+        "off": issue_token(storage, "proj-a", role="operator", employee_id="off")[1],
+    }
+
+
+def call(context: Any, method: str, resource: str, path: str | None = None, **kwargs: Any) -> dict[str, Any]:
+    handler = {"/v1/clients": read_api_handler, "/v1/clients/{client_id}/call": employee_call_handler}.get(
+        resource, admin_handler
+    )
+    params = kwargs.pop("path_params", None)
+    return handler(api_event(method, resource, path or resource, path_params=params, **kwargs), context)  # type: ignore[no-any-return]
+
+
+ADMIN_ROUTES = [
+    ("GET", "/v1/settings", None, None, None),
+    ("PUT", "/v1/settings", None, None, {"employee_method": "call-employee"}),
+    ("POST", "/v1/settings/check", None, None, None),
+    ("GET", "/v1/employees", None, None, None),
+    ("PUT", "/v1/employees/{employee_id}", "/v1/employees/9", {"employee_id": "9"}, {"name": "N"}),
+    ("DELETE", "/v1/employees/{employee_id}", "/v1/employees/off", {"employee_id": "off"}, None),
+    (
+        "POST",
+        "/v1/employees/{employee_id}/operator-token",
+        "/v1/employees/346/operator-token",
+        {"employee_id": "346"},
+        None,
+    ),
+    ("DELETE", "/v1/tokens/{token_id}", "/v1/tokens/x", {"token_id": "x"}, None),
+]
+
+
+@pytest.mark.parametrize("role", ["bot", "operator"])
+@pytest.mark.parametrize("route", ADMIN_ROUTES, ids=lambda r: f"{r[0]} {r[1]}")
+def test_admin_routes_refuse_bot_and_operator_tokens(
+    route: tuple[Any, ...], role: str, tokens: dict[str, str], lambda_context: Any
+) -> None:
+    method, resource, path, params, body = route
+    answer = call(lambda_context, method, resource, path, path_params=params, body=body, token=tokens[role])
+    assert answer["statusCode"] == 403, answer["body"]
+    assert answer_json(answer)["error"] == "forbidden"
+
+
+def test_me_says_who_each_token_is(tokens: dict[str, str], lambda_context: Any) -> None:
+    me = {role: answer_json(call(lambda_context, "GET", "/v1/me", token=tokens[role])) for role in tokens}
+    assert (me["bot"]["role"], me["bot"]["employee"]) == ("bot", None)
+    assert (me["admin"]["role"], me["admin"]["project"]) == ("admin", {"id": "proj-a", "name": "Test project"})
+    assert me["operator"]["role"] == "operator"
+    assert me["operator"]["employee"] == {"id": "346", "name": "Operator", "call_method": "api", "short_number": "346"}
+    assert call(lambda_context, "GET", "/v1/me")["statusCode"] == 401
+
+
+def test_settings_never_show_the_secret_and_a_new_one_rotates_the_webhook(
+    tokens: dict[str, str], lambda_context: Any
+) -> None:
+    # Given the admin reads the settings
+    shown = call(lambda_context, "GET", "/v1/settings", token=tokens["admin"])
+    settings = answer_json(shown)
+    assert settings["server_url"] == "https://pbx.test/b3/api/v2/start.php" and settings["secret_set"] is True
+    assert PBX_SECRET not in shown["body"]
+    assert settings["webhook_url_template"].endswith("/iptelefon_webhook/{secret}")
+    # When the console saves a new secret and server URL
+    body = {"server_url": "https://a00.abc.ru/b3/api/v2/start.php", "secret": NEW_SECRET, "auth_mode": "bearer"}
+    saved = call(lambda_context, "PUT", "/v1/settings", body=body, token=tokens["admin"])
+    # Then they are stored (the secret in SSM), the answer does not repeat it, and both webhook URLs work for now
+    assert saved["statusCode"] == 200, saved["body"]
+    assert NEW_SECRET not in saved["body"] and "old_webhook_url_valid_until" in answer_json(saved)
+    ssm_provider().clear_cache()
+    assert get_pbx_credentials("proj-a").secret == NEW_SECRET
+    assert answer_json(saved)["auth_mode"] == "bearer"
+    form = {"id": "after-rotation", "calltype": "IN", "src": "79004443322", "talktime": "5"}
+    assert webhook_handler(webhook_event(NEW_SECRET, form), lambda_context)["statusCode"] == 200
+    assert webhook_handler(webhook_event(PBX_SECRET, {**form, "id": "old"}), lambda_context)["statusCode"] == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"server_url": "ftp://pbx.test/start.php"}, "server_url"),
+        ({"secret": "has/slash-123"}, "secret"),
+        ({"auth_mode": "plain"}, "auth_mode"),
+        ({"unknown": 1}, "unknown"),
+    ],
+)
+def test_bad_settings_are_a_400_naming_the_field(
+    body: dict[str, Any], field: str, tokens: dict[str, str], lambda_context: Any
+) -> None:
+    answer = call(lambda_context, "PUT", "/v1/settings", body=body, token=tokens["admin"])
+    assert answer["statusCode"] == 400, answer["body"]
+    assert field in answer["body"]
+
+
+def test_check_connection_pings_the_pbx_and_lists_its_methods(
+    tokens: dict[str, str], lambda_context: Any, fake_pbx: Any
+) -> None:
+    import httpx
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        method = dict(__import__("urllib.parse").parse.parse_qsl(request.content.decode()))["method"]
+        data = ["ping", "call-employee", "call-group"] if method == "get-method-list" else "pong"
+        return httpx.Response(200, json={"result": 1, "data": data})
+
+    fake_pbx.reply = reply
+    answer = answer_json(call(lambda_context, "POST", "/v1/settings/check", token=tokens["admin"]))
+    assert answer["reachable"] is True and "call-employee" in answer["methods"]
+    assert answer["call_methods_found"] == {"employee_method": True, "group_method": True}
+    assert [f["method"] for f in fake_pbx.forms] == ["ping", "get-method-list"]
+
+
+def test_employees_are_set_listed_and_deleted_with_their_operator_tokens(
+    tokens: dict[str, str], lambda_context: Any
+) -> None:
+    admin_token = tokens["admin"]
+    # The API method needs a short number: a 400 naming it
+    missing = call(
+        lambda_context,
+        "PUT",
+        "/v1/employees/{employee_id}",
+        "/v1/employees/anna",
+        path_params={"employee_id": "anna"},
+        body={"name": "Анна", "call_method": "api"},
+        token=admin_token,
+    )
+    assert missing["statusCode"] == 400 and "short_number" in missing["body"]
+    # With one, she is saved and listed (with her operator tokens' ids, never the tokens)
+    saved = call(
+        lambda_context,
+        "PUT",
+        "/v1/employees/{employee_id}",
+        "/v1/employees/anna",
+        path_params={"employee_id": "anna"},
+        body={"name": "Анна", "call_method": "api", "short_number": "347"},
+        token=admin_token,
+    )
+    assert answer_json(saved) == {"id": "anna", "name": "Анна", "call_method": "api", "short_number": "347"}
+    issued = call(
+        lambda_context,
+        "POST",
+        "/v1/employees/{employee_id}/operator-token",
+        "/v1/employees/anna/operator-token",
+        path_params={"employee_id": "anna"},
+        token=admin_token,
+    )
+    assert issued["statusCode"] == 201
+    operator_token = answer_json(issued)["token"]
+    listed = answer_json(call(lambda_context, "GET", "/v1/employees", token=admin_token))["employees"]
+    anna = next(e for e in listed if e["id"] == "anna")
+    assert [t["token_id"] for t in anna["operator_tokens"]] == [answer_json(issued)["token_id"]]
+    assert operator_token not in str(listed)
+    assert answer_json(call(lambda_context, "GET", "/v1/me", token=operator_token))["employee"]["id"] == "anna"
+    # When she is deleted, her operator token stops working, and she is gone
+    deleted = call(
+        lambda_context,
+        "DELETE",
+        "/v1/employees/{employee_id}",
+        "/v1/employees/anna",
+        path_params={"employee_id": "anna"},
+        token=admin_token,
+    )
+    assert deleted["statusCode"] == 200
+    assert call(lambda_context, "GET", "/v1/me", token=operator_token)["statusCode"] == 401
+    listed = answer_json(call(lambda_context, "GET", "/v1/employees", token=admin_token))["employees"]
+    assert "anna" not in [e["id"] for e in listed]
+
+
+def test_another_projects_ids_are_404_for_an_admin(
+    tokens: dict[str, str], other_project: Any, admin_target: Any, lambda_context: Any
+) -> None:
+    admin.set_employee(admin_target, project_id="proj-b", employee_id="b1", name="B", method="app", short_number=None)
+    for method, path in (("DELETE", "/v1/employees/b1"), ("POST", "/v1/employees/b1/operator-token")):
+        resource = "/v1/employees/{employee_id}" + ("/operator-token" if method == "POST" else "")
+        answer = call(lambda_context, method, resource, path, path_params={"employee_id": "b1"}, token=tokens["admin"])
+        assert answer["statusCode"] == 404, answer["body"]
+    assert get_storage().get_employee("proj-b", "b1") is not None
+
+
+@pytest.fixture
+def card_client(project: Any, admin_target: Any) -> Client:
+    return admin.add_client(
+        admin_target, project_id="proj-a", channel="telephony", phone="79004443322", variables={"name": "Иван Петров"}
+    )
+
+
+def test_an_operator_calls_from_the_card_as_its_own_employee(
+    tokens: dict[str, str], card_client: Client, lambda_context: Any, fake_pbx: Any
+) -> None:
+    card = f"/v1/clients/{card_client.id}/call"
+    params = {"client_id": card_client.id}
+
+    def card_call(token: str, body: dict[str, Any]) -> dict[str, Any]:
+        resource = "/v1/clients/{client_id}/call"
+        return call(lambda_context, "POST", resource, card, path_params=params, body=body, token=token)
+
+    # The API-method operator rings through the PBX as 346, without naming an employee
+    api = card_call(tokens["operator"], {})
+    assert api["statusCode"] == 202, api["body"]
+    assert (fake_pbx.forms[-1]["ext"], fake_pbx.forms[-1]["phone"]) == ("346", "79004443322")
+    # the app-method operator gets a tel: link; the disabled one a 403
+    assert answer_json(card_call(tokens["soft"], {})) == {"method": "app", "uri": "tel:+79004443322"}
+    assert answer_json(card_call(tokens["off"], {}))["error"] == "calls_disabled"
+    # an operator cannot call as somebody else; a bot must say who calls
+    assert answer_json(card_call(tokens["operator"], {"employee_id": "soft"}))["error"] == "forbidden"
+    assert card_call(tokens["bot"], {})["statusCode"] == 400
+    # and an operator cannot use the bot's call routes
+    bot_route = employee_call_handler(
+        api_event(
+            "POST",
+            "/v1/calls/employee",
+            "/v1/calls/employee",
+            body={"client_phone": "79004443322", "short_employee_phone": "346"},
+            token=tokens["operator"],
+        ),
+        lambda_context,
+    )
+    assert bot_route["statusCode"] == 403
+
+
+def test_an_operator_finds_clients_by_name_or_phone(
+    tokens: dict[str, str], card_client: Client, lambda_context: Any
+) -> None:
+    def search(text: str) -> list[str]:
+        answer = call(lambda_context, "GET", "/v1/clients", query={"q": text}, token=tokens["operator"])
+        assert answer["statusCode"] == 200, answer["body"]
+        return [c["id"] for c in answer_json(answer)["clients"]]
+
+    assert search("петров") == [card_client.id]
+    assert search("+7 (900) 444-33-22") == [card_client.id]
+    assert search("Сидоров") == []
+    assert call(lambda_context, "GET", "/v1/clients", token=tokens["operator"])["statusCode"] == 400
