@@ -1,0 +1,313 @@
+// The operator console: plain DOM code, no framework, no inline script (the CSP forbids it). Everything that came
+// from the PBX or a user is put on the page as text (textContent), never as markup.
+"use strict";
+
+const API = location.pathname.replace(/\/console\/?.*$/, ""); // the API this page is served by
+const TOKEN_KEY = "iptelefon-token"; // the tab's session only: never in a URL, gone when the tab closes
+const RECORD_LINK = "iptelefon_call_record_link";
+const METHODS = { disabled: "Отключить звонки", app: "Звонки через приложение", api: "Звонки по API Iptelefon" };
+const REFRESH_MS = 3000;
+
+const $ = (id) => document.getElementById(id);
+let me = null;
+let typedSecret = null; // the secret typed in this tab, to show the full webhook URL once
+let cardTimer = null;
+
+function el(tag, text, attrs = {}) {
+  const node = document.createElement(tag);
+  if (text !== undefined && text !== null) node.textContent = String(text);
+  for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, value);
+  return node;
+}
+
+async function api(method, path, body) {
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const answer = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const data = await answer.json().catch(() => ({}));
+  if (!answer.ok) {
+    const error = new Error(data.message || "ошибка " + answer.status);
+    error.status = answer.status;
+    throw error;
+  }
+  return data;
+}
+
+// -- sign in, pages ---------------------------------------------------------------------------------------------------
+async function signIn(token) {
+  sessionStorage.setItem(TOKEN_KEY, token);
+  try {
+    me = await api("GET", "/v1/me");
+  } catch (error) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    $("signin-error").textContent = error.status === 401 ? "Токен не подошёл" : error.message;
+    return;
+  }
+  $("signin").hidden = true;
+  $("nav").hidden = $("who").hidden = $("signout").hidden = false;
+  const name = me.employee ? `${me.employee.name} (${METHODS[me.employee.call_method]})` : me.role;
+  $("who").textContent = `${me.project.name} · ${name}`;
+  for (const button of document.querySelectorAll("#nav button")) {
+    button.hidden = button.dataset.role === "admin" && me.role !== "admin";
+  }
+  show(me.role === "admin" ? "telephony" : "clients");
+}
+
+function show(page) {
+  for (const id of ["telephony", "employees", "clients"]) $(id).hidden = id !== page;
+  for (const button of document.querySelectorAll("#nav button")) {
+    button.setAttribute("aria-current", button.dataset.page === page ? "page" : "false");
+  }
+  if (page !== "clients") stopCardRefresh();
+  if (page === "telephony") loadSettings();
+  if (page === "employees") loadEmployees();
+}
+
+// -- Телефония → Iptelefon --------------------------------------------------------------------------------------------
+async function loadSettings() {
+  const status = $("telephony-status");
+  try {
+    const settings = await api("GET", "/v1/settings");
+    $("server_url").value = settings.server_url;
+    $("auth_mode").value = settings.auth_mode;
+    showWebhookUrl(settings);
+  } catch (error) {
+    status.textContent = error.message;
+  }
+}
+
+function showWebhookUrl(settings) {
+  const template = settings.webhook_url_template;
+  const known = typedSecret && template.includes("{secret}");
+  $("webhook-url").value = known ? template.replace("{secret}", typedSecret) : template;
+  $("webhook-note").textContent = known
+    ? ""
+    : template.includes("{secret}")
+      ? "Вместо {secret} — секретный ключ Iptelefon (он не показывается после сохранения)."
+      : "Вместо {token} — токен вебхука, выданный при его создании.";
+}
+
+async function saveSettings(event) {
+  event.preventDefault();
+  const body = { server_url: $("server_url").value.trim(), auth_mode: $("auth_mode").value };
+  const secret = $("secret").value.trim();
+  if (secret) body.secret = secret;
+  const status = $("telephony-status");
+  try {
+    const settings = await api("PUT", "/v1/settings", body);
+    if (secret) typedSecret = secret;
+    $("secret").value = "";
+    showWebhookUrl(settings);
+    status.textContent = settings.old_webhook_url_valid_until
+      ? `Сохранено. Старый адрес вебхука работает до ${settings.old_webhook_url_valid_until}.`
+      : "Сохранено.";
+  } catch (error) {
+    status.textContent = "Не сохранено: " + error.message;
+  }
+}
+
+async function checkConnection() {
+  const status = $("telephony-status");
+  status.textContent = "Проверяем…";
+  try {
+    const result = await api("POST", "/v1/settings/check");
+    status.textContent = `Подключение работает (${result.ms} мс). Методы АТС: ${result.methods.join(", ") || "—"}`;
+  } catch (error) {
+    status.textContent = "Нет подключения: " + error.message;
+  }
+}
+
+// -- Сотрудники -------------------------------------------------------------------------------------------------------
+async function loadEmployees() {
+  const rows = $("employee-rows");
+  const { employees } = await api("GET", "/v1/employees");
+  rows.replaceChildren();
+  for (const employee of employees) {
+    const row = el("tr");
+    row.append(el("td", employee.id), el("td", employee.name), el("td", METHODS[employee.call_method]));
+    row.append(el("td", employee.short_number || ""));
+    const edit = el("button", "Изменить", { type: "button", "aria-label": "Изменить " + employee.name });
+    edit.addEventListener("click", () => editEmployee(employee));
+    const cell = el("td");
+    cell.append(edit);
+    row.append(cell);
+    rows.append(row);
+  }
+}
+
+function editEmployee(employee) {
+  $("employee_id").value = employee.id;
+  $("employee_name").value = employee.name;
+  document.querySelector(`input[name=call_method][value=${employee.call_method}]`).checked = true;
+  $("short_number").value = employee.short_number || "";
+  showShortNumber();
+  $("employee_name").focus();
+}
+
+function chosenMethod() {
+  return document.querySelector("input[name=call_method]:checked").value;
+}
+
+function showShortNumber() {
+  const api = chosenMethod() === "api";
+  $("short-number-field").hidden = !api;
+  $("short_number").required = api;
+}
+
+async function saveEmployee(event) {
+  event.preventDefault();
+  const id = $("employee_id").value.trim();
+  const method = chosenMethod();
+  const body = { name: $("employee_name").value.trim(), call_method: method };
+  if (method === "api") body.short_number = $("short_number").value.trim();
+  try {
+    await api("PUT", "/v1/employees/" + encodeURIComponent(id), body);
+    $("employee-status").textContent = "Сохранено.";
+    await loadEmployees();
+  } catch (error) {
+    $("employee-status").textContent = "Не сохранено: " + error.message;
+  }
+}
+
+async function issueOperatorToken() {
+  const id = $("employee_id").value.trim();
+  try {
+    const issued = await api("POST", `/v1/employees/${encodeURIComponent(id)}/operator-token`);
+    $("employee-status").textContent = `Токен оператора (показан один раз): ${issued.token}`;
+  } catch (error) {
+    $("employee-status").textContent = error.message;
+  }
+}
+
+// -- Клиенты и карточка клиента ---------------------------------------------------------------------------------------
+async function search(event) {
+  event.preventDefault();
+  const results = $("results");
+  results.replaceChildren();
+  try {
+    const found = await api("GET", "/v1/clients?q=" + encodeURIComponent($("search").value.trim()));
+    $("search-status").textContent = found.clients.length ? "" : "Никого не нашли";
+    for (const client of found.clients) {
+      const label = client.variables.name || client.phone_e164 || client.id;
+      const button = el("button", label, { type: "button" });
+      button.addEventListener("click", () => openCard(client.id));
+      const item = el("li");
+      item.append(button);
+      results.append(item);
+    }
+  } catch (error) {
+    $("search-status").textContent = error.message;
+  }
+}
+
+async function openCard(clientId) {
+  stopCardRefresh();
+  $("call-status").textContent = "";
+  await renderCard(clientId);
+  $("card").hidden = false;
+  cardTimer = setInterval(() => renderCard(clientId).catch(() => {}), REFRESH_MS); // new calls appear by themselves
+}
+
+function stopCardRefresh() {
+  if (cardTimer) clearInterval(cardTimer);
+  cardTimer = null;
+}
+
+async function renderCard(clientId) {
+  const path = "/v1/clients/" + encodeURIComponent(clientId);
+  const [client, history] = await Promise.all([
+    api("GET", path),
+    api("GET", "/v1/calls?client_id=" + encodeURIComponent(clientId)),
+  ]);
+  $("card-title").textContent = client.variables.name || client.phone_e164 || client.id;
+  renderPhones(client);
+  const variables = $("card-variables");
+  variables.replaceChildren();
+  for (const [name, value] of Object.entries(client.variables)) variables.append(el("dt", name), el("dd", value));
+  const link = client.variables[RECORD_LINK];
+  $("recording").hidden = !link;
+  if (link && $("player").getAttribute("src") !== link) $("player").setAttribute("src", link);
+  const dialog = $("card-dialog");
+  dialog.replaceChildren(...client.dialog.map((note) => el("li", note.text)));
+  const calls = $("card-calls");
+  calls.replaceChildren(
+    ...history.calls.map((call) => el("li", `${call.calldate || ""} · ${call.direction || ""} · ${call.talk_seconds ?? ""} с`)),
+  );
+}
+
+function phonesOf(client) {
+  const phones = [];
+  if (client.phone) phones.push(client.phone);
+  for (const value of Object.values(client.variables)) {
+    const digits = value.replace(/\D/g, "");
+    if (/^\+?[\d\s()\-]{11,20}$/.test(value.trim()) && digits.length >= 11 && !phones.includes(digits)) phones.push(digits);
+  }
+  return phones;
+}
+
+function renderPhones(client) {
+  const list = $("card-phones");
+  list.replaceChildren();
+  const method = me.employee ? me.employee.call_method : "disabled";
+  for (const phone of phonesOf(client)) {
+    const item = el("li", "+" + phone + " ");
+    if (method === "app") {
+      item.append(el("a", "☎", { class: "phone-icon", href: "tel:+" + phone, "aria-label": "Позвонить +" + phone }));
+    } else if (method === "api") {
+      const button = el("button", "☎", { type: "button", class: "phone-icon", "aria-label": "Позвонить +" + phone });
+      button.addEventListener("click", () => callByApi(client.id, phone));
+      item.append(button);
+    }
+    list.append(item);
+  }
+}
+
+async function callByApi(clientId, phone) {
+  const status = $("call-status");
+  try {
+    const started = await api("POST", `/v1/clients/${encodeURIComponent(clientId)}/call`, { phone });
+    status.textContent = "Звонок: initiated — АТС звонит вам, затем клиенту";
+    followAttempt(started.call_id);
+  } catch (error) {
+    status.textContent = "Звонок не начат: " + error.message;
+  }
+}
+
+function followAttempt(callId) {
+  const timer = setInterval(async () => {
+    try {
+      const attempt = await api("GET", "/v1/calls/" + encodeURIComponent(callId));
+      if (attempt.status === "completed" || attempt.status === "failed") {
+        clearInterval(timer);
+        $("call-status").textContent = attempt.status === "completed" ? "Звонок: completed" : "Звонок: failed";
+      }
+    } catch (error) {
+      clearInterval(timer);
+    }
+  }, REFRESH_MS / 2);
+}
+
+// -- wiring -----------------------------------------------------------------------------------------------------------
+document.addEventListener("DOMContentLoaded", () => {
+  $("signin-form").addEventListener("submit", (event) => {
+    event.preventDefault();
+    signIn($("token").value.trim());
+    $("token").value = "";
+  });
+  $("signout").addEventListener("click", () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    location.reload();
+  });
+  for (const button of document.querySelectorAll("#nav button")) {
+    button.addEventListener("click", () => show(button.dataset.page));
+  }
+  $("telephony-form").addEventListener("submit", saveSettings);
+  $("check").addEventListener("click", checkConnection);
+  $("copy-webhook").addEventListener("click", () => navigator.clipboard.writeText($("webhook-url").value));
+  $("employee-form").addEventListener("submit", saveEmployee);
+  for (const radio of document.querySelectorAll("input[name=call_method]")) radio.addEventListener("change", showShortNumber);
+  $("issue-operator-token").addEventListener("click", issueOperatorToken);
+  $("search-form").addEventListener("submit", search);
+  const token = sessionStorage.getItem(TOKEN_KEY);
+  if (token) signIn(token);
+});
