@@ -155,6 +155,10 @@ def api_event(method: str, path: str, resource: str, **parts: Any) -> dict[str, 
 def first_events(token: str) -> dict[str, tuple[dict[str, Any], int]]:
     """Per function: the request its first invocation serves, and the status it must answer."""
     bot = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+
+    def bot_call(path: str, body: dict[str, str]) -> tuple[dict[str, Any], int]:
+        return api_event("POST", path, path, headers=bot, body=json.dumps(body)), 202
+
     form = urllib.parse.urlencode(
         {"id": "bench-call", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "00:01:00"}
     )
@@ -171,26 +175,8 @@ def first_events(token: str) -> dict[str, tuple[dict[str, Any], int]]:
             ),
             200,
         ),
-        "employee_call": (
-            api_event(
-                "POST",
-                "/v1/calls/employee",
-                "/v1/calls/employee",
-                headers=bot,
-                body=json.dumps({"client_phone": PHONE, "short_employee_phone": "346"}),
-            ),
-            202,
-        ),
-        "group_call": (
-            api_event(
-                "POST",
-                "/v1/calls/group",
-                "/v1/calls/group",
-                headers=bot,
-                body=json.dumps({"client_phone": PHONE, "group_id": "1"}),
-            ),
-            202,
-        ),
+        "employee_call": bot_call("/v1/calls/employee", {"client_phone": PHONE, "short_employee_phone": "346"}),
+        "group_call": bot_call("/v1/calls/group", {"client_phone": PHONE, "group_id": "1"}),
         "read_api": (api_event("GET", "/v1/clients", "/v1/clients", headers=bot, query={"phone": PHONE}), 200),
     }
 

@@ -22,7 +22,7 @@ from bench.coldstart import bench_paired_cold_start
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
-DEFAULT_BUILD = ROOT / ".aws-sam" / "build"
+SHIPPED_BUILD = ROOT / ".aws-sam" / "build"  # what is deployed: the template's architecture
 
 
 def bench_round_trips() -> list[dict[str, Any]]:
@@ -130,7 +130,7 @@ def bench_throughput(requests: int = 300) -> list[dict[str, Any]]:
 
 
 def bench_sizes() -> list[dict[str, Any]]:
-    build = DEFAULT_BUILD  # what is deployed: the template's architecture
+    build = SHIPPED_BUILD
     if not build.exists():
         return [{"figure": "artifact sizes", "value": "run `make build` first", "ratio": "-", "target": "-"}]
     rows = []
@@ -159,8 +159,8 @@ def main() -> int:
     parser.add_argument(
         "--build-dir",
         type=Path,
-        default=DEFAULT_BUILD,
-        help="the `make build` output to run the functions from (`make bench` passes one for this machine's arch)",
+        default=ROOT / ".aws-sam" / "bench-build",
+        help="the build to run the functions from, for this machine's architecture (`make bench-build` makes it)",
     )
     parser.add_argument("--rounds", type=int, default=10, help="cold-start pairs per function")
     options = parser.parse_args()
