@@ -27,7 +27,7 @@ TEMPLATE = Template(parameters={"Stage": "bench"})
 sys.path[:0] = [str(spec.code_dir) for spec in TEMPLATE.functions().values()]
 
 
-def _environment() -> dict[str, str]:
+def aws_environment() -> dict[str, str]:
     return {
         **TEMPLATE.functions()["WebhookFunction"].environment,
         "AWS_ACCESS_KEY_ID": "bench",
@@ -73,7 +73,7 @@ class World:
 @contextmanager
 def local_aws() -> Iterator[World]:
     os.environ.pop("AWS_ENDPOINT_URL", None)
-    with mock.patch.dict(os.environ, _environment()), mock_aws():
+    with mock.patch.dict(os.environ, aws_environment()), mock_aws():
         create_tables(boto3.client("dynamodb"), TEMPLATE)
         create_queues(boto3.client("sqs"), TEMPLATE)
         from iptel_admin import admin
@@ -131,7 +131,7 @@ def matching_timings(clients: int, lookups: int = 300) -> MatchingTimings:
     from iptelefon.models import Project
     from iptelefon.storage import Storage, from_item
 
-    with mock.patch.dict(os.environ, _environment()), mock_aws():
+    with mock.patch.dict(os.environ, aws_environment()), mock_aws():
         dynamodb = boto3.client("dynamodb")
         create_tables(dynamodb, TEMPLATE)
         table = TEMPLATE.physical_name("MainTable")

@@ -1,14 +1,13 @@
-"""`make bench`: cold imports, DynamoDB/SSM round trips, matching scale, artifact sizes -> one table + results.json.
+"""`make bench`: paired cold starts, DynamoDB/SSM round trips, matching scale, throughput, artifact sizes -> one table
++ results.json.
 
 Every figure is a ratio against a baseline measured in the same run, so the numbers mean the same on any machine.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
-import statistics
-import subprocess
 import sys
 import time
 import zipfile
@@ -19,87 +18,11 @@ from typing import Any
 import boto3
 import httpx
 
+from bench.coldstart import bench_paired_cold_start
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results.json"
-SOURCE_PATHS = [
-    ROOT / p
-    for p in (
-        "layers/common",
-        "functions/webhook",
-        "functions/employee_call",
-        "functions/group_call",
-        "functions/read_api",
-    )
-]
-# What a Lambda process can import: the runtime's boto3 and the layer's requirements, nothing of the dev venv
-# (there, httpx would also import its CLI because click and rich happen to be installed).
-RUNTIME_DIR = ROOT / ".aws-sam" / "bench-runtime"
-HANDLERS = ["webhook.handler", "employee_call.handler", "group_call.handler", "read_api.handler"]
-FLOOR = "import boto3; boto3.client('dynamodb', region_name='us-east-1')"
-
-
-def lambda_like_runtime() -> Path:
-    """boto3 (pinned as in requirements-dev.txt) + layers/common/requirements.txt in a folder of their own."""
-    stamp = RUNTIME_DIR / ".installed"
-    if not stamp.exists():
-        boto3_pin = next(
-            line for line in (ROOT / "requirements-dev.txt").read_text().splitlines() if line.startswith("boto3==")
-        )
-        subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                "--target",
-                str(RUNTIME_DIR),
-                boto3_pin,
-                "-r",
-                str(ROOT / "layers/common/requirements.txt"),
-            ],
-            check=True,
-        )
-        stamp.touch()
-    return RUNTIME_DIR
-
-
-def median_seconds(code: str, runs: int = 10) -> float:
-    """Median wall time of a fresh interpreter running `code` (interpreter start included, as on a cold Lambda),
-    without site-packages: only the Lambda-like runtime folder and the project's sources are importable."""
-    path = os.pathsep.join([*(str(p) for p in SOURCE_PATHS), str(lambda_like_runtime())])
-    env = {**os.environ, "PYTHONPATH": path, "AWS_DEFAULT_REGION": "us-east-1"}
-    command = [sys.executable, "-S", "-c", code]
-    subprocess.run(command, env=env, check=True)  # compile .pyc once, as a deployed zip has them
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        subprocess.run(command, env=env, check=True)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
-def bench_cold_imports() -> list[dict[str, Any]]:
-    floor = median_seconds(FLOOR)
-    rows = [
-        {
-            "figure": "cold start floor: import boto3 + dynamodb client",
-            "value": f"{floor * 1000:.0f} ms",
-            "ratio": 1.0,
-            "target": "-",
-        }
-    ]
-    for module in HANDLERS:
-        seconds = median_seconds(f"import {module}")
-        rows.append(
-            {
-                "figure": f"cold import {module}",
-                "value": f"{seconds * 1000:.0f} ms",
-                "ratio": round(seconds / floor, 2),
-                "target": "<= 1.3x floor",
-            }
-        )
-    return rows
+SHIPPED_BUILD = ROOT / ".aws-sam" / "build"  # what is deployed: the template's architecture
 
 
 def bench_round_trips() -> list[dict[str, Any]]:
@@ -207,7 +130,7 @@ def bench_throughput(requests: int = 300) -> list[dict[str, Any]]:
 
 
 def bench_sizes() -> list[dict[str, Any]]:
-    build = ROOT / ".aws-sam" / "build"
+    build = SHIPPED_BUILD
     if not build.exists():
         return [{"figure": "artifact sizes", "value": "run `make build` first", "ratio": "-", "target": "-"}]
     rows = []
@@ -232,8 +155,17 @@ def zipped_size(folder: Path) -> int:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--build-dir",
+        type=Path,
+        default=ROOT / ".aws-sam" / "bench-build",
+        help="the build to run the functions from, for this machine's architecture (`make bench-build` makes it)",
+    )
+    parser.add_argument("--rounds", type=int, default=10, help="cold-start pairs per function")
+    options = parser.parse_args()
     sections: list[Callable[[], list[dict[str, Any]]]] = [
-        bench_cold_imports,
+        lambda: bench_paired_cold_start(options.build_dir, rounds=options.rounds),
         bench_round_trips,
         bench_matching,
         bench_throughput,
@@ -243,9 +175,9 @@ def main() -> int:
     for section in sections:
         rows.extend(section())
     width = max(len(r["figure"]) for r in rows)
-    print(f"{'figure':<{width}}  {'value':>26}  {'ratio':>7}  target")
+    print(f"{'figure':<{width}}  {'value':>26}  {'ratio':>18}  target")
     for r in rows:
-        print(f"{r['figure']:<{width}}  {r['value']:>26}  {r['ratio']!s:>7}  {r['target']}")
+        print(f"{r['figure']:<{width}}  {r['value']:>26}  {r['ratio']!s:>18}  {r['target']}")
     RESULTS.write_text(json.dumps(rows, indent=2, ensure_ascii=False))
     print(f"\nwritten {RESULTS.relative_to(ROOT)}")
     return 0

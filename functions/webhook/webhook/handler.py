@@ -12,7 +12,7 @@ from iptelefon.observability import logger, metrics
 from iptelefon.storage import WORST_CALL_SECONDS
 from iptelefon.webhook import WebhookRequest, receive_webhook
 
-app = create_resolver()
+app = create_resolver(validation=False)  # the route reads the raw request itself (`WebhookRequest`)
 # A storage call starts only if, at its worst, it still leaves the time to put the request into the inbox.
 RESERVE_SECONDS = WORST_CALL_SECONDS + SEND_WORST_SECONDS
 

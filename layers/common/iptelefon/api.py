@@ -98,9 +98,11 @@ def _unexpected(error: Exception) -> Response:
     return error_response(500, {"error": "internal_error", "message": "internal error, the request was not completed"})
 
 
-def create_resolver() -> APIGatewayRestResolver:
-    """An API Gateway (REST) resolver with pydantic validation and our error mapping."""
-    app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=bounded_json)
+def create_resolver(*, validation: bool = True) -> APIGatewayRestResolver:
+    """An API Gateway (REST) resolver with our error mapping, and pydantic validation of the routes' typed parameters
+    and bodies. Without typed parameters (the webhook reads its raw request) `validation=False` spares the cold start
+    the validation middleware and the per-route pydantic models Powertools would build on the first request."""
+    app = APIGatewayRestResolver(enable_validation=validation, json_body_deserializer=bounded_json)
     app.exception_handler(DomainError)(domain_error_response)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(RequestValidationError)(_validation_error)

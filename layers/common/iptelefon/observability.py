@@ -33,7 +33,29 @@ _SECRET_KEYS = ("secret", "token", "authorization", "password", "hash", "api_key
 _LONG_DIGIT_RUN = re.compile(r"(?<![\d:])\d{11,15}(?![\d:])")
 
 
+_DIGIT = re.compile(r"\d")
+# What Powertools itself writes on every record (level, time, the Lambda context): never a phone or a secret, so the
+# formatter does not scan it. Our message and extra keys are always scanned.
+_POWERTOOLS_KEYS = frozenset(
+    {
+        "level",
+        "location",
+        "timestamp",
+        "service",
+        "cold_start",
+        "function_name",
+        "function_memory_size",
+        "function_arn",
+        "function_request_id",
+        "xray_trace_id",
+        "sampling_rate",
+    }
+)
+
+
 def mask_text(text: str) -> str:
+    if not _DIGIT.search(text):  # every phone pattern needs digits: most log text has none
+        return text
     return _LONG_DIGIT_RUN.sub(_mask_match, _PHONE_IN_TEXT.sub(_mask_match, text))
 
 
@@ -60,7 +82,7 @@ def redact(value: Any, key: str = "") -> Any:
 
 class RedactingFormatter(LambdaPowertoolsFormatter):
     def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
-        return super().serialize(redact(log))
+        return super().serialize({k: v if k in _POWERTOOLS_KEYS else redact(v, k) for k, v in log.items()})
 
 
 # A request that records no metric is normal here (a 4xx, a read): not worth a warning on every invocation.
