@@ -8,6 +8,11 @@ moto also makes each transaction roll back by deep-copying every table it touche
 (seconds per webhook after a long fuzz run), while DynamoDB's does not. Under the lock only the transaction's own
 items can change, so here it keeps a copy of those items instead and puts them back if the transaction fails.
 
+And moto ignores a transaction's `ClientRequestToken`. DynamoDB does not: a TransactWriteItems repeated with the same
+token within 10 minutes succeeds without running again. botocore sends a token with every transaction and repeats it on
+its own retries, so a retry after a read timeout (the first attempt did land) must not meet its own writes as a failed
+condition: here it does not either.
+
 Run: python -m devstack.moto_server -H 127.0.0.1 -p 5000
 """
 
@@ -15,7 +20,9 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import threading
+import time
 import types
 from collections.abc import Callable
 from typing import Any
@@ -34,7 +41,7 @@ ATOMIC_OPERATIONS = (
 def make_dynamodb_atomic() -> Callable[[], None]:
     """Run moto's DynamoDB item operations one at a time (one shared lock), transactions rolled back item by item;
     returns a function that undoes both."""
-    from moto.dynamodb import models
+    from moto.dynamodb import models, responses
 
     backend = models.DynamoDBBackend
     lock = threading.RLock()  # reentrant: batch_write_item and transactions call put_item/delete_item inside
@@ -50,8 +57,12 @@ def make_dynamodb_atomic() -> Callable[[], None]:
 
         setattr(backend, name, functools.wraps(original)(locked))
     models.copy = _copy_except_tables(models.Table)  # type: ignore[assignment]
+    handler = responses.DynamoHandler
+    original_handler = handler.__dict__["transact_write_items"]
+    handler.transact_write_items = _honouring_request_tokens(original_handler, lock)  # type: ignore[method-assign]
 
     def undo() -> None:
+        handler.transact_write_items = original_handler  # type: ignore[method-assign]
         models.copy = copy
         for name, original in originals.items():
             if original is None:  # inherited: drop the override to uncover the base class's method again
@@ -60,6 +71,39 @@ def make_dynamodb_atomic() -> Callable[[], None]:
                 setattr(backend, name, original)
 
     return undo
+
+
+TOKEN_WINDOW_SECONDS = 600  # DynamoDB keeps a transaction's ClientRequestToken this long
+
+
+def _honouring_request_tokens(transact: Callable[..., Any], lock: Any) -> Callable[..., Any]:
+    """The DynamoDB handler's TransactWriteItems with DynamoDB's idempotency tokens: the same token and request again
+    within the window answers as the first time did (it succeeded) without running; the same token with another
+    request is IdempotentParameterMismatchException."""
+    from moto.core.exceptions import JsonRESTError
+
+    done: dict[str, tuple[float, str, Any]] = {}  # token -> (when, request, answer) of a transaction that succeeded
+
+    @functools.wraps(transact)
+    def transact_write_items(handler: Any) -> Any:
+        token = handler.body.get("ClientRequestToken")
+        request = json.dumps(handler.body.get("TransactItems"), sort_keys=True)
+        with lock:  # the same lock as the writes: a retry waits for its first attempt, then sees it done
+            now = time.monotonic()
+            when, first_request, answer = done.get(token, (0.0, "", None)) if token else (0.0, "", None)
+            if token and now - when < TOKEN_WINDOW_SECONDS:
+                if request != first_request:
+                    raise JsonRESTError(
+                        "IdempotentParameterMismatchException",
+                        "The request uses the same client token as a previous, but non-identical request.",
+                    )
+                return answer
+            answer = transact(handler)
+            if token:
+                done[token] = (now, request, answer)
+            return answer
+
+    return transact_write_items
 
 
 def _copy_except_tables(table_class: type) -> types.SimpleNamespace:

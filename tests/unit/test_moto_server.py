@@ -114,3 +114,32 @@ def test_a_transaction_that_passes_writes_all_its_items(atomic_table: Any) -> No
     # Then both effects are there
     assert _item(client, "new") == {"pk": {"S": "P"}, "sk": {"S": "new"}, "v": {"S": "x"}}
     assert _item(client, "old") is None
+
+
+def test_a_transaction_repeated_with_its_client_request_token_succeeds_without_running_again(
+    atomic_table: Any,
+) -> None:
+    client = atomic_table
+    create = [
+        {
+            "Put": {
+                "TableName": TABLE,
+                "Item": {"pk": {"S": "P"}, "sk": {"S": "once"}},
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+    ]
+    # Given a transaction that created an item (as a first attempt that landed although its answer was lost)
+    client.transact_write_items(TransactItems=create, ClientRequestToken="token-1")
+    # When botocore's retry sends it again with the same token, then it succeeds, as DynamoDB answers a repeat
+    client.transact_write_items(TransactItems=create, ClientRequestToken="token-1")
+    # while the same request under another token runs, and meets the item
+    with pytest.raises(ClientError) as again:
+        client.transact_write_items(TransactItems=create, ClientRequestToken="token-2")
+    assert again.value.response["Error"]["Code"] == "TransactionCanceledException"
+    # and the first token with another request is refused as DynamoDB refuses it
+    other = [{"Put": {"TableName": TABLE, "Item": {"pk": {"S": "P"}, "sk": {"S": "other"}}}}]
+    with pytest.raises(ClientError) as mismatch:
+        client.transact_write_items(TransactItems=other, ClientRequestToken="token-1")
+    assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
+    assert _item(client, "other") is None
