@@ -24,7 +24,6 @@ from iptelefon.project_config import (
     PbxCredentials,
     project_ssm_path,
     put_pbx_credentials,
-    ssm_client,
     ssm_provider,
 )
 from iptelefon.settings import get_settings
@@ -43,7 +42,7 @@ class Backend:
 
     @classmethod
     def of_this_function(cls) -> Backend:
-        return cls(get_storage(), ssm_client(), get_settings().ssm_prefix)
+        return cls(get_storage(), ssm_provider().client, get_settings().ssm_prefix)
 
 
 # -- rules ------------------------------------------------------------------------------------------------------------

@@ -39,13 +39,9 @@ def project_ssm_path(ssm_prefix: str, project_id: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def ssm_client() -> Any:
-    return boto3.client("ssm", config=SSM_CONFIG)
-
-
-@lru_cache(maxsize=1)
 def ssm_provider() -> SSMProvider:
-    return SSMProvider(boto3_client=ssm_client())
+    """Reads through Powertools (cached); its `.client` writes (the admin API)."""
+    return SSMProvider(boto3_client=boto3.client("ssm", config=SSM_CONFIG))
 
 
 def get_pbx_credentials(project_id: str) -> PbxCredentials:
