@@ -216,6 +216,7 @@ def _service_logs(verbose: bool) -> Iterator[None]:
     finally:
         logging.disable(logging.NOTSET)
         logger.setLevel(level)
+        logger.append_keys(service=logger.service)  # the Logger is the process's: as it was
         if stream is not None and isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
 

@@ -171,6 +171,10 @@ def test_verbose_shows_the_log_lines_on_stderr(unreachable_pbx: None, stack_file
     assert [log["message"] for log in logs] == ["PBX connect failed", "PBX connect failed"]
     assert {log["service"] for log in logs} == {"iptel"}
     assert err.splitlines()[-1].startswith("iptel: PBX unreachable")
+    # And the process's Logger is left as it was (the functions' service name)
+    from iptelefon.observability import logger
+
+    assert logger.registered_formatter.log_format["service"] == logger.service != "iptel"
 
 
 # -- the local stack is not running ----------------------------------------------------------------------------------
