@@ -5,12 +5,14 @@ transactions as DynamoDB does under contention (`--conflict-rate`, `make run DDB
 away and back while the stack runs (`POST {control_url}/faults`). The admin CLI and the seed talk to moto directly.
 
 Writes <state-dir>/stack.json ({"api_url", "pbx_url", "project_id", "bot_token", "webhook_url", "control_url", ...})
-and stops everything it started on Ctrl-C or SIGTERM.
+and stops everything it started on Ctrl-C, SIGTERM or SIGHUP, when a child dies or the start fails, removing
+stack.json each time. A port in use or a state dir held by another `make run` is refused before anything starts.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import os
 import signal
@@ -19,7 +21,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import boto3
 
@@ -29,6 +31,12 @@ DEMO_PROJECT_ID = "demo"
 DEMO_SECRET = "demo-pbx-secret-0123456789"  # the demo PBX's API secret; also the webhook path secret
 DEMO_PBX_PATH = "/b3/api/v2/start.php"
 LOCAL_STAGE = "local"
+# Each port's option and the variable `make run` reads it from (named when the port is in use).
+PORTS = {"api_port": "API_PORT", "moto_port": "MOTO_PORT", "pbx_port": "PBX_PORT", "faults_port": "FAULTS_PORT"}
+
+
+class CannotStart(Exception):
+    """Something outside this stack is in the way; the message says what and what to do."""
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -91,8 +99,7 @@ class Stack:
 
     def start(self) -> dict[str, Any]:
         state = self.args.state_dir
-        state.mkdir(parents=True, exist_ok=True)
-        (state / "stack.json").unlink(missing_ok=True)
+        (state / "stack.json").unlink(missing_ok=True)  # a stack killed with SIGKILL left it: its ports are dead
         python = sys.executable
         self.spawn(
             "moto server (DynamoDB writes atomic, as on AWS)",
@@ -233,6 +240,47 @@ class Stack:
             time.sleep(0.3)
 
 
+def check_ports_free(args: argparse.Namespace) -> None:
+    """Refuse, before anything starts, a port another program listens on (a second `make run` would otherwise
+    create tables in the first one's moto) or one port given twice."""
+    seen: dict[int, str] = {}
+    for option, variable in PORTS.items():
+        port = getattr(args, option)
+        if port in seen:
+            raise CannotStart(f"port {port} is given as both {seen[port]} and {variable}: give each its own port")
+        seen[port] = variable
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                raise CannotStart(
+                    f"port {port} ({variable}) is in use: stop what listens there (another `make run`?), "
+                    f"or choose another port, e.g. `make run {variable}={port + 100}`"
+                ) from None
+
+
+def hold_state_dir(state_dir: Path) -> IO[str]:
+    """An exclusive lock on <state-dir>/run.lock for as long as this stack runs (the kernel drops it with the process,
+    even after SIGKILL): a second stack on other ports must not take over this one's stack.json."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock = open(state_dir / "run.lock", "a+")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.seek(0)
+        owner = lock.read().strip() or "?"
+        lock.close()
+        raise CannotStart(
+            f"another local stack (pid {owner}) runs with the state dir {state_dir}: stop it first (Ctrl-C), "
+            "or give this one its own STATE_DIR and ports"
+        ) from None
+    lock.truncate(0)
+    lock.write(str(os.getpid()))
+    lock.flush()
+    return lock
+
+
 def wait_for_port(port: int, child: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -276,15 +324,24 @@ Admin CLI: .venv/bin/iptel project show {stack["project_id"]}      Stop: Ctrl-C
     )
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        check_ports_free(args)
+        lock = hold_state_dir(args.state_dir)
+    except CannotStart as refused:
+        print(f"make run: {refused}", file=sys.stderr, flush=True)
+        return 2
     stack = Stack(args)
 
     def on_signal(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt
 
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)  # also when started from a script that ignores Ctrl-C
+    # SIGINT too: also when started from a script that ignores Ctrl-C
+    previous = {stop_signal: signal.signal(stop_signal, on_signal) for stop_signal in STOP_SIGNALS}
     try:
         print_welcome(stack.start(), args.state_dir)
         code = stack.watch()
@@ -294,8 +351,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"make run failed: {error}", file=sys.stderr, flush=True)
         code = 1
     finally:
+        for stop_signal in STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
+            signal.signal(stop_signal, signal.SIG_IGN)
+        (args.state_dir / "stack.json").unlink(missing_ok=True)  # first: the CLI stops pointing at a dying stack
         stack.stop()
+        lock.close()
         print("stopped the local stack", flush=True)
+        for stop_signal, handler in previous.items():
+            signal.signal(stop_signal, handler)
     return code
 
 

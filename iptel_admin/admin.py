@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from iptelefon.auth import issue_token
 from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.calls import connection_for
 from iptelefon.clients import ClientStore
-from iptelefon.errors import InvalidInput, NotFound
+from iptelefon.errors import DomainError, InvalidInput, NotFound
 from iptelefon.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project, Role
 from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client
 from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
@@ -42,13 +43,35 @@ class Target:
     api_url: str | None = None
 
 
+class StackNotRunning(DomainError):
+    status_code = 503
+    code = "stack_not_running"
+
+
 def local_target(stack_file: Path = DEFAULT_STACK_FILE) -> Target:
+    """The local stack `make run` described in `stack_file`; StackNotRunning when there is none listening."""
+    not_running = "the local stack is not running (start it with `make run`, or pass --stage for a deployed stage)"
     if not stack_file.exists():
-        raise NotFound(f"{stack_file} not found: start the local stack with `make run`, or pass --stage for AWS")
-    stack = json.loads(stack_file.read_text())
-    return connect(
-        stack["aws_endpoint_url"], stack["region"], stack["table_name"], stack["ssm_prefix"], stack["api_url"]
-    )
+        raise StackNotRunning(f"{not_running}; {stack_file} not found")
+    try:
+        stack = json.loads(stack_file.read_text())
+        endpoint_url = stack["aws_endpoint_url"]
+        target = connect(endpoint_url, stack["region"], stack["table_name"], stack["ssm_prefix"], stack["api_url"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise InvalidInput(f"{stack_file} is not a stack file written by `make run` ({error!r})") from None
+    if endpoint_url and not _listening(endpoint_url):
+        # A stack stopped without removing its file (killed with SIGKILL): its ports are dead.
+        raise StackNotRunning(f"{not_running}; nothing listens at {endpoint_url} named in {stack_file}")
+    return target
+
+
+def _listening(url: str) -> bool:
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 80), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 def connect(endpoint_url: str | None, region: str, table_name: str, ssm_prefix: str, api_url: str | None) -> Target:
@@ -210,6 +233,17 @@ def set_employee(
     employee = Employee(id=employee_id, name=name, call_method=method, short_number=short_number)
     target.storage.put_employee(project_id, employee)
     return employee
+
+
+def list_employees(target: Target, project_id: str) -> list[Employee]:
+    _project(target, project_id)
+    return target.storage.list_employees(project_id)
+
+
+def revoke_token(target: Target, project_id: str, token_id: str) -> None:
+    _project(target, project_id)
+    if not target.storage.revoke_token(project_id, token_id):
+        raise NotFound(f"token {token_id} not found in project {project_id}")
 
 
 def add_client(

@@ -11,10 +11,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, get_args
 
+from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from iptel_admin import admin
-from iptelefon.errors import DomainError, InvalidInput, NotFound
+from iptelefon.errors import DomainError, InvalidInput
 from iptelefon.models import MESSENGERS, NumberType, Role
 from iptelefon.observability import logger
 
@@ -27,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--profile", help="AWS profile")
     where.add_argument("--region", help="AWS region")
     where.add_argument("--stack-name", help="CloudFormation stack (default: iptelefon-connector-<stage>)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the service's log lines (on stderr)")
     commands = parser.add_subparsers(dest="area", required=True)
 
     project = commands.add_parser("project", help="projects (tenants)").add_subparsers(dest="action", required=True)
@@ -169,6 +171,11 @@ def run(args: argparse.Namespace) -> Any:
         case "project", "show":
             return admin.show_project(target, args.project_id)
         case "employee", "set":
+            if args.method == "api" and not args.short_number:
+                raise InvalidInput.for_field(
+                    "short-number",
+                    "--method api needs --short-number: the employee's short number on the PBX, e.g. 346",
+                )
             return admin.set_employee(
                 target,
                 project_id=args.project,
@@ -178,13 +185,12 @@ def run(args: argparse.Namespace) -> Any:
                 short_number=args.short_number,
             ).model_dump()
         case "employee", "list":
-            return [e.model_dump() for e in target.storage.list_employees(args.project)]
+            return [e.model_dump() for e in admin.list_employees(target, args.project)]
         case "token", "create":
             token_id, token = admin.create_token(target, args.project, role=args.role, employee_id=args.employee)
             return {"token_id": token_id, "role": args.role, f"{args.role}_token": token, "note": "shown once"}
         case "token", "revoke":
-            if not target.storage.revoke_token(args.project, args.token_id):
-                raise NotFound(f"token {args.token_id} not found in project {args.project}")
+            admin.revoke_token(target, args.project, args.token_id)
             return {"revoked": args.token_id}
         case "client", "add":
             variables = dict(_name_value(v) for v in args.var)
@@ -218,39 +224,59 @@ def _project_arg(args: argparse.Namespace) -> str:
 
 
 @contextmanager
-def _service_logs_to_stderr() -> Iterator[None]:
-    """The layer logs JSON lines to stdout (Lambda); here stdout is the command's JSON answer: keep it clean."""
+def _service_logs(verbose: bool) -> Iterator[None]:
+    """The layer logs JSON lines to stdout (Lambda); here stdout is the command's JSON answer and the console is a
+    person's: no log line unless --verbose, and then on stderr."""
     handler = logger.registered_handler
     level = logger.log_level
     stream = handler.setStream(sys.stderr) if isinstance(handler, logging.StreamHandler) else None
-    logger.setLevel(logging.WARNING)
+    if verbose:
+        logger.setLevel(logging.INFO)
+        logger.append_keys(service="iptel")
+    else:
+        logging.disable(logging.CRITICAL)  # botocore's and httpx's loggers too, not only the layer's
     try:
         yield
     finally:
+        logging.disable(logging.NOTSET)
         logger.setLevel(level)
+        logger.append_keys(service=logger.service)  # the Logger is the process's: as it was
         if stream is not None and isinstance(handler, logging.StreamHandler):
             handler.setStream(stream)
 
 
 def main(argv: list[str] | None = None) -> int:
-    with _service_logs_to_stderr():
-        return _main(argv)
-
-
-def _main(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        result = run(args)
-    except (DomainError, ValidationError) as error:
-        message = (
-            error.message
-            if isinstance(error, DomainError)
-            else "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in error.errors())
-        )
-        print(f"iptel: {message}", file=sys.stderr)
-        return 2
+    with _service_logs(args.verbose):
+        try:
+            result = run(args)
+        except Exception as error:
+            message = user_error(error)
+            if message is None:
+                raise  # a defect of ours: its traceback is what a bug report needs
+            print(f"iptel: {message}", file=sys.stderr)
+            return 2
     print(json.dumps(result, ensure_ascii=False, indent=2))
     return 0
+
+
+def user_error(error: Exception) -> str | None:
+    """What a person did wrong (or must do), in one line; None for a defect of ours."""
+    if isinstance(error, DomainError):
+        return error.message
+    if isinstance(error, ValidationError):
+        return "; ".join(_validation_message(e) for e in error.errors())
+    if isinstance(error, OSError) and error.filename:  # a path the person named: missing, a folder, not readable
+        return f"cannot read {error.filename}: {error.strerror}"
+    if isinstance(error, ClientError | BotoCoreError):
+        return f"AWS refused: {error} (check --stage, --profile and --region)"
+    return None
+
+
+def _validation_message(error: Any) -> str:
+    where = ".".join(str(p) for p in error["loc"])
+    text = str(error["msg"]).removeprefix("Value error, ")
+    return f"{where}: {text}" if where else text
 
 
 if __name__ == "__main__":

@@ -1,11 +1,20 @@
-"""Helpers for tests: API Gateway proxy events and answers."""
+"""Helpers for tests: API Gateway proxy events and answers, the real local stack as a subprocess."""
 
 from __future__ import annotations
 
 import json
+import signal
+import socket
+import subprocess
+import sys
+import time
 import urllib.parse
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def api_event(
@@ -100,3 +109,58 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
             for n, body in enumerate(bodies)
         ]
     }
+
+
+# -- the real local stack (`python -m devstack.run`) as a subprocess on free ports -----------------------------------
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class LocalStackProcess:
+    """`python -m devstack.run` on 127.0.0.1; its output in <state>/stack.log (a pipe nobody reads would block it)."""
+
+    state: Path
+    ports: dict[str, int]
+    process: subprocess.Popen[bytes]
+
+    @classmethod
+    def start(cls, state: Path, *options: str, ports: dict[str, int] | None = None) -> LocalStackProcess:
+        ports = ports or {name: free_port() for name in ("api", "moto", "pbx", "faults")}
+        command = [sys.executable, "-m", "devstack.run", "--state-dir", str(state), *options]
+        for name, port in ports.items():
+            command += [f"--{name}-port", str(port)]
+        state.mkdir(parents=True, exist_ok=True)
+        with (state / "stack.log").open("ab") as log:
+            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+        return cls(state, ports, process)
+
+    @property
+    def stack_file(self) -> Path:
+        return self.state / "stack.json"
+
+    @property
+    def log(self) -> str:
+        return (self.state / "stack.log").read_text(errors="replace")
+
+    def wait_until_running(self, timeout: float = 90) -> dict[str, Any]:
+        """The stack.json it wrote once everything is up; fails with the stack's log if it stopped or took too long."""
+        deadline = time.monotonic() + timeout
+        while not self.stack_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"the local stack did not start:\n{self.log[-5000:]}")
+            time.sleep(0.2)
+        return dict(json.loads(self.stack_file.read_text()))
+
+    def stop(self, signum: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise

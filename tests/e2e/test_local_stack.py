@@ -16,61 +16,20 @@ from typing import Any
 
 import httpx
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from support import ROOT, LocalStackProcess
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    state = tmp_path_factory.mktemp("stack")
-    ports = {"api": _free_port(), "moto": _free_port(), "pbx": _free_port(), "faults": _free_port()}
-    log = (state / "stack.log").open("wb")  # a pipe nobody reads would block the stack once it fills
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "devstack.run",
-            "--api-port",
-            str(ports["api"]),
-            "--moto-port",
-            str(ports["moto"]),
-            "--pbx-port",
-            str(ports["pbx"]),
-            "--faults-port",
-            str(ports["faults"]),
-            "--state-dir",
-            str(state),
-            "--webhook-delay",
-            "0.2",
-            "--queue-visibility-timeout",
-            "2",
-        ],
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    local = LocalStackProcess.start(
+        tmp_path_factory.mktemp("stack"), "--webhook-delay", "0.2", "--queue-visibility-timeout", "2"
     )
-    stack_file = state / "stack.json"
-    deadline = time.monotonic() + 60
-    while not stack_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail(f"local stack did not start:\n{(state / 'stack.log').read_text()[-5000:]}")
-        time.sleep(0.2)
-    info = json.loads(stack_file.read_text())
-    info["_process"] = process
-    info["_ports"] = ports
-    info["_state_dir"] = str(state)
+    info = local.wait_until_running(timeout=60)
+    info["_process"] = local.process
+    info["_ports"] = local.ports
+    info["_state_dir"] = str(local.state)
     yield info
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=20)
-    log.close()
+    local.stop(timeout=20)
 
 
 def test_stack_file_has_what_the_readme_promises(stack: dict[str, Any]) -> None:
@@ -123,7 +82,9 @@ def test_zeon_webhook_lands_as_a_notification_on_the_client(stack: dict[str, Any
     headers = {"Authorization": f"Bearer {stack['bot_token']}"}
     found = httpx.get(f"{stack['api_url']}/v1/clients", params={"phone": "79005551122"}, headers=headers).json()
     [client] = found["clients"]
-    card = httpx.get(f"{stack['api_url']}/v1/clients/{client['id']}", headers=headers).json()
+    answer = httpx.get(f"{stack['api_url']}/v1/clients/{client['id']}", headers=headers)
+    assert "Звонок завершён".encode() in answer.content  # UTF-8 as it is, not \u0417 escapes
+    card = answer.json()
     assert card["variables"]["iptelefon_call_record_link"] == "https://pbx.example/rec/e2e-1.mp3"
     assert card["dialog"][0]["text"].startswith("Звонок завершён · входящий · 01:05 · сотрудник 346")
     calls = httpx.get(f"{stack['api_url']}/v1/calls", params={"client_id": client["id"]}, headers=headers).json()
@@ -236,8 +197,9 @@ def test_sigterm_stops_every_service(stack: dict[str, Any]) -> None:
     # Given the running stack; When it gets SIGTERM
     process: subprocess.Popen[bytes] = stack["_process"]
     process.send_signal(signal.SIGTERM)
-    # Then it exits cleanly and no port is left open
+    # Then it exits cleanly, no port is left open, and the CLI no longer finds a stack file pointing at it
     assert process.wait(timeout=20) == 0
+    assert not (Path(stack["_state_dir"]) / "stack.json").exists()
     for port in stack["_ports"].values():
         with socket.socket() as probe:
             assert probe.connect_ex(("127.0.0.1", port)) != 0

@@ -206,3 +206,19 @@ def test_a_phone_the_api_answers_with_is_read_back_as_the_same_number(project: A
     # And sending that form back finds the same client, where the bare digits are read as a Russian 8-number
     assert [c["id"] for c in find(card["phone_e164"])["clients"]] == ["vn"]
     assert find(card["phone"])["phone"] == "74912345678"
+
+
+def test_answers_carry_cyrillic_as_utf8_text_not_escapes(lambda_context: Any, project: Any, admin_target: Any) -> None:
+    from iptelefon.clients import ClientStore
+    from iptelefon.models import Client
+
+    # Given a client whose variables are Russian text
+    ClientStore(admin_target.storage).add(
+        project.project, Client(id="ru1", channel="telegram", variables={"Имя": "Звонарёв Иван"})
+    )
+    # When a bot reads its card
+    route = (read_api_handler, "GET", "/v1/clients/{client_id}", "/v1/clients/ru1", {"client_id": "ru1"}, None)
+    answer = _call(route, lambda_context, token=project.token)
+    # Then the JSON holds the letters themselves (UTF-8 on the wire), readable with curl
+    assert answer["statusCode"] == 200
+    assert '"Имя":"Звонарёв Иван"' in answer["body"] and "\\u" not in answer["body"]

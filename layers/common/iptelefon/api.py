@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from functools import partial
 from http import HTTPStatus
 from typing import Any
 
@@ -18,6 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.api_gateway import ResponseBuilder
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestUnsupportedContentType, RequestValidationError
+from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
@@ -26,6 +28,9 @@ from iptelefon.errors import DomainError
 from iptelefon.models import Project, Role
 from iptelefon.observability import logger
 from iptelefon.storage import get_storage
+
+# Powertools' own serializer, but UTF-8 as it is: "Звонок", not "\u0417\u0432..." (answers are UTF-8 JSON).
+serialize = partial(json.dumps, separators=(",", ":"), cls=Encoder, ensure_ascii=False)
 
 
 def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
@@ -102,7 +107,9 @@ def create_resolver(*, validation: bool = True) -> APIGatewayRestResolver:
     """An API Gateway (REST) resolver with our error mapping, and pydantic validation of the routes' typed parameters
     and bodies. Without typed parameters (the webhook reads its raw request) `validation=False` spares the cold start
     the validation middleware and the per-route pydantic models Powertools would build on the first request."""
-    app = APIGatewayRestResolver(enable_validation=validation, json_body_deserializer=bounded_json)
+    app = APIGatewayRestResolver(
+        enable_validation=validation, json_body_deserializer=bounded_json, serializer=serialize
+    )
     app.exception_handler(DomainError)(domain_error_response)
     app.exception_handler(RequestUnsupportedContentType)(_unsupported_media_type)
     app.exception_handler(RequestValidationError)(_validation_error)
@@ -123,7 +130,8 @@ def resolve_with_token(app: APIGatewayRestResolver, event: dict[str, Any], conte
     try:
         caller = authenticate(get_storage(), authorization)
     except DomainError as error:
-        return ResponseBuilder[APIGatewayProxyEvent](domain_error_response(error)).build(APIGatewayProxyEvent(event))
+        answer = ResponseBuilder[APIGatewayProxyEvent](domain_error_response(error), serializer=serialize)
+        return answer.build(APIGatewayProxyEvent(event))
     app.append_context(caller=caller)  # `resolve` clears it when the request is done
     return app.resolve(event, context)
 
