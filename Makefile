@@ -12,12 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip on this machine warns about local mirror folders it does not have; keep the output readable.
 PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help venv tools run test lint build bench bench-build resilience fuzz clean
+.PHONY: help venv tools browser screenshots run test lint build bench bench-build resilience fuzz clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
 	@echo "make test   lint + type check + template checks + sam build + all tests"
-	@echo "make lint | build | bench | resilience | fuzz | clean"
+	@echo "make lint | build | bench | resilience | fuzz | screenshots | clean"
 
 $(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -35,6 +35,20 @@ $(TOOLS)/.installed: requirements-tools.txt
 
 venv: $(BIN)/.installed
 tools: $(TOOLS)/.installed
+
+# The console's browser tests drive Debian's Chromium with Playwright (Playwright's own browser download cannot reach
+# the internet here). Installed once, by apt (as root, or through sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	@echo "installing Debian's chromium for the browser tests ..."
+	@$(SUDO) apt-get install -y -q chromium >/dev/null 2>&1 || \
+		($(SUDO) apt-get update -q >/dev/null && $(SUDO) apt-get install -y -q chromium >/dev/null)
+browser: $(CHROMIUM)
+
+# The README's console screenshots, from a running `make run`.
+screenshots: venv browser
+	$(BIN)/python -m devstack.screenshots --state-dir $(or $(STATE_DIR),.local) --out docs
 
 # `make run DDB_CONFLICT_RATE=0.3`: DynamoDB cancels that share of transactions with TransactionConflict, as on AWS.
 DDB_CONFLICT_RATE ?= 0
@@ -73,7 +87,7 @@ build: tools
 
 # pytest exits 5 when it collected nothing, so `make test` can never pass having run no test.
 # Each stage says how long it took; `make test` sums them up at the end (3-9 minutes on a loaded 2-core machine).
-test: lint build
+test: lint build browser
 	$(call started,pytest)
 	$(BIN)/python -m pytest
 	@$(call took,pytest)

@@ -201,8 +201,14 @@ class Stack:
             method="disabled",
             short_number=None,
         )
+        # The console's demo users: the project's admin, and employee 346 (calls by the Iptelefon API) as operator.
+        _, admin_token = admin.create_token(target, DEMO_PROJECT_ID, role="admin")
+        _, operator_token = admin.create_token(target, DEMO_PROJECT_ID, role="operator", employee_id="346")
         return {
             "api_url": self.api_url,
+            "console_url": self.api_url + "/console",
+            "admin_token": admin_token,
+            "operator_token": operator_token,
             "pbx_url": self.pbx_base + DEMO_PBX_PATH,
             "pbx_control_url": self.pbx_base + "/_sim",
             "project_id": DEMO_PROJECT_ID,
@@ -317,6 +323,10 @@ Try:
   #    they land (within the queue's 60 s visibility timeout)
   curl -s -X POST {stack["control_url"]}/faults -d '{{"dynamodb": "down"}}'
   curl -s -X POST {stack["control_url"]}/faults -d '{{"dynamodb": "up"}}'
+
+The console: {stack["console_url"]}
+  sign in as the admin:              {stack["admin_token"]}
+  or as operator 346 (API calls):    {stack["operator_token"]}
 
 Admin CLI: .venv/bin/iptel project show {stack["project_id"]}      Stop: Ctrl-C
 """,

@@ -230,9 +230,16 @@ async function renderCard(clientId) {
   const dialog = $("card-dialog");
   dialog.replaceChildren(...client.dialog.map((note) => el("li", note.text)));
   const calls = $("card-calls");
-  calls.replaceChildren(
-    ...history.calls.map((call) => el("li", `${call.calldate || ""} · ${call.direction || ""} · ${call.talk_seconds ?? ""} с`)),
-  );
+  calls.replaceChildren(...history.calls.map((call) => el("li", describeCall(call))));
+}
+
+const DIRECTIONS = { in: "входящий", out: "исходящий" };
+
+function describeCall(call) {
+  const when = new Date(call.started_at || call.received_at).toLocaleString("ru-RU");
+  const talk = call.talk_seconds ? `${Math.floor(call.talk_seconds / 60)}:${String(call.talk_seconds % 60).padStart(2, "0")}` : "—";
+  const who = call.employee ? `сотрудник ${call.employee}` : "";
+  return [when, DIRECTIONS[call.direction] || call.direction, talk, who, call.status].filter(Boolean).join(" · ");
 }
 
 function phonesOf(client) {

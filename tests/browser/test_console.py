@@ -1,0 +1,180 @@
+"""The console in a real browser: headless Chromium (Debian's package) driven by Playwright, against `make run`.
+
+The journey of the issue: an admin connects the PBX simulator and sets employee 346 to the API method; the operator
+346 finds a client and clicks the phone icon; the simulator gets the call with a valid hash and posts its completion;
+the card shows the notification and the recording link without a reload. Also: no icon for a disabled employee, a
+`tel:` link for the app method, a hostile notification shown as text, and no settings for an operator.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from support import LocalStackProcess
+
+from devstack.run import DEMO_SECRET
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's package (`make test` installs it); Playwright's own download is offline here
+# As root, in a sandbox without a network: no sandbox, no GPU, no background connections to Google.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PHONE = "79004443322"
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    process = LocalStackProcess.start(tmp_path_factory.mktemp("console-stack"), "--webhook-delay", "1")
+    info = process.wait_until_running()
+    info["_stack_file"] = str(process.stack_file)
+    yield info
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), f"{CHROMIUM} is missing: `make test` installs Debian's chromium package"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, f"the page raised: {errors}"
+
+
+def iptel(stack: dict[str, Any], *args: str) -> dict[str, Any]:
+    command = [str(Path(sys.executable).parent / "iptel"), "--stack-file", stack["_stack_file"], *args]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=60)
+    return dict(json.loads(done.stdout))
+
+
+def sign_in(page: Page, stack: dict[str, Any], token: str) -> None:
+    page.goto(stack["console_url"])
+    page.get_by_label("Токен доступа").fill(token)
+    page.get_by_role("button", name="Войти").click()
+    expect(page.locator("#who")).to_be_visible()
+
+
+def open_card(page: Page, query: str) -> None:
+    page.get_by_role("button", name="Клиенты").click()
+    page.get_by_label("Телефон или имя").fill(query)
+    page.get_by_role("button", name="Найти").click()
+    page.locator("#results button").first.click()
+    expect(page.locator("#card")).to_be_visible()
+
+
+def post_webhook(stack: dict[str, Any], **form: str) -> dict[str, Any]:
+    answer = httpx.post(stack["webhook_url"], data={"calltype": "IN", "src": PHONE, "talktime": "42", **form})
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_admin_connects_the_pbx_and_sets_an_employee_then_the_operator_calls_from_the_card(
+    stack: dict[str, Any], page: Page
+) -> None:
+    # -- the admin: Телефония → Iptelefon, connected to the PBX simulator -------------------------------------------
+    sign_in(page, stack, stack["admin_token"])
+    expect(page.get_by_role("heading", name="Телефония → Iptelefon")).to_be_visible()
+    page.get_by_label("Адрес сервера").fill(stack["pbx_url"])
+    page.get_by_label("Секретный ключ").fill(DEMO_SECRET)
+    page.get_by_role("button", name="Сохранить").click()
+    expect(page.locator("#telephony-status")).to_have_text("Сохранено.")
+    expect(page.locator("#webhook-url")).to_have_value(stack["webhook_url"])
+    page.get_by_role("button", name="Проверить подключение").click()
+    expect(page.locator("#telephony-status")).to_contain_text("Подключение работает")
+    expect(page.locator("#telephony-status")).to_contain_text("call-employee")
+
+    # -- the admin: Сотрудники, 346 by the Iptelefon API (the short-number field only for that method) --------------
+    page.get_by_role("button", name="Сотрудники").click()
+    page.get_by_role("button", name="Изменить Operator 346").click()
+    page.get_by_label("Звонки через приложение").check()
+    expect(page.get_by_label("Короткий номер сотрудника на АТС")).to_be_hidden()
+    page.get_by_label("Звонки по API Iptelefon").check()
+    expect(page.get_by_label("Короткий номер сотрудника на АТС")).to_be_visible()
+    page.get_by_label("Короткий номер сотрудника на АТС").fill("346")
+    page.locator("#employee-form").get_by_role("button", name="Сохранить").click()
+    expect(page.locator("#employee-status")).to_have_text("Сохранено.")
+    expect(page.locator("#employee-rows")).to_contain_text("Звонки по API Iptelefon")
+    page.get_by_role("button", name="Выйти").click()
+
+    # -- the operator 346: finds the client, clicks the phone icon -------------------------------------------------
+    post_webhook(stack, id="console-seed-1")  # the client exists (a telephony client made by a call)
+    httpx.delete(stack["pbx_control_url"] + "/requests")
+    sign_in(page, stack, stack["operator_token"])
+    expect(page.get_by_role("button", name="Телефония")).to_be_hidden()  # no settings for an operator
+    open_card(page, "+7 (900) 444-33-22")
+    notes_before = page.locator("#card-dialog li").count()
+    page.get_by_role("button", name=f"Позвонить +{PHONE}").click()
+    expect(page.locator("#call-status")).to_contain_text("initiated")
+
+    # Then the simulator got the call (its hash checked: it refuses a wrong one) for 346 and the client
+    requests = httpx.get(stack["pbx_control_url"] + "/requests").json()
+    calls = [r for r in requests if r["method"] == "call-employee"]
+    assert len(calls) == 1 and calls[0]["valid"] is True, requests
+    assert (calls[0]["params"]["ext"], calls[0]["params"]["phone"]) == ("346", PHONE), requests
+    # and its completion webhook lands on the open card without a reload: the notification, the recording, completed
+    expect(page.locator("#card-dialog li")).to_have_count(notes_before + 1)
+    expect(page.locator("#recording")).to_be_visible()
+    assert page.locator("#player").get_attribute("src", timeout=TIMEOUT_MS).startswith(stack["pbx_url"].split("/b3")[0])
+    expect(page.locator("#card-variables")).to_contain_text("iptelefon_call_record_link")
+    expect(page.locator("#call-status")).to_contain_text("completed")
+
+
+def test_the_phone_icon_follows_the_employees_call_method(stack: dict[str, Any], page: Page) -> None:
+    post_webhook(stack, id="console-seed-2")
+    app_token = iptel(stack, "token", "create", "--project", "demo", "--role", "operator", "--employee", "zoiper")
+    sign_in(page, stack, app_token["operator_token"])
+    open_card(page, PHONE)
+    expect(page.get_by_role("link", name=f"Позвонить +{PHONE}")).to_have_attribute("href", f"tel:+{PHONE}")
+    page.get_by_role("button", name="Выйти").click()
+
+    off_token = iptel(stack, "token", "create", "--project", "demo", "--role", "operator", "--employee", "intern")
+    sign_in(page, stack, off_token["operator_token"])
+    open_card(page, PHONE)
+    expect(page.locator("#card-phones li")).to_have_count(1)
+    expect(page.locator("#card-phones .phone-icon")).to_have_count(0)
+
+
+def test_a_hostile_notification_is_shown_as_text(stack: dict[str, Any], page: Page) -> None:
+    hostile = "<img src=x onerror=\"document.title='pwned'\">"
+    post_webhook(stack, id="console-hostile", exten=hostile)
+    sign_in(page, stack, stack["operator_token"])
+    open_card(page, PHONE)
+    expect(page.locator("#card-dialog")).to_contain_text("<img src=x")
+    expect(page.locator("#card-dialog img")).to_have_count(0)
+    assert page.title() != "pwned"
+
+
+def test_an_operator_token_is_refused_on_the_settings_api(stack: dict[str, Any], page: Page) -> None:
+    sign_in(page, stack, stack["operator_token"])
+    status = page.evaluate(
+        """async (token) => (await fetch("v1/settings".replace(/^/, location.pathname.replace(/console$/, "")),
+                                         {headers: {Authorization: "Bearer " + token}})).status""",
+        stack["operator_token"],
+    )
+    assert status == 403
