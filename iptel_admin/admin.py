@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 import secrets
 import socket
 import time
@@ -15,18 +14,18 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import boto3
-from botocore.exceptions import ClientError
 
 from iptel_admin import client_import
 from iptel_admin.client_import import ImportReport, build_client
+from iptelefon import project_admin
 from iptelefon.auth import issue_token
 from iptelefon.call_records import CallRecordStore, call_answer
 from iptelefon.calls import connection_for
 from iptelefon.clients import ClientStore
 from iptelefon.errors import DomainError, InvalidInput, NotFound
 from iptelefon.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project, Role
-from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client
-from iptelefon.project_config import PbxCredentials, project_ssm_path, put_pbx_credentials
+from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client, method_names
+from iptelefon.project_config import PbxCredentials, put_pbx_credentials
 from iptelefon.storage import Storage, dynamodb_client, project_pk, sha256_hex
 
 DEFAULT_STACK_FILE = Path(".local/stack.json")
@@ -128,8 +127,8 @@ def create_project(
     extra_number_types: list[str] | None = None,
     webhook_path: WebhookPath = "pbx-secret",
 ) -> CreatedProject:
-    _check_server_url(server_url)
-    _check_secret(secret)
+    project_admin.check_server_url(server_url)
+    project_admin.check_secret(secret)
     random_path = webhook_path == "random"
     path_secret = new_webhook_token() if random_path else secret
     project = Project.model_validate(
@@ -157,33 +156,20 @@ def new_webhook_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def _check_secret(secret: str) -> None:
-    # The secret is also the last segment of the webhook URL: `/`, `?`, `#`, `%` or a space would break that URL.
-    if not re.fullmatch(r"[A-Za-z0-9._~-]{8,200}", secret):
-        raise InvalidInput.for_field(
-            "secret",
-            "must be 8-200 characters that can stand in a URL path as they are: letters, digits, '.', '_', '~', '-' "
-            "(ask the Iptelefon manager for such a key)",
-        )
-
-
 def rotate_secret(target: Target, project_id: str, new_secret: str, *, grace_hours: float = 24) -> dict[str, Any]:
     """The project's new PBX secret: into SSM and, when it is also the webhook path secret, the webhook lookup. The
     old webhook URL keeps working for `grace_hours` (the PBX may still use it until its manager switches), then
     answers 404. A project with a random webhook token keeps its webhook URL."""
-    _check_secret(new_secret)
     project = _project(target, project_id)
-    server_url = _ssm_value(target, project_id, "server_url")
-    if project.webhook_token_sha256 is not None:
-        put_pbx_credentials(target.ssm, target.ssm_prefix, project_id, PbxCredentials(server_url, new_secret))
+    changed = project_admin.change_pbx_connection(_backend(target), project, secret=new_secret, grace_hours=grace_hours)
+    if not changed:
         return {"project_id": project_id, "note": "the webhook URL (a random token) is unchanged"}
-    old_secret = _ssm_value(target, project_id, "secret", decrypt=True)
-    valid_until = int(time.time() + grace_hours * 3600)
-    target.storage.rotate_webhook_secret(
-        project_id, sha256_hex(old_secret), sha256_hex(new_secret), old_valid_until=valid_until
-    )
-    put_pbx_credentials(target.ssm, target.ssm_prefix, project_id, PbxCredentials(server_url, new_secret))
-    return _rotated(target, project_id, new_secret, valid_until)
+    return {
+        "project_id": project_id,
+        "webhook_url": webhook_url(target, new_secret),
+        "old_webhook_url_valid_until": changed["old_webhook_url_valid_until"],
+        "note": ROTATED_NOTE,
+    }
 
 
 def rotate_webhook_token(target: Target, project_id: str, *, grace_hours: float = 24) -> dict[str, Any]:
@@ -204,8 +190,15 @@ def _rotated(target: Target, project_id: str, path_secret: str, valid_until: int
         "project_id": project_id,
         "webhook_url": webhook_url(target, path_secret),
         "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
-        "note": "configure the new webhook_url in the PBX; the old one answers 404 after old_webhook_url_valid_until",
+        "note": ROTATED_NOTE,
     }
+
+
+ROTATED_NOTE = "configure the new webhook_url in the PBX; the old one answers 404 after old_webhook_url_valid_until"
+
+
+def _backend(target: Target) -> project_admin.Backend:
+    return project_admin.Backend(target.storage, target.ssm, target.ssm_prefix)
 
 
 def webhook_url(target: Target, secret: str) -> str | None:
@@ -320,32 +313,8 @@ def pbx_methods(target: Target, project_id: str, *, client: PbxClient | None = N
     return method_names((client or get_pbx_client()).method_list(conn))
 
 
-def method_names(data: Any) -> list[str]:
-    """Method names from a `get-method-list` reply, whatever its shape (a list of names or of objects, a map)."""
-    if isinstance(data, str):
-        return [name for name in re.split(r"[\s,;]+", data) if name]
-    if isinstance(data, dict):
-        inner = data.get("methods") or data.get("list")
-        return method_names(inner) if inner is not None else [str(name) for name in data]
-    if isinstance(data, (list, tuple)):
-        names = []
-        for entry in data:
-            if isinstance(entry, dict):
-                entry = entry.get("method") or entry.get("name") or entry.get("id")
-            if entry is not None and str(entry).strip():
-                names.append(str(entry).strip())
-        return names
-    return []
-
-
 def _ssm_value(target: Target, project_id: str, name: str, *, decrypt: bool = False) -> str:
-    path = project_ssm_path(target.ssm_prefix, project_id)
-    try:
-        return str(target.ssm.get_parameter(Name=f"{path}/{name}", WithDecryption=decrypt)["Parameter"]["Value"])
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-            raise NotFound(f"project {project_id} has no PBX connection in SSM under {path}/") from None
-        raise
+    return project_admin.stored_pbx_value(_backend(target), project_id, name, decrypt=decrypt)
 
 
 def _project(target: Target, project_id: str) -> Project:
@@ -353,12 +322,3 @@ def _project(target: Target, project_id: str) -> Project:
     if project is None:
         raise NotFound(f"project {project_id} not found")
     return project
-
-
-def _check_server_url(server_url: str) -> None:
-    parts = urlsplit(server_url)
-    local = parts.hostname in ("127.0.0.1", "localhost")
-    if parts.scheme not in ("https", "http") or not parts.hostname or (parts.scheme == "http" and not local):
-        raise InvalidInput.for_field(
-            "server_url", "must be the full https URL of start.php, e.g. https://a00.abc.ru/b3/api/v2/start.php"
-        )

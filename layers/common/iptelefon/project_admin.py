@@ -89,24 +89,25 @@ def change_pbx_connection(
     grace_hours: float = DEFAULT_GRACE_HOURS,
 ) -> dict[str, Any]:
     """A new server URL and/or PBX secret. When the secret is also the webhook path secret, its webhook lookup is
-    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until`. Returns what changed."""
+    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until`. Returns those two (none when
+    the webhook URL did not change). Repeatable: a rotation that stopped half-way can be run again."""
     if server_url is not None:
         check_server_url(server_url)
     if secret is not None:
         check_secret(secret)
     url = server_url or stored_pbx_value(backend, project.id, "server_url")
-    new_secret = secret or stored_pbx_value(backend, project.id, "secret", decrypt=True)
+    old_secret = stored_pbx_value(backend, project.id, "secret", decrypt=True)
     changed: dict[str, Any] = {}
     if secret is not None and project.webhook_token_sha256 is None:  # the secret is in the webhook URL
-        old_secret = stored_pbx_value(backend, project.id, "secret", decrypt=True)
         valid_until = int(time.time() + grace_hours * 3600)
         backend.storage.rotate_webhook_secret(
             project.id, sha256_hex(old_secret), sha256_hex(secret), old_valid_until=valid_until
         )
-        if old_secret != secret:
-            changed["webhook_path_secret"] = secret
-            changed["old_webhook_url_valid_until"] = datetime.fromtimestamp(valid_until, UTC).isoformat()
-    put_pbx_credentials(backend.ssm, backend.ssm_prefix, project.id, PbxCredentials(url, new_secret))
+        changed = {
+            "webhook_path_secret": secret,
+            "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
+        }
+    put_pbx_credentials(backend.ssm, backend.ssm_prefix, project.id, PbxCredentials(url, secret or old_secret))
     ssm_provider().clear_cache()  # this Lambda reads the new connection at once; others within their cache time
     return changed
 
