@@ -258,3 +258,26 @@ def test_an_operator_finds_clients_by_name_or_phone(
     assert search("+7 (900) 444-33-22") == [card_client.id]
     assert search("Сидоров") == []
     assert call(lambda_context, "GET", "/v1/clients", token=tokens["operator"])["statusCode"] == 400
+
+
+@pytest.mark.parametrize(
+    ("method", "resource", "path", "params", "body", "status"),
+    [
+        ("PUT", "/v1/employees/{employee_id}", "/v1/employees/a%23b", {"employee_id": "a#b"}, {"name": "N"}, 400),
+        ("DELETE", "/v1/employees/{employee_id}", "/v1/employees/x", {"employee_id": "x" * 2000}, None, 404),
+        ("DELETE", "/v1/tokens/{token_id}", "/v1/tokens/x", {"token_id": "x" * 2000}, None, 404),
+        ("PUT", "/v1/settings", None, None, {"auth_mode": None, "messengers": None}, 200),
+    ],
+)
+def test_odd_ids_and_nulls_are_answered_never_a_500(
+    method: str,
+    resource: str,
+    path: str | None,
+    params: dict[str, str] | None,
+    body: Any,
+    status: int,
+    tokens: dict[str, str],
+    lambda_context: Any,
+) -> None:
+    answer = call(lambda_context, method, resource, path, path_params=params, body=body, token=tokens["admin"])
+    assert answer["statusCode"] == status, answer["body"]

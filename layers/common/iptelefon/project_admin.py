@@ -18,7 +18,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from iptelefon.auth import Caller, issue_token
 from iptelefon.errors import InvalidInput, NotFound, StorageUnavailable
-from iptelefon.models import Employee, EmployeeUpdate, Project, SettingsUpdate
+from iptelefon.models import ID_PATTERN, Employee, EmployeeUpdate, Project, SettingsUpdate, is_valid_id
 from iptelefon.pbx import PbxClient, PbxConnection, method_names
 from iptelefon.project_config import (
     PbxCredentials,
@@ -118,7 +118,7 @@ def update_settings(backend: Backend, project: Project, update: SettingsUpdate) 
     changed: dict[str, Any] = {}
     if update.server_url is not None or update.secret is not None:
         changed = change_pbx_connection(backend, project, server_url=update.server_url, secret=update.secret)
-    fields = update.model_dump(exclude_unset=True, exclude={"server_url", "secret"})
+    fields = update.model_dump(exclude_unset=True, exclude_none=True, exclude={"server_url", "secret"})
     updated = Project.model_validate({**project.model_dump(), **fields})
     if fields:
         backend.storage.update_project(updated)
@@ -127,13 +127,15 @@ def update_settings(backend: Backend, project: Project, update: SettingsUpdate) 
 
 # -- employees and operator tokens ------------------------------------------------------------------------------------
 def put_employee(backend: Backend, project: Project, employee_id: str, update: EmployeeUpdate) -> Employee:
+    if not is_valid_id(employee_id):
+        raise InvalidInput.for_field("employee_id", f"must match {ID_PATTERN}")
     employee = Employee(id=employee_id, **update.model_dump())
     backend.storage.put_employee(project.id, employee)
     return employee
 
 
 def employee_or_404(backend: Backend, project: Project, employee_id: str) -> Employee:
-    employee = backend.storage.get_employee(project.id, employee_id)
+    employee = backend.storage.get_employee(project.id, employee_id) if is_valid_id(employee_id) else None
     if employee is None:
         raise NotFound(f"employee {employee_id} not found")
     return employee
@@ -155,7 +157,7 @@ def issue_operator_token(backend: Backend, project: Project, employee_id: str) -
 
 
 def revoke_token(backend: Backend, project: Project, token_id: str) -> None:
-    if not backend.storage.revoke_token(project.id, token_id):
+    if not is_valid_id(token_id) or not backend.storage.revoke_token(project.id, token_id):
         raise NotFound(f"token {token_id} not found")
 
 
