@@ -14,6 +14,7 @@ from iptelefon.api import api_base_url, create_resolver, json_body, request_call
 from iptelefon.budget import within_invocation
 from iptelefon.models import EmployeeUpdate, SettingsUpdate
 from iptelefon.observability import logger, metrics
+from iptelefon.project_config import ssm_provider
 
 app = create_resolver()
 backend = project_admin.Backend.of_this_function
@@ -34,8 +35,11 @@ def get_settings() -> Response[dict[str, Any]]:
 def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
     settings = backend()
     project, changed = project_admin.update_settings(settings, request_project(app, "admin"), body)
+    ssm_provider().clear_cache()  # this Lambda reads the new connection at once; others within their cache time
     view = project_admin.settings_view(settings, project, api_base_url(app))
-    return json_body({**view, **{k: v for k, v in changed.items() if k != "webhook_path_secret"}})
+    if changed.get("webhook_url_changed"):  # the old URL works for a while: say until when
+        view["old_webhook_url_valid_until"] = changed["old_webhook_url_valid_until"]
+    return json_body(view)
 
 
 @app.post("/v1/settings/check")

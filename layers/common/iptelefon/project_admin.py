@@ -89,8 +89,9 @@ def change_pbx_connection(
     grace_hours: float = DEFAULT_GRACE_HOURS,
 ) -> dict[str, Any]:
     """A new server URL and/or PBX secret. When the secret is also the webhook path secret, its webhook lookup is
-    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until`. Returns those two (none when
-    the webhook URL did not change). Repeatable: a rotation that stopped half-way can be run again."""
+    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until`. Returns that time and whether
+    the URL changed (nothing when the secret is not in the URL). Repeatable: a rotation that stopped half-way can be
+    run again."""
     if server_url is not None:
         check_server_url(server_url)
     if secret is not None:
@@ -104,11 +105,10 @@ def change_pbx_connection(
             project.id, sha256_hex(old_secret), sha256_hex(secret), old_valid_until=valid_until
         )
         changed = {
-            "webhook_path_secret": secret,
+            "webhook_url_changed": secret != old_secret,
             "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
         }
     put_pbx_credentials(backend.ssm, backend.ssm_prefix, project.id, PbxCredentials(url, secret or old_secret))
-    ssm_provider().clear_cache()  # this Lambda reads the new connection at once; others within their cache time
     return changed
 
 
