@@ -111,6 +111,8 @@ def test_settings_never_show_the_secret_and_a_new_one_rotates_the_webhook(
         ({"secret": "has/slash-123"}, "secret"),
         ({"auth_mode": "plain"}, "auth_mode"),
         ({"unknown": 1}, "unknown"),
+        ({"param_names": {"": "x"}}, "param_names"),  # an empty name cannot be a form field (nor a DynamoDB map key)
+        ({"param_names": {"ext": "a b"}}, "param_names"),
     ],
 )
 def test_bad_settings_are_a_400_naming_the_field(

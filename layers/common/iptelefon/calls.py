@@ -249,7 +249,7 @@ def connection_for(project: Project, credentials: PbxCredentials, *, timeout_sec
         auth_mode=project.auth_mode,
         employee_method=project.employee_method,
         group_method=project.group_method,
-        param_names=MappingProxyType(dict(project.param_names)),
+        param_names=MappingProxyType({str(name): value for name, value in project.param_names.items()}),
         timeout_seconds=timeout_seconds,
     )
 

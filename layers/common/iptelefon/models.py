@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -24,6 +24,9 @@ NumberType = Literal[
 ]
 PERSONAL_LINES: tuple[NumberType, ...] = ("fixed_line", "mobile")  # what a bot calls unless a project allows more
 AuthMode = Literal["hash", "bearer"]
+# The parameters a call sends the PBX, by their logical names, and the form field name a PBX may call one instead.
+LogicalParam = Literal["ext", "phone", "group"]
+PbxParamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-\[\]]{1,64}$")]
 # Who a token is: a bot (the call and read routes), an operator (one employee: the console's client card), an admin
 # (the project's settings and employees).
 Role = Literal["bot", "operator", "admin"]
@@ -75,7 +78,7 @@ class Project(BaseModel):
     employee_method: str = Field(default="call-employee", min_length=1, max_length=64)
     group_method: str = Field(default="call-group", min_length=1, max_length=64)
     # Logical PBX parameter name (ext, phone, group) -> the name this PBX expects.
-    param_names: dict[str, str] = Field(default_factory=dict)
+    param_names: dict[LogicalParam, PbxParamName] = Field(default_factory=dict)
     # The last segment of the webhook URL is the PBX's API secret (the contract's default), or, when this is set, a
     # random token the service issued (`iptel project create --webhook-token random`), so that the secret that starts
     # calls never travels in URLs. Only the token's sha256 is kept.
@@ -154,7 +157,7 @@ class SettingsUpdate(BaseModel):
     auth_mode: AuthMode | None = None
     employee_method: str | None = Field(default=None, min_length=1, max_length=64)
     group_method: str | None = Field(default=None, min_length=1, max_length=64)
-    param_names: dict[str, str] | None = None
+    param_names: dict[LogicalParam, PbxParamName] | None = None
     messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] | None = None
     allowed_country_codes: list[int] | None = None
     allowed_number_types: list[NumberType] | None = None
