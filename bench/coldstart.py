@@ -99,7 +99,7 @@ def seeded_stub() -> Iterator[tuple[str, str]]:
         environment = aws_environment()
         with mock.patch.dict(os.environ, environment), mock_aws():
             from iptel_admin import admin
-            from iptelefon.storage import Storage
+            from iptelefon.data.gateway import Storage
 
             dynamodb = boto3.client("dynamodb")
             create_tables(dynamodb, TEMPLATE)

@@ -77,8 +77,8 @@ def local_aws() -> Iterator[World]:
         create_tables(boto3.client("dynamodb"), TEMPLATE)
         create_queues(boto3.client("sqs"), TEMPLATE)
         from iptel_admin import admin
-        from iptelefon.settings import get_settings
-        from iptelefon.storage import get_storage
+        from iptelefon.data.gateway import get_storage
+        from iptelefon.platform.settings import get_settings
         from webhook.handler import lambda_handler
 
         target = admin.Target(storage=get_storage(), ssm=boto3.client("ssm"), ssm_prefix=get_settings().ssm_prefix)
@@ -127,9 +127,9 @@ class MatchingTimings:
 
 def matching_timings(clients: int, lookups: int = 300) -> MatchingTimings:
     """Index `clients` clients (phone in a variable), then time lookups of random phones and one naive scan."""
-    from iptelefon.clients import INDEX_SK, ClientStore, phone_of, phone_pk
-    from iptelefon.models import Project
-    from iptelefon.storage import Storage, from_item
+    from iptelefon.data.clients import INDEX_SK, ClientStore, phone_of, phone_pk
+    from iptelefon.data.gateway import Storage, from_item
+    from iptelefon.domain.models import Project
 
     with mock.patch.dict(os.environ, aws_environment()), mock_aws():
         dynamodb = boto3.client("dynamodb")

@@ -6,9 +6,9 @@ documents are merged into one, and what a resolver cannot see is added here:
 - `bearerAuth` on every /v1 route (the token is checked in code, not declared as a parameter);
 - the optional `Idempotency-Key` header of the call-starting routes (read from the event in code);
 - the webhook's requests: its handler reads the raw request itself, so the fields it understands (every alias of the
-  contract's table, from `iptelefon.webhook_payload`) are documented as JSON, form and multipart bodies and as query
-  parameters, all optional;
-- the answers the service really gives: our error body (`iptelefon.api`) for 4xx/5xx instead of the 422 that
+  contract's table, from `iptelefon.domain.webhook_payload`) are documented as JSON, form and multipart bodies and
+  as query parameters, all optional;
+- the answers the service really gives: our error body (`iptelefon.entry.api`) for 4xx/5xx instead of the 422 that
   Powertools documents and the service never sends (validation errors are 400), and 202 for started calls.
 """
 
@@ -222,7 +222,7 @@ def _idempotency_header() -> dict[str, Any]:
 
 def webhook_field_names() -> list[str]:
     """Every field name the webhook reads (the contract's aliases, `src`/`dst`, `members`), in the table's order."""
-    from iptelefon import webhook_payload as p
+    from iptelefon.domain import webhook_payload as p
 
     groups: Iterable[Iterable[str]] = (
         p.CALL_ID_ALIASES,
@@ -249,7 +249,7 @@ def _webhook_query_parameters() -> list[dict[str, Any]]:
 
 
 def _webhook_body() -> dict[str, Any]:
-    from iptelefon.webhook_payload import WRAPPER_KEYS
+    from iptelefon.domain.webhook_payload import WRAPPER_KEYS
 
     text_fields = {name: {"type": "string"} for name in webhook_field_names()}
     json_fields: dict[str, Any] = {name: {"type": ["string", "integer", "number"]} for name in webhook_field_names()}

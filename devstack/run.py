@@ -164,7 +164,7 @@ class Stack:
 
     def seed(self) -> dict[str, Any]:
         from iptel_admin import admin  # the same code path as `iptel project create`
-        from iptelefon.storage import Storage
+        from iptelefon.data.gateway import Storage
 
         ssm_prefix = self.template.functions()["WebhookFunction"].environment["SSM_PREFIX"]
         table_name = self.template.physical_name("MainTable")

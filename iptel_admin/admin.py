@@ -17,16 +17,16 @@ import boto3
 
 from iptel_admin import client_import
 from iptel_admin.client_import import ImportReport, build_client
-from iptelefon import project_admin
-from iptelefon.auth import issue_token
-from iptelefon.call_records import CallRecordStore, call_answer
-from iptelefon.calls import connection_for
-from iptelefon.clients import ClientStore
-from iptelefon.errors import DomainError, InvalidInput, NotFound
-from iptelefon.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project, Role
-from iptelefon.pbx import PbxClient, PbxConnection, get_pbx_client, method_names
-from iptelefon.project_config import PbxCredentials, put_pbx_credentials
-from iptelefon.storage import Storage, dynamodb_client, project_pk, sha256_hex
+from iptelefon.adapters.pbx import PbxClient, PbxConnection, get_pbx_client, method_names
+from iptelefon.data.call_records import CallRecordStore, call_answer
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import Storage, dynamodb_client, project_pk, sha256_hex
+from iptelefon.data.pbx_settings import PbxCredentials, put_pbx_credentials
+from iptelefon.domain.errors import DomainError, InvalidInput, NotFound
+from iptelefon.domain.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project, Role
+from iptelefon.usecases import admin as project_admin
+from iptelefon.usecases.auth import issue_token
+from iptelefon.usecases.calls import connection_for
 
 DEFAULT_STACK_FILE = Path(".local/stack.json")
 PBX_TIMEOUT_SECONDS = 10.0

@@ -15,9 +15,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from iptel_admin import admin
-from iptelefon.errors import DomainError, InvalidInput
-from iptelefon.models import MESSENGERS, NumberType, Role
-from iptelefon.observability import logger
+from iptelefon.domain.errors import DomainError, InvalidInput
+from iptelefon.domain.models import MESSENGERS, NumberType, Role
+from iptelefon.platform.observability import logger
 
 
 def build_parser() -> argparse.ArgumentParser:

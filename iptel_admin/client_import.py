@@ -18,10 +18,10 @@ from typing import Any, get_args
 
 from pydantic import ValidationError
 
-from iptelefon.clients import ClientStore
-from iptelefon.errors import InvalidInput
-from iptelefon.models import Channel, Client, Project, time_ordered_id
-from iptelefon.phones import normalize_phone
+from iptelefon.data.clients import ClientStore
+from iptelefon.domain.errors import InvalidInput
+from iptelefon.domain.models import Channel, Client, Project, time_ordered_id
+from iptelefon.domain.phones import normalize_phone
 
 OWN_COLUMNS = {"id", "channel", "phone", "created_at"}
 DELIMITERS = (",", ";", "\t")

@@ -51,7 +51,7 @@ def aws(_aws_session: None) -> Iterator[None]:
 
 
 def _wipe() -> None:
-    from iptelefon.project_config import ssm_provider
+    from iptelefon.data.pbx_settings import ssm_provider
 
     dynamodb = boto3.client("dynamodb")
     for definition in TEST_TEMPLATE.table_definitions():
@@ -70,7 +70,7 @@ def _wipe() -> None:
     for start in range(0, len(names), 10):
         ssm.delete_parameters(Names=names[start : start + 10])
     ssm_provider().clear_cache()
-    from iptelefon.storage import get_storage
+    from iptelefon.data.gateway import get_storage
 
     get_storage()._projects.clear()  # the warm-Lambda project cache must not outlive a test
 
@@ -94,8 +94,8 @@ def lambda_context() -> LambdaContext:
 @pytest.fixture
 def admin_target(aws: None) -> Any:
     from iptel_admin.admin import Target
-    from iptelefon.settings import get_settings
-    from iptelefon.storage import get_storage
+    from iptelefon.data.gateway import get_storage
+    from iptelefon.platform.settings import get_settings
 
     return Target(
         storage=get_storage(),
@@ -191,9 +191,9 @@ class FakePbx:
 
 @pytest.fixture
 def fake_pbx(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePbx]:
-    """Every PBX request of `iptelefon.calls` goes to a FakePbx (never the network)."""
-    from iptelefon import calls
-    from iptelefon.pbx import PbxClient
+    """Every PBX request of `iptelefon.usecases.calls` goes to a FakePbx (never the network)."""
+    from iptelefon.adapters.pbx import PbxClient
+    from iptelefon.usecases import calls
 
     pbx = FakePbx()
     monkeypatch.setattr(calls, "get_pbx_client", lambda: PbxClient(pbx.http))
@@ -207,10 +207,10 @@ def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     import httpx
 
     from devstack.pbx_simulator import PbxSimulator
-    from iptelefon import calls
-    from iptelefon.pbx import PbxClient
-    from iptelefon.project_config import PbxCredentials, put_pbx_credentials, ssm_provider
-    from iptelefon.settings import get_settings
+    from iptelefon.adapters.pbx import PbxClient
+    from iptelefon.data.pbx_settings import PbxCredentials, put_pbx_credentials, ssm_provider
+    from iptelefon.platform.settings import get_settings
+    from iptelefon.usecases import calls
 
     monkeypatch.setenv("PBX_TIMEOUT_SECONDS", "0.3")
     get_settings.cache_clear()
@@ -321,7 +321,8 @@ def dynamodb_server(aws: None) -> Iterator[DynamoDBServer]:
     """The service's DynamoDB (storage and Idempotency clients, built by the real `dynamodb_client()` factory with its
     retry and timeout config) goes to a moto server on loopback; SSM stays in-process (a stopped server takes DynamoDB
     down, the PBX secret stays readable). Everything is restored before the `aws` fixture wipes the data."""
-    from iptelefon import calls, storage
+    from iptelefon.data import gateway as storage
+    from iptelefon.usecases import calls
 
     server = DynamoDBServer()
     server.start()

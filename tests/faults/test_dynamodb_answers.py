@@ -19,14 +19,15 @@ from wire import Injector, cancelled, dynamodb_error, read_timeout, ssm_error
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin.client_import import import_clients
-from iptelefon import call_attempts, clients
-from iptelefon.call_records import CallRecordStore, call_sk
-from iptelefon.clients import ClientStore, phone_pk
-from iptelefon.errors import PhoneShared, StorageUnavailable
-from iptelefon.models import Client, Project, utc_stamp
-from iptelefon.project_config import ssm_provider
-from iptelefon.storage import get_storage, project_pk, put
-from iptelefon.webhook import WebhookRequest, receive_webhook
+from iptelefon.data import attempts as call_attempts
+from iptelefon.data import clients
+from iptelefon.data.call_records import CallRecordStore, call_sk
+from iptelefon.data.clients import ClientStore, phone_pk
+from iptelefon.data.gateway import get_storage, project_pk, put
+from iptelefon.data.pbx_settings import ssm_provider
+from iptelefon.domain.errors import PhoneShared, StorageUnavailable
+from iptelefon.domain.models import Client, Project, utc_stamp
+from iptelefon.usecases.webhook import WebhookRequest, receive_webhook
 from webhook.handler import lambda_handler as webhook_handler
 
 PHONE = "79004443322"

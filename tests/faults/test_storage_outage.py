@@ -2,7 +2,7 @@
 never a 500; no partial client; recovery heals.
 
 DynamoDB is a real moto server on 127.0.0.1 (`dynamodb_server` in conftest), reached by the service's own clients
-(`iptelefon.storage.dynamodb_client()`: standard retries, short timeouts). The outage is real: the server is stopped and
+(`gateway.dynamodb_client()`: standard retries, short timeouts). The outage is real: the server is stopped and
 its socket closed, so the SDK gets `connection refused` on every attempt. SSM stays in-process (moto's `mock_aws`): this
 file is about the table, and the PBX secret stays readable. The server serves moto's in-process backends, so the state
 left by a failed request is read in-process while the server is down, and a restarted server sees the same data.
@@ -21,8 +21,8 @@ from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
-from iptelefon.call_records import call_sk, dialog_pk
-from iptelefon.clients import (
+from iptelefon.data.call_records import call_sk, dialog_pk
+from iptelefon.data.clients import (
     INDEX_SK,
     RANK_OTHER,
     RANK_TELEPHONY,
@@ -32,9 +32,9 @@ from iptelefon.clients import (
     phone_of,
     phone_pk,
 )
-from iptelefon.models import Client, Project
-from iptelefon.settings import get_settings
-from iptelefon.storage import from_item, get_storage, sha256_hex, to_item
+from iptelefon.data.gateway import from_item, get_storage, sha256_hex, to_item
+from iptelefon.domain.models import Client, Project
+from iptelefon.platform.settings import get_settings
 from webhook.handler import lambda_handler as webhook_handler
 
 PHONE = "79004443322"

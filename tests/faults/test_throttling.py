@@ -1,7 +1,7 @@
 """DynamoDB throttling is retried by the SDK's `standard` retry mode, then by the storage gateway while the invocation
 has time; throttling that outlasts both is a 503, not a 500.
 
-The service's own clients (`iptelefon.storage.dynamodb_client()`) talk to a moto server on 127.0.0.1 (`dynamodb_server`
+The service's own clients (`gateway.dynamodb_client()`) talk to a moto server on 127.0.0.1 (`dynamodb_server`
 in conftest). A `before-send` handler answers the first N attempts of one operation with DynamoDB's throttling error
 (HTTP 400, JSON `__type` ...#ProvisionedThroughputExceededException) instead of sending them: botocore parses it like a
 real reply, so its retry handler (standard mode: throttling detection, retry quota, exponential backoff) decides, and
@@ -22,7 +22,7 @@ from conftest import PBX_SECRET, TEST_TEMPLATE, DynamoDBServer
 from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
-from iptelefon.storage import WORST_CALL_SECONDS, dynamodb_client, get_storage
+from iptelefon.data.gateway import WORST_CALL_SECONDS, dynamodb_client, get_storage
 from webhook.handler import lambda_handler as webhook_handler
 
 PHONE = "79004443322"

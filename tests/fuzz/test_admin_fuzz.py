@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from support import answer_json, api_event
 
 from admin_api.handler import lambda_handler as admin_handler
-from iptelefon.auth import issue_token
-from iptelefon.storage import get_storage
+from iptelefon.data.gateway import get_storage
+from iptelefon.usecases.auth import issue_token
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=40),

@@ -65,7 +65,7 @@ def test_the_webhook_accepts_form_json_and_multipart_bodies_with_every_alias() -
 def test_answers_are_the_ones_the_service_gives() -> None:
     for method, path, op in OPERATIONS:
         successes, errors = ANSWERS[(method, path)]
-        # the JSON error body of iptelefon.api, never the 422 Powertools would document
+        # the JSON error body of iptelefon.entry.api, never the 422 Powertools would document
         assert set(op["responses"]) == {str(s) for s in (*successes, *errors)}, f"{method} {path}"
         for status in errors:
             schema = op["responses"][str(status)]["content"]["application/json"]["schema"]

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from devstack.gateway import is_binary
 from devstack.openapi import webhook_field_names
 from devstack.template import Template
-from iptelefon.webhook_payload import WRAPPER_KEYS
+from iptelefon.domain.webhook_payload import WRAPPER_KEYS
 
 TEMPLATE = Template()
 

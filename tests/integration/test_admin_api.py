@@ -12,10 +12,10 @@ from support import answer_json, api_event, webhook_event
 from admin_api.handler import lambda_handler as admin_handler
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin import admin
-from iptelefon.auth import issue_token
-from iptelefon.models import Client
-from iptelefon.project_config import get_pbx_credentials, ssm_provider
-from iptelefon.storage import get_storage
+from iptelefon.data.gateway import get_storage
+from iptelefon.data.pbx_settings import get_pbx_credentials, ssm_provider
+from iptelefon.domain.models import Client
+from iptelefon.usecases.auth import issue_token
 from read_api.handler import lambda_handler as read_api_handler
 from webhook.handler import lambda_handler as webhook_handler
 

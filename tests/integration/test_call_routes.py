@@ -16,9 +16,9 @@ from support import answer_json, api_event
 import employee_call.handler
 from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
-from iptelefon.clients import ClientStore
-from iptelefon.models import Client
-from iptelefon.storage import get_storage
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.models import Client
 from read_api.handler import lambda_handler as read_api_handler
 
 PHONE = "79004443322"

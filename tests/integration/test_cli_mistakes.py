@@ -12,8 +12,8 @@ from conftest import PBX_SECRET
 from support import IN_PROCESS_STACK
 
 from iptel_admin import cli
-from iptelefon.clients import ClientStore
-from iptelefon.project_config import PbxCredentials, put_pbx_credentials
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.pbx_settings import PbxCredentials, put_pbx_credentials
 
 
 @pytest.fixture
@@ -172,7 +172,7 @@ def test_verbose_shows_the_log_lines_on_stderr(unreachable_pbx: None, stack_file
     assert {log["service"] for log in logs} == {"iptel"}
     assert err.splitlines()[-1].startswith("iptel: PBX unreachable")
     # And the process's Logger is left as it was (the functions' service name)
-    from iptelefon.observability import logger
+    from iptelefon.platform.observability import logger
 
     assert logger.registered_formatter.log_format["service"] == logger.service != "iptel"
 

@@ -10,9 +10,9 @@ import pytest
 from support import IN_PROCESS_STACK
 
 from iptel_admin import cli
-from iptelefon.clients import ClientStore, pack_transactions
-from iptelefon.models import Client
-from iptelefon.storage import Storage
+from iptelefon.data.clients import ClientStore, pack_transactions
+from iptelefon.data.gateway import Storage
+from iptelefon.domain.models import Client
 
 STACK = IN_PROCESS_STACK
 

@@ -14,9 +14,9 @@ from conftest import TEST_TEMPLATE
 from moto.server import ThreadedMotoServer
 
 from devstack.template import create_tables
-from iptelefon.clients import ClientStore
-from iptelefon.models import Project
-from iptelefon.storage import Storage
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import Storage
+from iptelefon.domain.models import Project
 
 
 @pytest.fixture(scope="module")

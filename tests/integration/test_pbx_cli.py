@@ -10,7 +10,7 @@ import pytest
 from conftest import PBX_SECRET
 
 from iptel_admin import admin, cli
-from iptelefon.settings import get_settings
+from iptelefon.platform.settings import get_settings
 
 
 @pytest.fixture

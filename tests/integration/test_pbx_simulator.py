@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from devstack.pbx_simulator import PbxSimulator
-from iptelefon.errors import PbxError, PbxTimeout
-from iptelefon.pbx import PbxClient, PbxConnection
+from iptelefon.adapters.pbx import PbxClient, PbxConnection
+from iptelefon.domain.errors import PbxError, PbxTimeout
 
 SECRET = "s3cr3t"
 T = TypeVar("T")

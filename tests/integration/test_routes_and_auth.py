@@ -183,9 +183,9 @@ def test_a_hostile_body_with_a_token_is_a_clear_4xx_never_a_500(
 
 def test_a_phone_the_api_answers_with_is_read_back_as_the_same_number(project: Any, admin_target: Any) -> None:
     # Given a client with a Vietnamese number (84 912 345 678), whose digits look like a Russian 8-number
-    from iptelefon.clients import ClientStore
-    from iptelefon.models import Client
-    from iptelefon.storage import get_storage
+    from iptelefon.data.clients import ClientStore
+    from iptelefon.data.gateway import get_storage
+    from iptelefon.domain.models import Client
 
     ClientStore(get_storage()).add(project.project, Client(id="vn", channel="telephony", phone="84912345678"))
 
@@ -209,8 +209,8 @@ def test_a_phone_the_api_answers_with_is_read_back_as_the_same_number(project: A
 
 
 def test_answers_carry_cyrillic_as_utf8_text_not_escapes(lambda_context: Any, project: Any, admin_target: Any) -> None:
-    from iptelefon.clients import ClientStore
-    from iptelefon.models import Client
+    from iptelefon.data.clients import ClientStore
+    from iptelefon.domain.models import Client
 
     # Given a client whose variables are Russian text
     ClientStore(admin_target.storage).add(

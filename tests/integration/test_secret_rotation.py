@@ -12,8 +12,8 @@ from conftest import PBX_SECRET
 from support import IN_PROCESS_STACK, answer_json, webhook_event
 
 from iptel_admin import admin, cli
-from iptelefon.errors import Conflict, InvalidInput
-from iptelefon.project_config import get_pbx_credentials, ssm_provider
+from iptelefon.data.pbx_settings import get_pbx_credentials, ssm_provider
+from iptelefon.domain.errors import Conflict, InvalidInput
 from webhook.handler import lambda_handler as webhook_handler
 
 NEW_SECRET = "pbx-secret-rotated-0001"
@@ -49,7 +49,7 @@ def test_after_the_grace_period_the_old_url_is_404(
     admin.rotate_secret(admin_target, "proj-a", NEW_SECRET, grace_hours=1)
     fresh_ssm()
     later = time.time() + 3601
-    monkeypatch.setattr("iptelefon.webhook.time.time", lambda: later)
+    monkeypatch.setattr("iptelefon.usecases.webhook.time.time", lambda: later)
 
     # Then the old URL is a 404 like any unknown secret, and the new one works
     old = post(lambda_context, PBX_SECRET, "old-2")
@@ -104,7 +104,7 @@ def everything_stored(aws: None) -> str:
     """Every item of the table as text: what a reader of the database could see."""
     import boto3
 
-    from iptelefon.settings import get_settings
+    from iptelefon.platform.settings import get_settings
 
     table = boto3.resource("dynamodb").Table(get_settings().table_name)
     return json.dumps(table.scan()["Items"], default=str)
@@ -150,7 +150,7 @@ def test_a_new_webhook_token_replaces_the_secret_in_the_url_after_a_grace_period
     assert post(lambda_context, token, "new-1")["statusCode"] == 200
     assert post(lambda_context, PBX_SECRET, "old-1")["statusCode"] == 200
     later = time.time() + 3601
-    monkeypatch.setattr("iptelefon.webhook.time.time", lambda: later)
+    monkeypatch.setattr("iptelefon.usecases.webhook.time.time", lambda: later)
     assert post(lambda_context, PBX_SECRET, "old-2")["statusCode"] == 404
     assert post(lambda_context, token, "new-2")["statusCode"] == 200
     # and the PBX secret itself did not change

@@ -12,10 +12,10 @@ from conftest import PBX_SECRET
 from support import IN_PROCESS_STACK
 
 from iptel_admin import admin, cli
-from iptelefon.auth import authenticate
-from iptelefon.errors import InvalidInput, Unauthorized
-from iptelefon.project_config import get_pbx_credentials
-from iptelefon.storage import sha256_hex
+from iptelefon.data.gateway import sha256_hex
+from iptelefon.data.pbx_settings import get_pbx_credentials
+from iptelefon.domain.errors import InvalidInput, Unauthorized
+from iptelefon.usecases.auth import authenticate
 
 
 def test_create_project_keeps_the_secret_only_in_ssm_as_securestring(project: Any) -> None:

@@ -13,10 +13,10 @@ import pytest
 from support import answer_json, api_event
 
 from iptel_admin import admin
-from iptelefon.call_records import RECORD_LINK_VARIABLE, CallRecordStore
-from iptelefon.clients import ClientStore
-from iptelefon.models import Client
-from iptelefon.storage import get_storage
+from iptelefon.data.call_records import RECORD_LINK_VARIABLE, CallRecordStore
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.models import Client
 from webhook.handler import lambda_handler
 
 EVENTS = Path(__file__).resolve().parent.parent / "events"

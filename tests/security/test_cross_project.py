@@ -240,8 +240,8 @@ def test_an_admin_cannot_reach_another_projects_employees_or_tokens(
 ) -> None:
     from admin_api.handler import lambda_handler as admin_handler
     from iptel_admin import admin
-    from iptelefon.auth import authenticate, issue_token
-    from iptelefon.storage import get_storage
+    from iptelefon.data.gateway import get_storage
+    from iptelefon.usecases.auth import authenticate, issue_token
 
     # Given an admin of A, and B's employee and bot token
     admin_a = issue_token(get_storage(), "proj-a", role="admin")[1]

@@ -10,8 +10,8 @@ from typing import Any
 from conftest import PBX_SECRET
 from support import answer_json, webhook_event
 
-from iptelefon.clients import ClientStore
-from iptelefon.storage import get_storage, project_pk
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import get_storage, project_pk
 from read_api.handler import lambda_handler as read_api_handler
 from webhook.handler import lambda_handler as webhook_handler
 

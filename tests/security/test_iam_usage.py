@@ -32,10 +32,10 @@ from support import answer_json, api_event, inbox_message, sqs_event
 from wire import Injector, dynamodb_error
 
 from devstack.template import LOCAL_ACCOUNT
-from iptelefon.call_attempts import get_attempt
-from iptelefon.clients import ClientStore
-from iptelefon.models import Client
-from iptelefon.storage import get_storage
+from iptelefon.data.attempts import get_attempt
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.models import Client
 
 FUNCTIONS = TEST_TEMPLATE.functions()
 REGION = TEST_TEMPLATE.region
@@ -154,7 +154,7 @@ class Scenario:
 
     def invoke(self, logical_id: str, event: dict[str, Any], *, recorded: bool = True) -> dict[str, Any]:
         """Run the function's handler (the one template.yaml names) on an event, as a cold Lambda would."""
-        from iptelefon.project_config import ssm_provider
+        from iptelefon.data.pbx_settings import ssm_provider
 
         module_name, _, attribute = FUNCTIONS[logical_id].handler.rpartition(".")
         handler = getattr(importlib.import_module(module_name), attribute)
@@ -359,7 +359,7 @@ def read_api_requests(s: Scenario) -> None:
 
 
 def admin_api_requests(s: Scenario) -> None:
-    from iptelefon.auth import issue_token
+    from iptelefon.usecases.auth import issue_token
 
     admin = issue_token(get_storage(), "proj-a", role="admin")[1]
 

@@ -5,7 +5,7 @@ calls that succeed and that the PBX fails in every way, reads, bad and revoked t
 is captured: the JSON lines of our Powertools Logger (its handler's stream, redirected: it keeps the `sys.stdout` of
 import time, which `capfd` does not see), stdout and stderr (the EMF metrics Powertools prints), and the stdlib
 loggers' output (ours at DEBUG, the LogLevel an operator may choose; httpx and httpcore at DEBUG). The checks are
-plain substring and digit-run searches, independent of `iptelefon.observability.mask_text`.
+plain substring and digit-run searches, independent of `iptelefon.platform.observability.mask_text`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from support import api_event
 from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
 from iptel_admin import admin
-from iptelefon.clients import ClientStore
-from iptelefon.models import Client
-from iptelefon.observability import logger as service_logger
-from iptelefon.storage import get_storage
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.models import Client
+from iptelefon.platform.observability import logger as service_logger
 from read_api.handler import lambda_handler as read_api_handler
 from webhook.handler import lambda_handler as webhook_handler
 

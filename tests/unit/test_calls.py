@@ -1,4 +1,5 @@
-"""The call logic (`iptelefon.calls`) and its data access (`iptelefon.call_attempts`) over moto and a FakePbx."""
+"""The call logic (`iptelefon.usecases.calls`) and its data access (`iptelefon.data.attempts`), over moto and a
+FakePbx."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ import httpx
 import pytest
 from conftest import PBX_SECRET
 
-from iptelefon import call_attempts, calls
-from iptelefon.errors import (
+from iptelefon.data import attempts as call_attempts
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.errors import (
     CallsDisabled,
     Conflict,
     CountryNotAllowed,
@@ -23,14 +25,14 @@ from iptelefon.errors import (
     PbxTimeout,
     RateLimited,
 )
-from iptelefon.models import (
+from iptelefon.domain.models import (
     Client,
     ClientCardCallRequest,
     EmployeeCallRequest,
     GroupCallRequest,
     Project,
 )
-from iptelefon.storage import get_storage
+from iptelefon.usecases import calls
 
 PHONE = "79004443322"
 HOUR = 3600
@@ -283,7 +285,7 @@ def test_a_repeat_after_an_invocation_died_mid_call_never_rings_twice(
 ) -> None:
     import boto3
 
-    from iptelefon.settings import get_settings
+    from iptelefon.platform.settings import get_settings
 
     # Given a call with an Idempotency-Key whose invocation died while the PBX was ringing the client
     fake_pbx.reply = _InvocationTimedOut()
@@ -312,7 +314,7 @@ def test_a_repeat_after_an_invocation_died_mid_call_never_rings_twice(
 # -- the client card ---------------------------------------------------------------------------------------------------
 @pytest.fixture
 def client(proj: Project) -> Client:
-    from iptelefon.clients import ClientStore
+    from iptelefon.data.clients import ClientStore
 
     card = Client(id="c-1", channel="telephony", phone=PHONE, can_message=False)
     ClientStore(get_storage()).add(proj, card)
@@ -362,7 +364,7 @@ def test_card_call_needs_the_client_and_the_employee(
 
 def test_card_call_without_any_phone_is_400_naming_phone(proj: Project, fake_pbx: Any) -> None:
     # Given a messenger client without a phone
-    from iptelefon.clients import ClientStore
+    from iptelefon.data.clients import ClientStore
 
     ClientStore(get_storage()).add(proj, Client(id="c-2", channel="telegram"))
     with pytest.raises(InvalidInput) as refused:
@@ -455,7 +457,7 @@ def test_an_unavailable_idempotency_store_before_the_call_is_503_and_nothing_is_
 ) -> None:
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
-    from iptelefon.errors import StorageUnavailable
+    from iptelefon.domain.errors import StorageUnavailable
 
     def broken(self: Any, data_record: Any) -> None:
         raise RuntimeError("unreachable")

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from iptelefon.notifications import format_call_notification, format_duration
-from iptelefon.webhook_payload import CanonicalCall, canonicalize, extract_fields
+from iptelefon.domain.notifications import format_call_notification, format_duration
+from iptelefon.domain.webhook_payload import CanonicalCall, canonicalize, extract_fields
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 RECORD_URL = "https://z138.fpg.ru/zeon/records/2024/03/01/1709290800.1843.mp3"

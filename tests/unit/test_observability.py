@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from iptelefon.observability import logger, mask_text, redact
+from iptelefon.platform.observability import logger, mask_text, redact
 
 PHONE = "79004443322"
 MASKED = "7900*****22"

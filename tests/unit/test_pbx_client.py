@@ -8,8 +8,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from iptelefon.errors import PbxError, PbxTimeout
-from iptelefon.pbx import PbxClient, PbxConnection, encode_body, get_pbx_client
+from iptelefon.adapters.pbx import PbxClient, PbxConnection, encode_body, get_pbx_client
+from iptelefon.domain.errors import PbxError, PbxTimeout
 
 SECRET = "s3cr3t"
 URL = "https://a00.abc.ru/b3/api/v2/start.php"

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iptelefon.errors import InvalidPhone
-from iptelefon.phones import mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
+from iptelefon.domain.errors import InvalidPhone
+from iptelefon.domain.phones import mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
 
 PROPERTY_SETTINGS = settings(
     max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]

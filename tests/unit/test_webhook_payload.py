@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from iptelefon.errors import DomainError, InvalidInput, InvalidPhone, PayloadTooLarge
-from iptelefon.webhook_payload import (
+from iptelefon.domain.errors import DomainError, InvalidInput, InvalidPhone, PayloadTooLarge
+from iptelefon.domain.webhook_payload import (
     CALL_ID_ALIASES,
     CALLEE_ALIASES,
     CALLER_ALIASES,

@@ -9,12 +9,20 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon import calls, project_admin
-from iptelefon.api import api_base_url, create_resolver, json_body, request_caller, request_project, resolve_with_token
-from iptelefon.budget import within_invocation
-from iptelefon.models import EmployeeUpdate, SettingsUpdate
-from iptelefon.observability import logger, metrics
-from iptelefon.project_config import ssm_provider
+from iptelefon.data.pbx_settings import ssm_provider
+from iptelefon.domain.models import EmployeeUpdate, SettingsUpdate
+from iptelefon.entry.api import (
+    api_base_url,
+    create_resolver,
+    json_body,
+    request_caller,
+    request_project,
+    resolve_with_token,
+)
+from iptelefon.platform.budget import within_invocation
+from iptelefon.platform.observability import logger, metrics
+from iptelefon.usecases import admin as project_admin
+from iptelefon.usecases import calls
 
 app = create_resolver()
 backend = project_admin.Backend.of_this_function

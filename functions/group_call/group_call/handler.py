@@ -5,11 +5,11 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon import calls
-from iptelefon.api import create_resolver, json_body, request_project, resolve_with_token
-from iptelefon.budget import within_invocation
-from iptelefon.models import GroupCallRequest
-from iptelefon.observability import logger, metrics
+from iptelefon.domain.models import GroupCallRequest
+from iptelefon.entry.api import create_resolver, json_body, request_project, resolve_with_token
+from iptelefon.platform.budget import within_invocation
+from iptelefon.platform.observability import logger, metrics
+from iptelefon.usecases import calls
 
 app = create_resolver()
 

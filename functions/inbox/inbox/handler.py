@@ -11,10 +11,10 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon.budget import within_invocation
-from iptelefon.observability import logger, metrics
-from iptelefon.storage import WORST_CALL_SECONDS
-from iptelefon.webhook import apply_queued
+from iptelefon.data.gateway import WORST_CALL_SECONDS
+from iptelefon.platform.budget import within_invocation
+from iptelefon.platform.observability import logger, metrics
+from iptelefon.usecases.webhook import apply_queued
 
 # When every message fails (storage still away), say so per message, as for some: no invocation error to alarm on.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

@@ -6,12 +6,12 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon import reads
-from iptelefon.api import create_resolver, json_body, request_project, resolve_with_token
-from iptelefon.budget import within_invocation
-from iptelefon.errors import InvalidInput
-from iptelefon.models import Role
-from iptelefon.observability import logger, metrics
+from iptelefon.domain.errors import InvalidInput
+from iptelefon.domain.models import Role
+from iptelefon.entry.api import create_resolver, json_body, request_project, resolve_with_token
+from iptelefon.platform.budget import within_invocation
+from iptelefon.platform.observability import logger, metrics
+from iptelefon.usecases import reads
 
 app = create_resolver()
 READERS: tuple[Role, ...] = ("bot", "operator", "admin")

@@ -5,12 +5,12 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon.api import create_resolver, json_body
-from iptelefon.budget import within_invocation
-from iptelefon.inbox import SEND_WORST_SECONDS
-from iptelefon.observability import logger, metrics
-from iptelefon.storage import WORST_CALL_SECONDS
-from iptelefon.webhook import WebhookRequest, receive_webhook
+from iptelefon.data.gateway import WORST_CALL_SECONDS
+from iptelefon.data.inbox import SEND_WORST_SECONDS
+from iptelefon.entry.api import create_resolver, json_body
+from iptelefon.platform.budget import within_invocation
+from iptelefon.platform.observability import logger, metrics
+from iptelefon.usecases.webhook import WebhookRequest, receive_webhook
 
 app = create_resolver(validation=False)  # the route reads the raw request itself (`WebhookRequest`)
 # A storage call starts only if, at its worst, it still leaves the time to put the request into the inbox.

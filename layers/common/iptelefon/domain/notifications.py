@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from iptelefon.webhook_payload import CallStatus, CanonicalCall, Direction
+from iptelefon.domain.webhook_payload import CallStatus, CanonicalCall, Direction
 
 SEPARATOR = " · "
 CALL_FINISHED = "Звонок завершён"

@@ -26,10 +26,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from iptelefon.errors import InvalidPhone, PhoneShared, StorageUnavailable
-from iptelefon.models import Channel, Client, Project, is_valid_id, time_ordered_id, utc_stamp
-from iptelefon.phones import mask_phone, normalize_phone
-from iptelefon.storage import ConditionFailed, Storage, Write, project_pk, put, update
+from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
+from iptelefon.domain.errors import InvalidPhone, PhoneShared, StorageUnavailable
+from iptelefon.domain.models import Channel, Client, Project, is_valid_id, time_ordered_id, utc_stamp
+from iptelefon.domain.phones import mask_phone, normalize_phone
 
 RANK_TELEPHONY = "1"
 RANK_OTHER = "2"

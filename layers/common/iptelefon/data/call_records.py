@@ -15,13 +15,13 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
-from iptelefon.clients import ClientStore, client_sk
-from iptelefon.errors import StorageUnavailable
-from iptelefon.models import Project, is_valid_id, utc_now, utc_stamp
-from iptelefon.notifications import format_call_notification
-from iptelefon.phones import e164
-from iptelefon.storage import ConditionFailed, Storage, Write, project_pk, put, update
-from iptelefon.webhook_payload import CanonicalCall
+from iptelefon.data.clients import ClientStore, client_sk
+from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
+from iptelefon.domain.errors import StorageUnavailable
+from iptelefon.domain.models import Project, is_valid_id, utc_now, utc_stamp
+from iptelefon.domain.notifications import format_call_notification
+from iptelefon.domain.phones import e164
+from iptelefon.domain.webhook_payload import CanonicalCall
 
 RECORD_LINK_VARIABLE = "iptelefon_call_record_link"
 REJECTED_KEEP = timedelta(days=90)

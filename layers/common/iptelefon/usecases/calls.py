@@ -31,10 +31,12 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon import budget, call_attempts
-from iptelefon.auth import Caller
-from iptelefon.clients import ClientStore
-from iptelefon.errors import (
+from iptelefon.adapters.pbx import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection, PbxRefused, get_pbx_client
+from iptelefon.data import attempts as call_attempts
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import WORST_CALL_SECONDS, ConditionFailed, Storage, dynamodb_client, get_storage
+from iptelefon.data.pbx_settings import PbxCredentials, get_pbx_credentials
+from iptelefon.domain.errors import (
     CallsDisabled,
     Conflict,
     CountryNotAllowed,
@@ -48,7 +50,7 @@ from iptelefon.errors import (
     RateLimited,
     StorageUnavailable,
 )
-from iptelefon.models import (
+from iptelefon.domain.models import (
     ClientCardCallRequest,
     EmployeeCallRequest,
     GroupCallRequest,
@@ -56,12 +58,11 @@ from iptelefon.models import (
     time_ordered_id,
     utc_stamp,
 )
-from iptelefon.observability import logger
-from iptelefon.pbx import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection, PbxRefused, get_pbx_client
-from iptelefon.phones import e164, mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
-from iptelefon.project_config import PbxCredentials, get_pbx_credentials
-from iptelefon.settings import get_settings
-from iptelefon.storage import WORST_CALL_SECONDS, ConditionFailed, Storage, dynamodb_client, get_storage
+from iptelefon.domain.phones import e164, mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
+from iptelefon.platform import budget
+from iptelefon.platform.observability import logger
+from iptelefon.platform.settings import get_settings
+from iptelefon.usecases.auth import Caller
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig

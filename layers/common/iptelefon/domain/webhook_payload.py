@@ -29,9 +29,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 
-from iptelefon.errors import InvalidInput, InvalidPhone, PayloadTooLarge
-from iptelefon.models import is_valid_id
-from iptelefon.phones import normalize_phone
+from iptelefon.domain.errors import InvalidInput, InvalidPhone, PayloadTooLarge
+from iptelefon.domain.models import is_valid_id
+from iptelefon.domain.phones import normalize_phone
 
 _T = TypeVar("_T")
 

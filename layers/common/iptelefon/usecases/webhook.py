@@ -17,18 +17,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from iptelefon import inbox
-from iptelefon.call_attempts import latest_pending_attempt, link_attempt
-from iptelefon.call_records import MAX_KEPT_BODY_BYTES, CallRecordStore, kept_request
-from iptelefon.clients import ClientStore
-from iptelefon.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
-from iptelefon.models import Project
-from iptelefon.observability import logger, metrics
-from iptelefon.phones import mask_phone
-from iptelefon.project_config import get_pbx_credentials
-from iptelefon.settings import get_settings
-from iptelefon.storage import Storage, get_storage, sha256_hex
-from iptelefon.webhook_payload import CanonicalCall, canonicalize, extract_fields, form_fields
+from iptelefon.data import inbox
+from iptelefon.data.attempts import latest_pending_attempt, link_attempt
+from iptelefon.data.call_records import MAX_KEPT_BODY_BYTES, CallRecordStore, kept_request
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import Storage, get_storage, sha256_hex
+from iptelefon.data.pbx_settings import get_pbx_credentials
+from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
+from iptelefon.domain.models import Project
+from iptelefon.domain.phones import mask_phone
+from iptelefon.domain.webhook_payload import CanonicalCall, canonicalize, extract_fields, form_fields
+from iptelefon.platform.observability import logger, metrics
+from iptelefon.platform.settings import get_settings
 
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
 

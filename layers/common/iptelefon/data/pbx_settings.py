@@ -20,8 +20,8 @@ from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterEr
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iptelefon.errors import NotFound, StorageUnavailable
-from iptelefon.settings import get_settings
+from iptelefon.domain.errors import NotFound, StorageUnavailable
+from iptelefon.platform.settings import get_settings
 
 # 2 attempts of at most 0.5 s to connect and 1.5 s to read: the same budget as a DynamoDB call.
 SSM_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=0.5, read_timeout=1.5)

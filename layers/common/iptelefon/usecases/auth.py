@@ -10,9 +10,9 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from iptelefon.errors import Forbidden, Unauthorized
-from iptelefon.models import Project, Role, TokenRecord, utc_now
-from iptelefon.storage import Storage, sha256_hex
+from iptelefon.data.gateway import Storage, sha256_hex
+from iptelefon.domain.errors import Forbidden, Unauthorized
+from iptelefon.domain.models import Project, Role, TokenRecord, utc_now
 
 TOKEN_PREFIX = "iptb_"  # noqa: S105 - a public marker, not a secret
 _UNAUTHORIZED = "missing or invalid bearer token"

@@ -29,11 +29,11 @@ from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iptelefon import budget
-from iptelefon.errors import Conflict, StorageRejected, StorageUnavailable
-from iptelefon.models import Employee, Project, TokenRecord
-from iptelefon.observability import logger
-from iptelefon.settings import get_settings
+from iptelefon.domain.errors import Conflict, StorageRejected, StorageUnavailable
+from iptelefon.domain.models import Employee, Project, TokenRecord
+from iptelefon.platform import budget
+from iptelefon.platform.observability import logger
+from iptelefon.platform.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -23,11 +23,11 @@ from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon.auth import Caller, authenticate
-from iptelefon.errors import DomainError
-from iptelefon.models import Project, Role
-from iptelefon.observability import logger
-from iptelefon.storage import get_storage
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.errors import DomainError
+from iptelefon.domain.models import Project, Role
+from iptelefon.platform.observability import logger
+from iptelefon.usecases.auth import Caller, authenticate
 
 # Powertools' own serializer, but UTF-8 as it is: "Звонок", not "\u0417\u0432..." (answers are UTF-8 JSON).
 serialize = partial(json.dumps, separators=(",", ":"), cls=Encoder, ensure_ascii=False)

@@ -14,8 +14,8 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iptelefon.errors import StorageUnavailable
-from iptelefon.settings import get_settings
+from iptelefon.domain.errors import StorageUnavailable
+from iptelefon.platform.settings import get_settings
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient

@@ -22,9 +22,9 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
-from iptelefon.models import is_valid_id, utc_stamp
-from iptelefon.phones import e164
-from iptelefon.storage import ConditionFailed, Storage, delete, project_pk, put, update
+from iptelefon.data.gateway import ConditionFailed, Storage, delete, project_pk, put, update
+from iptelefon.domain.models import is_valid_id, utc_stamp
+from iptelefon.domain.phones import e164
 
 ATTEMPT_PREFIX = "ATTEMPT#"
 POINTER_TTL_SECONDS = 24 * 3600

@@ -10,7 +10,7 @@ import re
 
 import phonenumbers
 
-from iptelefon.errors import InvalidPhone
+from iptelefon.domain.errors import InvalidPhone
 
 # What people really type: +, digits, spaces, dashes, dots, brackets; optionally a `tel:` prefix.
 _TYPED_PHONE = re.compile(r"^\+?[\d(][\d\s().\-]*$")

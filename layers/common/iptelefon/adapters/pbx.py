@@ -27,8 +27,8 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from iptelefon.errors import PbxError, PbxTimeout
-from iptelefon.observability import logger
+from iptelefon.domain.errors import PbxError, PbxTimeout
+from iptelefon.platform.observability import logger
 
 AuthMode = Literal["hash", "bearer"]
 

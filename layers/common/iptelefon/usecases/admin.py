@@ -16,18 +16,18 @@ from urllib.parse import urlsplit
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iptelefon.auth import Caller, issue_token
-from iptelefon.errors import InvalidInput, NotFound, StorageUnavailable
-from iptelefon.models import ID_PATTERN, Employee, EmployeeUpdate, Project, SettingsUpdate, is_valid_id
-from iptelefon.pbx import PbxClient, PbxConnection, method_names
-from iptelefon.project_config import (
+from iptelefon.adapters.pbx import PbxClient, PbxConnection, method_names
+from iptelefon.data.gateway import Storage, get_storage, sha256_hex
+from iptelefon.data.pbx_settings import (
     PbxCredentials,
     project_ssm_path,
     put_pbx_credentials,
     ssm_provider,
 )
-from iptelefon.settings import get_settings
-from iptelefon.storage import Storage, get_storage, sha256_hex
+from iptelefon.domain.errors import InvalidInput, NotFound, StorageUnavailable
+from iptelefon.domain.models import ID_PATTERN, Employee, EmployeeUpdate, Project, SettingsUpdate, is_valid_id
+from iptelefon.platform.settings import get_settings
+from iptelefon.usecases.auth import Caller, issue_token
 
 DEFAULT_GRACE_HOURS = 24.0  # how long an old webhook URL keeps working after the secret in it changed
 

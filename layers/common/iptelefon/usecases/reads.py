@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from iptelefon.call_attempts import attempt_answer, get_attempt
-from iptelefon.call_records import CallRecordStore, call_answer
-from iptelefon.clients import ClientStore
-from iptelefon.errors import InvalidPhone, NotFound
-from iptelefon.models import Client, Project
-from iptelefon.phones import e164, normalize_phone
-from iptelefon.storage import get_storage
+from iptelefon.data.attempts import attempt_answer, get_attempt
+from iptelefon.data.call_records import CallRecordStore, call_answer
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.errors import InvalidPhone, NotFound
+from iptelefon.domain.models import Client, Project
+from iptelefon.domain.phones import e164, normalize_phone
 
 MAX_MATCHES = 20
 MAX_SEARCHED_CLIENTS = 5_000

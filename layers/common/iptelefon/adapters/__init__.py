@@ -1,0 +1,1 @@
+"""Adapters to the world outside AWS: the PBX (`pbx`, the one ZEON/Iptelefon HTTP client)."""
