@@ -10,7 +10,6 @@ that outlived the client's retries is StorageUnavailable (503 + Retry-After), no
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
 
@@ -21,17 +20,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from iptelefon.domain.errors import NotFound, StorageUnavailable
+from iptelefon.domain.models import PbxCredentials
 from iptelefon.platform.settings import get_settings
 
 # 2 attempts of at most 0.5 s to connect and 1.5 s to read: the same budget as a DynamoDB call.
 SSM_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=0.5, read_timeout=1.5)
 _UNAVAILABLE_CODES = {"ThrottlingException", "TooManyUpdates", "InternalServerError", "ServiceUnavailable"}
-
-
-@dataclass(frozen=True)
-class PbxCredentials:
-    server_url: str
-    secret: str = field(repr=False)
 
 
 def project_ssm_path(ssm_prefix: str, project_id: str) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import re
 import secrets
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 CallMethod = Literal["disabled", "app", "api"]
 NumberType = Literal[
@@ -58,6 +59,14 @@ def time_ordered_id(now: float | None = None) -> str:
     """Milliseconds since the epoch in hex, then 40 random bits: unique, and in creation order for people reading."""
     seconds = utc_now().timestamp() if now is None else now
     return f"{int(seconds * 1000):x}{secrets.token_hex(5)}"
+
+
+@dataclass(frozen=True)
+class PbxCredentials:
+    """How to reach a project's PBX: its start.php URL and API secret (kept in SSM, never in the table or a log)."""
+
+    server_url: str
+    secret: str = field(repr=False)
 
 
 class Project(BaseModel):
@@ -129,6 +138,37 @@ class Client(BaseModel):
     variables: dict[str, str] = Field(default_factory=dict)
     can_message: bool = True
     created_at: datetime = Field(default_factory=utc_now)
+
+
+AttemptStatus = Literal["starting", "initiated", "failed", "completed"]
+
+
+class CallAttempt(BaseModel):
+    """What a bot or the client card asked the PBX to do, stored before the PBX request (`data.attempts`).
+
+    `starting` → `initiated` (the PBX took it) or `failed` (with `reason`) → `completed` once the PBX's completion
+    webhook is linked to it (`call_key` of that call, `client_id` it matched).
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    attempt_id: str
+    kind: Literal["employee", "group"]
+    source: Literal["bot", "client_card"] = "bot"
+    client_phone: str
+    short_number: str | None = None  # kind `employee`
+    group_id: str | None = None  # kind `group`
+    employee_id: str | None = None  # source `client_card`: who called
+    card_client_id: str | None = None  # source `client_card`: from whose card
+    created_at: str  # `utc_stamp`: fixed width, sorts as time
+    status: AttemptStatus = "starting"
+    reason: dict[str, str] | None = None  # `failed`: {"error", "message"}
+    pbx_call_id: str | None = None  # the PBX's id of the started call, when its reply had one
+    pbx_reply: str | None = None  # the PBX's reply, secret masked, cut to 2,000 characters
+    # `completed`: the call that completed it. Items stored before the vocabulary was fixed name it `call_id`.
+    call_key: str | None = Field(default=None, validation_alias=AliasChoices("call_key", "call_id"))
+    client_id: str | None = None
+    linked_at: str | None = None
 
 
 class TokenRecord(BaseModel):
