@@ -12,12 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip on this machine warns about local mirror folders it does not have; keep the output readable.
 PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help venv tools browser screenshots run test lint build bench bench-build resilience fuzz clean
+.PHONY: help venv tools browser screenshots run test lint build bench bench-build resilience fuzz rule-check clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
 	@echo "make test   lint + type check + template checks + sam build + all tests"
-	@echo "make lint | build | bench | resilience | fuzz | screenshots | clean"
+	@echo "make lint | build | bench | resilience | fuzz | rule-check | screenshots | clean"
 
 $(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -110,6 +110,10 @@ bench: venv build bench-build
 # Never lose a call: 50 concurrent webhooks with 30 % DynamoDB conflicts, 500 webhooks during a 60 s outage (~4 min).
 resilience: venv
 	$(BIN)/python -m bench.resilience
+
+# Every rule guarded: each rule of tests/rule_deletions.py is deleted in a copy of HEAD and its tests must fail.
+rule-check: venv
+	$(BIN)/python tests/rule_deletions.py
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .aws-sam .local .mypy_cache .ruff_cache .pytest_cache .hypothesis
