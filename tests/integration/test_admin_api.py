@@ -12,8 +12,10 @@ from support import answer_json, api_event, webhook_event
 from admin_api.handler import lambda_handler as admin_handler
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin import admin
+from iptelefon.data.employees import EmployeeStore
 from iptelefon.data.gateway import get_storage
 from iptelefon.data.pbx_settings import get_pbx_credentials, ssm_provider
+from iptelefon.data.tokens import TokenStore
 from iptelefon.domain.models import Client
 from iptelefon.usecases.auth import issue_token
 from read_api.handler import lambda_handler as read_api_handler
@@ -25,13 +27,13 @@ NEW_SECRET = "pbx-secret-from-console-1"
 @pytest.fixture
 def tokens(project: Any) -> dict[str, str]:
     """One token of each role for proj-a; the operator is employee 346 (API method)."""
-    storage = get_storage()
+    tokens = TokenStore(get_storage())
     return {
         "bot": project.token,
-        "admin": issue_token(storage, "proj-a", role="admin")[1],
-        "operator": issue_token(storage, "proj-a", role="operator", employee_id="346")[1],
-        "soft": issue_token(storage, "proj-a", role="operator", employee_id="soft")[1],
-        "off": issue_token(storage, "proj-a", role="operator", employee_id="off")[1],
+        "admin": issue_token(tokens, "proj-a", role="admin")[1],
+        "operator": issue_token(tokens, "proj-a", role="operator", employee_id="346")[1],
+        "soft": issue_token(tokens, "proj-a", role="operator", employee_id="soft")[1],
+        "off": issue_token(tokens, "proj-a", role="operator", employee_id="off")[1],
     }
 
 
@@ -204,7 +206,7 @@ def test_another_projects_ids_are_404_for_an_admin(
         resource = "/v1/employees/{employee_id}" + ("/operator-token" if method == "POST" else "")
         answer = call(lambda_context, method, resource, path, path_params={"employee_id": "b1"}, token=tokens["admin"])
         assert answer["statusCode"] == 404, answer["body"]
-    assert get_storage().get_employee("proj-b", "b1") is not None
+    assert EmployeeStore(get_storage()).get_employee("proj-b", "b1") is not None
 
 
 @pytest.fixture
