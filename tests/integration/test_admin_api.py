@@ -3,9 +3,11 @@ PBX connection and employees as the console changes them, and the operator's cli
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 from conftest import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
@@ -285,3 +287,33 @@ def test_odd_ids_and_nulls_are_answered_never_a_500(
 ) -> None:
     answer = call(lambda_context, method, resource, path, path_params=params, body=body, token=tokens["admin"])
     assert answer["statusCode"] == status, answer["body"]
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        ("GET", None, {"GetParametersByPath": 1}),
+        ("PUT", {"group_method": "g"}, {"GetParametersByPath": 1}),
+        ("PUT", {"secret": "pbx-secret-from-console-9"}, {"GetParametersByPath": 1, "PutParameter": 2}),
+    ],
+    ids=["view", "change", "new secret"],
+)
+def test_settings_read_ssm_once_a_request(
+    method: str, body: Any, expected: dict[str, int], tokens: dict[str, str], lambda_context: Any, monkeypatch: Any
+) -> None:
+    # Given an admin Lambda whose SSM calls are counted (its warm cache emptied: the admin reads SSM itself anyway)
+    seen: Counter[str] = Counter()
+    original = BaseClient._make_api_call
+
+    def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "ssm":
+            seen[operation] += 1
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counted)
+    ssm_provider().clear_cache()
+    # When the admin views or changes the settings
+    answer = call(lambda_context, method, "/v1/settings", body=body, token=tokens["admin"])
+    # Then SSM is read with one request, and the secret written only when it changed
+    assert answer["statusCode"] == 200, answer["body"]
+    assert dict(seen) == expected
