@@ -1,8 +1,9 @@
 """The OpenAPI document of the whole API, built from the code: `python -m devstack.openapi > openapi.json`.
 
 Each function's Powertools resolver (`APIGatewayRestResolver(enable_validation=True)`) knows its own routes, path and
-query parameters and pydantic bodies. The functions and their handler modules come from template.yaml, the resolvers'
-documents are merged into one, and what a resolver cannot see is added here:
+query parameters and pydantic bodies. The functions and their handler modules come from template.yaml (exactly the
+functions behind the API, so not Powertools' file discovery), the resolvers' documents are merged into one by
+Powertools' `OpenAPIMerge`, and what a resolver cannot see is added here:
 - `bearerAuth` on every /v1 route (the token is checked in code, not declared as a parameter);
 - the optional `Idempotency-Key` header of the call-starting routes (read from the event in code);
 - the webhook's requests: its handler reads the raw request itself, so the fields it understands (every alias of the
@@ -21,9 +22,15 @@ from collections.abc import Iterable
 from importlib.metadata import version
 from typing import Any
 
+from aws_lambda_powertools.event_handler.openapi.merge import OpenAPIMerge
+
 from devstack.template import Template
 
 TITLE = "iptelefon-connector"
+DESCRIPTION = (
+    "Connects the Iptelefon (ZEON) cloud PBX to the bot platform: the PBX's call-completion webhook, bot call "
+    "endpoints and the read API. /v1 routes need `Authorization: Bearer <bot token>`."
+)
 STATIC_FUNCTIONS = {"ConsoleFunction"}  # serves the console's files: HTML, JS, CSS, not the JSON API
 BEARER_AUTH = "bearerAuth"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -137,49 +144,49 @@ def resolver_documents(template: Template) -> dict[str, dict[str, Any]]:
 
 
 def build_openapi(template: Template | None = None) -> dict[str, Any]:
-    """The merged document of every route of template.yaml."""
+    """The merged document of every route of template.yaml: Powertools' `OpenAPIMerge` joins the resolvers' documents
+    (a route served by two functions is an error), then what no resolver can see is added."""
     template = template or Template()
-    paths: dict[str, dict[str, Any]] = {}
-    schemas: dict[str, Any] = {}
-    for function, document in resolver_documents(template).items():
-        for path, operations in document.get("paths", {}).items():
-            for method, operation in operations.items():
-                if method in paths.get(path, {}):
-                    raise ValueError(f"{method.upper()} {path} is served by two functions ({function} and another)")
+    documents = resolver_documents(template)
+    merge = OpenAPIMerge(
+        title=TITLE, version=version("iptelefon-connector"), description=DESCRIPTION, on_conflict="error"
+    )
+    for function, document in documents.items():
+        for operations in document.get("paths", {}).values():
+            for operation in operations.values():
                 operation["x-function"] = function
-                paths.setdefault(path, {})[method] = operation
-        for name, schema in document.get("components", {}).get("schemas", {}).items():
-            if name in schemas and schemas[name] != schema:
-                raise ValueError(f"two resolvers define the schema {name} differently")
-            schemas[name] = schema
+        merge.add_schema(document)
+    _check_shared_schemas(documents)  # Powertools lets the last of two same-named schemas win: refuse instead
+    merged = merge.get_openapi_schema()
+    paths: dict[str, dict[str, Any]] = merged.get("paths", {})
     for path, operations in paths.items():
         for method, operation in operations.items():
             _complete_operation(method, path, operation)
+    schemas: dict[str, Any] = merged.get("components", {}).get("schemas", {})
     for name in _POWERTOOLS_VALIDATION_SCHEMAS:
         schemas.pop(name, None)
     schemas.update({"Error": ERROR_SCHEMA, "WebhookAnswer": WEBHOOK_ANSWER_SCHEMA})
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": TITLE,
-            "version": version("iptelefon-connector"),
-            "description": "Connects the Iptelefon (ZEON) cloud PBX to the bot platform: the PBX's call-completion "
-            "webhook, bot call endpoints and the read API. /v1 routes need `Authorization: Bearer <bot token>`.",
-        },
-        "servers": [{"url": "/"}],
-        "paths": {path: paths[path] for path in sorted(paths)},
-        "components": {
-            "schemas": {name: schemas[name] for name in sorted(schemas)},
-            "securitySchemes": {
-                BEARER_AUTH: {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "A project's bot token (`iptb_...`), shown once by `iptel project create` or "
-                    "`iptel token create`.",
-                }
-            },
+    merged["paths"] = {path: paths[path] for path in sorted(paths)}
+    merged["components"] = {
+        "schemas": {name: schemas[name] for name in sorted(schemas)},
+        "securitySchemes": {
+            BEARER_AUTH: {
+                "type": "http",
+                "scheme": "bearer",
+                "description": "A project's bot token (`iptb_...`), shown once by `iptel project create` or "
+                "`iptel token create`.",
+            }
         },
     }
+    return merged
+
+
+def _check_shared_schemas(documents: dict[str, dict[str, Any]]) -> None:
+    seen: dict[str, Any] = {}
+    for document in documents.values():
+        for name, schema in document.get("components", {}).get("schemas", {}).items():
+            if seen.setdefault(name, schema) != schema:
+                raise ValueError(f"two resolvers define the schema {name} differently")
 
 
 def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> None:

@@ -9,6 +9,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -20,10 +21,20 @@ from iptel_admin.client_import import ImportReport, build_client
 from iptelefon.adapters.pbx import PbxClient, PbxConnection, get_pbx_client, method_names
 from iptelefon.data.call_records import CallRecordStore, call_answer
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import Storage, dynamodb_client, project_pk, sha256_hex
-from iptelefon.data.pbx_settings import PbxCredentials, put_pbx_credentials
+from iptelefon.data.gateway import Storage, dynamodb_client, project_pk
 from iptelefon.domain.errors import DomainError, InvalidInput, NotFound
-from iptelefon.domain.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project, Role
+from iptelefon.domain.hashes import sha256_hex
+from iptelefon.domain.models import (
+    PERSONAL_LINES,
+    AuthMode,
+    CallMethod,
+    Client,
+    Employee,
+    PbxCredentials,
+    Project,
+    Role,
+)
+from iptelefon.entry.dependencies import admin_deps_over
 from iptelefon.usecases import admin as project_admin
 from iptelefon.usecases.auth import issue_token
 from iptelefon.usecases.calls import connection_for
@@ -40,6 +51,11 @@ class Target:
     ssm: Any
     ssm_prefix: str
     api_url: str | None = None
+
+    @cached_property
+    def deps(self) -> project_admin.AdminDeps:
+        """The admin use cases' dependencies over this target's clients: the same the admin API builds."""
+        return admin_deps_over(self.storage, self.ssm, self.ssm_prefix)
 
 
 class StackNotRunning(DomainError):
@@ -143,11 +159,12 @@ def create_project(
             "webhook_token_sha256": sha256_hex(path_secret) if random_path else None,
         }
     )
-    if target.storage.get_project(project.id) is not None:
+    deps = target.deps
+    if deps.projects.get_project(project.id) is not None:
         raise InvalidInput.for_field("id", f"project {project.id} already exists")
-    put_pbx_credentials(target.ssm, target.ssm_prefix, project.id, PbxCredentials(server_url=server_url, secret=secret))
-    target.storage.create_project(project, webhook_secret=path_secret)
-    token_id, token = issue_token(target.storage, project.id)
+    deps.pbx_settings.write(project.id, PbxCredentials(server_url=server_url, secret=secret))
+    deps.projects.create_project(project, webhook_secret=path_secret)
+    token_id, token = issue_token(deps.tokens, project.id)
     return CreatedProject(project, webhook_url(target, path_secret), token_id, token)
 
 
@@ -161,7 +178,7 @@ def rotate_secret(target: Target, project_id: str, new_secret: str, *, grace_hou
     old webhook URL keeps working for `grace_hours` (the PBX may still use it until its manager switches), then
     answers 404. A project with a random webhook token keeps its webhook URL."""
     project = _project(target, project_id)
-    changed = project_admin.change_pbx_connection(_backend(target), project, secret=new_secret, grace_hours=grace_hours)
+    _, changed = project_admin.change_pbx_connection(target.deps, project, secret=new_secret, grace_hours=grace_hours)
     if not changed:
         return {"project_id": project_id, "note": "the webhook URL (a random token) is unchanged"}
     return {
@@ -176,10 +193,10 @@ def rotate_webhook_token(target: Target, project_id: str, *, grace_hours: float 
     """A new random webhook token for the project (which uses its PBX secret in the URL until then). The old webhook
     URL keeps working for `grace_hours`, then answers 404; the PBX secret is not changed."""
     project = _project(target, project_id)
-    old_hash = project.webhook_token_sha256 or sha256_hex(_ssm_value(target, project_id, "secret", decrypt=True))
+    old_hash = project.webhook_token_sha256 or sha256_hex(target.deps.pbx_settings.read(project_id).secret)
     token = new_webhook_token()
     valid_until = int(time.time() + grace_hours * 3600)
-    target.storage.rotate_webhook_secret(
+    target.deps.projects.rotate_webhook_secret(
         project_id, old_hash, sha256_hex(token), old_valid_until=valid_until, new_is_token=True
     )
     return _rotated(target, project_id, token, valid_until)
@@ -197,10 +214,6 @@ def _rotated(target: Target, project_id: str, path_secret: str, valid_until: int
 ROTATED_NOTE = "configure the new webhook_url in the PBX; the old one answers 404 after old_webhook_url_valid_until"
 
 
-def _backend(target: Target) -> project_admin.Backend:
-    return project_admin.Backend(target.storage, target.ssm, target.ssm_prefix)
-
-
 def webhook_url(target: Target, secret: str) -> str | None:
     return f"{target.api_url.rstrip('/')}/iptelefon_webhook/{secret}" if target.api_url else None
 
@@ -209,12 +222,12 @@ def show_project(target: Target, project_id: str) -> dict[str, Any]:
     project = _project(target, project_id)
     return {
         "project": project.model_dump(mode="json"),
-        "server_url": _ssm_value(target, project_id, "server_url"),
+        "server_url": target.deps.pbx_settings.read(project_id).server_url,
         "secret": "(in SSM, SecureString)",
-        "employees": [e.model_dump(mode="json") for e in target.storage.list_employees(project_id)],
+        "employees": [e.model_dump(mode="json") for e in target.deps.employees.list_employees(project_id)],
         "tokens": [
             {"token_id": t["sk"].removeprefix("TOKENREF#"), "created_at": t["created_at"]}
-            for t in target.storage.list_tokens(project_id)
+            for t in target.deps.tokens.list_tokens(project_id)
         ],
     }
 
@@ -224,19 +237,17 @@ def set_employee(
 ) -> Employee:
     _project(target, project_id)
     employee = Employee(id=employee_id, name=name, call_method=method, short_number=short_number)
-    target.storage.put_employee(project_id, employee)
+    target.deps.employees.put_employee(project_id, employee)
     return employee
 
 
 def list_employees(target: Target, project_id: str) -> list[Employee]:
     _project(target, project_id)
-    return target.storage.list_employees(project_id)
+    return target.deps.employees.list_employees(project_id)
 
 
 def revoke_token(target: Target, project_id: str, token_id: str) -> None:
-    _project(target, project_id)
-    if not target.storage.revoke_token(project_id, token_id):
-        raise NotFound(f"token {token_id} not found in project {project_id}")
+    project_admin.revoke_token(target.deps, _project(target, project_id), token_id)
 
 
 def add_client(
@@ -273,23 +284,23 @@ def create_token(
     target: Target, project_id: str, *, role: Role = "bot", employee_id: str | None = None
 ) -> tuple[str, str]:
     """A new token of an existing project: (token_id, token). The token is shown once, stored as a hash. An operator
-    token acts as an existing employee of the project."""
-    _project(target, project_id)
-    if role == "operator" and (employee_id is None or target.storage.get_employee(project_id, employee_id) is None):
-        raise InvalidInput.for_field("employee", f"an operator token needs an existing employee of {project_id}")
-    if role != "operator" and employee_id is not None:
-        raise InvalidInput.for_field("employee", "only an operator token acts as an employee")
-    return issue_token(target.storage, project_id, role=role, employee_id=employee_id)
+    token acts as an existing employee of the project (the admin API's rule: another one is not found)."""
+    project = _project(target, project_id)
+    if (role == "operator") != (employee_id is not None):
+        raise InvalidInput.for_field(
+            "employee", "an operator token names its employee, and only an operator token does"
+        )
+    if employee_id is not None:
+        issued = project_admin.issue_operator_token(target.deps, project, employee_id)
+        return issued["token_id"], issued["token"]
+    return issue_token(target.deps.tokens, project_id, role=role)
 
 
 # -- the project's PBX ----------------------------------------------------------------------------------------------
 def pbx_connection(target: Target, project_id: str) -> PbxConnection:
     """The project's PBX connection: server_url and secret (decrypted) from SSM, method names from the project."""
     project = _project(target, project_id)
-    credentials = PbxCredentials(
-        server_url=_ssm_value(target, project_id, "server_url"),
-        secret=_ssm_value(target, project_id, "secret", decrypt=True),
-    )
+    credentials = target.deps.pbx_settings.read(project_id)
     return connection_for(project, credentials, timeout_seconds=PBX_TIMEOUT_SECONDS)
 
 
@@ -313,12 +324,8 @@ def pbx_methods(target: Target, project_id: str, *, client: PbxClient | None = N
     return method_names((client or get_pbx_client()).method_list(conn))
 
 
-def _ssm_value(target: Target, project_id: str, name: str, *, decrypt: bool = False) -> str:
-    return project_admin.stored_pbx_value(_backend(target), project_id, name, decrypt=decrypt)
-
-
 def _project(target: Target, project_id: str) -> Project:
-    project = target.storage.get_project(project_id)
+    project = target.deps.projects.get_project(project_id)
     if project is None:
         raise NotFound(f"project {project_id} not found")
     return project

@@ -70,9 +70,9 @@ def _wipe() -> None:
     for start in range(0, len(names), 10):
         ssm.delete_parameters(Names=names[start : start + 10])
     ssm_provider().clear_cache()
-    from iptelefon.data.gateway import get_storage
+    from iptelefon.data.projects import project_store
 
-    get_storage()._projects.clear()  # the warm-Lambda project cache must not outlive a test
+    project_store.cache_clear()  # the warm-Lambda project cache must not outlive a test
 
 
 @dataclass

@@ -83,7 +83,7 @@ IN_PROCESS_STACK: dict[str, Any] = {
 
 def inbox_message(form: dict[str, str], secret: str) -> str:
     """A webhook as the webhook function puts it into the inbox: the form-encoded body and the secret's hash."""
-    from iptelefon.data.gateway import sha256_hex
+    from iptelefon.domain.hashes import sha256_hex
     from iptelefon.usecases.webhook import WebhookRequest
 
     body = urllib.parse.urlencode(form).encode()

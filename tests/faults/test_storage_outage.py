@@ -32,7 +32,8 @@ from iptelefon.data.clients import (
     phone_of,
     phone_pk,
 )
-from iptelefon.data.gateway import from_item, get_storage, sha256_hex, to_item
+from iptelefon.data.gateway import from_item, get_storage, to_item
+from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import Client, Project
 from iptelefon.platform.settings import get_settings
 from webhook.handler import lambda_handler as webhook_handler

@@ -15,6 +15,7 @@ from support import answer_json, api_event
 
 from admin_api.handler import lambda_handler as admin_handler
 from iptelefon.data.gateway import get_storage
+from iptelefon.data.tokens import TokenStore
 from iptelefon.usecases.auth import issue_token
 
 JSON = st.recursive(
@@ -67,7 +68,7 @@ ROUTES = [
 
 
 def test_admin_routes_answer_every_generated_request(project: Any, lambda_context: Any, fake_pbx: Any) -> None:
-    token = issue_token(get_storage(), "proj-a", role="admin")[1]
+    token = issue_token(TokenStore(get_storage()), "proj-a", role="admin")[1]
     base = fuzz_settings(max_examples=FUZZ_EXAMPLES * 4)
     in_process = settings(
         base, suppress_health_check=[*base.suppress_health_check, HealthCheck.function_scoped_fixture]

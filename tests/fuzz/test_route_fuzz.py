@@ -75,7 +75,7 @@ def seeded(local_stack: dict[str, Any]) -> dict[str, Any]:
         api,
     )
     token_id, revoked = admin.create_token(target, local_stack["project_id"])
-    assert target.storage.revoke_token(local_stack["project_id"], token_id)
+    assert target.deps.tokens.revoke_token(local_stack["project_id"], token_id)
     return {
         "client_id": [call.json()["client_id"]],
         "call_id": [call.json()["call_id"], started.json()["call_id"]],

@@ -3,17 +3,21 @@ PBX connection and employees as the console changes them, and the operator's cli
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any
 
 import pytest
+from botocore.client import BaseClient
 from conftest import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from admin_api.handler import lambda_handler as admin_handler
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin import admin
+from iptelefon.data.employees import EmployeeStore
 from iptelefon.data.gateway import get_storage
 from iptelefon.data.pbx_settings import get_pbx_credentials, ssm_provider
+from iptelefon.data.tokens import TokenStore
 from iptelefon.domain.models import Client
 from iptelefon.usecases.auth import issue_token
 from read_api.handler import lambda_handler as read_api_handler
@@ -25,13 +29,13 @@ NEW_SECRET = "pbx-secret-from-console-1"
 @pytest.fixture
 def tokens(project: Any) -> dict[str, str]:
     """One token of each role for proj-a; the operator is employee 346 (API method)."""
-    storage = get_storage()
+    tokens = TokenStore(get_storage())
     return {
         "bot": project.token,
-        "admin": issue_token(storage, "proj-a", role="admin")[1],
-        "operator": issue_token(storage, "proj-a", role="operator", employee_id="346")[1],
-        "soft": issue_token(storage, "proj-a", role="operator", employee_id="soft")[1],
-        "off": issue_token(storage, "proj-a", role="operator", employee_id="off")[1],
+        "admin": issue_token(tokens, "proj-a", role="admin")[1],
+        "operator": issue_token(tokens, "proj-a", role="operator", employee_id="346")[1],
+        "soft": issue_token(tokens, "proj-a", role="operator", employee_id="soft")[1],
+        "off": issue_token(tokens, "proj-a", role="operator", employee_id="off")[1],
     }
 
 
@@ -204,7 +208,7 @@ def test_another_projects_ids_are_404_for_an_admin(
         resource = "/v1/employees/{employee_id}" + ("/operator-token" if method == "POST" else "")
         answer = call(lambda_context, method, resource, path, path_params={"employee_id": "b1"}, token=tokens["admin"])
         assert answer["statusCode"] == 404, answer["body"]
-    assert get_storage().get_employee("proj-b", "b1") is not None
+    assert EmployeeStore(get_storage()).get_employee("proj-b", "b1") is not None
 
 
 @pytest.fixture
@@ -283,3 +287,33 @@ def test_odd_ids_and_nulls_are_answered_never_a_500(
 ) -> None:
     answer = call(lambda_context, method, resource, path, path_params=params, body=body, token=tokens["admin"])
     assert answer["statusCode"] == status, answer["body"]
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "expected"),
+    [
+        ("GET", None, {"GetParametersByPath": 1}),
+        ("PUT", {"group_method": "g"}, {"GetParametersByPath": 1}),
+        ("PUT", {"secret": "pbx-secret-from-console-9"}, {"GetParametersByPath": 1, "PutParameter": 2}),
+    ],
+    ids=["view", "change", "new secret"],
+)
+def test_settings_read_ssm_once_a_request(
+    method: str, body: Any, expected: dict[str, int], tokens: dict[str, str], lambda_context: Any, monkeypatch: Any
+) -> None:
+    # Given an admin Lambda whose SSM calls are counted (its warm cache emptied: the admin reads SSM itself anyway)
+    seen: Counter[str] = Counter()
+    original = BaseClient._make_api_call
+
+    def counted(client: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if client.meta.service_model.service_name == "ssm":
+            seen[operation] += 1
+        return original(client, operation, params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", counted)
+    ssm_provider().clear_cache()
+    # When the admin views or changes the settings
+    answer = call(lambda_context, method, "/v1/settings", body=body, token=tokens["admin"])
+    # Then SSM is read with one request, and the secret written only when it changed
+    assert answer["statusCode"] == 200, answer["body"]
+    assert dict(seen) == expected

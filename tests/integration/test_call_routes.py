@@ -18,6 +18,7 @@ from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import get_storage
+from iptelefon.data.projects import get_project_store
 from iptelefon.domain.models import Client
 from read_api.handler import lambda_handler as read_api_handler
 
@@ -194,7 +195,7 @@ def test_rate_limit_is_429_with_retry_after_and_nothing_reaches_the_pbx(
     fake_pbx: Any, project: Any, lambda_context: Any
 ) -> None:
     # Given one call per client phone per hour
-    get_storage().update_project(project.project.model_copy(update={"calls_per_phone_per_hour": 1}))
+    get_project_store().update_project(project.project.model_copy(update={"calls_per_phone_per_hour": 1}))
     assert _call(EMPLOYEE, lambda_context, project.token)["statusCode"] == 202
     # When the same phone is called again, by another route
     answer = _call(GROUP, lambda_context, project.token)

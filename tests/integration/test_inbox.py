@@ -16,9 +16,10 @@ from support import answer_json, inbox_message, sqs_event, webhook_event
 from wire import Injector, read_timeout
 
 from inbox.handler import lambda_handler as inbox_handler
-from iptelefon.data.gateway import get_storage, project_pk, sha256_hex
+from iptelefon.data.gateway import get_storage, project_pk
 from iptelefon.data.inbox import sqs_client
 from iptelefon.data.pbx_settings import ssm_provider
+from iptelefon.domain.hashes import sha256_hex
 from webhook.handler import RESERVE_SECONDS
 from webhook.handler import lambda_handler as webhook_handler
 

@@ -70,7 +70,7 @@ def test_wrong_token_is_401(token: str, lambda_context: Any, project: Any) -> No
 
 def test_revoked_token_is_401(lambda_context: Any, project: Any, admin_target: Any) -> None:
     # Given the project's token is revoked
-    assert admin_target.storage.revoke_token(project.project.id, project.token_id)
+    assert admin_target.deps.tokens.revoke_token(project.project.id, project.token_id)
     # When it is used
     answer = _call(BOT_ROUTES[0], lambda_context, token=project.token)
     # Then it no longer opens the API

@@ -12,9 +12,10 @@ from conftest import PBX_SECRET
 from support import IN_PROCESS_STACK
 
 from iptel_admin import admin, cli
-from iptelefon.data.gateway import sha256_hex
 from iptelefon.data.pbx_settings import get_pbx_credentials
 from iptelefon.domain.errors import InvalidInput, Unauthorized
+from iptelefon.domain.hashes import sha256_hex
+from iptelefon.entry.dependencies import auth_deps
 from iptelefon.usecases.auth import authenticate
 
 
@@ -31,8 +32,8 @@ def test_create_project_keeps_the_secret_only_in_ssm_as_securestring(project: An
 
 def test_webhook_secret_hash_finds_the_project(project: Any, admin_target: Any) -> None:
     # Given a project; When looked up by sha256 of its secret; Then it is found in one key lookup
-    assert admin_target.storage.find_webhook_secret(sha256_hex(PBX_SECRET))["project_id"] == "proj-a"
-    assert admin_target.storage.find_webhook_secret(sha256_hex("other")) is None
+    assert admin_target.deps.projects.find_webhook_secret(sha256_hex(PBX_SECRET))["project_id"] == "proj-a"
+    assert admin_target.deps.projects.find_webhook_secret(sha256_hex("other")) is None
 
 
 def test_pbx_credentials_are_read_decrypted_through_parameters(project: Any) -> None:
@@ -47,8 +48,8 @@ def test_issued_token_authenticates_its_own_project_only(project: Any, other_pro
     # Given two projects with a token each
     # When each token is checked
     # Then each names its own project
-    assert authenticate(admin_target.storage, f"Bearer {project.token}").project.id == "proj-a"
-    assert authenticate(admin_target.storage, f"bearer {other_project.token}").project.id == "proj-b"
+    assert authenticate(auth_deps(), f"Bearer {project.token}").project.id == "proj-a"
+    assert authenticate(auth_deps(), f"bearer {other_project.token}").project.id == "proj-b"
 
 
 def test_token_is_stored_only_as_a_hash(project: Any) -> None:
@@ -61,7 +62,7 @@ def test_token_is_stored_only_as_a_hash(project: Any) -> None:
 @pytest.mark.parametrize("header", [None, "", "Bearer", "Basic abc", "Bearer iptb_unknown"])
 def test_bad_authorization_headers_are_unauthorized(header: str | None, project: Any, admin_target: Any) -> None:
     with pytest.raises(Unauthorized):
-        authenticate(admin_target.storage, header)
+        authenticate(auth_deps(), header)
 
 
 def test_duplicate_project_id_is_refused(project: Any, admin_target: Any) -> None:

@@ -240,11 +240,14 @@ def test_an_admin_cannot_reach_another_projects_employees_or_tokens(
 ) -> None:
     from admin_api.handler import lambda_handler as admin_handler
     from iptel_admin import admin
+    from iptelefon.data.employees import EmployeeStore
     from iptelefon.data.gateway import get_storage
+    from iptelefon.data.tokens import TokenStore
+    from iptelefon.entry.dependencies import auth_deps
     from iptelefon.usecases.auth import authenticate, issue_token
 
     # Given an admin of A, and B's employee and bot token
-    admin_a = issue_token(get_storage(), "proj-a", role="admin")[1]
+    admin_a = issue_token(TokenStore(get_storage()), "proj-a", role="admin")[1]
     admin.set_employee(admin_target, project_id="proj-b", employee_id="b1", name="B", method="app", short_number=None)
     foreign = {"employee": "b1", "token": other_project.token_id}
     method, resource, param, kind = route
@@ -254,8 +257,8 @@ def test_an_admin_cannot_reach_another_projects_employees_or_tokens(
                            lambda_context)  # fmt: skip
     # Then it is a 404, and B's employee and token are as they were
     assert answer["statusCode"] == 404, answer["body"]
-    assert get_storage().get_employee("proj-b", "b1") is not None
-    assert authenticate(get_storage(), f"Bearer {other_project.token}").project.id == "proj-b"
+    assert EmployeeStore(get_storage()).get_employee("proj-b", "b1") is not None
+    assert authenticate(auth_deps(), f"Bearer {other_project.token}").project.id == "proj-b"
 
 
 # -- the webhook: one project's secret, the other project's clients ---------------------------------------------

@@ -35,6 +35,8 @@ from devstack.template import LOCAL_ACCOUNT
 from iptelefon.data.attempts import get_attempt
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import get_storage
+from iptelefon.data.projects import get_project_store, project_store
+from iptelefon.data.tokens import TokenStore
 from iptelefon.domain.models import Client
 
 FUNCTIONS = TEST_TEMPLATE.functions()
@@ -159,7 +161,7 @@ class Scenario:
         module_name, _, attribute = FUNCTIONS[logical_id].handler.rpartition(".")
         handler = getattr(importlib.import_module(module_name), attribute)
         ssm_provider().clear_cache()
-        get_storage()._projects.clear()
+        project_store.cache_clear()
         if not recorded:
             return handler(event, self.context)  # type: ignore[no-any-return]
         request = f"{event['httpMethod']} {event['resource']}" if "httpMethod" in event else "an SQS batch"
@@ -224,7 +226,7 @@ def accept_pbx_requests(fake_pbx: Any) -> None:
 
 
 def limit_project_calls_per_minute(project: Any, limit: int) -> None:
-    get_storage().update_project(project.project.model_copy(update={"calls_per_project_per_minute": limit}))
+    get_project_store().update_project(project.project.model_copy(update={"calls_per_project_per_minute": limit}))
 
 
 def start_bot_call(s: Scenario) -> tuple[dict[str, Any], dict[str, str]]:
@@ -287,7 +289,7 @@ def inbox_requests(s: Scenario) -> None:
 
 def employee_call_requests(s: Scenario) -> None:
     token = s.project.token
-    get_storage().update_project(s.project.project.model_copy(update={"calls_per_phone_per_hour": 100}))
+    get_project_store().update_project(s.project.project.model_copy(update={"calls_per_phone_per_hour": 100}))
     bot = {"client_phone": PHONE, "short_employee_phone": "346"}
     s.expect(202, "EmployeeCallFunction", call_event("employee", bot, token))
     # Idempotency-Key: first use, a repeat (the first answer), a PBX refusal (the record is dropped: try again)
@@ -361,7 +363,7 @@ def read_api_requests(s: Scenario) -> None:
 def admin_api_requests(s: Scenario) -> None:
     from iptelefon.usecases.auth import issue_token
 
-    admin = issue_token(get_storage(), "proj-a", role="admin")[1]
+    admin = issue_token(TokenStore(get_storage()), "proj-a", role="admin")[1]
 
     def admin_event(method: str, resource: str, path: str | None = None, **kwargs: Any) -> dict[str, Any]:
         return api_event(method, resource, path or resource, token=kwargs.pop("token", admin), **kwargs)

@@ -193,7 +193,7 @@ def scan(
     store = ClientStore(get_storage())
     store.add(project.project, Client(id="card-a", channel="telegram", phone=PHONE, variables={"tel": PHONE_2}))
     token_id, revoked = admin.create_token(admin_target, "proj-a")
-    admin_target.storage.revoke_token("proj-a", token_id)
+    admin_target.deps.tokens.revoke_token("proj-a", token_id)
     monkeypatch.setenv("POWERTOOLS_METRICS_DISABLED", "false")  # EMF metrics are printed too: scan them
     tokens = {"a": project.token, "b": other_project.token, "revoked": revoked}
     with logged(capfd, caplog) as text:

@@ -13,6 +13,7 @@ from conftest import PBX_SECRET
 
 from iptelefon.data import attempts as call_attempts
 from iptelefon.data.gateway import get_storage
+from iptelefon.data.projects import get_project_store
 from iptelefon.domain.errors import (
     CallsDisabled,
     Conflict,
@@ -25,13 +26,8 @@ from iptelefon.domain.errors import (
     PbxTimeout,
     RateLimited,
 )
-from iptelefon.domain.models import (
-    Client,
-    ClientCardCallRequest,
-    EmployeeCallRequest,
-    GroupCallRequest,
-    Project,
-)
+from iptelefon.domain.models import Client, Project
+from iptelefon.domain.requests import ClientCardCallRequest, EmployeeCallRequest, GroupCallRequest
 from iptelefon.usecases import calls
 
 PHONE = "79004443322"
@@ -50,7 +46,7 @@ def _employee(phone: str = PHONE, number: str = "346") -> EmployeeCallRequest:
 
 def _update(project: Project, **changes: Any) -> Project:
     updated = project.model_copy(update=changes)
-    get_storage().update_project(updated)
+    get_project_store().update_project(updated)
     return updated
 
 

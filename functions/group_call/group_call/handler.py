@@ -5,7 +5,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon.domain.models import GroupCallRequest
+from iptelefon.domain.requests import GroupCallRequest
 from iptelefon.entry.api import create_resolver, json_body, request_project, resolve_with_token
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics

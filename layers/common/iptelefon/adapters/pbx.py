@@ -22,15 +22,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
 
 from iptelefon.domain.errors import PbxError, PbxTimeout
+from iptelefon.domain.models import AuthMode
 from iptelefon.platform.observability import logger
-
-AuthMode = Literal["hash", "bearer"]
 
 DEFAULT_TOPIC = "base"
 # Logical parameter names of the call-starting methods; a project maps them to its PBX's real names.

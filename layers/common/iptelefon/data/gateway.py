@@ -1,5 +1,8 @@
 """The storage gateway: the only code that talks to DynamoDB (key layout: see MainTable in template.yaml).
 
+The repositories (`projects`, `tokens`, `employees`, `clients`, `call_records`, `attempts`) build their items and
+writes with the helpers here and send them through `Storage`.
+
 Every read and write goes through `Storage`, and every DynamoDB answer becomes one outcome, here and nowhere else:
 - a condition that did not hold (`ConditionalCheckFailedException`, or a transaction cancelled with
   `ConditionalCheckFailed` reasons) → `ConditionFailed`, naming the `label` of each item whose condition failed;
@@ -14,7 +17,6 @@ Every read and write goes through `Storage`, and every DynamoDB answer becomes o
 
 from __future__ import annotations
 
-import hashlib
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -29,8 +31,7 @@ from botocore import xform_name
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from iptelefon.domain.errors import Conflict, StorageRejected, StorageUnavailable
-from iptelefon.domain.models import Employee, Project, TokenRecord
+from iptelefon.domain.errors import StorageRejected, StorageUnavailable
 from iptelefon.platform import budget
 from iptelefon.platform.observability import logger
 from iptelefon.platform.settings import get_settings
@@ -57,9 +58,6 @@ MAX_ATTEMPTS = 6
 BACKOFF_BASE_SECONDS = 0.025
 BACKOFF_CAP_SECONDS = 0.5
 
-PROJECT_CACHE_SECONDS = 60
-SECRET_IN_USE = "secret in use"  # noqa: S105 - the label of a lookup's "not taken yet" condition
-SECRET_TAKEN = "this webhook secret is already used by another project"  # noqa: S105 - an error message
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
@@ -126,10 +124,6 @@ def _condition(
     return parts
 
 
-def sha256_hex(value: str) -> str:
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def to_item(data: dict[str, Any]) -> dict[str, Any]:
     return {k: _serializer.serialize(v) for k, v in data.items() if v is not None}
 
@@ -157,23 +151,12 @@ def project_pk(project_id: str) -> str:
     return f"PROJECT#{project_id}"
 
 
-def webhook_pk(secret_hash: str) -> str:
-    return f"WEBHOOK#{secret_hash}"
-
-
-def webhook_lookup_item(secret_hash: str, project_id: str) -> dict[str, Any]:
-    """Webhook secret (by its sha256) -> project: how the webhook finds its project with one GetItem."""
-    return {"pk": webhook_pk(secret_hash), "sk": "WEBHOOK", "project_id": project_id}
-
-
 class Storage:
     def __init__(self, client: DynamoDBClient, table_name: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
         self.table = table_name
         self._sleep = sleep
-        self._projects: dict[str, tuple[float, Project]] = {}
 
-    # -- the gateway -------------------------------------------------------------------------------------------
     def transact(self, writes: Sequence[Write]) -> None:
         """All the writes or none. ConditionFailed names every item whose condition failed."""
         items = [{w.action: {"TableName": self.table, **w.request}} for w in writes]
@@ -265,148 +248,6 @@ class Storage:
         if code == "ValidationException":
             _rejected(operation, [code], [str(error.response.get("Error", {}).get("Message", ""))])
         raise error  # AccessDenied, ResourceNotFound: a deployment error, a 500 with its traceback
-
-    # -- projects ----------------------------------------------------------------------------------------------
-    def create_project(self, project: Project, webhook_secret: str) -> None:
-        """Project item plus its webhook lookup item (by the secret's sha256), both or neither."""
-        project_item = {
-            "pk": project_pk(project.id),
-            "sk": "PROJECT",
-            "type": "project",
-            **project.model_dump(mode="json"),
-        }
-        lookup_item = webhook_lookup_item(sha256_hex(webhook_secret), project.id)
-        try:
-            self.transact(
-                [
-                    put(project_item, only_if="attribute_not_exists(pk)", label="project exists"),
-                    put(lookup_item, only_if="attribute_not_exists(pk)", label=SECRET_IN_USE),
-                ]
-            )
-        except ConditionFailed as failed:
-            if "project exists" in failed.failed:
-                raise Conflict(f"project {project.id} already exists") from None
-            raise Conflict(SECRET_TAKEN) from None
-
-    def update_project(self, project: Project) -> None:
-        item = {"pk": project_pk(project.id), "sk": "PROJECT", "type": "project", **project.model_dump(mode="json")}
-        self.write(put(item, only_if="attribute_exists(pk)"))
-
-    def get_project(self, project_id: str) -> Project | None:
-        item = self.get(project_pk(project_id), "PROJECT")
-        return Project.model_validate(item) if item else None
-
-    def get_project_cached(self, project_id: str) -> Project | None:
-        """A warm Lambda reads a project at most once a minute (settings change rarely; webhooks come often)."""
-        now = time.monotonic()
-        cached = self._projects.get(project_id)
-        if cached and now - cached[0] < PROJECT_CACHE_SECONDS:
-            return cached[1]
-        project = self.get_project(project_id)
-        if project is not None:
-            self._projects[project_id] = (now, project)
-        return project
-
-    def find_webhook_secret(self, secret_hash: str) -> dict[str, Any] | None:
-        """The lookup item of a webhook secret: `project_id`, and `valid_until` (epoch seconds) for a rotated one."""
-        return self.get(webhook_pk(secret_hash), "WEBHOOK")
-
-    def rotate_webhook_secret(
-        self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int, new_is_token: bool = False
-    ) -> None:
-        """The new secret's lookup, and the old one kept until `old_valid_until` (then TTL removes it a day later).
-        `new_is_token`: the new one is a random webhook token, whose hash the project item keeps (same transaction).
-
-        Repeatable: a rotation that stopped half-way (SSM not yet updated) can be run again with the same secret."""
-        writes = [
-            put(
-                webhook_lookup_item(new_hash, project_id),
-                only_if="attribute_not_exists(pk) OR project_id = :pid",
-                values={":pid": project_id},
-                label=SECRET_IN_USE,
-            )
-        ]
-        if new_is_token:
-            writes.append(
-                update(
-                    project_pk(project_id),
-                    "PROJECT",
-                    "SET webhook_token_sha256 = :token",
-                    only_if="attribute_exists(pk)",
-                    values={":token": new_hash},
-                    label="project exists",
-                )
-            )
-        if old_hash != new_hash:
-            writes.append(
-                update(
-                    webhook_pk(old_hash),
-                    "WEBHOOK",
-                    "SET valid_until = :until, expires_at = :gone",
-                    only_if="project_id = :pid",
-                    values={":until": old_valid_until, ":gone": old_valid_until + 86_400, ":pid": project_id},
-                    label="old secret not this project's",
-                )
-            )
-        try:
-            self.transact(writes)
-        except ConditionFailed as failed:
-            if SECRET_IN_USE in failed.failed:
-                raise Conflict(SECRET_TAKEN) from None
-            raise Conflict(f"project {project_id}'s current secret has no webhook lookup") from None
-
-    # -- bot tokens (stored only as sha256) --------------------------------------------------------------------
-    def put_token(self, token_hash: str, record: TokenRecord) -> None:
-        item = {"pk": f"TOKEN#{token_hash}", "sk": "TOKEN", "type": "token", **record.model_dump(mode="json")}
-        listing = {
-            "pk": project_pk(record.project_id),
-            "sk": f"TOKENREF#{record.token_id}",
-            "token_hash": token_hash,
-            "created_at": record.created_at.isoformat(),
-            "role": record.role,
-            "employee_id": record.employee_id,
-        }
-        self.transact([put(item, only_if="attribute_not_exists(pk)", label="token exists"), put(listing)])
-
-    def find_token(self, token_hash: str) -> TokenRecord | None:
-        item = self.get(f"TOKEN#{token_hash}", "TOKEN")
-        return TokenRecord.model_validate(item) if item else None
-
-    def list_tokens(self, project_id: str) -> list[dict[str, Any]]:
-        return self.query(project_pk(project_id), "TOKENREF#")
-
-    def revoke_token(self, project_id: str, token_id: str) -> bool:
-        ref = self.get(project_pk(project_id), f"TOKENREF#{token_id}")
-        if not ref:
-            return False
-        revoked = "SET revoked = :yes"
-        self.transact(
-            [
-                update(f"TOKEN#{ref['token_hash']}", "TOKEN", revoked, values={":yes": True}),
-                update(project_pk(project_id), f"TOKENREF#{token_id}", revoked, values={":yes": True}),
-            ]
-        )
-        return True
-
-    # -- employees ---------------------------------------------------------------------------------------------
-    def put_employee(self, project_id: str, employee: Employee) -> None:
-        item = {
-            "pk": project_pk(project_id),
-            "sk": f"EMPLOYEE#{employee.id}",
-            "type": "employee",
-            **employee.model_dump(mode="json"),
-        }
-        self.write(put(item))
-
-    def get_employee(self, project_id: str, employee_id: str) -> Employee | None:
-        item = self.get(project_pk(project_id), f"EMPLOYEE#{employee_id}")
-        return Employee.model_validate(item) if item else None
-
-    def list_employees(self, project_id: str) -> list[Employee]:
-        return [Employee.model_validate(i) for i in self.query(project_pk(project_id), "EMPLOYEE#")]
-
-    def delete_employee(self, project_id: str, employee_id: str) -> None:
-        self.write(delete(project_pk(project_id), f"EMPLOYEE#{employee_id}"))
 
 
 def _rejected(operation: str, codes: list[str], messages: list[str]) -> None:

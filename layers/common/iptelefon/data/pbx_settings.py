@@ -1,7 +1,8 @@
 """Per-project PBX connection (server_url + secret) in SSM Parameter Store, read through Powertools Parameters.
 
 Layout: <ssm_prefix>/projects/<project_id>/server_url (String) and .../secret (SecureString). One
-GetParametersByPath call per project, then cached for `ssm_cache_seconds` in the warm Lambda.
+GetParametersByPath call per project, then cached for `ssm_cache_seconds` in the warm Lambda. The admin's reads
+(`PbxSettingsStore`) skip that cache: one GetParametersByPath per request, so a change shows at once.
 
 SSM gets its own client on the default session (Powertools would build a second session, and its default client waits
 60 s for an answer), with short timeouts that fit the Lambda's budget. Throttling, a 5xx or an unreachable endpoint
@@ -62,8 +63,37 @@ def _unavailable(error: BaseException | None) -> bool:
     return False
 
 
+class PbxSettingsStore:
+    """A project's PBX connection as the admin reads and writes it (implements `usecases.ports.PbxSettings`)."""
+
+    def __init__(self, client: Any, ssm_prefix: str) -> None:
+        self.client = client
+        self.ssm_prefix = ssm_prefix
+
+    def read(self, project_id: str) -> PbxCredentials:
+        """Both parameters, the secret decrypted, with one GetParametersByPath (not from the warm Lambda's cache)."""
+        path = project_ssm_path(self.ssm_prefix, project_id)
+        values: dict[str, str] = {}
+        args: dict[str, Any] = {"Path": path, "WithDecryption": True}
+        try:
+            while True:  # two parameters fit one page; a NextToken is followed all the same
+                reply = self.client.get_parameters_by_path(**args)
+                values.update({p["Name"].rsplit("/", 1)[-1]: str(p["Value"]) for p in reply.get("Parameters", [])})
+                if not reply.get("NextToken"):
+                    break
+                args["NextToken"] = reply["NextToken"]
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable("the project's PBX settings are unavailable, retry later") from error
+        if not values.get("server_url") or not values.get("secret"):
+            raise NotFound(f"project {project_id} has no PBX connection in SSM under {path}/")
+        return PbxCredentials(server_url=values["server_url"], secret=values["secret"])
+
+    def write(self, project_id: str, credentials: PbxCredentials) -> None:
+        put_pbx_credentials(self.client, self.ssm_prefix, project_id, credentials)
+
+
 def put_pbx_credentials(ssm_client: Any, ssm_prefix: str, project_id: str, credentials: PbxCredentials) -> None:
-    """Admin side: write (or overwrite) a project's PBX connection; the secret as SecureString."""
+    """Write (or overwrite) a project's PBX connection; the secret as SecureString."""
     path = project_ssm_path(ssm_prefix, project_id)
     ssm_client.put_parameter(Name=f"{path}/server_url", Value=credentials.server_url, Type="String", Overwrite=True)
     ssm_client.put_parameter(Name=f"{path}/secret", Value=credentials.secret, Type="SecureString", Overwrite=True)

@@ -89,11 +89,6 @@ class RateLimited(DomainError):
         super().__init__(message, retry_after_seconds=retry_after_seconds)
 
 
-class NotImplementedYet(DomainError):
-    status_code = 501
-    code = "not_implemented"
-
-
 class PbxError(DomainError):
     """The PBX answered with an error (`result != 1`), a 5xx or something that is not its JSON."""
 

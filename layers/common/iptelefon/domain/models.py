@@ -125,12 +125,6 @@ class Employee(EmployeeFields):
     id: str = Field(pattern=_ID)
 
 
-class EmployeeUpdate(EmployeeFields):
-    """PUT /v1/employees/{employee_id}: the employee as it should be."""
-
-    model_config = {"extra": "forbid"}
-
-
 class Client(BaseModel):
     id: str = Field(pattern=_ID)
     channel: Channel
@@ -184,40 +178,6 @@ class TokenRecord(BaseModel):
         if (self.role == "operator") != (self.employee_id is not None):
             raise ValueError("an operator token names its employee, and only an operator token does")
         return self
-
-
-# -- API bodies ---------------------------------------------------------------------------------------------------
-class SettingsUpdate(BaseModel):
-    """PUT /v1/settings: the fields to change (left out: unchanged). The secret is write-only."""
-
-    model_config = {"extra": "forbid"}
-
-    server_url: str | None = Field(default=None, min_length=1, max_length=500)
-    secret: str | None = Field(default=None, min_length=1, max_length=200)
-    auth_mode: AuthMode | None = None
-    employee_method: str | None = Field(default=None, min_length=1, max_length=64)
-    group_method: str | None = Field(default=None, min_length=1, max_length=64)
-    param_names: dict[LogicalParam, PbxParamName] | None = None
-    messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] | None = None
-    allowed_country_codes: list[int] | None = None
-    allowed_number_types: list[NumberType] | None = None
-
-
-class EmployeeCallRequest(BaseModel):
-    client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
-    # ASCII digits only, the PBX's own format (a regex `\d` would let `٣٤٦` through to the PBX).
-    short_employee_phone: str = Field(pattern=r"^[0-9]{2,8}$", examples=["346"])
-
-
-class GroupCallRequest(BaseModel):
-    client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
-    group_id: str = Field(pattern=r"^[0-9]{1,16}$", examples=["3"])
-
-
-class ClientCardCallRequest(BaseModel):
-    # Who calls: a bot names the employee; an operator token is the employee (it may leave this out).
-    employee_id: str | None = Field(default=None, pattern=_ID)
-    phone: str | None = Field(default=None, min_length=1, max_length=40)
 
 
 class CallStarted(BaseModel):

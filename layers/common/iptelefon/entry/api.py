@@ -23,9 +23,9 @@ from aws_lambda_powertools.shared.json_encoder import Encoder
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon.data.gateway import get_storage
 from iptelefon.domain.errors import DomainError
 from iptelefon.domain.models import Project, Role
+from iptelefon.entry.dependencies import auth_deps
 from iptelefon.platform.observability import logger
 from iptelefon.usecases.auth import Caller, authenticate
 
@@ -128,7 +128,7 @@ def resolve_with_token(app: APIGatewayRestResolver, event: dict[str, Any], conte
     headers: Mapping[str, Any] = event.get("headers") or {}
     authorization = next((str(v) for k, v in headers.items() if str(k).lower() == "authorization"), None)
     try:
-        caller = authenticate(get_storage(), authorization)
+        caller = authenticate(auth_deps(), authorization)
     except DomainError as error:
         answer = ResponseBuilder[APIGatewayProxyEvent](domain_error_response(error), serializer=serialize)
         return answer.build(APIGatewayProxyEvent(event))

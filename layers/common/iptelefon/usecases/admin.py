@@ -14,35 +14,26 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from iptelefon.adapters.pbx import PbxClient, PbxConnection, method_names
-from iptelefon.data.gateway import Storage, get_storage, sha256_hex
-from iptelefon.data.pbx_settings import (
-    PbxCredentials,
-    project_ssm_path,
-    put_pbx_credentials,
-    ssm_provider,
-)
-from iptelefon.domain.errors import InvalidInput, NotFound, StorageUnavailable
-from iptelefon.domain.models import ID_PATTERN, Employee, EmployeeUpdate, Project, SettingsUpdate, is_valid_id
-from iptelefon.platform.settings import get_settings
+from iptelefon.domain.errors import InvalidInput, NotFound
+from iptelefon.domain.hashes import sha256_hex
+from iptelefon.domain.models import ID_PATTERN, Employee, PbxCredentials, Project, is_valid_id
+from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate
 from iptelefon.usecases.auth import Caller, issue_token
+from iptelefon.usecases.ports import Clock, Employees, PbxCheck, PbxSettings, ProjectSettings, Tokens
 
 DEFAULT_GRACE_HOURS = 24.0  # how long an old webhook URL keeps working after the secret in it changed
 
 
 @dataclass(frozen=True)
-class Backend:
-    """Where a project's settings live: the table (through the storage gateway) and SSM."""
+class AdminDeps:
+    """What a project's admin changes: the project (and its webhook lookup), employees, tokens, the PBX connection in
+    SSM. The admin API builds them for its Lambda (`entry.dependencies`), the CLI for its target."""
 
-    storage: Storage
-    ssm: Any
-    ssm_prefix: str
-
-    @classmethod
-    def of_this_function(cls) -> Backend:
-        return cls(get_storage(), ssm_provider().client, get_settings().ssm_prefix)
+    projects: ProjectSettings
+    employees: Employees
+    tokens: Tokens
+    pbx_settings: PbxSettings
+    clock: Clock = time.time
 
 
 # -- rules ------------------------------------------------------------------------------------------------------------
@@ -66,117 +57,107 @@ def check_secret(secret: str) -> None:
 
 
 # -- the PBX connection -----------------------------------------------------------------------------------------------
-def stored_pbx_value(backend: Backend, project_id: str, name: str, *, decrypt: bool = False) -> str:
-    """`server_url` or `secret` of the project, read from SSM now (not from a warm Lambda's cache)."""
-    path = project_ssm_path(backend.ssm_prefix, project_id)
-    try:
-        reply = backend.ssm.get_parameter(Name=f"{path}/{name}", WithDecryption=decrypt)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "ParameterNotFound":
-            raise NotFound(f"project {project_id} has no PBX connection in SSM under {path}/") from None
-        raise StorageUnavailable("the project's PBX settings are unavailable, retry later") from error
-    except BotoCoreError as error:
-        raise StorageUnavailable("the project's PBX settings are unavailable, retry later") from error
-    return str(reply["Parameter"]["Value"])
-
-
 def change_pbx_connection(
-    backend: Backend,
+    deps: AdminDeps,
     project: Project,
     *,
     server_url: str | None = None,
     secret: str | None = None,
     grace_hours: float = DEFAULT_GRACE_HOURS,
-) -> dict[str, Any]:
+) -> tuple[PbxCredentials, dict[str, Any]]:
     """A new server URL and/or PBX secret. When the secret is also the webhook path secret, its webhook lookup is
-    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until`. Returns that time and whether
-    the URL changed (nothing when the secret is not in the URL). Repeatable: a rotation that stopped half-way can be
-    run again."""
+    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until`. Returns the connection now
+    stored, and that time and whether the URL changed (nothing when the secret is not in the URL). Repeatable: a
+    rotation that stopped half-way can be run again."""
     if server_url is not None:
         check_server_url(server_url)
     if secret is not None:
         check_secret(secret)
-    url = server_url or stored_pbx_value(backend, project.id, "server_url")
-    old_secret = stored_pbx_value(backend, project.id, "secret", decrypt=True)
+    stored = deps.pbx_settings.read(project.id)
     changed: dict[str, Any] = {}
     if secret is not None and project.webhook_token_sha256 is None:  # the secret is in the webhook URL
-        valid_until = int(time.time() + grace_hours * 3600)
-        backend.storage.rotate_webhook_secret(
-            project.id, sha256_hex(old_secret), sha256_hex(secret), old_valid_until=valid_until
+        valid_until = int(deps.clock() + grace_hours * 3600)
+        deps.projects.rotate_webhook_secret(
+            project.id, sha256_hex(stored.secret), sha256_hex(secret), old_valid_until=valid_until
         )
         changed = {
-            "webhook_url_changed": secret != old_secret,
+            "webhook_url_changed": secret != stored.secret,
             "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
         }
-    put_pbx_credentials(backend.ssm, backend.ssm_prefix, project.id, PbxCredentials(url, secret or old_secret))
-    return changed
+    credentials = PbxCredentials(server_url or stored.server_url, secret or stored.secret)
+    deps.pbx_settings.write(project.id, credentials)
+    return credentials, changed
 
 
-def update_settings(backend: Backend, project: Project, update: SettingsUpdate) -> tuple[Project, dict[str, Any]]:
-    """The project's settings with `update` applied (fields left out stay as they are): (project, what changed in
-    the webhook URL, see `change_pbx_connection`)."""
+def update_settings(deps: AdminDeps, project: Project, update: SettingsUpdate, api_base: str) -> dict[str, Any]:
+    """The project's settings with `update` applied (fields left out stay as they are), answered as `settings_view`
+    does, with `old_webhook_url_valid_until` when the webhook URL changed (the old URL works until then)."""
+    credentials: PbxCredentials | None = None
     changed: dict[str, Any] = {}
     if update.server_url is not None or update.secret is not None:
-        changed = change_pbx_connection(backend, project, server_url=update.server_url, secret=update.secret)
+        credentials, changed = change_pbx_connection(deps, project, server_url=update.server_url, secret=update.secret)
     fields = update.model_dump(exclude_unset=True, exclude_none=True, exclude={"server_url", "secret"})
     updated = Project.model_validate({**project.model_dump(), **fields})
     if fields:
-        backend.storage.update_project(updated)
-    return updated, changed
+        deps.projects.update_project(updated)
+    view = _settings(updated, credentials or deps.pbx_settings.read(project.id), api_base)
+    if changed.get("webhook_url_changed"):
+        view["old_webhook_url_valid_until"] = changed["old_webhook_url_valid_until"]
+    return view
 
 
 # -- employees and operator tokens ------------------------------------------------------------------------------------
-def put_employee(backend: Backend, project: Project, employee_id: str, update: EmployeeUpdate) -> Employee:
+def put_employee(deps: AdminDeps, project: Project, employee_id: str, update: EmployeeUpdate) -> Employee:
     if not is_valid_id(employee_id):
         raise InvalidInput.for_field("employee_id", f"must match {ID_PATTERN}")
     employee = Employee(id=employee_id, **update.model_dump())
-    backend.storage.put_employee(project.id, employee)
+    deps.employees.put_employee(project.id, employee)
     return employee
 
 
-def employee_or_404(backend: Backend, project: Project, employee_id: str) -> Employee:
-    employee = backend.storage.get_employee(project.id, employee_id) if is_valid_id(employee_id) else None
+def employee_or_404(deps: AdminDeps, project: Project, employee_id: str) -> Employee:
+    employee = deps.employees.get_employee(project.id, employee_id) if is_valid_id(employee_id) else None
     if employee is None:
         raise NotFound(f"employee {employee_id} not found")
     return employee
 
 
-def delete_employee(backend: Backend, project: Project, employee_id: str) -> None:
+def delete_employee(deps: AdminDeps, project: Project, employee_id: str) -> None:
     """The employee is gone, and so are their operator tokens (revoked: they answer 401 from now on)."""
-    employee_or_404(backend, project, employee_id)
-    for token in operator_tokens(backend, project, employee_id):
-        backend.storage.revoke_token(project.id, str(token["token_id"]))
-    backend.storage.delete_employee(project.id, employee_id)
+    employee_or_404(deps, project, employee_id)
+    for token in operator_tokens(deps, project, employee_id):
+        deps.tokens.revoke_token(project.id, str(token["token_id"]))
+    deps.employees.delete_employee(project.id, employee_id)
 
 
-def issue_operator_token(backend: Backend, project: Project, employee_id: str) -> dict[str, str]:
+def issue_operator_token(deps: AdminDeps, project: Project, employee_id: str) -> dict[str, str]:
     """A token that acts as this employee in the console: shown once, stored only as a hash."""
-    employee_or_404(backend, project, employee_id)
-    token_id, token = issue_token(backend.storage, project.id, role="operator", employee_id=employee_id)
+    employee_or_404(deps, project, employee_id)
+    token_id, token = issue_token(deps.tokens, project.id, role="operator", employee_id=employee_id)
     return {"token_id": token_id, "token": token, "employee_id": employee_id, "role": "operator"}
 
 
-def revoke_token(backend: Backend, project: Project, token_id: str) -> None:
-    if not is_valid_id(token_id) or not backend.storage.revoke_token(project.id, token_id):
+def revoke_token(deps: AdminDeps, project: Project, token_id: str) -> None:
+    if not is_valid_id(token_id) or not deps.tokens.revoke_token(project.id, token_id):
         raise NotFound(f"token {token_id} not found")
 
 
-def employees_view(backend: Backend, project: Project) -> dict[str, Any]:
+def employees_view(deps: AdminDeps, project: Project) -> dict[str, Any]:
     """The employees with their call methods and the ids of their operator tokens (never the tokens)."""
-    tokens = backend.storage.list_tokens(project.id)
+    tokens = deps.tokens.list_tokens(project.id)
     return {
         "employees": [
             {
                 **employee.model_dump(mode="json"),
                 "operator_tokens": [t for t in _token_ids(tokens, "operator") if t["employee_id"] == employee.id],
             }
-            for employee in backend.storage.list_employees(project.id)
+            for employee in deps.employees.list_employees(project.id)
         ]
     }
 
 
-def operator_tokens(backend: Backend, project: Project, employee_id: str) -> list[dict[str, Any]]:
-    tokens = _token_ids(backend.storage.list_tokens(project.id), "operator")
+def operator_tokens(deps: AdminDeps, project: Project, employee_id: str) -> list[dict[str, Any]]:
+    tokens = _token_ids(deps.tokens.list_tokens(project.id), "operator")
     return [t for t in tokens if t["employee_id"] == employee_id]
 
 
@@ -194,15 +175,20 @@ def _token_ids(refs: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
 
 
 # -- what the console shows -------------------------------------------------------------------------------------------
-def settings_view(backend: Backend, project: Project, api_base: str) -> dict[str, Any]:
-    """The Iptelefon connection and the project's call settings. The secret is write-only: only whether it is set."""
+def settings_view(deps: AdminDeps, project: Project, api_base: str) -> dict[str, Any]:
+    """The Iptelefon connection and the project's call settings (SSM read once). The secret is write-only: only
+    whether it is set."""
+    return _settings(project, deps.pbx_settings.read(project.id), api_base)
+
+
+def _settings(project: Project, credentials: PbxCredentials, api_base: str) -> dict[str, Any]:
     webhook_form = "pbx-secret" if project.webhook_token_sha256 is None else "random"
     placeholder = "{secret}" if webhook_form == "pbx-secret" else "{token}"
     return {
         "project_id": project.id,
         "name": project.name,
-        "server_url": stored_pbx_value(backend, project.id, "server_url"),
-        "secret_set": bool(stored_pbx_value(backend, project.id, "secret", decrypt=True)),
+        "server_url": credentials.server_url,
+        "secret_set": bool(credentials.secret),
         "auth_mode": project.auth_mode,
         "employee_method": project.employee_method,
         "group_method": project.group_method,
@@ -218,11 +204,11 @@ def settings_view(backend: Backend, project: Project, api_base: str) -> dict[str
     }
 
 
-def check_connection(project: Project, pbx: PbxClient, connection: PbxConnection) -> dict[str, Any]:
+def check_connection(project: Project, pbx: PbxCheck) -> dict[str, Any]:
     """`ping` the PBX with the stored connection, then read its method list (PbxError / PbxTimeout otherwise)."""
     started = time.monotonic()
-    pbx.ping(connection)
-    methods = method_names(pbx.method_list(connection))
+    pbx.ping()
+    methods = pbx.method_names()
     return {
         "reachable": True,
         "ms": round((time.monotonic() - started) * 1000),
@@ -234,9 +220,9 @@ def check_connection(project: Project, pbx: PbxClient, connection: PbxConnection
     }
 
 
-def who_is(backend: Backend, caller: Caller) -> dict[str, Any]:
+def who_is(deps: AdminDeps, caller: Caller) -> dict[str, Any]:
     """GET /v1/me: the token's role and project, and an operator's employee with their call method."""
-    employee = backend.storage.get_employee(caller.project.id, caller.employee_id) if caller.employee_id else None
+    employee = deps.employees.get_employee(caller.project.id, caller.employee_id) if caller.employee_id else None
     return {
         "role": caller.role,
         "token_id": caller.token_id,

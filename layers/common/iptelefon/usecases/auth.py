@@ -10,9 +10,10 @@ import secrets
 import uuid
 from dataclasses import dataclass
 
-from iptelefon.data.gateway import Storage, sha256_hex
 from iptelefon.domain.errors import Forbidden, Unauthorized
+from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import Project, Role, TokenRecord, utc_now
+from iptelefon.usecases.ports import Projects, Tokens
 
 TOKEN_PREFIX = "iptb_"  # noqa: S105 - a public marker, not a secret
 _UNAUTHORIZED = "missing or invalid bearer token"
@@ -34,8 +35,16 @@ class Caller:
         return self.project
 
 
+@dataclass(frozen=True)
+class AuthDeps:
+    """What `authenticate` reads: the token, then its project."""
+
+    tokens: Tokens
+    projects: Projects
+
+
 def issue_token(
-    storage: Storage, project_id: str, *, role: Role = "bot", employee_id: str | None = None
+    tokens: Tokens, project_id: str, *, role: Role = "bot", employee_id: str | None = None
 ) -> tuple[str, str]:
     """Create a token for the project; return (token_id, token). The token is not stored anywhere in clear."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)  # 32 random bytes
@@ -43,21 +52,21 @@ def issue_token(
     record = TokenRecord(
         token_id=token_id, project_id=project_id, created_at=utc_now(), role=role, employee_id=employee_id
     )
-    storage.put_token(sha256_hex(token), record)
+    tokens.put_token(sha256_hex(token), record)
     return token_id, token
 
 
-def authenticate(storage: Storage, authorization: str | None) -> Caller:
+def authenticate(deps: AuthDeps, authorization: str | None) -> Caller:
     """Who a valid `Authorization: Bearer <token>` header is, else Unauthorized (same answer every time)."""
     scheme, _, token = (authorization or "").strip().partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not token.startswith(TOKEN_PREFIX) or len(token) > 200:
         raise Unauthorized(_UNAUTHORIZED)
     # The lookup key is the token's sha256: response timing tells nothing about the token's characters.
-    record = storage.find_token(sha256_hex(token))
+    record = deps.tokens.find_token(sha256_hex(token))
     if record is None or record.revoked:
         raise Unauthorized(_UNAUTHORIZED)
-    project = storage.get_project(record.project_id)
+    project = deps.projects.get_project(record.project_id)
     if project is None:
         raise Unauthorized(_UNAUTHORIZED)
     return Caller(project, record.role, record.token_id, record.employee_id)

@@ -34,6 +34,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from iptelefon.adapters.pbx import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection, PbxRefused, get_pbx_client
 from iptelefon.data import attempts as call_attempts
 from iptelefon.data.clients import ClientStore
+from iptelefon.data.employees import EmployeeStore
 from iptelefon.data.gateway import WORST_CALL_SECONDS, ConditionFailed, Storage, dynamodb_client, get_storage
 from iptelefon.data.pbx_settings import PbxCredentials, get_pbx_credentials
 from iptelefon.domain.errors import (
@@ -50,15 +51,9 @@ from iptelefon.domain.errors import (
     RateLimited,
     StorageUnavailable,
 )
-from iptelefon.domain.models import (
-    ClientCardCallRequest,
-    EmployeeCallRequest,
-    GroupCallRequest,
-    Project,
-    time_ordered_id,
-    utc_stamp,
-)
+from iptelefon.domain.models import Project, time_ordered_id, utc_stamp
 from iptelefon.domain.phones import e164, mask_phone, normalize_phone, number_region_and_type, regions_of_country_code
+from iptelefon.domain.requests import ClientCardCallRequest, EmployeeCallRequest, GroupCallRequest
 from iptelefon.platform import budget
 from iptelefon.platform.observability import logger
 from iptelefon.platform.settings import get_settings
@@ -161,7 +156,7 @@ def call_from_client_card(
         client = ClientStore(storage).get(project.id, client_id)
         if client is None:
             raise NotFound(f"client {client_id} not found")
-        employee = storage.get_employee(project.id, str(request.employee_id))
+        employee = EmployeeStore(storage).get_employee(project.id, str(request.employee_id))
         if employee is None:
             raise NotFound(f"employee {request.employee_id} not found")
         raw_phone = request.phone or client.phone

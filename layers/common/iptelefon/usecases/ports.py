@@ -1,14 +1,14 @@
 """What the use cases talk to, as they see it: structural Protocols, so the data access and the adapters implement
 them without importing this module (the import-linter contract in pyproject.toml forbids use cases to import `data`
 or `adapters`). A handler hands the real ones in (`entry.dependencies`); a unit test hands in-memory fakes
-(`tests/fakes.py`).
+(`tests/fakes/`).
 """
 
 from __future__ import annotations
 
 from typing import Any, Protocol
 
-from iptelefon.domain.models import CallAttempt, Project
+from iptelefon.domain.models import CallAttempt, Employee, PbxCredentials, Project, TokenRecord
 
 
 class Clock(Protocol):
@@ -46,3 +46,58 @@ class Attempts(Protocol):
     ) -> CallAttempt | None: ...
 
     def link(self, project_id: str, attempt_id: str, call_key: str, client_id: str) -> None: ...
+
+
+# -- admin and auth ----------------------------------------------------------------------------------------------------
+class ProjectSettings(Projects, Protocol):
+    """Projects as the admin changes them (`data.projects.ProjectStore`)."""
+
+    def create_project(self, project: Project, webhook_secret: str) -> None: ...
+
+    def update_project(self, project: Project) -> None: ...
+
+    def rotate_webhook_secret(
+        self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int, new_is_token: bool = False
+    ) -> None: ...
+
+
+class Tokens(Protocol):
+    """API tokens by their sha256 (`data.tokens.TokenStore`)."""
+
+    def put_token(self, token_hash: str, record: TokenRecord) -> None: ...
+
+    def find_token(self, token_hash: str) -> TokenRecord | None: ...
+
+    def list_tokens(self, project_id: str) -> list[dict[str, Any]]: ...
+
+    def revoke_token(self, project_id: str, token_id: str) -> bool: ...
+
+
+class Employees(Protocol):
+    """A project's employees (`data.employees.EmployeeStore`)."""
+
+    def get_employee(self, project_id: str, employee_id: str) -> Employee | None: ...
+
+    def put_employee(self, project_id: str, employee: Employee) -> None: ...
+
+    def list_employees(self, project_id: str) -> list[Employee]: ...
+
+    def delete_employee(self, project_id: str, employee_id: str) -> None: ...
+
+
+class PbxSettings(Protocol):
+    """A project's PBX connection in SSM, read now (not from a warm Lambda's cache) (`data.pbx_settings`)."""
+
+    def read(self, project_id: str) -> PbxCredentials:
+        """Both parameters with one request; NotFound when the project has none."""
+        ...
+
+    def write(self, project_id: str, credentials: PbxCredentials) -> None: ...
+
+
+class PbxCheck(Protocol):
+    """The project's PBX as the settings check asks it (`entry.dependencies.PbxProbe`)."""
+
+    def ping(self) -> Any: ...
+
+    def method_names(self) -> list[str]: ...

@@ -21,9 +21,11 @@ from iptelefon.data import inbox
 from iptelefon.data.attempts import latest_pending_attempt, link_attempt
 from iptelefon.data.call_records import MAX_KEPT_BODY_BYTES, CallRecordStore, kept_request
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import Storage, get_storage, sha256_hex
+from iptelefon.data.gateway import Storage, get_storage
 from iptelefon.data.pbx_settings import get_pbx_credentials
+from iptelefon.data.projects import get_project_store
 from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
+from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import Project
 from iptelefon.domain.phones import mask_phone
 from iptelefon.domain.webhook_payload import CanonicalCall, canonicalize, extract_fields, form_fields
@@ -94,16 +96,16 @@ def find_project(secret_sha256: str) -> Project | None:
     """One key lookup by the secret's sha256. The current secret is then compared (constant time) with the project's
     webhook credential: the hash of its random webhook token, or else of the PBX secret in SSM. A rotated-out one is
     accepted until its `valid_until` (the grace period), then never again."""
-    storage = get_storage()
-    lookup = storage.find_webhook_secret(secret_sha256)
-    project = storage.get_project_cached(str(lookup["project_id"])) if lookup else None
+    projects = get_project_store()
+    lookup = projects.find_webhook_secret(secret_sha256)
+    project = projects.get_project_cached(str(lookup["project_id"])) if lookup else None
     if lookup is None or project is None:
         return None
     if "valid_until" in lookup:
         return project if time.time() < float(lookup["valid_until"]) else None
     if is_current_credential(project, secret_sha256):
         return project
-    fresh = storage.get_project(project.id)  # the cached settings may predate a new webhook token
+    fresh = projects.get_project(project.id)  # the cached settings may predate a new webhook token
     return fresh if fresh is not None and is_current_credential(fresh, secret_sha256) else None
 
 

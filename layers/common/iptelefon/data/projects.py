@@ -1,0 +1,133 @@
+"""Projects and the webhook-secret lookup, over the storage gateway (implements `usecases.ports.Projects`).
+
+Keys (MainTable):
+    PROJECT#<project_id> / PROJECT        the project's settings (`domain.models.Project`)
+    WEBHOOK#<sha256(secret)> / WEBHOOK    webhook secret -> project_id; a rotated one also `valid_until` (epoch s)
+                                          and `expires_at` (TTL, a day later)
+"""
+
+from __future__ import annotations
+
+import time
+from functools import lru_cache
+from typing import Any
+
+from iptelefon.data.gateway import ConditionFailed, Storage, get_storage, project_pk, put, update
+from iptelefon.domain.errors import Conflict
+from iptelefon.domain.hashes import sha256_hex
+from iptelefon.domain.models import Project
+
+PROJECT_CACHE_SECONDS = 60
+SECRET_IN_USE = "secret in use"  # noqa: S105 - the label of a lookup's "not taken yet" condition
+SECRET_TAKEN = "this webhook secret is already used by another project"  # noqa: S105 - an error message
+
+
+def webhook_pk(secret_hash: str) -> str:
+    return f"WEBHOOK#{secret_hash}"
+
+
+def webhook_lookup_item(secret_hash: str, project_id: str) -> dict[str, Any]:
+    """Webhook secret (by its sha256) -> project: how the webhook finds its project with one GetItem."""
+    return {"pk": webhook_pk(secret_hash), "sk": "WEBHOOK", "project_id": project_id}
+
+
+def _project_item(project: Project) -> dict[str, Any]:
+    return {"pk": project_pk(project.id), "sk": "PROJECT", "type": "project", **project.model_dump(mode="json")}
+
+
+class ProjectStore:
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self._cached: dict[str, tuple[float, Project]] = {}
+
+    def create_project(self, project: Project, webhook_secret: str) -> None:
+        """Project item plus its webhook lookup item (by the secret's sha256), both or neither."""
+        lookup_item = webhook_lookup_item(sha256_hex(webhook_secret), project.id)
+        try:
+            self.storage.transact(
+                [
+                    put(_project_item(project), only_if="attribute_not_exists(pk)", label="project exists"),
+                    put(lookup_item, only_if="attribute_not_exists(pk)", label=SECRET_IN_USE),
+                ]
+            )
+        except ConditionFailed as failed:
+            if "project exists" in failed.failed:
+                raise Conflict(f"project {project.id} already exists") from None
+            raise Conflict(SECRET_TAKEN) from None
+
+    def update_project(self, project: Project) -> None:
+        self.storage.write(put(_project_item(project), only_if="attribute_exists(pk)"))
+
+    def get_project(self, project_id: str) -> Project | None:
+        item = self.storage.get(project_pk(project_id), "PROJECT")
+        return Project.model_validate(item) if item else None
+
+    def get_project_cached(self, project_id: str) -> Project | None:
+        """A warm Lambda reads a project at most once a minute (settings change rarely; webhooks come often)."""
+        now = time.monotonic()
+        cached = self._cached.get(project_id)
+        if cached and now - cached[0] < PROJECT_CACHE_SECONDS:
+            return cached[1]
+        project = self.get_project(project_id)
+        if project is not None:
+            self._cached[project_id] = (now, project)
+        return project
+
+    def find_webhook_secret(self, secret_sha256: str) -> dict[str, Any] | None:
+        """The lookup item of a webhook secret: `project_id`, and `valid_until` (epoch seconds) for a rotated one."""
+        return self.storage.get(webhook_pk(secret_sha256), "WEBHOOK")
+
+    def rotate_webhook_secret(
+        self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int, new_is_token: bool = False
+    ) -> None:
+        """The new secret's lookup, and the old one kept until `old_valid_until` (then TTL removes it a day later).
+        `new_is_token`: the new one is a random webhook token, whose hash the project item keeps (same transaction).
+
+        Repeatable: a rotation that stopped half-way (SSM not yet updated) can be run again with the same secret."""
+        writes = [
+            put(
+                webhook_lookup_item(new_hash, project_id),
+                only_if="attribute_not_exists(pk) OR project_id = :pid",
+                values={":pid": project_id},
+                label=SECRET_IN_USE,
+            )
+        ]
+        if new_is_token:
+            writes.append(
+                update(
+                    project_pk(project_id),
+                    "PROJECT",
+                    "SET webhook_token_sha256 = :token",
+                    only_if="attribute_exists(pk)",
+                    values={":token": new_hash},
+                    label="project exists",
+                )
+            )
+        if old_hash != new_hash:
+            writes.append(
+                update(
+                    webhook_pk(old_hash),
+                    "WEBHOOK",
+                    "SET valid_until = :until, expires_at = :gone",
+                    only_if="project_id = :pid",
+                    values={":until": old_valid_until, ":gone": old_valid_until + 86_400, ":pid": project_id},
+                    label="old secret not this project's",
+                )
+            )
+        try:
+            self.storage.transact(writes)
+        except ConditionFailed as failed:
+            if SECRET_IN_USE in failed.failed:
+                raise Conflict(SECRET_TAKEN) from None
+            raise Conflict(f"project {project_id}'s current secret has no webhook lookup") from None
+
+
+@lru_cache(maxsize=1)
+def project_store(storage: Storage) -> ProjectStore:
+    """One store per storage client, so one per warm Lambda: `get_project_cached` keeps its cache between requests
+    (and a test that swaps the storage client gets a fresh store)."""
+    return ProjectStore(storage)
+
+
+def get_project_store() -> ProjectStore:
+    return project_store(get_storage())

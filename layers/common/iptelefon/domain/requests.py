@@ -1,0 +1,52 @@
+"""The API's request bodies, as Powertools validates them before a route runs.
+
+Three kinds of models are kept apart: stored and domain models (`models`), request bodies (here), answers
+(`answers`).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from iptelefon.domain.models import ID_PATTERN, AuthMode, EmployeeFields, LogicalParam, NumberType, PbxParamName
+
+
+class EmployeeUpdate(EmployeeFields):
+    """PUT /v1/employees/{employee_id}: the employee as it should be."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SettingsUpdate(BaseModel):
+    """PUT /v1/settings: the fields to change (left out: unchanged). The secret is write-only."""
+
+    model_config = {"extra": "forbid"}
+
+    server_url: str | None = Field(default=None, min_length=1, max_length=500)
+    secret: str | None = Field(default=None, min_length=1, max_length=200)
+    auth_mode: AuthMode | None = None
+    employee_method: str | None = Field(default=None, min_length=1, max_length=64)
+    group_method: str | None = Field(default=None, min_length=1, max_length=64)
+    param_names: dict[LogicalParam, PbxParamName] | None = None
+    messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] | None = None
+    allowed_country_codes: list[int] | None = None
+    allowed_number_types: list[NumberType] | None = None
+
+
+class EmployeeCallRequest(BaseModel):
+    client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
+    # ASCII digits only, the PBX's own format (a regex `\d` would let `٣٤٦` through to the PBX).
+    short_employee_phone: str = Field(pattern=r"^[0-9]{2,8}$", examples=["346"])
+
+
+class GroupCallRequest(BaseModel):
+    client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
+    group_id: str = Field(pattern=r"^[0-9]{1,16}$", examples=["3"])
+
+
+class ClientCardCallRequest(BaseModel):
+    # Who calls: a bot names the employee; an operator token is the employee (it may leave this out).
+    employee_id: str | None = Field(default=None, pattern=ID_PATTERN)
+    phone: str | None = Field(default=None, min_length=1, max_length=40)
