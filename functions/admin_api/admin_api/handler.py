@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.data.pbx_settings import ssm_provider
 from iptelefon.domain.models import EmployeeUpdate, SettingsUpdate
+from iptelefon.entry import dependencies
 from iptelefon.entry.api import (
     api_base_url,
     create_resolver,
@@ -54,7 +55,11 @@ def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
 def check_settings() -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
     # the PBX client and connection of the call use cases: the same timeouts and budget as a call
-    return json_body(project_admin.check_connection(project, calls.get_pbx_client(), calls.pbx_connection(project)))
+    return json_body(
+        project_admin.check_connection(
+            project, dependencies.pbx_client(), calls.pbx_connection(project, dependencies.call_deps())
+        )
+    )
 
 
 @app.get("/v1/employees")
