@@ -332,3 +332,39 @@ def test_an_attempt_completed_before_the_vocabulary_was_fixed_reads_its_call_key
     get_storage().write(put({"pk": "PROJECT#p", "sk": "ATTEMPT#a9", "type": "call_attempt", **item, "call_id": "old"}))
     attempt = AttemptStore(get_storage()).get("p", "a9")
     assert attempt is not None and attempt.call_key == "old"
+
+
+def test_the_handler_hands_the_lambda_context_to_the_idempotency_store(
+    project: Any, fake_pbx: Any, lambda_context: Any
+) -> None:
+    import boto3
+    from support import api_event
+
+    from employee_call.handler import lambda_handler as employee_call_handler
+    from iptelefon.platform.settings import get_settings
+
+    # Given a PBX that looks at the Idempotency-Key's in-flight record when the call reaches it
+    table = get_settings().idempotency_table_name
+    seen: list[dict[str, Any]] = []
+    reply = fake_pbx.reply
+
+    def answer(request: Any) -> Any:
+        seen.extend(boto3.client("dynamodb").scan(TableName=table)["Items"])
+        return reply
+
+    fake_pbx.reply = answer
+    # When a bot starts a call with a key through the handler
+    body = {"client_phone": PHONE, "short_employee_phone": "346"}
+    event = api_event(
+        "POST",
+        "/v1/calls/employee",
+        "/v1/calls/employee",
+        body=body,
+        headers={"Idempotency-Key": "k"},
+        token=project.token,
+    )
+    assert employee_call_handler(event, lambda_context)["statusCode"] == 202
+    # Then the record in flight expires with the invocation (Powertools knows the invocation's time left)
+    (record,) = seen
+    assert record["status"]["S"] == "INPROGRESS"
+    assert "in_progress_expiration" in record

@@ -218,9 +218,3 @@ class ClientCardCallRequest(BaseModel):
     # Who calls: a bot names the employee; an operator token is the employee (it may leave this out).
     employee_id: str | None = Field(default=None, pattern=_ID)
     phone: str | None = Field(default=None, min_length=1, max_length=40)
-
-
-class CallStarted(BaseModel):
-    call_id: str
-    status: Literal["initiated"] = "initiated"
-    client_phone: str
