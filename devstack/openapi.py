@@ -10,7 +10,8 @@ Powertools' `OpenAPIMerge`, and what a resolver cannot see is added here:
   contract's table, from `iptelefon.domain.webhook_payload`) are documented as JSON, form and multipart bodies and
   as query parameters, all optional;
 - the answers the service really gives: our error body (`iptelefon.entry.api`) for 4xx/5xx instead of the 422 that
-  Powertools documents and the service never sends (validation errors are 400), and 202 for started calls.
+  Powertools documents and the service never sends (validation errors are 400), and 202 for started calls with
+  their bodies (`iptelefon.domain.answers`).
 """
 
 from __future__ import annotations
@@ -79,6 +80,13 @@ _ERROR_TEXT = {
     502: "pbx_error: the PBX refused or answered garbage",
     503: "storage_unavailable (Retry-After)",
     504: "pbx_timeout: no PBX answer in time; the call may have started",
+}
+# The call-starting routes' answers (their handlers return plain JSON, so the resolvers cannot see these models).
+CALL_ANSWERS: dict[tuple[str, str, int], str] = {
+    ("post", "/v1/calls/employee", 202): "CallStarted",
+    ("post", "/v1/calls/group", 202): "CallStarted",
+    ("post", "/v1/clients/{client_id}/call", 200): "AppCall",
+    ("post", "/v1/clients/{client_id}/call", 202): "CardCallStarted",
 }
 _POWERTOOLS_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 _REF_PREFIX = "#/components/schemas/"
@@ -165,7 +173,7 @@ def build_openapi(template: Template | None = None) -> dict[str, Any]:
     schemas: dict[str, Any] = merged.get("components", {}).get("schemas", {})
     for name in _POWERTOOLS_VALIDATION_SCHEMAS:
         schemas.pop(name, None)
-    schemas.update({"Error": ERROR_SCHEMA, "WebhookAnswer": WEBHOOK_ANSWER_SCHEMA})
+    schemas.update({"Error": ERROR_SCHEMA, "WebhookAnswer": WEBHOOK_ANSWER_SCHEMA, **_call_answer_schemas()})
     merged["paths"] = {path: paths[path] for path in sorted(paths)}
     merged["components"] = {
         "schemas": {name: schemas[name] for name in sorted(schemas)},
@@ -207,7 +215,10 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
     responses: dict[str, Any] = {}
     for status in successes:
         responses[str(status)] = {"description": _SUCCESS_TEXT[status]}
-        if success_body:
+        if (method, path, status) in CALL_ANSWERS:
+            ref = _REF_PREFIX + CALL_ANSWERS[(method, path, status)]
+            responses[str(status)]["content"] = {"application/json": {"schema": {"$ref": ref}}}
+        elif success_body:
             responses[str(status)]["content"] = success_body
     for status in errors:
         responses[str(status)] = {
@@ -215,6 +226,12 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
             "content": {"application/json": {"schema": {"$ref": _REF_PREFIX + "Error"}}},
         }
     operation["responses"] = responses
+
+
+def _call_answer_schemas() -> dict[str, Any]:
+    from iptelefon.domain import answers
+
+    return {name: getattr(answers, name).model_json_schema() for name in sorted(set(CALL_ANSWERS.values()))}
 
 
 def _idempotency_header() -> dict[str, Any]:

@@ -191,12 +191,12 @@ class FakePbx:
 
 @pytest.fixture
 def fake_pbx(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakePbx]:
-    """Every PBX request of `iptelefon.usecases.calls` goes to a FakePbx (never the network)."""
+    """Every PBX request of the call use cases goes to a FakePbx (never the network)."""
     from iptelefon.adapters.pbx import PbxClient
-    from iptelefon.usecases import calls
+    from iptelefon.entry import dependencies
 
     pbx = FakePbx()
-    monkeypatch.setattr(calls, "get_pbx_client", lambda: PbxClient(pbx.http))
+    monkeypatch.setattr(dependencies, "pbx_client", lambda: PbxClient(pbx.http))
     yield pbx
     pbx.http.close()
 
@@ -209,8 +209,8 @@ def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
     from devstack.pbx_simulator import PbxSimulator
     from iptelefon.adapters.pbx import PbxClient
     from iptelefon.data.pbx_settings import PbxCredentials, put_pbx_credentials, ssm_provider
+    from iptelefon.entry import dependencies
     from iptelefon.platform.settings import get_settings
-    from iptelefon.usecases import calls
 
     monkeypatch.setenv("PBX_TIMEOUT_SECONDS", "0.3")
     get_settings.cache_clear()
@@ -219,7 +219,7 @@ def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
             boto3.client("ssm"), get_settings().ssm_prefix, "proj-a", PbxCredentials(simulator.url, PBX_SECRET)
         )
         ssm_provider().clear_cache()
-        monkeypatch.setattr(calls, "get_pbx_client", lambda: PbxClient(http))
+        monkeypatch.setattr(dependencies, "pbx_client", lambda: PbxClient(http))
         yield simulator
     get_settings.cache_clear()
 
@@ -322,7 +322,7 @@ def dynamodb_server(aws: None) -> Iterator[DynamoDBServer]:
     retry and timeout config) goes to a moto server on loopback; SSM stays in-process (a stopped server takes DynamoDB
     down, the PBX secret stays readable). Everything is restored before the `aws` fixture wipes the data."""
     from iptelefon.data import gateway as storage
-    from iptelefon.usecases import calls
+    from iptelefon.entry import dependencies
 
     server = DynamoDBServer()
     server.start()
@@ -332,19 +332,19 @@ def dynamodb_server(aws: None) -> Iterator[DynamoDBServer]:
         return server.attach(factory())
 
     os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = server.url
-    storage.dynamodb_client = calls.dynamodb_client = attached_client
+    storage.dynamodb_client = attached_client
     storage.get_storage.cache_clear()
-    calls._idempotent_runner.cache_clear()
+    dependencies.idempotency_store.cache_clear()
     try:
         storage.get_storage()
-        calls._idempotent_runner()
+        dependencies.idempotency_store().prepare()
         yield server
     finally:
         server.stop()
         del os.environ["AWS_ENDPOINT_URL_DYNAMODB"]
-        storage.dynamodb_client = calls.dynamodb_client = factory
+        storage.dynamodb_client = factory
         storage.get_storage.cache_clear()
-        calls._idempotent_runner.cache_clear()
+        dependencies.idempotency_store.cache_clear()
 
 
 # -- the real local stack for the fuzz tests (issue 6) ---------------------------------------------------------------

@@ -100,7 +100,7 @@ def test_bot_call_rings_on_the_pbx_and_its_completion_lands_on_the_client(stack:
         json={"client_phone": "+7 900 777-66-55", "short_employee_phone": "346"},
     )
     assert started.status_code == 202, started.text
-    call_id = started.json()["call_id"]
+    call_id = started.json()["attempt_id"]
     # Then the simulator got exactly one call-employee request with the normalized phone
     requests = httpx.get(f"{stack['pbx_control_url']}/requests").json()
     starts = [r for r in requests if r["method"] == "call-employee" and r["params"].get("phone") == "79007776655"]

@@ -9,6 +9,7 @@ botocore. The gateway's backoff sleeps are real but short (tens of milliseconds)
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,14 +20,14 @@ from wire import Injector, cancelled, dynamodb_error, read_timeout, ssm_error
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin.client_import import import_clients
-from iptelefon.data import attempts as call_attempts
 from iptelefon.data import clients
+from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.call_records import CallRecordStore, call_sk
 from iptelefon.data.clients import ClientStore, phone_pk
 from iptelefon.data.gateway import get_storage, project_pk, put
 from iptelefon.data.pbx_settings import ssm_provider
 from iptelefon.domain.errors import PhoneShared, StorageUnavailable
-from iptelefon.domain.models import Client, Project, utc_stamp
+from iptelefon.domain.models import CallAttempt, Client, Project, utc_stamp
 from iptelefon.usecases.webhook import WebhookRequest, receive_webhook
 from webhook.handler import lambda_handler as webhook_handler
 
@@ -282,10 +283,15 @@ def test_client_import_names_only_the_clients_that_really_exist(
     assert report.skipped == [{"line": 3, "error": "client b2 already exists"}]
 
 
-def _attempt(project: Project) -> dict[str, Any]:
-    attempt = {"attempt_id": "a-1", "client_phone": PHONE, "created_at": utc_stamp(call_attempts.datetime.now())}
-    call_attempts.start_attempt(get_storage(), project.id, {**attempt, "status": "initiated"}, now=0)
-    return attempt
+def _attempt(project: Project) -> None:
+    attempt = CallAttempt(
+        attempt_id="a-1",
+        kind="employee",
+        client_phone=PHONE,
+        created_at=utc_stamp(datetime.now(UTC)),
+        status="initiated",
+    )
+    assert AttemptStore(get_storage()).start(project.id, attempt, now=0, key_scope=None)
 
 
 def test_attempt_linking_is_retried_through_throttling(dynamodb_server: DynamoDBServer, project: Any) -> None:
@@ -294,9 +300,9 @@ def test_attempt_linking_is_retried_through_throttling(dynamodb_server: DynamoDB
     transactions(dynamodb_server, cancelled("ThrottlingError"), times=2)
 
     # When the webhook links it, then it is completed
-    call_attempts.link_attempt(get_storage(), project.project.id, "a-1", "call-1", "client-1")
-    attempt = call_attempts.get_attempt(get_storage(), project.project.id, "a-1")
-    assert attempt is not None and attempt["status"] == "completed"
+    AttemptStore(get_storage()).link(project.project.id, "a-1", "call-1", "client-1")
+    attempt = AttemptStore(get_storage()).get(project.project.id, "a-1")
+    assert attempt is not None and attempt.status == "completed"
 
 
 def test_attempt_linking_that_stays_throttled_is_not_swallowed(dynamodb_server: DynamoDBServer, project: Any) -> None:
@@ -306,9 +312,9 @@ def test_attempt_linking_that_stays_throttled_is_not_swallowed(dynamodb_server: 
 
     # When the webhook links it, then the failure reaches the caller (the PBX retries and the replay links again)
     with pytest.raises(StorageUnavailable):
-        call_attempts.link_attempt(get_storage(), project.project.id, "a-1", "call-1", "client-1")
-    attempt = call_attempts.get_attempt(get_storage(), project.project.id, "a-1")
-    assert attempt is not None and attempt["status"] == "initiated"
+        AttemptStore(get_storage()).link(project.project.id, "a-1", "call-1", "client-1")
+    attempt = AttemptStore(get_storage()).get(project.project.id, "a-1")
+    assert attempt is not None and attempt.status == "initiated"
 
 
 # -- SSM ---------------------------------------------------------------------------------------------------------------

@@ -314,7 +314,7 @@ def test_call_while_storage_is_down_is_503_and_reaches_no_pbx(
     assert again["statusCode"] == 202, again
     assert len(fake_pbx.requests) == 1
     (attempt,) = attempts(project.project)
-    assert (attempt["attempt_id"], attempt["status"]) == (answer_json(again)["call_id"], "initiated")
+    assert (attempt["attempt_id"], attempt["status"]) == (answer_json(again)["attempt_id"], "initiated")
 
 
 @pytest.mark.parametrize("route", list(CALL_ROUTES))

@@ -92,6 +92,19 @@ def test_every_reference_resolves_and_bodies_come_from_the_pydantic_models() -> 
     assert schemas["EmployeeCallRequest"]["required"] == ["client_phone", "short_employee_phone"]
 
 
+def test_started_calls_document_their_answer_models() -> None:
+    # the 202 names the attempt (`attempt_id`), never a bare `call_id`
+    schemas = DOCUMENT["components"]["schemas"]
+    for path in ("/v1/calls/employee", "/v1/calls/group"):
+        answer = DOCUMENT["paths"][path]["post"]["responses"]["202"]["content"]["application/json"]["schema"]
+        assert answer == {"$ref": "#/components/schemas/CallStarted"}
+    card = DOCUMENT["paths"]["/v1/clients/{client_id}/call"]["post"]["responses"]
+    assert card["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/AppCall"}
+    assert card["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CardCallStarted"}
+    assert "attempt_id" in schemas["CallStarted"]["required"] and "call_id" not in schemas["CallStarted"]["properties"]
+    assert schemas["CardCallStarted"]["properties"]["method"]["const"] == "api"
+
+
 def test_schemathesis_loads_every_operation() -> None:
     # .ok() raises for an operation schemathesis cannot read
     loaded = [result.ok().label for result in schemathesis.openapi.from_dict(DOCUMENT).get_all_operations()]

@@ -1,4 +1,4 @@
-"""A bot's call attempt is linked to the call the PBX reports when it completes, and readable by its call_id."""
+"""A bot's call attempt is linked to the call the PBX reports when it completes, and readable by its attempt_id."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _start_call(project: Any, context: Any) -> str:
     )
     answer = employee_call_handler(event, context)
     assert answer["statusCode"] == 202, answer["body"]
-    return str(answer_json(answer)["call_id"])
+    return str(answer_json(answer)["attempt_id"])
 
 
 def _completion(call_id: str, calltype: str = "OUT") -> dict[str, Any]:

@@ -104,7 +104,7 @@ def test_call_route_starts_one_call_on_the_pbx(
     assert (request["method"], request["params"], request["auth"], request["valid"]) == (method, params, "hash", True)
     # And the attempt is stored as initiated
     (attempt,) = _attempts("proj-a")
-    assert (attempt["attempt_id"], attempt["status"]) == (body["call_id"], "initiated")
+    assert (attempt["attempt_id"], attempt["status"]) == (body["attempt_id"], "initiated")
 
 
 def test_card_call_app_method_answers_a_tel_uri(
@@ -236,7 +236,7 @@ def test_same_key_in_another_project_is_independent(
     a = _call(EMPLOYEE, lambda_context, project.token, key="shared")
     b = _call(EMPLOYEE, lambda_context, other_project.token, key="shared")
     assert (a["statusCode"], b["statusCode"]) == (202, 202)
-    assert answer_json(a)["call_id"] != answer_json(b)["call_id"]
+    assert answer_json(a)["attempt_id"] != answer_json(b)["attempt_id"]
     assert len(fake_pbx.requests) == 2
 
 

@@ -89,7 +89,7 @@ def tenants(project: Any, other_project: Any, fake_pbx: Any, lambda_context: Any
             employee_call_handler, "/v1/calls/employee", "/v1/calls/employee", body, tenant.token, lambda_context
         )
         assert started["statusCode"] == 202, started["body"]
-        tenant.attempt_id = answer_json(started)["call_id"]
+        tenant.attempt_id = answer_json(started)["attempt_id"]
     fake_pbx.requests.clear()
     return {"A": a, "B": b}
 
@@ -209,10 +209,10 @@ def test_an_idempotency_key_of_another_project_starts_a_new_call(
                   lambda_context, key="order-1")  # fmt: skip
     # Then it is the viewer's own new call, on the viewer's PBX, not the owner's cached answer
     assert first["statusCode"] == second["statusCode"] == 202
-    assert answer_json(first)["call_id"] != answer_json(second)["call_id"]
+    assert answer_json(first)["attempt_id"] != answer_json(second)["attempt_id"]
     assert [str(r.url) for r in fake_pbx.requests] == [owner.server_url, viewer.server_url]
-    attempt = read(viewer.token, "/v1/calls/{call_id}", f"/v1/calls/{answer_json(first)['call_id']}", lambda_context,
-                   params={"call_id": answer_json(first)["call_id"]})  # fmt: skip
+    attempt = read(viewer.token, "/v1/calls/{call_id}", f"/v1/calls/{answer_json(first)['attempt_id']}", lambda_context,
+                   params={"call_id": answer_json(first)["attempt_id"]})  # fmt: skip
     assert attempt["statusCode"] == 404
 
 

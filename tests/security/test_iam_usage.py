@@ -254,7 +254,7 @@ def webhook_requests(s: Scenario) -> None:
     # the completion of a bot's call (an outgoing call): links the pending call attempt
     started, outgoing = start_bot_call(s)
     s.expect(200, "WebhookFunction", webhook_event(outgoing))
-    assert get_attempt(get_storage(), "proj-a", started["call_id"])["status"] == "completed"  # type: ignore[index]
+    assert get_attempt(get_storage(), "proj-a", started["attempt_id"])["status"] == "completed"  # type: ignore[index]
     # GET with query parameters; a messenger project (a WhatsApp client is created)
     s.expect(200, "WebhookFunction", webhook_event({**first, "id": "wh-3"}, method="GET"))
     s.expect(200, "WebhookFunction", webhook_event(first, secret="pbx-secret-of-project-b"))
@@ -284,7 +284,7 @@ def inbox_requests(s: Scenario) -> None:
     ]
     answer = s.invoke("InboxFunction", sqs_event(batch))
     assert answer == {"batchItemFailures": []}, answer
-    assert get_attempt(get_storage(), "proj-a", started["call_id"])["status"] == "completed"  # type: ignore[index]
+    assert get_attempt(get_storage(), "proj-a", started["attempt_id"])["status"] == "completed"  # type: ignore[index]
 
 
 def employee_call_requests(s: Scenario) -> None:
@@ -333,7 +333,7 @@ def read_api_requests(s: Scenario) -> None:
         "GroupCallFunction",
         call_event("group", {"client_phone": PHONE, "group_id": "3"}, token),
         recorded=False,
-    )["call_id"]
+    )["attempt_id"]
     found = s.expect(200, "ReadApiFunction", read_event("/v1/clients", "/v1/clients", token, query={"phone": PHONE}))
     assert [c["id"] for c in found["clients"]] == [client_id]
     card = s.expect(

@@ -19,7 +19,7 @@ from iptelefon.entry.api import (
     request_project,
     resolve_with_token,
 )
-from iptelefon.entry.dependencies import PbxProbe, admin_deps
+from iptelefon.entry.dependencies import PbxProbe, admin_deps, call_deps, pbx_client
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.usecases import admin as project_admin
@@ -50,7 +50,7 @@ def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
 def check_settings() -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
     # the PBX client and connection of the call use cases: the same timeouts and budget as a call
-    probe = PbxProbe(calls.get_pbx_client(), calls.pbx_connection(project))
+    probe = PbxProbe(pbx_client(), calls.pbx_connection(project, call_deps()))
     return json_body(project_admin.check_connection(project, probe))
 
 

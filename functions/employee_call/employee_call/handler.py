@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.domain.requests import ClientCardCallRequest, EmployeeCallRequest
+from iptelefon.entry import dependencies
 from iptelefon.entry.api import create_resolver, json_body, request_caller, request_project, resolve_with_token
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
@@ -17,7 +18,9 @@ app = create_resolver()
 @app.post("/v1/calls/employee")
 def employee_call(body: EmployeeCallRequest) -> Response[dict[str, Any]]:
     project = request_project(app, "bot")
-    started = calls.start_employee_call(project, body, idempotency_key=app.current_event.headers.get("idempotency-key"))
+    started = calls.start_employee_call(
+        dependencies.call_deps(), app.lambda_context, project, body, idempotency_key=_idempotency_key()
+    )
     return json_body(started, status=202)
 
 
@@ -26,17 +29,22 @@ def client_card_call(client_id: str, body: ClientCardCallRequest) -> Response[di
     caller = request_caller(app)
     project = caller.require("bot", "operator")
     status, answer = calls.call_from_client_card(
+        dependencies.call_deps(),
+        app.lambda_context,
         project,
         client_id,
         calls.card_call_as(caller, body),
-        idempotency_key=app.current_event.headers.get("idempotency-key"),
+        idempotency_key=_idempotency_key(),
     )
     return json_body(answer, status=status)
+
+
+def _idempotency_key() -> str | None:
+    return app.current_event.headers.get("idempotency-key")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    calls.register_lambda_context(context)  # Idempotency-Key: an in-flight record expires with this invocation
     with within_invocation(context):  # storage retries end inside the invocation
         return resolve_with_token(app, event, context)

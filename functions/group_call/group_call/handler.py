@@ -6,6 +6,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.domain.requests import GroupCallRequest
+from iptelefon.entry import dependencies
 from iptelefon.entry.api import create_resolver, json_body, request_project, resolve_with_token
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
@@ -17,13 +18,18 @@ app = create_resolver()
 @app.post("/v1/calls/group")
 def group_call(body: GroupCallRequest) -> Response[dict[str, Any]]:
     project = request_project(app, "bot")
-    started = calls.start_group_call(project, body, idempotency_key=app.current_event.headers.get("idempotency-key"))
+    started = calls.start_group_call(
+        dependencies.call_deps(), app.lambda_context, project, body, idempotency_key=_idempotency_key()
+    )
     return json_body(started, status=202)
+
+
+def _idempotency_key() -> str | None:
+    return app.current_event.headers.get("idempotency-key")
 
 
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    calls.register_lambda_context(context)  # Idempotency-Key: an in-flight record expires with this invocation
     with within_invocation(context):  # storage retries end inside the invocation
         return resolve_with_token(app, event, context)

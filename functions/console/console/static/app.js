@@ -274,7 +274,7 @@ async function callByApi(clientId, phone) {
   try {
     const started = await api("POST", `/v1/clients/${encodeURIComponent(clientId)}/call`, { phone });
     status.textContent = "Звонок: initiated — АТС звонит вам, затем клиенту";
-    followAttempt(started.call_id);
+    followAttempt(started.attempt_id);
   } catch (error) {
     status.textContent = "Звонок не начат: " + error.message;
   }

@@ -7,7 +7,7 @@ Replies are JSON `{"result": 1, "data": ...}`; any other `result` is an error wh
 
 Starting a call is not idempotent on the PBX, so a request that may have reached it is never retried: only a connect
 failure (nothing was sent) is retried, once. Timeouts answer 504 (`PbxTimeout`), every other failure 502 (`PbxError`).
-`PbxRefused` (a `PbxError`) marks the failures after which the PBX certainly started nothing: it said no
+`PbxRefused` (a `PbxError`, in the domain) marks the failures after which the PBX certainly started nothing: it said no
 (`result != 1`, HTTP 3xx/4xx) or it was never reached. After any other failure a call may be ringing.
 The secret and the hash never appear in an exception message or a log line; the server URL may.
 """
@@ -19,47 +19,32 @@ import json
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from functools import lru_cache
-from types import MappingProxyType
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
 
-from iptelefon.domain.errors import PbxError, PbxTimeout
-from iptelefon.domain.models import AuthMode
+from iptelefon.domain.errors import PbxError, PbxRefused, PbxTimeout
+from iptelefon.domain.pbx_connection import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection
 from iptelefon.platform.observability import logger
 
 DEFAULT_TOPIC = "base"
-# Logical parameter names of the call-starting methods; a project maps them to its PBX's real names.
-LOGICAL_PARAMS = ("ext", "phone", "group")
-# Connecting may be retried once: cap each attempt so that two attempts plus the read stay within the Lambda timeout.
-MAX_CONNECT_TIMEOUT_SECONDS = 2.0
 # How much of an unexpected reply is quoted in an error message.
 _QUOTE_CHARS = 200
 _MD5_HEX = re.compile(r"\b[0-9a-fA-F]{32}\b")
 
-
-class PbxRefused(PbxError):
-    """The PBX certainly did not act on the request: it refused it, or the request never reached it (still a 502)."""
-
-
-@dataclass(frozen=True)
-class PbxConnection:
-    """How to talk to one project's PBX, built from the project config (SSM + DynamoDB). Its repr hides the secret."""
-
-    server_url: str
-    secret: str = field(repr=False)
-    auth_mode: AuthMode = "hash"
-    employee_method: str = "call-employee"
-    group_method: str = "call-group"
-    param_names: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({n: n for n in LOGICAL_PARAMS}))
-    timeout_seconds: float = 10.0
-
-    def param_name(self, logical: str) -> str:
-        """The PBX's real name of a logical parameter (`ext`, `phone`, `group`); unmapped names stay as they are."""
-        return self.param_names.get(logical) or logical
+# PbxConnection and PbxRefused live in the domain (the call use case builds and reads them); re-exported here.
+__all__ = [
+    "MAX_CONNECT_TIMEOUT_SECONDS",
+    "PbxClient",
+    "PbxConnection",
+    "PbxRefused",
+    "body_hash",
+    "encode_body",
+    "get_pbx_client",
+    "method_names",
+]
 
 
 def encode_body(pairs: Sequence[tuple[str, str]]) -> str:

@@ -1,4 +1,5 @@
-"""Call attempts (what a bot or the client card asked the PBX to do) and the toll-fraud rate-limit counters.
+"""Call attempts (what a bot or the client card asked the PBX to do): `AttemptStore`, the `ports.Attempts` of the
+call use case, the webhook and the reads.
 
 Items in the main table:
   PROJECT#<pid> / ATTEMPT#<attempt_id>              the attempt: kind, client phone, employee or group, status
@@ -9,21 +10,21 @@ Items in the main table:
                                                     PBX refused, `expires_at` = created + 1 day (TTL)
   ATTEMPTKEY#<pid> / <sha256(route, Idempotency-Key)>  this key started a call (TTL 1 day): a repeat whose first request
                                                     died mid-call gets a 504, never a second ring
-  RATE#<pid> / <counter>#<window start>             a fixed-window counter (`calls`), `expires_at` = window end (TTL)
+  (RATE#<pid> / ...: the rate-limit counters, `data.rate_counters`)
 
-The webhook finds the attempt of a completed call with `latest_pending_attempt` (one Query on the phone's pointer
-partition, newest first) and marks it with `link_attempt`.
+The webhook finds the attempt of a completed call with `latest_pending` (one Query on the phone's pointer partition,
+newest first) and marks it with `link`. A completed attempt names its call `call_key` (items completed before the
+vocabulary was fixed: `call_id`; `CallAttempt` reads both).
 """
 
 from __future__ import annotations
 
 import contextlib
-import math
 from datetime import UTC, datetime
 from typing import Any
 
 from iptelefon.data.gateway import ConditionFailed, Storage, delete, project_pk, put, update
-from iptelefon.domain.models import is_valid_id, utc_stamp
+from iptelefon.domain.models import CallAttempt, is_valid_id, utc_stamp
 from iptelefon.domain.phones import e164
 
 ATTEMPT_PREFIX = "ATTEMPT#"
@@ -52,51 +53,138 @@ def pointer_sk(created_at: str, attempt_id: str) -> str:
     return f"{created_at}#{attempt_id}"
 
 
-# -- attempts ----------------------------------------------------------------------------------------------------------
-def start_attempt(
-    storage: Storage, project_id: str, attempt: dict[str, Any], *, now: float, key_scope: str | None = None
-) -> None:
-    """Store an attempt BEFORE its PBX request (`status` = `starting`), with the phone pointer the webhook looks up.
-
-    With `key_scope` (a hash of the route and the bot's Idempotency-Key), also a marker that this key started a call:
-    if it exists already, an earlier request with this key may have rung the client (its invocation died before its
-    answer was remembered), and ConditionFailed(KEY_USED) is raised instead: nothing is written, no PBX request.
-    `attempt` needs `attempt_id`, `client_phone` and `created_at` (see `models.utc_stamp`).
-    """
-    writes = [put(_attempt_item(project_id, attempt)), put(_pointer_item(project_id, attempt, now))]
-    if key_scope is not None:
-        marker = {
-            "pk": key_marker_pk(project_id),
-            "sk": key_scope,
-            "attempt_id": attempt["attempt_id"],
-            "expires_at": int(now) + KEY_MARKER_TTL_SECONDS,
-        }
-        writes.append(put(marker, only_if="attribute_not_exists(pk)", label=KEY_USED))
-    storage.transact(writes)
+def key_marker_pk(project_id: str) -> str:
+    return f"ATTEMPTKEY#{project_id}"
 
 
-def finish_attempt(
-    storage: Storage, project_id: str, attempt: dict[str, Any], *, pending: bool, key_scope: str | None, now: float
-) -> None:
-    """Record the PBX's answer on a `starting` attempt. `pending`: the call may be ringing, so the webhook may still
-    link it (the pointer stays, now with the PBX's call id); else the pointer goes, and so does the key marker (the
-    PBX started nothing: the same Idempotency-Key may try again). An attempt the webhook completed meanwhile stays."""
-    writes = [
-        put(
-            _attempt_item(project_id, attempt),
-            only_if="#status = :starting",
-            names={"#status": "status"},
-            values={":starting": STATUS_STARTING},
-        )
-    ]
-    if pending:
-        writes.append(put(_pointer_item(project_id, attempt, now)))
-    else:
-        writes.append(delete(*_pointer_key(project_id, attempt)))
+class AttemptStore:
+    """The attempts of every project in the main table (`ports.Attempts`)."""
+
+    def __init__(self, storage: Storage) -> None:
+        self._storage = storage
+
+    def start(self, project_id: str, attempt: CallAttempt, *, now: float, key_scope: str | None) -> bool:
+        """Store an attempt BEFORE its PBX request (`status` = `starting`), with the phone pointer the webhook looks
+        up.
+
+        With `key_scope` (a hash of the route and the bot's Idempotency-Key), also a marker that this key started a
+        call: if it exists already, an earlier request with this key may have rung the client (its invocation died
+        before its answer was remembered): nothing is written and False is returned (no PBX request).
+        """
+        item = _item(attempt)
+        writes = [put(_attempt_item(project_id, item)), put(_pointer_item(project_id, item, now))]
         if key_scope is not None:
-            writes.append(delete(key_marker_pk(project_id), key_scope))
-    with contextlib.suppress(ConditionFailed):  # linked by a fast webhook already: its `completed` stays
-        storage.transact(writes)
+            marker = {
+                "pk": key_marker_pk(project_id),
+                "sk": key_scope,
+                "attempt_id": attempt.attempt_id,
+                "expires_at": int(now) + KEY_MARKER_TTL_SECONDS,
+            }
+            writes.append(put(marker, only_if="attribute_not_exists(pk)", label=KEY_USED))
+        try:
+            self._storage.transact(writes)
+        except ConditionFailed:
+            return False
+        return True
+
+    def finish(
+        self, project_id: str, attempt: CallAttempt, *, pending: bool, key_scope: str | None, now: float
+    ) -> None:
+        """Record the PBX's answer on a `starting` attempt. `pending`: the call may be ringing, so the webhook may
+        still link it (the pointer stays, now with the PBX's call id); else the pointer goes, and so does the key
+        marker (the PBX started nothing: the same Idempotency-Key may try again). An attempt the webhook completed
+        meanwhile stays."""
+        item = _item(attempt)
+        writes = [
+            put(
+                _attempt_item(project_id, item),
+                only_if="#status = :starting",
+                names={"#status": "status"},
+                values={":starting": STATUS_STARTING},
+            )
+        ]
+        if pending:
+            writes.append(put(_pointer_item(project_id, item, now)))
+        else:
+            writes.append(delete(*_pointer_key(project_id, item)))
+            if key_scope is not None:
+                writes.append(delete(key_marker_pk(project_id), key_scope))
+        with contextlib.suppress(ConditionFailed):  # linked by a fast webhook already: its `completed` stays
+            self._storage.transact(writes)
+
+    def get(self, project_id: str, attempt_id: str) -> CallAttempt | None:
+        item = self.get_item(project_id, attempt_id)
+        return None if item is None else CallAttempt.model_validate(item)
+
+    def get_item(self, project_id: str, attempt_id: str) -> dict[str, Any] | None:
+        """The attempt as stored (until the reads answer from `CallAttempt`)."""
+        if not is_valid_id(attempt_id):
+            return None
+        return self._storage.get(project_pk(project_id), attempt_sk(attempt_id))
+
+    def latest_pending(
+        self, project_id: str, phone: str, *, pbx_call_id: str | None = None, now: float | None = None
+    ) -> CallAttempt | None:
+        """The attempt a completed call to `phone` most likely belongs to, or None.
+
+        An attempt is pending while its call may be ringing and no webhook has linked it (up to a day). With
+        `pbx_call_id` (the PBX's id of the completed call), the attempt whose start reply carried that id wins;
+        otherwise the newest.
+        """
+        item = self.latest_pending_item(project_id, phone, pbx_call_id=pbx_call_id, now=now)
+        return None if item is None else CallAttempt.model_validate(item)
+
+    def latest_pending_item(
+        self, project_id: str, phone: str, *, pbx_call_id: str | None = None, now: float | None = None
+    ) -> dict[str, Any] | None:
+        moment = datetime.now(UTC).timestamp() if now is None else now
+        newest = self._storage.query(pointer_pk(project_id, phone), limit=MAX_POINTERS, newest_first=True)
+        # TTL deletes lazily (up to days later): an expired pointer is ignored here.
+        pointers = [p for p in newest if p.get("expires_at", 0) > moment]
+        chosen = next((p for p in pointers if pbx_call_id and p.get("pbx_call_id") == pbx_call_id), None)
+        for pointer in [chosen] if chosen else pointers:
+            attempt = self.get_item(project_id, str(pointer["attempt_id"]))
+            if attempt is not None and attempt.get("status") != STATUS_COMPLETED:
+                return attempt
+        return None
+
+    def link(self, project_id: str, attempt_id: str, call_key: str, client_id: str) -> None:
+        """Mark the attempt `completed` by the call `call_key` of client `client_id`; drop its pointer.
+
+        Idempotent: an attempt already completed (by this or another call) stays as it is; an unknown attempt is
+        ignored.
+        """
+        attempt = self.get_item(project_id, attempt_id)
+        if attempt is None or attempt.get("status") == STATUS_COMPLETED:
+            return
+        writes = [
+            update(
+                project_pk(project_id),
+                attempt_sk(attempt_id),
+                "SET #status = :completed, call_key = :call, client_id = :client, linked_at = :at",
+                only_if="attribute_exists(pk) AND #status <> :completed",
+                names={"#status": "status"},
+                values={
+                    ":completed": STATUS_COMPLETED,
+                    ":call": call_key,
+                    ":client": client_id,
+                    ":at": utc_stamp(datetime.now(UTC)),
+                },
+                label=ATTEMPT_COMPLETED,
+            ),
+            delete(*_pointer_key(project_id, attempt)),
+        ]
+        # Contention and throttling are retried by the gateway, then raise StorageUnavailable: the webhook answers 503
+        # (or queues the request) and its replay links again. Only "a concurrent webhook completed it a moment ago" is
+        # ignored.
+        with contextlib.suppress(ConditionFailed):
+            self._storage.transact(writes)
+
+
+def _item(attempt: CallAttempt) -> dict[str, Any]:
+    # Every field with a value (defaults included), and the empty ones the use case named (stored as null, as always).
+    fields = attempt.model_dump(mode="json")
+    return {name: value for name, value in fields.items() if value is not None or name in attempt.model_fields_set}
 
 
 def _attempt_item(project_id: str, attempt: dict[str, Any]) -> dict[str, Any]:
@@ -122,126 +210,31 @@ def _pointer_key(project_id: str, attempt: dict[str, Any]) -> tuple[str, str]:
     )
 
 
-def key_marker_pk(project_id: str) -> str:
-    return f"ATTEMPTKEY#{project_id}"
-
-
+# -- as the webhook and the reads use cases call them until they take `ports.Attempts` --------------------------------
 def get_attempt(storage: Storage, project_id: str, attempt_id: str) -> dict[str, Any] | None:
-    if not is_valid_id(attempt_id):
-        return None
-    return storage.get(project_pk(project_id), attempt_sk(attempt_id))
-
-
-def attempt_answer(attempt: dict[str, Any]) -> dict[str, Any]:
-    """An attempt as the read API shows it: under the `call_id` the bot got in its 202 answer."""
-    hidden = {"pk", "sk", "type", "attempt_id", "call_id", "pbx_reply"}
-    return {
-        "call_id": attempt["attempt_id"],
-        "record": "attempt",
-        **{k: v for k, v in attempt.items() if k not in hidden},
-        "completed_by_call_id": attempt.get("call_id"),
-        "client_phone_e164": e164(str(attempt["client_phone"])),
-    }
+    item = AttemptStore(storage).get_item(project_id, attempt_id)
+    if item is not None and "call_key" in item:
+        item = {**item, "call_id": item["call_key"]}  # the reads use case reads the completing call as `call_id`
+    return item
 
 
 def latest_pending_attempt(
     storage: Storage, project_id: str, phone: str, *, pbx_call_id: str | None = None, now: float | None = None
 ) -> dict[str, Any] | None:
-    """The attempt a completed call to `phone` most likely belongs to, or None.
-
-    An attempt is pending while its call may be ringing and no webhook has linked it (up to a day). With `pbx_call_id`
-    (the PBX's id of the completed call), the attempt whose start reply carried that id wins; otherwise the newest.
-    """
-    moment = datetime.now(UTC).timestamp() if now is None else now
-    newest = storage.query(pointer_pk(project_id, phone), limit=MAX_POINTERS, newest_first=True)
-    # TTL deletes lazily (up to days later): an expired pointer is ignored here.
-    pointers = [p for p in newest if p.get("expires_at", 0) > moment]
-    chosen = next((p for p in pointers if pbx_call_id and p.get("pbx_call_id") == pbx_call_id), None)
-    for pointer in [chosen] if chosen else pointers:
-        attempt = get_attempt(storage, project_id, str(pointer["attempt_id"]))
-        if attempt is not None and attempt.get("status") != STATUS_COMPLETED:
-            return attempt
-    return None
+    return AttemptStore(storage).latest_pending_item(project_id, phone, pbx_call_id=pbx_call_id, now=now)
 
 
-def link_attempt(storage: Storage, project_id: str, attempt_id: str, call_id: str, client_id: str) -> None:
-    """Mark the attempt `completed` by the PBX call `call_id` of client `client_id`; drop its pointer.
-
-    Idempotent: an attempt already completed (by this or another call) stays as it is; an unknown attempt is ignored.
-    """
-    attempt = get_attempt(storage, project_id, attempt_id)
-    if attempt is None or attempt.get("status") == STATUS_COMPLETED:
-        return
-    writes = [
-        update(
-            project_pk(project_id),
-            attempt_sk(attempt_id),
-            "SET #status = :completed, call_id = :call, client_id = :client, linked_at = :at",
-            only_if="attribute_exists(pk) AND #status <> :completed",
-            names={"#status": "status"},
-            values={
-                ":completed": STATUS_COMPLETED,
-                ":call": call_id,
-                ":client": client_id,
-                ":at": utc_stamp(datetime.now(UTC)),
-            },
-            label=ATTEMPT_COMPLETED,
-        ),
-        delete(*_pointer_key(project_id, attempt)),
-    ]
-    # Contention and throttling are retried by the gateway, then raise StorageUnavailable: the webhook answers 503 (or
-    # queues the request) and its replay links again. Only "a concurrent webhook completed it a moment ago" is ignored.
-    with contextlib.suppress(ConditionFailed):
-        storage.transact(writes)
+def link_attempt(storage: Storage, project_id: str, attempt_id: str, call_key: str, client_id: str) -> None:
+    AttemptStore(storage).link(project_id, attempt_id, call_key, client_id)
 
 
-# -- rate limits -------------------------------------------------------------------------------------------------------
-def rate_pk(project_id: str) -> str:
-    return f"RATE#{project_id}"
-
-
-def window_start(now: float, window_seconds: int) -> int:
-    return int(now) // window_seconds * window_seconds
-
-
-def count_call(storage: Storage, project_id: str, counter: str, *, limit: int, window_seconds: int, now: float) -> int:
-    """Count one call in the current fixed window of `counter`.
-
-    Returns 0 when counted, else (the window is full, nothing counted) the seconds until the window ends (>= 1).
-    One conditional UpdateItem: concurrent callers can never push the count above `limit`.
-    """
-    start = window_start(now, window_seconds)
-    end = start + window_seconds
-    try:
-        storage.write(
-            update(
-                rate_pk(project_id),
-                f"{counter}#{start}",
-                "SET expires_at = :end ADD calls :one",
-                only_if="attribute_not_exists(calls) OR calls < :limit",
-                values={":one": 1, ":limit": limit, ":end": end},
-            )
-        )
-    except ConditionFailed:
-        return max(1, math.ceil(end - now))
-    return 0
-
-
-def uncount_call(storage: Storage, project_id: str, counter: str, *, window_seconds: int, now: float) -> None:
-    """Give back a call counted by `count_call` in the same window (another limit refused the call)."""
-    start = window_start(now, window_seconds)
-    with contextlib.suppress(ConditionFailed):  # the window is gone or empty: nothing to give back
-        storage.write(
-            update(
-                rate_pk(project_id),
-                f"{counter}#{start}",
-                "ADD calls :minus_one",
-                only_if="calls > :zero",
-                values={":minus_one": -1, ":zero": 0},
-            )
-        )
-
-
-def calls_counted(storage: Storage, project_id: str, counter: str, *, window_seconds: int, now: float) -> int:
-    item = storage.get(rate_pk(project_id), f"{counter}#{window_start(now, window_seconds)}")
-    return int(item.get("calls", 0)) if item else 0
+def attempt_answer(attempt: dict[str, Any]) -> dict[str, Any]:
+    """An attempt as the read API shows it: under the `call_id` the bot got in its 202 answer."""
+    hidden = {"pk", "sk", "type", "attempt_id", "call_id", "call_key", "pbx_reply"}
+    return {
+        "call_id": attempt["attempt_id"],
+        "record": "attempt",
+        **{k: v for k, v in attempt.items() if k not in hidden},
+        "completed_by_call_id": attempt.get("call_key", attempt.get("call_id")),
+        "client_phone_e164": e164(str(attempt["client_phone"])),
+    }

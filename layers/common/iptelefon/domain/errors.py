@@ -96,6 +96,12 @@ class PbxError(DomainError):
     code = "pbx_error"
 
 
+class PbxRefused(PbxError):
+    """The PBX certainly did not act on the request: it refused it, or the request never reached it (still a 502).
+
+    After any other PBX failure a call may be ringing."""
+
+
 class PbxTimeout(DomainError):
     """No answer from the PBX in time. The call may or may not have started: never retried."""
 

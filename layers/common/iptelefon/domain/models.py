@@ -178,9 +178,3 @@ class TokenRecord(BaseModel):
         if (self.role == "operator") != (self.employee_id is not None):
             raise ValueError("an operator token names its employee, and only an operator token does")
         return self
-
-
-class CallStarted(BaseModel):
-    call_id: str
-    status: Literal["initiated"] = "initiated"
-    client_phone: str

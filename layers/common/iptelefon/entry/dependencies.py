@@ -7,17 +7,25 @@ dataclasses from in-memory fakes (`tests/fakes/`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
-from iptelefon.adapters.pbx import PbxClient, PbxConnection, method_names
+from iptelefon.adapters.pbx import PbxClient, get_pbx_client, method_names
+from iptelefon.data.attempts import AttemptStore
+from iptelefon.data.clients import ClientStore
 from iptelefon.data.employees import EmployeeStore
-from iptelefon.data.gateway import Storage, get_storage
-from iptelefon.data.pbx_settings import PbxSettingsStore, ssm_provider
+from iptelefon.data.gateway import WORST_CALL_SECONDS, Storage, get_storage
+from iptelefon.data.idempotency_store import IdempotencyStore
+from iptelefon.data.pbx_settings import PbxSettingsStore, get_pbx_credentials, ssm_provider
 from iptelefon.data.projects import project_store
+from iptelefon.data.rate_counters import RateCounterStore
 from iptelefon.data.tokens import TokenStore
+from iptelefon.domain.pbx_connection import PbxConnection
+from iptelefon.platform import budget
 from iptelefon.platform.settings import get_settings
 from iptelefon.usecases.admin import AdminDeps
 from iptelefon.usecases.auth import AuthDeps
+from iptelefon.usecases.calls import CallDeps
 
 
 # -- admin and auth ----------------------------------------------------------------------------------------------------
@@ -55,3 +63,37 @@ class PbxProbe:
 
     def method_names(self) -> list[str]:
         return method_names(self.client.method_list(self.connection))
+
+
+# -- calls (the call-starting routes; the admin API's connection check) ----------------------------------------------
+def pbx_client() -> PbxClient:
+    """The PBX client (one shared httpx client per warm Lambda)."""
+    return get_pbx_client()
+
+
+@lru_cache(maxsize=1)
+def idempotency_store() -> IdempotencyStore:
+    """The call routes' Idempotency-Key store (Powertools is imported when a key is first used)."""
+    return IdempotencyStore(get_settings().idempotency_table_name)
+
+
+def call_deps() -> CallDeps:
+    """What starting a call talks to. Cheap: every part is cached (the storage, the PBX client, the idempotency
+    store) or a small wrapper around one."""
+    storage = get_storage()
+    return CallDeps(
+        attempts=AttemptStore(storage),
+        counters=RateCounterStore(storage),
+        clients=ClientStore(storage),
+        employees=EmployeeStore(storage),
+        pbx=pbx_client(),
+        pbx_credentials=get_pbx_credentials,
+        idempotency=idempotency_store(),
+        pbx_timeout_seconds=get_settings().pbx_timeout_seconds,
+        spare_seconds=_spare_seconds_for_the_pbx,
+    )
+
+
+def _spare_seconds_for_the_pbx() -> float:
+    # What is left of the invocation once recording the PBX's answer (one storage call at its worst) is set aside.
+    return budget.spare_seconds() - WORST_CALL_SECONDS

@@ -6,9 +6,11 @@ or `adapters`). A handler hands the real ones in (`entry.dependencies`); a unit 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol
 
-from iptelefon.domain.models import CallAttempt, Employee, PbxCredentials, Project, TokenRecord
+from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
+from iptelefon.domain.pbx_connection import PbxConnection
 
 
 class Clock(Protocol):
@@ -101,3 +103,43 @@ class PbxCheck(Protocol):
     def ping(self) -> Any: ...
 
     def method_names(self) -> list[str]: ...
+
+
+# -- calls (`usecases.calls`) ------------------------------------------------------------------------------------------
+# The rate-limit counters' port (`RateCounters`) is the domain rule's own: `domain.rate_limits`.
+
+Outcome = dict[str, Any]  # what the idempotency store remembers: {"status", "body"} or {"status", "error", "message"}
+
+
+class Clients(Protocol):
+    """A project's clients (`data.clients.ClientStore`)."""
+
+    def get(self, project_id: str, client_id: str) -> Client | None: ...
+
+
+class EmployeeLookup(Protocol):
+    """An employee by id (`data.employees.EmployeeStore`)."""
+
+    def get_employee(self, project_id: str, employee_id: str) -> Employee | None: ...
+
+
+class PbxCalls(Protocol):
+    """The PBX's call-starting methods (`adapters.pbx.PbxClient`). Each returns the reply's `data`, or raises
+    `PbxTimeout` / `PbxError` (`PbxRefused` when the PBX certainly started nothing)."""
+
+    def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> Any: ...
+
+    def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> Any: ...
+
+
+PbxCredentialsSource = Callable[[str], PbxCredentials]  # project id → its PBX's URL and secret (SSM)
+
+
+class IdempotentRunner(Protocol):
+    """Runs `work` at most once per `scope`'s key (`data.idempotency_store`): a repeat gets the remembered outcome.
+
+    Raises Powertools' idempotency errors (in progress, another request with the key, the store failed)."""
+
+    def run_once(self, scope: dict[str, Any], work: Callable[[], Outcome], *, lambda_context: Any | None) -> Outcome:
+        """`lambda_context`: an in-flight record expires with this invocation (a crashed one does not block)."""
+        ...
