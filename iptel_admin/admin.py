@@ -18,10 +18,11 @@ import boto3
 from iptel_admin import client_import
 from iptel_admin.client_import import ImportReport, build_client
 from iptelefon.adapters.pbx import PbxClient, PbxConnection, get_pbx_client, method_names
-from iptelefon.data.call_records import CallRecordStore, call_answer
+from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import Storage, dynamodb_client, project_pk, sha256_hex
+from iptelefon.data.gateway import Storage, dynamodb_client, sha256_hex
 from iptelefon.data.pbx_settings import PbxCredentials, put_pbx_credentials
+from iptelefon.domain.answers import CallAnswer
 from iptelefon.domain.errors import DomainError, InvalidInput, NotFound
 from iptelefon.domain.models import PERSONAL_LINES, AuthMode, CallMethod, Client, Employee, Project, Role
 from iptelefon.usecases import admin as project_admin
@@ -263,10 +264,8 @@ def list_calls(target: Target, project_id: str, *, client_id: str | None, limit:
     if client_id:
         found = records.of_client(project_id, client_id, limit=limit)
     else:
-        found = sorted(
-            target.storage.query(project_pk(project_id), "CALL#"), key=lambda r: r["received_at"], reverse=True
-        )[:limit]
-    return [call_answer(r) for r in found]
+        found = records.of_project(project_id, limit=limit)
+    return [CallAnswer.of(r).model_dump(mode="json") for r in found]
 
 
 def create_token(
