@@ -24,7 +24,6 @@ from typing import Any
 
 from iptelefon.data.gateway import ConditionFailed, Storage, delete, project_pk, put, update
 from iptelefon.domain.models import is_valid_id, utc_stamp
-from iptelefon.domain.phones import e164
 
 ATTEMPT_PREFIX = "ATTEMPT#"
 POINTER_TTL_SECONDS = 24 * 3600
@@ -130,18 +129,6 @@ def get_attempt(storage: Storage, project_id: str, attempt_id: str) -> dict[str,
     if not is_valid_id(attempt_id):
         return None
     return storage.get(project_pk(project_id), attempt_sk(attempt_id))
-
-
-def attempt_answer(attempt: dict[str, Any]) -> dict[str, Any]:
-    """An attempt as the read API shows it: under the `call_id` the bot got in its 202 answer."""
-    hidden = {"pk", "sk", "type", "attempt_id", "call_id", "pbx_reply"}
-    return {
-        "call_id": attempt["attempt_id"],
-        "record": "attempt",
-        **{k: v for k, v in attempt.items() if k not in hidden},
-        "completed_by_call_id": attempt.get("call_id"),
-        "client_phone_e164": e164(str(attempt["client_phone"])),
-    }
 
 
 def latest_pending_attempt(
