@@ -7,7 +7,7 @@ Powertools' `OpenAPIMerge`, and what a resolver cannot see is added here:
 - `bearerAuth` on every /v1 route (the token is checked in code, not declared as a parameter);
 - the optional `Idempotency-Key` header of the call-starting routes (read from the event in code);
 - the webhook's requests: its handler reads the raw request itself, so the fields it understands (every alias of the
-  contract's table, from `iptelefon.domain.webhook_payload`) are documented as JSON, form and multipart bodies and
+  contract's table, from `iptelefon.domain.call_aliases`) are documented as JSON, form and multipart bodies and
   as query parameters, all optional;
 - the answers the service really gives: our error body (`iptelefon.entry.api`) for 4xx/5xx instead of the 422 that
   Powertools documents and the service never sends (validation errors are 400), and 202 for started calls with
@@ -83,10 +83,10 @@ _ERROR_TEXT = {
 }
 # The call-starting routes' answers (their handlers return plain JSON, so the resolvers cannot see these models).
 CALL_ANSWERS: dict[tuple[str, str, int], str] = {
-    ("post", "/v1/calls/employee", 202): "CallStarted",
-    ("post", "/v1/calls/group", 202): "CallStarted",
-    ("post", "/v1/clients/{client_id}/call", 200): "AppCall",
-    ("post", "/v1/clients/{client_id}/call", 202): "CardCallStarted",
+    ("post", "/v1/calls/employee", 202): "CallStartedAnswer",
+    ("post", "/v1/calls/group", 202): "CallStartedAnswer",
+    ("post", "/v1/clients/{client_id}/call", 200): "AppCallAnswer",
+    ("post", "/v1/clients/{client_id}/call", 202): "CardCallStartedAnswer",
 }
 _POWERTOOLS_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError", "ResponseValidationError")
 _REF_PREFIX = "#/components/schemas/"
@@ -110,10 +110,10 @@ ERROR_SCHEMA: dict[str, Any] = {
 WEBHOOK_ANSWER_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "WebhookAnswer",
-    "required": ["result", "call_id", "client_id", "duplicate"],
+    "required": ["result", "call_key", "client_id", "duplicate"],
     "properties": {
         "result": {"type": "integer", "const": 1},
-        "call_id": {"type": "string"},
+        "call_key": {"type": "string"},
         "client_id": {"type": "string"},
         "duplicate": {"type": "boolean"},
     },
@@ -246,10 +246,10 @@ def _idempotency_header() -> dict[str, Any]:
 
 def webhook_field_names() -> list[str]:
     """Every field name the webhook reads (the contract's aliases, `src`/`dst`, `members`), in the table's order."""
-    from iptelefon.domain import webhook_payload as p
+    from iptelefon.domain import call_aliases as p
 
     groups: Iterable[Iterable[str]] = (
-        p.CALL_ID_ALIASES,
+        p.PBX_CALL_ID_ALIASES,
         p.DIRECTION_ALIASES,
         p.CLIENT_PHONE_ALIASES,
         ("src", "dst"),
@@ -273,7 +273,7 @@ def _webhook_query_parameters() -> list[dict[str, Any]]:
 
 
 def _webhook_body() -> dict[str, Any]:
-    from iptelefon.domain.webhook_payload import WRAPPER_KEYS
+    from iptelefon.domain.webhook_body import WRAPPER_KEYS
 
     text_fields = {name: {"type": "string"} for name in webhook_field_names()}
     json_fields: dict[str, Any] = {name: {"type": ["string", "integer", "number"]} for name in webhook_field_names()}

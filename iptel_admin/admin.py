@@ -19,9 +19,10 @@ import boto3
 from iptel_admin import client_import
 from iptel_admin.client_import import ImportReport, build_client
 from iptelefon.adapters.pbx import PbxClient, PbxConnection, get_pbx_client, method_names
-from iptelefon.data.call_records import CallRecordStore, call_answer
+from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import Storage, dynamodb_client, project_pk
+from iptelefon.data.gateway import Storage, dynamodb_client
+from iptelefon.domain.answers import CallAnswer
 from iptelefon.domain.errors import DomainError, InvalidInput, NotFound
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import (
@@ -274,10 +275,8 @@ def list_calls(target: Target, project_id: str, *, client_id: str | None, limit:
     if client_id:
         found = records.of_client(project_id, client_id, limit=limit)
     else:
-        found = sorted(
-            target.storage.query(project_pk(project_id), "CALL#"), key=lambda r: r["received_at"], reverse=True
-        )[:limit]
-    return [call_answer(r) for r in found]
+        found = records.of_project(project_id, limit=limit)
+    return [CallAnswer.of(r).model_dump(mode="json") for r in found]
 
 
 def create_token(

@@ -84,7 +84,7 @@ IN_PROCESS_STACK: dict[str, Any] = {
 def inbox_message(form: dict[str, str], secret: str) -> str:
     """A webhook as the webhook function puts it into the inbox: the form-encoded body and the secret's hash."""
     from iptelefon.domain.hashes import sha256_hex
-    from iptelefon.usecases.webhook import WebhookRequest
+    from iptelefon.domain.webhook_body import WebhookRequest
 
     body = urllib.parse.urlencode(form).encode()
     request = WebhookRequest(body=body, content_type="application/x-www-form-urlencoded")

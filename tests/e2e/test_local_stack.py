@@ -88,7 +88,7 @@ def test_zeon_webhook_lands_as_a_notification_on_the_client(stack: dict[str, Any
     assert card["variables"]["iptelefon_call_record_link"] == "https://pbx.example/rec/e2e-1.mp3"
     assert card["dialog"][0]["text"].startswith("Звонок завершён · входящий · 01:05 · сотрудник 346")
     calls = httpx.get(f"{stack['api_url']}/v1/calls", params={"client_id": client["id"]}, headers=headers).json()
-    assert [c["call_id"] for c in calls["calls"]] == ["e2e-1"]
+    assert [c["call_key"] for c in calls["calls"]] == ["e2e-1"]
 
 
 def test_bot_call_rings_on_the_pbx_and_its_completion_lands_on_the_client(stack: dict[str, Any]) -> None:
@@ -152,7 +152,7 @@ def test_a_hundred_simultaneous_webhooks_are_all_taken(stack: dict[str, Any]) ->
         answers = list(pool.map(post, range(100)))
     # Then no connection is reset or refused: each is answered 200, recorded as a call of its own (or queued)
     assert [a.status_code for a in answers] == [200] * 100
-    recorded = [a.json()["call_id"] for a in answers if not a.json().get("queued")]
+    recorded = [a.json()["call_key"] for a in answers if not a.json().get("queued")]
     assert sorted(recorded) == sorted(set(recorded))
 
 
@@ -190,7 +190,7 @@ def test_an_outage_queues_webhooks_and_they_land_after_recovery(stack: dict[str,
         for client in found.get("clients", []):
             listed = httpx.get(f"{stack['api_url']}/v1/calls", params={"client_id": client["id"]}, headers=headers)
             calls = listed.json()["calls"]
-    assert sorted(c["call_id"] for c in calls) == ["outage-0", "outage-1", "outage-2"]
+    assert sorted(c["call_key"] for c in calls) == ["outage-0", "outage-1", "outage-2"]
 
 
 def test_sigterm_stops_every_service(stack: dict[str, Any]) -> None:

@@ -28,7 +28,9 @@ from iptelefon.data.gateway import get_storage, project_pk, put
 from iptelefon.data.pbx_settings import ssm_provider
 from iptelefon.domain.errors import PhoneShared, StorageUnavailable
 from iptelefon.domain.models import CallAttempt, Client, Project, utc_stamp
-from iptelefon.usecases.webhook import WebhookRequest, receive_webhook
+from iptelefon.domain.webhook_body import WebhookRequest
+from iptelefon.entry.dependencies import webhook_deps
+from iptelefon.usecases.webhook import receive_webhook
 from webhook.handler import lambda_handler as webhook_handler
 
 PHONE = "79004443322"
@@ -43,8 +45,8 @@ def _fresh_ssm_client() -> Any:
     ssm_provider.cache_clear()
 
 
-def call_form(call_id: str, phone: str = PHONE, **extra: str) -> dict[str, str]:
-    return {"id": call_id, "calltype": "IN", "src": phone, "exten": "346", "talktime": "35", **extra}
+def call_form(pbx_call_id: str, phone: str = PHONE, **extra: str) -> dict[str, str]:
+    return {"id": pbx_call_id, "calltype": "IN", "src": phone, "exten": "346", "talktime": "35", **extra}
 
 
 def post(context: Any, form: dict[str, str]) -> dict[str, Any]:
@@ -54,7 +56,9 @@ def post(context: Any, form: dict[str, str]) -> dict[str, Any]:
 def deliver(form: dict[str, str]) -> dict[str, Any]:
     """The webhook's logic without the resolver (which keeps one request at a time): for real concurrent threads."""
     body = "&".join(f"{k}={v}" for k, v in form.items()).encode()
-    return receive_webhook(PBX_SECRET, WebhookRequest(body=body, content_type="application/x-www-form-urlencoded"))
+    return receive_webhook(
+        webhook_deps(), PBX_SECRET, WebhookRequest(body=body, content_type="application/x-www-form-urlencoded")
+    )
 
 
 def transactions(server: DynamoDBServer, answer: Any, *, times: int | None, nth: int | None = None) -> Injector:
@@ -228,7 +232,7 @@ def test_a_late_recording_link_that_meets_a_conflict_is_stored(dynamodb_server: 
     # Then the link is on the call and in the client's variable
     assert again["duplicate"] is True
     record = CallRecordStore(get_storage()).get(project.project.id, "late")
-    assert record is not None and record["record_link"] == link
+    assert record is not None and record.record_link == link
     client = ClientStore(get_storage()).get(project.project.id, first["client_id"])
     assert client is not None and client.variables["iptelefon_call_record_link"] == link
 
@@ -248,7 +252,7 @@ def test_a_late_recording_link_that_cannot_be_stored_now_is_queued_never_dropped
     contention.remove()
     assert inbox.drain() == 1
     record = CallRecordStore(get_storage()).get(project.project.id, "late")
-    assert record is not None and record["record_link"] == link
+    assert record is not None and record.record_link == link
 
 
 def test_client_import_retries_a_throttled_batch_and_reports_nobody_as_existing(
@@ -356,21 +360,21 @@ def test_the_ssm_client_answers_within_the_lambda_budget() -> None:
 
 
 # -- keys within DynamoDB's limits -------------------------------------------------------------------------------------
-def test_a_call_id_too_long_for_a_key_is_hashed_and_the_call_is_recorded(
+def test_a_pbx_call_id_too_long_for_a_key_is_hashed_and_the_call_is_recorded(
     aws: None, project: Any, lambda_context: Any
 ) -> None:
     # Given a PBX call id of 250 four-byte characters (1,000 bytes: over DynamoDB's 1,024-byte sort key with its prefix)
-    call_id = "😀" * 250
+    pbx_call_id = "😀" * 250
 
     # When the PBX posts that call
-    answer = post(lambda_context, call_form(call_id))
+    answer = post(lambda_context, call_form(pbx_call_id))
 
     # Then it is recorded under a bounded key, and the PBX's own id is kept as data
     assert answer["statusCode"] == 200, answer
-    key = answer_json(answer)["call_id"]
-    assert len(key) == 64 and key != call_id
+    key = answer_json(answer)["call_key"]
+    assert len(key) == 64 and key != pbx_call_id
     record = CallRecordStore(get_storage()).get(project.project.id, key)
-    assert record is not None and record["call_id"] == call_id
+    assert record is not None and record.pbx_call_id == pbx_call_id
     assert get_storage().get(project_pk(project.project.id), call_sk(key)) is not None
 
 

@@ -113,7 +113,7 @@ class WebhookLedger:
     pk: str
     base_calls: int = 0
     base_rejected: int = 0
-    new_call_ids: list[str] = field(default_factory=list)
+    new_call_keys: list[str] = field(default_factory=list)
     rejected: int = 0
     duplicates: int = 0
     queued: int = 0
@@ -140,12 +140,12 @@ class WebhookLedger:
             self.queued += 1
         elif answer.status == 200:
             assert body.get("result") == 1 and isinstance(body.get("duplicate"), bool), f"bad 200 body:\n{answer}"
-            assert isinstance(body.get("call_id"), str) and isinstance(body.get("client_id"), str), str(answer)
+            assert isinstance(body.get("call_key"), str) and isinstance(body.get("client_id"), str), str(answer)
             if body["duplicate"]:
                 self.duplicates += 1
             else:
-                assert body["call_id"] not in self.new_call_ids, f"call recorded twice:\n{answer}"
-                self.new_call_ids.append(body["call_id"])
+                assert body["call_key"] not in self.new_call_keys, f"call recorded twice:\n{answer}"
+                self.new_call_keys.append(body["call_key"])
         else:
             assert 400 <= answer.status < 500 and answer.status != 404, f"known secret refused:\n{answer}"
             self.rejected += 1
@@ -185,7 +185,7 @@ class WebhookLedger:
         at most one per queued answer (the inbox applies those within its visibility timeout: waited for here)."""
         rejected = self.count("REJECTED#") - self.base_rejected
         assert rejected == self.rejected, f"{self.rejected} webhooks were refused, {rejected} raw requests were kept"
-        answered = len(self.new_call_ids)
+        answered = len(self.new_call_keys)
         deadline = time.monotonic() + (inbox_wait_seconds if self.queued else 0)
         while True:
             call_keys = self.keys("CALL#")
@@ -196,5 +196,5 @@ class WebhookLedger:
         assert answered <= stored <= answered + self.queued, (
             f"{answered} new calls were answered and {self.queued} queued, {stored} were stored"
         )
-        missing = [c for c in self.new_call_ids if f"CALL#{c}" not in call_keys]
+        missing = [c for c in self.new_call_keys if f"CALL#{c}" not in call_keys]
         assert not missing, f"answered as recorded but not stored: {missing[:10]}"

@@ -97,12 +97,17 @@ def test_started_calls_document_their_answer_models() -> None:
     schemas = DOCUMENT["components"]["schemas"]
     for path in ("/v1/calls/employee", "/v1/calls/group"):
         answer = DOCUMENT["paths"][path]["post"]["responses"]["202"]["content"]["application/json"]["schema"]
-        assert answer == {"$ref": "#/components/schemas/CallStarted"}
+        assert answer == {"$ref": "#/components/schemas/CallStartedAnswer"}
     card = DOCUMENT["paths"]["/v1/clients/{client_id}/call"]["post"]["responses"]
-    assert card["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/AppCall"}
-    assert card["202"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/CardCallStarted"}
-    assert "attempt_id" in schemas["CallStarted"]["required"] and "call_id" not in schemas["CallStarted"]["properties"]
-    assert schemas["CardCallStarted"]["properties"]["method"]["const"] == "api"
+    assert card["200"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/AppCallAnswer"}
+    assert card["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CardCallStartedAnswer"
+    }
+    assert (
+        "attempt_id" in schemas["CallStartedAnswer"]["required"]
+        and "call_id" not in schemas["CallStartedAnswer"]["properties"]
+    )
+    assert schemas["CardCallStartedAnswer"]["properties"]["method"]["const"] == "api"
 
 
 def test_schemathesis_loads_every_operation() -> None:

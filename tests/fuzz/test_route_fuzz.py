@@ -78,7 +78,7 @@ def seeded(local_stack: dict[str, Any]) -> dict[str, Any]:
     assert target.deps.tokens.revoke_token(local_stack["project_id"], token_id)
     return {
         "client_id": [call.json()["client_id"]],
-        "call_id": [call.json()["call_id"], started.json()["attempt_id"]],
+        "call_id": [call.json()["call_key"], started.json()["attempt_id"]],
         "phone": [PHONE, "+7 (900) 111-22-33", "8 900 111 22 33"],
         "revoked_token": revoked,
     }

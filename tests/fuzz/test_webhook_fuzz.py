@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from devstack.gateway import is_binary
 from devstack.openapi import webhook_field_names
 from devstack.template import Template
-from iptelefon.domain.webhook_payload import WRAPPER_KEYS
+from iptelefon.domain.webhook_body import WRAPPER_KEYS
 
 TEMPLATE = Template()
 
@@ -263,17 +263,17 @@ def read_back(read: Callable[[], Any], answer: Answer) -> Any:
 
 
 def assert_call_readable(
-    client: httpx.Client, stack: dict[str, Any], ledger: WebhookLedger, call_id: str, answer: Answer
+    client: httpx.Client, stack: dict[str, Any], ledger: WebhookLedger, call_key: str, answer: Answer
 ) -> None:
     """A recorded call is readable: through the read API when its id fits a URL path as it is, else in the table."""
-    if URL_SAFE_ID.fullmatch(call_id) and call_id.strip("."):
-        url = f"{stack['api_url']}/v1/calls/{call_id}"
+    if URL_SAFE_ID.fullmatch(call_key) and call_key.strip("."):
+        url = f"{stack['api_url']}/v1/calls/{call_key}"
         got = client.get(url, headers={"Authorization": f"Bearer {stack['bot_token']}"})
-        assert got.status_code == 200 and got.json().get("call_id") == call_id, (
-            f"GET /v1/calls/{call_id} -> {got.status_code} {got.text[:200]}\nafter:\n{answer}"
+        assert got.status_code == 200 and got.json().get("call_key") == call_key, (
+            f"GET /v1/calls/{call_key} -> {got.status_code} {got.text[:200]}\nafter:\n{answer}"
         )
     else:
-        assert read_back(lambda: ledger.get(f"CALL#{call_id}"), answer) is not None, f"not stored:\n{answer}"
+        assert read_back(lambda: ledger.get(f"CALL#{call_key}"), answer) is not None, f"not stored:\n{answer}"
 
 
 def delivered(request: HostileRequest) -> bytes:
@@ -303,7 +303,7 @@ def test_every_hostile_webhook_is_answered_and_kept(
             assert answer.status == 400, str(answer)
             assert body["error"] in {"invalid_phone", "invalid_json", "validation_error"}, str(answer)
         if answer.status == 200 and body.get("duplicate") is False:  # and the recorded call can be read back
-            assert_call_readable(client, local_stack, ledger, body["call_id"], answer)
+            assert_call_readable(client, local_stack, ledger, body["call_key"], answer)
         elif answer.status != 200:  # and the raw request was kept, as it came
             kept = read_back(lambda: ledger.newest("REJECTED#"), answer)
             assert kept is not None, f"nothing kept:\n{answer}"

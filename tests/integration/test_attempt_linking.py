@@ -59,7 +59,7 @@ def test_outgoing_completion_links_the_attempt_to_the_call_and_client(
     recorded = answer_json(webhook_handler(_completion("pbx-1"), lambda_context))
     # Then the attempt is completed by that call, and its client is the one the webhook matched
     shown = _read_call(project, attempt_id, lambda_context)
-    assert shown["status"] == "completed" and shown["completed_by_call_id"] == "pbx-1"
+    assert shown["status"] == "completed" and shown["completed_by_call_key"] == "pbx-1"
     assert shown["call"]["client_id"] == recorded["client_id"]
 
 

@@ -123,5 +123,5 @@ def test_calls_list_shows_a_clients_calls(
     event = webhook_event(PBX_SECRET, {"id": "call-1", "calltype": "IN", "src": "79004443322", "talktime": "5"})
     client_id = json.loads(lambda_handler(event, lambda_context)["body"])["client_id"]
     listed = _run(stack_file, capsys, "calls", "list", "--project", "proj-a", "--client", client_id)
-    assert [c["call_id"] for c in listed] == ["call-1"]
-    assert [c["call_id"] for c in _run(stack_file, capsys, "calls", "list", "--project", "proj-a")] == ["call-1"]
+    assert [c["call_key"] for c in listed] == ["call-1"]
+    assert [c["call_key"] for c in _run(stack_file, capsys, "calls", "list", "--project", "proj-a")] == ["call-1"]

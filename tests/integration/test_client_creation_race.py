@@ -4,6 +4,7 @@ threads)."""
 from __future__ import annotations
 
 import socket
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -17,6 +18,9 @@ from devstack.template import create_tables
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import Storage
 from iptelefon.domain.models import Project
+from iptelefon.usecases.webhook import new_client
+
+PHONE = "79004443322"
 
 
 @pytest.fixture(scope="module")
@@ -48,7 +52,9 @@ def test_fifty_concurrent_webhooks_for_a_new_phone_create_one_client(
     store = ClientStore(moto_server_storage)
     # When 50 threads match-or-create it at once
     with ThreadPoolExecutor(max_workers=50) as pool:
-        results = list(pool.map(lambda _: store.match_or_create(project, "79004443322"), range(50)))
+        results = list(
+            pool.map(lambda _: store.match_or_add(project, new_client(project, PHONE, time.time())), range(50))
+        )
     # Then every thread got the same client and exactly one was created
     assert len({client_id for client_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -14,9 +15,16 @@ from support import IN_PROCESS_STACK, answer_json, webhook_event
 from iptel_admin import admin, cli
 from iptelefon.data.pbx_settings import get_pbx_credentials, ssm_provider
 from iptelefon.domain.errors import Conflict, InvalidInput
+from iptelefon.entry import dependencies
 from webhook.handler import lambda_handler as webhook_handler
 
 NEW_SECRET = "pbx-secret-rotated-0001"
+
+
+def set_webhook_clock(monkeypatch: pytest.MonkeyPatch, moment: float) -> None:
+    """The webhook handler's use case sees `moment` as the time now."""
+    built = dependencies.webhook_deps()
+    monkeypatch.setattr(dependencies, "webhook_deps", lambda: dataclasses.replace(built, clock=lambda: moment))
 
 
 def post(context: Any, secret: str, call_id: str) -> dict[str, Any]:
@@ -49,7 +57,7 @@ def test_after_the_grace_period_the_old_url_is_404(
     admin.rotate_secret(admin_target, "proj-a", NEW_SECRET, grace_hours=1)
     fresh_ssm()
     later = time.time() + 3601
-    monkeypatch.setattr("iptelefon.usecases.webhook.time.time", lambda: later)
+    set_webhook_clock(monkeypatch, later)
 
     # Then the old URL is a 404 like any unknown secret, and the new one works
     old = post(lambda_context, PBX_SECRET, "old-2")
@@ -150,7 +158,7 @@ def test_a_new_webhook_token_replaces_the_secret_in_the_url_after_a_grace_period
     assert post(lambda_context, token, "new-1")["statusCode"] == 200
     assert post(lambda_context, PBX_SECRET, "old-1")["statusCode"] == 200
     later = time.time() + 3601
-    monkeypatch.setattr("iptelefon.usecases.webhook.time.time", lambda: later)
+    set_webhook_clock(monkeypatch, later)
     assert post(lambda_context, PBX_SECRET, "old-2")["statusCode"] == 404
     assert post(lambda_context, token, "new-2")["statusCode"] == 200
     # and the PBX secret itself did not change

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import base64
 import json
+import sys
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import boto3
@@ -13,9 +16,9 @@ import pytest
 from support import answer_json, api_event
 
 from iptel_admin import admin
-from iptelefon.data.call_records import RECORD_LINK_VARIABLE, CallRecordStore
+from iptelefon.data.call_records import RECORD_LINK_VARIABLE, CallRecordStore, call_sk
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import get_storage
+from iptelefon.data.gateway import get_storage, project_pk
 from iptelefon.domain.models import Client
 from webhook.handler import lambda_handler
 
@@ -71,6 +74,11 @@ def zeon_form(**overrides: str) -> dict[str, str]:
     }
 
 
+def call_item(project_id: str, call_key: str) -> dict[str, Any] | None:
+    """The stored call item as it is in the table (the raw payload included)."""
+    return get_storage().get(project_pk(project_id), call_sk(call_key))
+
+
 def dialog(project_id: str, client_id: str) -> list[dict[str, Any]]:
     return CallRecordStore(get_storage()).dialog(project_id, client_id)
 
@@ -83,7 +91,7 @@ def test_zeon_form_post_records_the_call_creates_a_telephony_client_and_notifies
     # Then 200 with the call and a new client
     body = answer_json(answer)
     assert answer["statusCode"] == 200
-    assert body["result"] == 1 and body["call_id"] == "1709290800.1843" and body["duplicate"] is False
+    assert body["result"] == 1 and body["call_key"] == "1709290800.1843" and body["duplicate"] is False
     client = ClientStore(get_storage()).get("wh", body["client_id"])
     assert client is not None
     assert (client.channel, client.phone, client.can_message) == ("telephony", PHONE, False)
@@ -93,7 +101,7 @@ def test_zeon_form_post_records_the_call_creates_a_telephony_client_and_notifies
     assert note["text"].startswith("Звонок завершён · входящий · 02:35 · сотрудник 346")
     assert "https://z138.fpg.ru/records/1709290800.1843.mp3" in note["text"]
     # And the call keeps the raw payload next to the canonical fields
-    record = CallRecordStore(get_storage()).get("wh", "1709290800.1843")
+    record = call_item("wh", "1709290800.1843")
     assert record is not None and record["talk_seconds"] == 155 and "calltype=IN" in record["raw"]["body"]
 
 
@@ -115,7 +123,7 @@ def test_later_webhook_adds_the_recording_without_a_second_notification(pbx_proj
     again = answer_json(post(zeon_form(link="https://pbx.test/rec/1.mp3"), context=lambda_context))
     # Then the call, the variable and the one notification carry the link
     assert again["duplicate"] is True
-    assert CallRecordStore(get_storage()).get("wh", first["call_id"])["record_link"] == "https://pbx.test/rec/1.mp3"  # type: ignore[index]
+    assert call_item("wh", first["call_key"])["record_link"] == "https://pbx.test/rec/1.mp3"  # type: ignore[index]
     client = ClientStore(get_storage()).get("wh", first["client_id"])
     assert client is not None and client.variables[RECORD_LINK_VARIABLE] == "https://pbx.test/rec/1.mp3"
     [note] = dialog("wh", first["client_id"])
@@ -262,7 +270,7 @@ def test_get_with_query_parameters_is_accepted(pbx_project: Any, lambda_context:
     )
     answer = lambda_handler(event, lambda_context)
     assert answer["statusCode"] == 200
-    assert answer_json(answer)["call_id"] == "q-1"
+    assert answer_json(answer)["call_key"] == "q-1"
 
 
 def test_a_repeated_query_name_is_read_from_the_multi_value_parameters(pbx_project: Any, lambda_context: Any) -> None:
@@ -280,7 +288,7 @@ def test_a_repeated_query_name_is_read_from_the_multi_value_parameters(pbx_proje
     answer = lambda_handler(event, lambda_context)
     # Then the query was read as a form body would be: the first listed member took the call, both are kept
     assert answer["statusCode"] == 200, answer["body"]
-    record = CallRecordStore(get_storage()).get("wh", "q-2")
+    record = call_item("wh", "q-2")
     assert record is not None and record["employee"] == "346"
     assert json.loads(record["raw"]["query"])["members"] == ["346", "500"]
 
@@ -331,6 +339,52 @@ def test_an_empty_query_parameter_name_is_stored_and_read_back(
     )
     assert lambda_handler(event, lambda_context)["statusCode"] == 200
     # Then the call reads back, and a replay is a clean duplicate
-    record = CallRecordStore(get_storage()).get("wh", "emptykey-1")
+    record = call_item("wh", "emptykey-1")
     assert record is not None and json.loads(record["raw"]["query"]) == {"": "x", "src": PHONE, "id": "emptykey-1"}
     assert answer_json(lambda_handler(event, lambda_context))["duplicate"] is True
+
+
+# -- the path of a webhook through the layer ---------------------------------------------------------------------------
+def _project_module(frame: FrameType) -> str | None:
+    name = str(frame.f_globals.get("__name__", ""))
+    return name if name.startswith("iptelefon.") or name.endswith(".handler") else None
+
+
+def _reentered_stacks(run: Callable[[], object]) -> set[tuple[str, ...]]:
+    """Every call stack seen while `run` runs (the project's modules only, a module's consecutive frames as one) that
+    holds one module twice with another between: A → B → A."""
+    found: set[tuple[str, ...]] = set()
+
+    def profile(frame: FrameType, event: str, _: object) -> None:
+        if event != "call":
+            return
+        chain: list[str] = []
+        caller: FrameType | None = frame
+        while caller is not None:
+            module = _project_module(caller)
+            if module and (not chain or chain[-1] != module):
+                chain.append(module)
+            caller = caller.f_back
+        if len(chain) != len(set(chain)):
+            found.add(tuple(reversed(chain)))
+
+    sys.setprofile(profile)
+    try:
+        run()
+    finally:
+        sys.setprofile(None)
+    return found
+
+
+def test_a_webhook_never_reenters_a_module_it_left(pbx_project: Any, lambda_context: Any) -> None:
+    # Given a client whose record-link variable holds a phone (the record link then takes the indexed path)
+    _add_client(pbx_project, "tel", "telephony", phone=PHONE, variables={RECORD_LINK_VARIABLE: "79010000001"})
+
+    def deliveries() -> None:
+        assert post(zeon_form(link=""), context=lambda_context)["statusCode"] == 200  # a new call
+        assert post(zeon_form(), context=lambda_context)["statusCode"] == 200  # its recording, later
+        assert post(zeon_form(id="out-1", calltype="OUT"), context=lambda_context)["statusCode"] == 200  # a callback
+        assert post("{broken", content_type="application/json", context=lambda_context)["statusCode"] == 400
+
+    # When webhooks of every kind come, Then no call stack goes back into a module it left
+    assert _reentered_stacks(deliveries) == set()

@@ -36,7 +36,7 @@ class Tenant:
     server_url: str
     phone: str
     client_id: str = ""
-    call_id: str = ""
+    call_key: str = ""
     attempt_id: str = ""
 
 
@@ -83,7 +83,7 @@ def tenants(project: Any, other_project: Any, fake_pbx: Any, lambda_context: Any
     for tenant in (a, b):
         form = {"id": f"call-{tenant.name}", "calltype": "IN", "src": tenant.phone, "exten": "346", "talktime": "65"}
         recorded = answer_json(webhook(tenant.secret, form, lambda_context))
-        tenant.client_id, tenant.call_id = recorded["client_id"], recorded["call_id"]
+        tenant.client_id, tenant.call_key = recorded["client_id"], recorded["call_key"]
         body = {"client_phone": tenant.phone, "short_employee_phone": "346"}
         started = call(
             employee_call_handler, "/v1/calls/employee", "/v1/calls/employee", body, tenant.token, lambda_context
@@ -103,7 +103,7 @@ def _pair(tenants: dict[str, Tenant], direction: str) -> tuple[Tenant, Tenant]:
 
 
 def _owner_data_absent(answer: dict[str, Any], owner: Tenant) -> None:
-    for value in (owner.client_id, owner.call_id, owner.attempt_id, owner.phone, owner.project_id):
+    for value in (owner.client_id, owner.call_key, owner.attempt_id, owner.phone, owner.project_id):
         assert value not in answer["body"], f"{value} of project {owner.name} in {answer['body']}"
 
 
@@ -116,7 +116,7 @@ FOREIGN_ID_ROUTES: dict[str, tuple[str, Callable[[str, str, Any], dict[str, Any]
     "GET /v1/calls?client_id=": ("client_id", lambda token, id_, ctx: read(
         token, "/v1/calls", "/v1/calls", ctx, client_id=id_
     )),
-    "GET /v1/calls/{call_id} (a completed call)": ("call_id", lambda token, id_, ctx: read(
+    "GET /v1/calls/{call_id} (a completed call)": ("call_key", lambda token, id_, ctx: read(
         token, "/v1/calls/{call_id}", f"/v1/calls/{id_}", ctx, params={"call_id": id_}
     )),
     "GET /v1/calls/{call_id} (a bot call attempt)": ("attempt_id", lambda token, id_, ctx: read(
@@ -286,7 +286,7 @@ def test_a_webhook_never_touches_the_other_projects_client_with_the_same_phone(
     forms = [
         {"id": "x-1", "calltype": "IN", "src": other.phone, "talktime": "30", "link": "https://pbx.example/x-1.mp3"},
         {"id": "pbx-1", "calltype": "OUT", "dst": other.phone, "exten": "346", "talktime": "12"},
-        {"id": other.call_id, "calltype": "IN", "src": other.phone, "link": "https://pbx.example/again.mp3"},
+        {"id": other.call_key, "calltype": "IN", "src": other.phone, "link": "https://pbx.example/again.mp3"},
     ]
     answers = [answer_json(webhook(sender.secret, form, lambda_context)) for form in forms]
     # Then each is a new call of the sender's own client (the same call id in two projects is two calls)

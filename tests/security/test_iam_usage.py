@@ -345,7 +345,7 @@ def read_api_requests(s: Scenario) -> None:
     calls = s.expect(
         200, "ReadApiFunction", read_event("/v1/calls", "/v1/calls", token, query={"client_id": client_id})
     )
-    assert [c["call_id"] for c in calls["calls"]] == ["r-1"]
+    assert [c["call_key"] for c in calls["calls"]] == ["r-1"]
     for call_id in ("r-1", attempt):
         s.expect(
             200,

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from iptelefon.domain.call_aliases import CanonicalCall, canonicalize
 from iptelefon.domain.notifications import format_call_notification, format_duration
-from iptelefon.domain.webhook_payload import CanonicalCall, canonicalize, extract_fields
+from iptelefon.domain.webhook_body import extract_fields
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 RECORD_URL = "https://z138.fpg.ru/zeon/records/2024/03/01/1709290800.1843.mp3"
@@ -18,7 +19,7 @@ RECORD_URL = "https://z138.fpg.ru/zeon/records/2024/03/01/1709290800.1843.mp3"
 
 def make_call(**overrides: Any) -> CanonicalCall:
     values: dict[str, Any] = {
-        "call_id": "1709290800.1843",
+        "pbx_call_id": "1709290800.1843",
         "direction": "in",
         "client_phone": "79004443322",
         "employee": None,

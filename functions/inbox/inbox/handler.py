@@ -12,6 +12,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.data.gateway import WORST_CALL_SECONDS
+from iptelefon.entry import dependencies
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.usecases.webhook import apply_queued
@@ -21,7 +22,7 @@ processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failu
 
 
 def apply(record: SQSRecord) -> None:
-    outcome = apply_queued(record.body)
+    outcome = apply_queued(dependencies.webhook_deps(), record.body)
     if outcome is not None:
         logger.info("inbox: queued webhook applied", extra={"message_id": record.message_id, **outcome})
 

@@ -5,9 +5,11 @@ from typing import Annotated, Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel
 
 from iptelefon.domain.errors import InvalidInput
 from iptelefon.domain.models import Role
+from iptelefon.entry import dependencies
 from iptelefon.entry.api import create_resolver, json_body, request_project, resolve_with_token
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
@@ -25,25 +27,30 @@ def list_clients(
     """By phone (`phone=`: the clients a webhook would match), or the console's search (`q=`: a phone or a name)."""
     project = request_project(app, *READERS)
     if phone is not None:
-        return json_body(reads.clients_by_phone(project, phone))
+        return answer(reads.clients_by_phone(dependencies.read_deps(), project, phone))
     if q is not None:
-        return json_body(reads.search_clients(project, q))
+        return answer(reads.search_clients(dependencies.read_deps(), project, q))
     raise InvalidInput.for_field("phone", "give a phone (phone=...) or a search text (q=...)")
 
 
 @app.get("/v1/clients/<client_id>")
 def get_client(client_id: str) -> Response[dict[str, Any]]:
-    return json_body(reads.client_card(request_project(app, *READERS), client_id))
+    return answer(reads.client_card(dependencies.read_deps(), request_project(app, *READERS), client_id))
 
 
 @app.get("/v1/calls")
 def list_calls(client_id: Annotated[str, Query(min_length=1, max_length=64)]) -> Response[dict[str, Any]]:
-    return json_body(reads.calls_of_client(request_project(app, *READERS), client_id))
+    return answer(reads.calls_of_client(dependencies.read_deps(), request_project(app, *READERS), client_id))
 
 
 @app.get("/v1/calls/<call_id>")
 def get_call(call_id: str) -> Response[dict[str, Any]]:
-    return json_body(reads.call_record(request_project(app, *READERS), call_id))
+    # The path's name stays: it takes a call's `call_key` or an attempt's `attempt_id`.
+    return answer(reads.call_record(dependencies.read_deps(), request_project(app, *READERS), call_id))
+
+
+def answer(model: BaseModel) -> Response[dict[str, Any]]:
+    return json_body(model.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -7,10 +7,12 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.data.gateway import WORST_CALL_SECONDS
 from iptelefon.data.inbox import SEND_WORST_SECONDS
+from iptelefon.domain.webhook_body import WebhookRequest
+from iptelefon.entry import dependencies
 from iptelefon.entry.api import create_resolver, json_body
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
-from iptelefon.usecases.webhook import WebhookRequest, receive_webhook
+from iptelefon.usecases.webhook import receive_webhook
 
 app = create_resolver(validation=False)  # the route reads the raw request itself (`WebhookRequest`)
 # A storage call starts only if, at its worst, it still leaves the time to put the request into the inbox.
@@ -22,7 +24,7 @@ RESERVE_SECONDS = WORST_CALL_SECONDS + SEND_WORST_SECONDS
 def webhook(secret: str) -> Response[dict[str, Any]]:
     event = app.current_event
     request = WebhookRequest.from_event(event.raw_event)
-    return json_body(receive_webhook(secret, request))
+    return json_body(receive_webhook(dependencies.webhook_deps(), secret, request))
 
 
 @logger.inject_lambda_context(clear_state=True)

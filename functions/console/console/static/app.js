@@ -280,10 +280,10 @@ async function callByApi(clientId, phone) {
   }
 }
 
-function followAttempt(callId) {
+function followAttempt(attemptId) {
   const timer = setInterval(async () => {
     try {
-      const attempt = await api("GET", "/v1/calls/" + encodeURIComponent(callId));
+      const attempt = await api("GET", "/v1/calls/" + encodeURIComponent(attemptId));
       if (attempt.status === "completed" || attempt.status === "failed") {
         clearInterval(timer);
         $("call-status").textContent = attempt.status === "completed" ? "Звонок: completed" : "Звонок: failed";

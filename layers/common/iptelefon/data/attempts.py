@@ -25,7 +25,6 @@ from typing import Any
 
 from iptelefon.data.gateway import ConditionFailed, Storage, delete, project_pk, put, update
 from iptelefon.domain.models import CallAttempt, is_valid_id, utc_stamp
-from iptelefon.domain.phones import e164
 
 ATTEMPT_PREFIX = "ATTEMPT#"
 POINTER_TTL_SECONDS = 24 * 3600
@@ -208,33 +207,3 @@ def _pointer_key(project_id: str, attempt: dict[str, Any]) -> tuple[str, str]:
         pointer_pk(project_id, str(attempt["client_phone"])),
         pointer_sk(str(attempt["created_at"]), str(attempt["attempt_id"])),
     )
-
-
-# -- as the webhook and the reads use cases call them until they take `ports.Attempts` --------------------------------
-def get_attempt(storage: Storage, project_id: str, attempt_id: str) -> dict[str, Any] | None:
-    item = AttemptStore(storage).get_item(project_id, attempt_id)
-    if item is not None and "call_key" in item:
-        item = {**item, "call_id": item["call_key"]}  # the reads use case reads the completing call as `call_id`
-    return item
-
-
-def latest_pending_attempt(
-    storage: Storage, project_id: str, phone: str, *, pbx_call_id: str | None = None, now: float | None = None
-) -> dict[str, Any] | None:
-    return AttemptStore(storage).latest_pending_item(project_id, phone, pbx_call_id=pbx_call_id, now=now)
-
-
-def link_attempt(storage: Storage, project_id: str, attempt_id: str, call_key: str, client_id: str) -> None:
-    AttemptStore(storage).link(project_id, attempt_id, call_key, client_id)
-
-
-def attempt_answer(attempt: dict[str, Any]) -> dict[str, Any]:
-    """An attempt as the read API shows it: under the `call_id` the bot got in its 202 answer."""
-    hidden = {"pk", "sk", "type", "attempt_id", "call_id", "call_key", "pbx_reply"}
-    return {
-        "call_id": attempt["attempt_id"],
-        "record": "attempt",
-        **{k: v for k, v in attempt.items() if k not in hidden},
-        "completed_by_call_id": attempt.get("call_key", attempt.get("call_id")),
-        "client_phone_e164": e164(str(attempt["client_phone"])),
-    }

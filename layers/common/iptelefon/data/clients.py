@@ -28,7 +28,7 @@ from typing import Any
 
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.domain.errors import InvalidPhone, PhoneShared, StorageUnavailable
-from iptelefon.domain.models import Channel, Client, Project, is_valid_id, time_ordered_id, utc_stamp
+from iptelefon.domain.models import Client, Project, is_valid_id, utc_stamp
 from iptelefon.domain.phones import mask_phone, normalize_phone
 
 RANK_TELEPHONY = "1"
@@ -137,17 +137,17 @@ class ClientStore:
                 writes.append(_index_add(project.id, phone, entries))
         return writes
 
-    def match_or_create(self, project: Project, phone: str) -> tuple[str, bool]:
-        """The matching client's id, or a new client's (contract section 4). Returns (client_id, created)."""
-        found = self.match(project.id, phone)
+    def match_or_add(self, project: Project, client: Client) -> tuple[str, bool]:
+        """The id of the first client matching `client.phone`, or `client` stored when none matches (contract section
+        4; the webhook chooses the new client's channel). Returns (client_id, created)."""
+        assert client.phone
+        found = self.match(project.id, client.phone)
         if found:
             return found[0], False
-        channel: Channel = "whatsapp" if project.has_messenger else "telephony"
-        client = Client(id=time_ordered_id(), channel=channel, phone=phone, can_message=channel != "telephony")
         if self.add(project, client, only_if_phone_unmatched=True):
             return client.id, True
         # Another request created (or indexed) a client for this phone a moment ago: it matches now.
-        found = self.match(project.id, phone)
+        found = self.match(project.id, client.phone)
         if not found:  # it matched a moment ago and was removed since: the next try starts over
             raise StorageUnavailable("a client for this phone is being changed, retry")
         return found[0], False

@@ -30,12 +30,15 @@ def sqs_client() -> SQSClient:
     return boto3.client("sqs", config=SQS_CONFIG)
 
 
-def send(message: str) -> None:
-    """Queue one message; StorageUnavailable (the PBX gets a 503 and sends again) when SQS cannot take it either."""
-    queue_url = get_settings().inbox_queue_url
-    if not queue_url:
-        raise StorageUnavailable()
-    try:
-        sqs_client().send_message(QueueUrl=queue_url, MessageBody=message)
-    except (BotoCoreError, ClientError) as error:
-        raise StorageUnavailable() from error
+class SqsInbox:
+    """The inbox as the webhook receives it (`usecases.ports.Inbox`)."""
+
+    def send(self, message: str) -> None:
+        """Queue one message; StorageUnavailable (the PBX gets a 503 and sends again) when SQS cannot take it either."""
+        queue_url = get_settings().inbox_queue_url
+        if not queue_url:
+            raise StorageUnavailable()
+        try:
+            sqs_client().send_message(QueueUrl=queue_url, MessageBody=message)
+        except (BotoCoreError, ClientError) as error:
+            raise StorageUnavailable() from error

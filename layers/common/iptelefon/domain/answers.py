@@ -1,15 +1,160 @@
-"""What the API answers, as allow-list models: an answer holds the fields named here and nothing else (never a
-database item minus a deny-list)."""
+"""What the API answers, as allow-lists: each answer is a pydantic model naming every field it shows.
+
+An answer is built from a domain object field by field, never from a database item minus a deny-list: an attribute
+added to a stored item (a key, the raw payload, a PBX reply) stays out of every answer until a model names it.
+"""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
+from iptelefon.domain.call_aliases import CallStatus, Direction
+from iptelefon.domain.call_record import CallRecord
+from iptelefon.domain.models import AttemptStatus, CallAttempt, Channel, Client
+from iptelefon.domain.phones import e164
+
+
+# -- webhook and reads -------------------------------------------------------------------------------------------------
+class CallRecordedAnswer(BaseModel):
+    """The webhook's answer to the PBX: the call's key, the client it matched (or created), whether it was a repeat."""
+
+    result: Literal[1] = 1
+    call_key: str
+    client_id: str
+    duplicate: bool
+
+
+class WebhookQueuedAnswer(BaseModel):
+    """The webhook's answer while storage is away: the request waits in the inbox."""
+
+    result: Literal[1] = 1
+    queued: Literal[True] = True
+
+
+class ClientAnswer(BaseModel):
+    id: str
+    channel: Channel
+    phone: str | None
+    phone_e164: str | None
+    variables: dict[str, str]
+    can_message: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, client: Client) -> ClientAnswer:
+        return cls(
+            id=client.id,
+            channel=client.channel,
+            phone=client.phone,
+            phone_e164=e164(client.phone) if client.phone else None,
+            variables=client.variables,
+            can_message=client.can_message,
+            created_at=client.created_at,
+        )
+
+
+class ClientsByPhoneAnswer(BaseModel):
+    """The clients a webhook from this phone would match, in matching order."""
+
+    phone: str
+    phone_e164: str
+    clients: list[ClientAnswer]
+
+
+class PhoneSearchAnswer(ClientsByPhoneAnswer):
+    query: str
+
+
+class NameSearchAnswer(BaseModel):
+    query: str
+    clients: list[ClientAnswer]
+
+
+class DialogNoteAnswer(BaseModel):
+    """One line of a client's dialog (a notification item)."""
+
+    text: str
+    kind: str | None = None
+    call_key: str | None = None
+    created_at: str
+
+    @classmethod
+    def of(cls, item: dict[str, Any]) -> DialogNoteAnswer:
+        return cls(
+            text=item["text"], kind=item.get("kind"), call_key=item.get("call_key"), created_at=item["created_at"]
+        )
+
+
+class ClientCardAnswer(ClientAnswer):
+    dialog: list[DialogNoteAnswer]
+
+
+class CallAnswer(BaseModel):
+    """A completed call: `call_key` as the webhook answered it, `pbx_call_id` the PBX's own id; never the raw payload
+    or the storage keys."""
+
+    call_key: str
+    pbx_call_id: str | None
+    client_id: str
+    direction: Direction | None
+    client_phone: str
+    client_phone_e164: str
+    employee: str | None
+    group_id: str | None
+    started_at: datetime | None
+    talk_seconds: int
+    status: CallStatus
+    record_link: str | None
+    record_ref: str | None
+    received_at: datetime | None
+
+    @classmethod
+    def of(cls, call: CallRecord) -> CallAnswer:
+        return cls(**call.model_dump(), client_phone_e164=e164(call.client_phone))
+
+
+class CallsOfClientAnswer(BaseModel):
+    client_id: str
+    calls: list[CallAnswer]
+
+
+class AttemptAnswer(BaseModel):
+    """A bot's or the card's call attempt under the `attempt_id` its 202 gave, with the call that completed it."""
+
+    attempt_id: str
+    record: Literal["attempt"] = "attempt"
+    kind: Literal["employee", "group"]
+    source: Literal["bot", "client_card"]
+    client_phone: str
+    client_phone_e164: str
+    short_number: str | None
+    group_id: str | None
+    employee_id: str | None
+    card_client_id: str | None
+    created_at: str
+    status: AttemptStatus
+    reason: dict[str, str] | None
+    pbx_call_id: str | None
+    client_id: str | None
+    linked_at: str | None
+    completed_by_call_key: str | None
+    call: CallAnswer | None
+
+    @classmethod
+    def of(cls, attempt: CallAttempt, completed_by: CallRecord | None) -> AttemptAnswer:
+        return cls(
+            **attempt.model_dump(exclude={"pbx_reply", "call_key"}),
+            client_phone_e164=e164(attempt.client_phone),
+            completed_by_call_key=attempt.call_key,
+            call=CallAnswer.of(completed_by) if completed_by else None,
+        )
+
 
 # -- calls (the call-starting routes) ----------------------------------------------------------------------------------
-class CallStarted(BaseModel):
+class CallStartedAnswer(BaseModel):
     """202 of POST /v1/calls/employee and /v1/calls/group: the attempt the PBX took."""
 
     attempt_id: str  # look it up with GET /v1/calls/{attempt_id}
@@ -22,13 +167,13 @@ class CallStarted(BaseModel):
         return self.model_dump(mode="json", exclude_none=True)
 
 
-class CardCallStarted(CallStarted):
+class CardCallStartedAnswer(CallStartedAnswer):
     """202 of POST /v1/clients/{client_id}/call for an employee whose call method is `api`."""
 
     method: Literal["api"] = "api"
 
 
-class AppCall(BaseModel):
+class AppCallAnswer(BaseModel):
     """200 of POST /v1/clients/{client_id}/call for an employee whose call method is `app`: the softphone dials."""
 
     method: Literal["app"] = "app"
@@ -40,4 +185,4 @@ class AppCall(BaseModel):
 
 # The order of a call answer's fields: the idempotency store keeps JSON with sorted keys, and a repeat must be byte for
 # byte the first answer.
-CALL_ANSWER_ORDER = ("method", "uri", *CallStarted.model_fields)
+CALL_ANSWER_ORDER = ("method", "uri", *CallStartedAnswer.model_fields)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import re
 
-from iptelefon.domain.webhook_payload import CallStatus, CanonicalCall, Direction
+from iptelefon.domain.call_aliases import CallStatus, CanonicalCall, Direction
+from iptelefon.domain.call_record import CallRecord
 
 SEPARATOR = " · "
 CALL_FINISHED = "Звонок завершён"
@@ -18,7 +19,7 @@ _STATUS_WORDS: dict[CallStatus, str] = {"missed": "пропущен", "busy": "�
 _WHITESPACE = re.compile(r"\s+")
 
 
-def format_call_notification(call: CanonicalCall) -> str:
+def format_call_notification(call: CanonicalCall | CallRecord) -> str:
     """One line: direction, duration (or why there was no talk), employee, group, recording link."""
     parts = [CALL_FINISHED]
     if call.direction is not None:

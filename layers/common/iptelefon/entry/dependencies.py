@@ -1,48 +1,101 @@
-"""The composition root: cached factories that build what a use case receives, once per warm Lambda.
+"""The composition root: what each use case is handed, built once per warm Lambda (cached factories).
 
-A handler calls them and passes the result (and the Lambda context) to the use case; a unit test builds the same
-dataclasses from in-memory fakes (`tests/fakes/`).
+A handler calls its use case's factory and passes the result (and the Lambda context, where the use case needs it)
+to the use case; a unit test builds the same dataclasses from in-memory fakes (`tests/fakes/`). Each factory imports
+its own parts when first called: a function imports only the rooms its use case uses (the webhook never loads the PBX
+client, the call routes never load the SQS inbox).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from iptelefon.adapters.pbx import PbxClient, get_pbx_client, method_names
-from iptelefon.data.attempts import AttemptStore
-from iptelefon.data.clients import ClientStore
-from iptelefon.data.employees import EmployeeStore
 from iptelefon.data.gateway import WORST_CALL_SECONDS, Storage, get_storage
-from iptelefon.data.idempotency_store import IdempotencyStore
-from iptelefon.data.pbx_settings import PbxSettingsStore, get_pbx_credentials, ssm_provider
-from iptelefon.data.projects import project_store
-from iptelefon.data.rate_counters import RateCounterStore
-from iptelefon.data.tokens import TokenStore
-from iptelefon.domain.pbx_connection import PbxConnection
 from iptelefon.platform import budget
 from iptelefon.platform.settings import get_settings
-from iptelefon.usecases.admin import AdminDeps
-from iptelefon.usecases.auth import AuthDeps
-from iptelefon.usecases.calls import CallDeps
+
+if TYPE_CHECKING:
+    from iptelefon.adapters.pbx import PbxClient
+    from iptelefon.data.idempotency_store import IdempotencyStore
+    from iptelefon.domain.pbx_connection import PbxConnection
+    from iptelefon.usecases.admin import AdminDeps
+    from iptelefon.usecases.auth import AuthDeps
+    from iptelefon.usecases.calls import CallDeps
+    from iptelefon.usecases.reads import ReadDeps
+    from iptelefon.usecases.webhook import WebhookDeps
+
+
+# -- webhook and reads -------------------------------------------------------------------------------------------------
+def webhook_deps() -> WebhookDeps:
+    return _webhook_deps(get_storage())
+
+
+@lru_cache(maxsize=1)
+def _webhook_deps(storage: Storage) -> WebhookDeps:
+    import time
+
+    from iptelefon.data.attempts import AttemptStore
+    from iptelefon.data.call_records import CallRecordStore
+    from iptelefon.data.clients import ClientStore
+    from iptelefon.data.inbox import SqsInbox
+    from iptelefon.data.pbx_settings import get_pbx_credentials
+    from iptelefon.data.projects import project_store
+    from iptelefon.usecases.webhook import WebhookDeps
+
+    return WebhookDeps(
+        projects=project_store(storage),
+        clients=ClientStore(storage),
+        calls=CallRecordStore(storage),
+        attempts=AttemptStore(storage),
+        pbx_credentials=get_pbx_credentials,
+        inbox=SqsInbox(),
+        clock=time.time,
+    )
+
+
+def read_deps() -> ReadDeps:
+    return _read_deps(get_storage())
+
+
+@lru_cache(maxsize=1)
+def _read_deps(storage: Storage) -> ReadDeps:
+    from iptelefon.data.attempts import AttemptStore
+    from iptelefon.data.call_records import CallRecordStore
+    from iptelefon.data.clients import ClientStore
+    from iptelefon.usecases.reads import ReadDeps
+
+    return ReadDeps(clients=ClientStore(storage), calls=CallRecordStore(storage), attempts=AttemptStore(storage))
 
 
 # -- admin and auth ----------------------------------------------------------------------------------------------------
 def auth_deps() -> AuthDeps:
     """What `authenticate` reads, over this Lambda's storage client."""
+    from iptelefon.data.projects import project_store
+    from iptelefon.data.tokens import TokenStore
+    from iptelefon.usecases.auth import AuthDeps
+
     storage = get_storage()
     return AuthDeps(tokens=TokenStore(storage), projects=project_store(storage))
 
 
 def admin_deps() -> AdminDeps:
     """What the admin use cases change: the table through this Lambda's storage client, SSM through its SSM client."""
+    from iptelefon.data.pbx_settings import ssm_provider
+
     return admin_deps_over(get_storage(), ssm_provider().client, get_settings().ssm_prefix)
 
 
 def admin_deps_over(storage: Storage, ssm_client: Any, ssm_prefix: str) -> AdminDeps:
     """The admin dependencies over given clients: the Lambda's own, or the admin CLI's target (a stage, the local
     stack)."""
+    from iptelefon.data.employees import EmployeeStore
+    from iptelefon.data.pbx_settings import PbxSettingsStore
+    from iptelefon.data.projects import project_store
+    from iptelefon.data.tokens import TokenStore
+    from iptelefon.usecases.admin import AdminDeps
+
     return AdminDeps(
         projects=project_store(storage),
         employees=EmployeeStore(storage),
@@ -62,24 +115,37 @@ class PbxProbe:
         return self.client.ping(self.connection)
 
     def method_names(self) -> list[str]:
+        from iptelefon.adapters.pbx import method_names
+
         return method_names(self.client.method_list(self.connection))
 
 
 # -- calls (the call-starting routes; the admin API's connection check) ----------------------------------------------
 def pbx_client() -> PbxClient:
     """The PBX client (one shared httpx client per warm Lambda)."""
+    from iptelefon.adapters.pbx import get_pbx_client
+
     return get_pbx_client()
 
 
 @lru_cache(maxsize=1)
 def idempotency_store() -> IdempotencyStore:
     """The call routes' Idempotency-Key store (Powertools is imported when a key is first used)."""
+    from iptelefon.data.idempotency_store import IdempotencyStore
+
     return IdempotencyStore(get_settings().idempotency_table_name)
 
 
 def call_deps() -> CallDeps:
     """What starting a call talks to. Cheap: every part is cached (the storage, the PBX client, the idempotency
     store) or a small wrapper around one."""
+    from iptelefon.data.attempts import AttemptStore
+    from iptelefon.data.clients import ClientStore
+    from iptelefon.data.employees import EmployeeStore
+    from iptelefon.data.pbx_settings import get_pbx_credentials
+    from iptelefon.data.rate_counters import RateCounterStore
+    from iptelefon.usecases.calls import CallDeps
+
     storage = get_storage()
     return CallDeps(
         attempts=AttemptStore(storage),

@@ -3,7 +3,7 @@
 A call-starting request: the client phone is normalized (400) → the toll-fraud guard: the phone's country must be
 allowed (403, `domain.toll_fraud`) → the rate limits per client phone and per project (429 + Retry-After,
 `domain.rate_limits`) → one PBX request (502 / 504) → an attempt record (`ports.Attempts`) whatever the outcome →
-202 `{"attempt_id": ..., "status": "initiated", ...}` (`domain.answers.CallStarted`).
+202 `{"attempt_id": ..., "status": "initiated", ...}` (`domain.answers.CallStartedAnswer`).
 
 `Idempotency-Key` (optional): `usecases.idempotency` says what a repeat gets. Everything the use case talks to comes
 in a `CallDeps` (built by `entry.dependencies.call_deps`; in-memory fakes in the unit tests), with the Lambda context.
@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
-from iptelefon.domain.answers import AppCall, CallStarted, CardCallStarted
+from iptelefon.domain.answers import AppCallAnswer, CallStartedAnswer, CardCallStartedAnswer
 from iptelefon.domain.errors import (
     CallsDisabled,
     Forbidden,
@@ -47,7 +47,7 @@ from iptelefon.usecases import idempotency
 from iptelefon.usecases.auth import Caller
 from iptelefon.usecases.ports import (
     Attempts,
-    Clients,
+    ClientLookup,
     Clock,
     EmployeeLookup,
     IdempotentRunner,
@@ -80,7 +80,7 @@ class CallDeps:
 
     attempts: Attempts
     counters: RateCounters
-    clients: Clients
+    clients: ClientLookup
     employees: EmployeeLookup
     pbx: PbxCalls
     pbx_credentials: PbxCredentialsSource
@@ -194,11 +194,11 @@ def call_from_client_card(
         if employee.call_method == "disabled":
             raise CallsDisabled(f"employee {employee.id} does not make calls from the client card")
         if employee.call_method == "app":
-            return {"status": 200, "body": AppCall(uri=f"tel:+{phone}").body()}
+            return {"status": 200, "body": AppCallAnswer(uri=f"tel:+{phone}").body()}
         if not employee.short_number:  # the model requires one for `api`; an old record might lack it
             raise CallsDisabled(f"employee {employee.id} has no short number for PBX calls")
         target = _Target("employee", employee.short_number, "client_card", employee.id, client.id)
-        return _start_on_pbx(deps, project, target, phone, key_scope, answer=CardCallStarted)
+        return _start_on_pbx(deps, project, target, phone, key_scope, answer=CardCallStartedAnswer)
 
     return idempotency.once(
         deps.idempotency,
@@ -242,7 +242,7 @@ def _start_on_pbx(
     phone: str,
     key_scope: str | None,
     *,
-    answer: type[CallStarted] = CallStarted,
+    answer: type[CallStartedAnswer] = CallStartedAnswer,
 ) -> Outcome:
     """The attempt is stored before the PBX is asked: a request that dies mid-call leaves a `starting` attempt, and
     a repeat with its Idempotency-Key finds the key's marker and answers 504 instead of ringing the client again."""

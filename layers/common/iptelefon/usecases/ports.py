@@ -9,8 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
 from iptelefon.domain.pbx_connection import PbxConnection
+from iptelefon.domain.webhook_body import WebhookRequest
 
 
 class Clock(Protocol):
@@ -48,6 +50,58 @@ class Attempts(Protocol):
     ) -> CallAttempt | None: ...
 
     def link(self, project_id: str, attempt_id: str, call_key: str, client_id: str) -> None: ...
+
+
+# -- webhook and reads -------------------------------------------------------------------------------------------------
+class Clients(Protocol):
+    """Clients and their phone index (`data.clients`)."""
+
+    def get(self, project_id: str, client_id: str) -> Client | None: ...
+
+    def first(self, project_id: str, count: int) -> list[Client]: ...
+
+    def match(self, project_id: str, phone: str, *, limit: int = 1) -> list[str]:
+        """Client ids for a canonical phone, in matching order (the first one wins)."""
+        ...
+
+    def match_or_add(self, project: Project, client: Client) -> tuple[str, bool]:
+        """The first matching client's id for `client.phone`, else `client` stored (only while the phone matches
+        nobody: concurrent webhooks create one client). Returns (client_id, created)."""
+        ...
+
+
+class CallRecords(Protocol):
+    """Call records, the dialog and kept requests (`data.call_records`)."""
+
+    def get(self, project_id: str, call_key: str) -> CallRecord | None: ...
+
+    def of_client(self, project_id: str, client_id: str, *, limit: int = 50) -> list[CallRecord]: ...
+
+    def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]: ...
+
+    def add_new(self, project: Project, call: CallRecord, *, notification: str, request: WebhookRequest) -> bool:
+        """Record a new call, its notification and its record-link variable at once; False if recorded before."""
+        ...
+
+    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
+        """Store `call.record_link` on the recorded call, its notification rewritten, the variable set."""
+        ...
+
+    def keep_rejected(
+        self, project_id: str, request: WebhookRequest, *, error_code: str, message: str, status: int
+    ) -> None: ...
+
+
+class PbxCredentialsSource(Protocol):
+    def __call__(self, project_id: str) -> PbxCredentials:
+        """The project's PBX URL and secret (`data.pbx_settings`)."""
+        ...
+
+
+class Inbox(Protocol):
+    """The webhook's durable inbox (`data.inbox`): StorageUnavailable when it cannot take the message either."""
+
+    def send(self, message: str) -> None: ...
 
 
 # -- admin and auth ----------------------------------------------------------------------------------------------------
@@ -111,8 +165,8 @@ class PbxCheck(Protocol):
 Outcome = dict[str, Any]  # what the idempotency store remembers: {"status", "body"} or {"status", "error", "message"}
 
 
-class Clients(Protocol):
-    """A project's clients (`data.clients.ClientStore`)."""
+class ClientLookup(Protocol):
+    """A client by id (`data.clients.ClientStore`)."""
 
     def get(self, project_id: str, client_id: str) -> Client | None: ...
 
@@ -130,9 +184,6 @@ class PbxCalls(Protocol):
     def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> Any: ...
 
     def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> Any: ...
-
-
-PbxCredentialsSource = Callable[[str], PbxCredentials]  # project id → its PBX's URL and secret (SSM)
 
 
 class IdempotentRunner(Protocol):

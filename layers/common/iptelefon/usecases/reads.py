@@ -1,45 +1,65 @@
-"""What a bot or operator may read: clients and calls of its own project only (another project's id is a 404)."""
+"""What a bot or operator may read: clients and calls of its own project only (another project's id is a 404).
+
+What it reads from is handed in (`ReadDeps`, built by `entry.dependencies`); every answer is an allow-list
+model of `domain.answers`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
 
-from iptelefon.data.attempts import attempt_answer, get_attempt
-from iptelefon.data.call_records import CallRecordStore, call_answer
-from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import get_storage
+from iptelefon.domain.answers import (
+    AttemptAnswer,
+    CallAnswer,
+    CallsOfClientAnswer,
+    ClientAnswer,
+    ClientCardAnswer,
+    ClientsByPhoneAnswer,
+    DialogNoteAnswer,
+    NameSearchAnswer,
+    PhoneSearchAnswer,
+)
 from iptelefon.domain.errors import InvalidPhone, NotFound
 from iptelefon.domain.models import Client, Project
 from iptelefon.domain.phones import e164, normalize_phone
+from iptelefon.usecases.ports import Attempts, CallRecords, Clients
 
 MAX_MATCHES = 20
 MAX_SEARCHED_CLIENTS = 5_000
 
 
-def clients_by_phone(project: Project, phone: str) -> dict[str, Any]:
+@dataclass(frozen=True)
+class ReadDeps:
+    clients: Clients
+    calls: CallRecords
+    attempts: Attempts
+
+
+def clients_by_phone(deps: ReadDeps, project: Project, phone: str) -> ClientsByPhoneAnswer:
     """The clients a webhook from this phone would match, in matching order (the first one wins)."""
     canonical = normalize_phone(phone, default_region=project.default_region, field="phone")
-    store = ClientStore(get_storage())
-    ids = store.match(project.id, canonical, limit=MAX_MATCHES)
-    clients = [client for client in (store.get(project.id, i) for i in ids) if client is not None]
-    return {"phone": canonical, "phone_e164": e164(canonical), "clients": [client_answer(c) for c in clients]}
+    ids = deps.clients.match(project.id, canonical, limit=MAX_MATCHES)
+    clients = [client for client in (deps.clients.get(project.id, i) for i in ids) if client is not None]
+    return ClientsByPhoneAnswer(
+        phone=canonical, phone_e164=e164(canonical), clients=[ClientAnswer.of(c) for c in clients]
+    )
 
 
-def search_clients(project: Project, text: str) -> dict[str, Any]:
+def search_clients(deps: ReadDeps, project: Project, text: str) -> PhoneSearchAnswer | NameSearchAnswer:
     """The console's search box: a phone finds the clients a webhook would match, in that order; other text finds the
     clients with a name-like variable (`name`, `first_name`, `ФИО`, …) that contains it, case aside. A name search
     reads at most MAX_SEARCHED_CLIENTS clients of the project: a search box, not a report."""
     try:
-        return {"query": text, **clients_by_phone(project, text)}
+        return PhoneSearchAnswer(query=text, **dict(clients_by_phone(deps, project, text)))
     except InvalidPhone:
         pass
     needle = text.strip().casefold()
     found = [
         client
-        for client in ClientStore(get_storage()).first(project.id, MAX_SEARCHED_CLIENTS)
+        for client in deps.clients.first(project.id, MAX_SEARCHED_CLIENTS)
         if any(needle in value.casefold() for key, value in client.variables.items() if _is_name(key))
     ]
-    return {"query": text, "clients": [client_answer(c) for c in found[:MAX_MATCHES]]}
+    return NameSearchAnswer(query=text, clients=[ClientAnswer.of(c) for c in found[:MAX_MATCHES]])
 
 
 def _is_name(variable: str) -> bool:
@@ -47,44 +67,33 @@ def _is_name(variable: str) -> bool:
     return any(hint in key for hint in ("name", "имя", "фио", "fio"))
 
 
-def client_card(project: Project, client_id: str) -> dict[str, Any]:
-    client = _client(project, client_id)
-    dialog = CallRecordStore(get_storage()).dialog(project.id, client.id)
-    notes = [
-        {"text": n["text"], "kind": n.get("kind"), "call_id": n.get("call_key"), "created_at": n["created_at"]}
-        for n in dialog
-    ]
-    return {**client_answer(client), "dialog": notes}
+def client_card(deps: ReadDeps, project: Project, client_id: str) -> ClientCardAnswer:
+    client = _client(deps, project, client_id)
+    dialog = [DialogNoteAnswer.of(note) for note in deps.calls.dialog(project.id, client.id)]
+    return ClientCardAnswer(**dict(ClientAnswer.of(client)), dialog=dialog)
 
 
-def calls_of_client(project: Project, client_id: str) -> dict[str, Any]:
-    client = _client(project, client_id)
-    records = CallRecordStore(get_storage()).of_client(project.id, client.id)
-    return {"client_id": client.id, "calls": [call_answer(r) for r in records]}
+def calls_of_client(deps: ReadDeps, project: Project, client_id: str) -> CallsOfClientAnswer:
+    client = _client(deps, project, client_id)
+    records = deps.calls.of_client(project.id, client.id)
+    return CallsOfClientAnswer(client_id=client.id, calls=[CallAnswer.of(r) for r in records])
 
 
-def call_record(project: Project, call_id: str) -> dict[str, Any]:
-    """A completed call by its id, or a bot's call attempt by the `call_id` its 202 answer gave (with the call
-    that completed it, once the PBX's webhook came)."""
-    records = CallRecordStore(get_storage())
-    record = records.get(project.id, call_id)
+def call_record(deps: ReadDeps, project: Project, key: str) -> CallAnswer | AttemptAnswer:
+    """A completed call by its `call_key`, or a bot's call attempt by the `attempt_id` its 202 answer gave (with the
+    call that completed it, once the PBX's webhook came)."""
+    record = deps.calls.get(project.id, key)
     if record is not None:
-        return call_answer(record)
-    attempt = get_attempt(records.storage, project.id, call_id)
+        return CallAnswer.of(record)
+    attempt = deps.attempts.get(project.id, key)
     if attempt is None:
-        raise NotFound(f"call {call_id} not found")
-    completed = records.get(project.id, str(attempt["call_id"])) if attempt.get("call_id") else None
-    return {**attempt_answer(attempt), "call": call_answer(completed) if completed else None}
+        raise NotFound(f"call {key} not found")
+    completed = deps.calls.get(project.id, attempt.call_key) if attempt.call_key else None
+    return AttemptAnswer.of(attempt, completed)
 
 
-def client_answer(client: Client) -> dict[str, Any]:
-    answer = client.model_dump(mode="json")
-    answer["phone_e164"] = e164(client.phone) if client.phone else None
-    return answer
-
-
-def _client(project: Project, client_id: str) -> Client:
-    client = ClientStore(get_storage()).get(project.id, client_id)
+def _client(deps: ReadDeps, project: Project, client_id: str) -> Client:
+    client = deps.clients.get(project.id, client_id)
     if client is None:
         raise NotFound(f"client {client_id} not found")
     return client

@@ -4,154 +4,105 @@ Round trips for a known client, warm: the secret lookup (1), the phone index Get
 the project and its SSM secret come from the warm cache. An outgoing call adds the lookup of the bot's attempt.
 
 When storage is unavailable (after the gateway's retries) or the invocation is about to run out of time, the request
-goes to the durable inbox (`inbox`) with the sha256 of its secret, never the secret: the PBX hears
+goes to the durable inbox with the sha256 of its secret, never the secret: the PBX hears
 `{"result": 1, "queued": true}` and InboxFunction applies it later with `apply_queued`, checking the secret then.
+
+Everything it talks to is handed in (`WebhookDeps`, built by `entry.dependencies`): the use case reads the
+request, decides, and tells the repositories what to store.
 """
 
 from __future__ import annotations
 
-import base64
 import hmac
-import json
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
-from iptelefon.data import inbox
-from iptelefon.data.attempts import latest_pending_attempt, link_attempt
-from iptelefon.data.call_records import MAX_KEPT_BODY_BYTES, CallRecordStore, kept_request
-from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import Storage, get_storage
-from iptelefon.data.pbx_settings import get_pbx_credentials
-from iptelefon.data.projects import get_project_store
+from iptelefon.domain.answers import CallRecordedAnswer, WebhookQueuedAnswer
+from iptelefon.domain.call_aliases import CanonicalCall, canonicalize
+from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
-from iptelefon.domain.models import Project
+from iptelefon.domain.models import Channel, Client, Project, time_ordered_id
+from iptelefon.domain.notifications import format_call_notification
 from iptelefon.domain.phones import mask_phone
-from iptelefon.domain.webhook_payload import CanonicalCall, canonicalize, extract_fields, form_fields
+from iptelefon.domain.webhook_body import WebhookRequest, extract_fields
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.settings import get_settings
+from iptelefon.usecases.ports import Attempts, CallRecords, Clients, Clock, Inbox, PbxCredentialsSource, Projects
 
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
 
 
 @dataclass(frozen=True)
-class WebhookRequest:
-    body: bytes
-    content_type: str | None
-    query: dict[str, Any] = field(default_factory=dict)  # a value is a list for `name[]` keys
-    method: str = "POST"
-
-    @classmethod
-    def from_event(cls, event: dict[str, Any]) -> WebhookRequest:
-        raw = event.get("body") or ""
-        body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", errors="replace")
-        headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
-        return cls(
-            body=body,
-            content_type=headers.get("content-type"),
-            query=query_fields(event),
-            method=str(event.get("httpMethod") or "POST"),
-        )
-
-    def raw(self) -> dict[str, Any]:
-        """What the PBX sent, as stored next to the call or kept when refused."""
-        return kept_request(body=self.body, content_type=self.content_type, query=self.query, method=self.method)
-
-    def to_message(self, secret_sha256: str) -> str:
-        """The inbox message: the exact bytes (base64; an SQS message holds 256 KB, bodies over the webhook's limit are
-        refused anyway) and the secret's hash."""
-        return json.dumps(
-            {
-                "secret_sha256": secret_sha256,
-                "body": base64.b64encode(self.body[:MAX_KEPT_BODY_BYTES]).decode(),
-                "content_type": self.content_type,
-                "query": self.query,
-                "method": self.method,
-            }
-        )
-
-    @classmethod
-    def from_message(cls, message: str) -> tuple[str, WebhookRequest]:
-        data = json.loads(message)
-        request = cls(
-            body=base64.b64decode(data["body"]),
-            content_type=data.get("content_type"),
-            query=dict(data.get("query") or {}),
-            method=str(data.get("method") or "POST"),
-        )
-        return str(data["secret_sha256"]), request
+class WebhookDeps:
+    projects: Projects
+    clients: Clients
+    calls: CallRecords
+    attempts: Attempts
+    pbx_credentials: PbxCredentialsSource  # the PBX secret is the webhook credential of a project without a token
+    inbox: Inbox
+    clock: Clock
 
 
-def query_fields(event: dict[str, Any]) -> dict[str, Any]:
-    """The query as the PBX sent it, read like a form body. API Gateway's `queryStringParameters` keeps only the last
-    value of a repeated name, so `members[]=1&members[]=2` is read from `multiValueQueryStringParameters`."""
-    multi = event.get("multiValueQueryStringParameters") or {
-        name: [value] for name, value in (event.get("queryStringParameters") or {}).items()
-    }
-    return form_fields((str(name), str(value)) for name, values in multi.items() for value in values or [])
-
-
-def find_project(secret_sha256: str) -> Project | None:
+def find_project(deps: WebhookDeps, secret_sha256: str) -> Project | None:
     """One key lookup by the secret's sha256. The current secret is then compared (constant time) with the project's
     webhook credential: the hash of its random webhook token, or else of the PBX secret in SSM. A rotated-out one is
     accepted until its `valid_until` (the grace period), then never again."""
-    projects = get_project_store()
-    lookup = projects.find_webhook_secret(secret_sha256)
-    project = projects.get_project_cached(str(lookup["project_id"])) if lookup else None
+    lookup = deps.projects.find_webhook_secret(secret_sha256)
+    project = deps.projects.get_project_cached(str(lookup["project_id"])) if lookup else None
     if lookup is None or project is None:
         return None
     if "valid_until" in lookup:
-        return project if time.time() < float(lookup["valid_until"]) else None
-    if is_current_credential(project, secret_sha256):
+        return project if deps.clock() < float(lookup["valid_until"]) else None
+    if is_current_credential(deps, project, secret_sha256):
         return project
-    fresh = projects.get_project(project.id)  # the cached settings may predate a new webhook token
-    return fresh if fresh is not None and is_current_credential(fresh, secret_sha256) else None
+    fresh = deps.projects.get_project(project.id)  # the cached settings may predate a new webhook token
+    return fresh if fresh is not None and is_current_credential(deps, fresh, secret_sha256) else None
 
 
-def is_current_credential(project: Project, secret_sha256: str) -> bool:
+def is_current_credential(deps: WebhookDeps, project: Project, secret_sha256: str) -> bool:
     """Whether the hash is the project's webhook credential now: its random webhook token, else its PBX secret."""
-    current = project.webhook_token_sha256 or sha256_hex(get_pbx_credentials(project.id).secret)
+    current = project.webhook_token_sha256 or sha256_hex(deps.pbx_credentials(project.id).secret)
     return hmac.compare_digest(current.encode(), secret_sha256.encode())
 
 
-def receive_webhook(secret: str, request: WebhookRequest) -> dict[str, Any]:
+def receive_webhook(deps: WebhookDeps, secret: str, request: WebhookRequest) -> dict[str, Any]:
     """The call's effects now, or (storage away) the request queued for later. 404 for an unknown secret."""
     secret_sha256 = sha256_hex(secret)
     try:
-        project = find_project(secret_sha256)
+        project = find_project(deps, secret_sha256)
         if project is None:
             raise NotFound(UNKNOWN_SECRET)
-        return apply_webhook(project, request)
+        return apply_webhook(deps, project, request).model_dump(mode="json")
     except StorageUnavailable as error:
-        inbox.send(request.to_message(secret_sha256))  # StorageUnavailable (503) if SQS cannot take it either
+        deps.inbox.send(request.to_message(secret_sha256))  # StorageUnavailable (503) if SQS cannot take it either
         logger.warning("storage unavailable: webhook queued in the inbox", extra={"reason": error.message})
         metrics.add_metric(name="WebhookQueued", unit="Count", value=1)
-        return {"result": 1, "queued": True}
+        return WebhookQueuedAnswer().model_dump(mode="json")
 
 
-def apply_queued(message: str) -> dict[str, Any] | None:
+def apply_queued(deps: WebhookDeps, message: str) -> dict[str, Any] | None:
     """Apply one inbox message: the call's effects, or the request kept as rejected (a 4xx the PBX never heard).
 
     None when the secret is unknown by now (never valid, or changed since): dropped and counted, never applied.
     StorageUnavailable propagates: the message comes back later.
     """
     secret_sha256, request = WebhookRequest.from_message(message)
-    project = find_project(secret_sha256)
+    project = find_project(deps, secret_sha256)
     if project is None:
         logger.warning("inbox: a queued webhook has an unknown secret; dropped")
         metrics.add_metric(name="InboxUnknownSecret", unit="Count", value=1)
         return None
     try:
-        return apply_webhook(project, request)
+        return apply_webhook(deps, project, request).model_dump(mode="json")
     except DomainError as error:
         if error.status_code >= 500:  # storage away (the message comes back) or refusing (the dead-letter queue)
             raise
         return {"result": 0, "error": error.code}  # unreadable: `apply_webhook` kept the request for the project
 
 
-def apply_webhook(project: Project, request: WebhookRequest) -> dict[str, Any]:
-    records = CallRecordStore(get_storage())
+def apply_webhook(deps: WebhookDeps, project: Project, request: WebhookRequest) -> CallRecordedAnswer:
     try:
         fields = extract_fields(
             body=request.body,
@@ -162,44 +113,64 @@ def apply_webhook(project: Project, request: WebhookRequest) -> dict[str, Any]:
         call = canonicalize(fields, default_region=project.default_region)
     except DomainError as error:
         # Nothing the PBX sent is lost: the unreadable request is kept for the project before the 4xx goes out.
-        records.keep_rejected(
-            project.id, request.raw(), error_code=error.code, message=error.message, status=error.status_code
+        deps.calls.keep_rejected(
+            project.id, request, error_code=error.code, message=error.message, status=error.status_code
         )
         metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
         raise
     try:
-        return record_call(project, call, request.raw(), records)
+        return record_call(deps, project, call, request)
     except StorageRejected as error:  # DynamoDB refused the call's items: keep what the PBX sent for an operator
-        records.keep_rejected(project.id, request.raw(), error_code=error.code, message=error.message, status=500)
+        deps.calls.keep_rejected(project.id, request, error_code=error.code, message=error.message, status=500)
         raise
 
 
-def record_call(project: Project, call: CanonicalCall, raw: dict[str, Any], records: CallRecordStore) -> dict[str, Any]:
-    client_id, created = ClientStore(records.storage).match_or_create(project, call.client_phone)
-    duplicate = not records.add_new(project, client_id, call, raw)
+def new_client(project: Project, phone: str, now: float) -> Client:
+    """The client a call from an unknown phone creates (contract section 4): a WhatsApp client when the project has a
+    messenger, else a telephony-only client (it cannot be messaged)."""
+    channel: Channel = "whatsapp" if project.has_messenger else "telephony"
+    return Client(id=time_ordered_id(now), channel=channel, phone=phone, can_message=channel != "telephony")
+
+
+def record_call(
+    deps: WebhookDeps, project: Project, call: CanonicalCall, request: WebhookRequest
+) -> CallRecordedAnswer:
+    now = deps.clock()
+    client_id, created = deps.clients.match_or_add(project, new_client(project, call.client_phone, now))
+    record = CallRecord.from_call(call, client_id=client_id, received_at=datetime.fromtimestamp(now, UTC))
+    duplicate = not deps.calls.add_new(project, record, notification=format_call_notification(record), request=request)
     if duplicate:
-        existing = records.get(project.id, call.idempotency_key) or {}
-        client_id = str(existing.get("client_id", client_id))
-        if call.record_link and not existing.get("record_link"):
-            records.add_record_link(project, existing, call)
+        existing = deps.calls.get(project.id, call.call_key)
+        if existing is not None:
+            client_id = existing.client_id
+            if call.record_link and not existing.record_link:
+                add_record_link(deps, project, existing.model_copy(update={"record_link": call.record_link}))
     if call.direction != "in":  # a bot-started call is an outgoing callback: link it to its attempt
-        link_to_attempt(records.storage, project, call, client_id)
+        link_to_attempt(deps, project, call, client_id)
     logger.info(
         "call recorded",
         extra={
             "project_id": project.id,
-            "call_key": call.idempotency_key,
+            "call_key": call.call_key,
             "phone": mask_phone(call.client_phone),
             "client_created": created,
             "duplicate": duplicate,
         },
     )
     metrics.add_metric(name="WebhookDuplicate" if duplicate else "CallRecorded", unit="Count", value=1)
-    return {"result": 1, "call_id": call.idempotency_key, "client_id": client_id, "duplicate": duplicate}
+    return CallRecordedAnswer(call_key=call.call_key, client_id=client_id, duplicate=duplicate)
 
 
-def link_to_attempt(storage: Storage, project: Project, call: CanonicalCall, client_id: str) -> None:
+def add_record_link(deps: WebhookDeps, project: Project, linked: CallRecord) -> None:
+    """A later webhook brought the recording of a recorded call: the call, its notification (rewritten with the link,
+    no second one) and the client's `iptelefon_call_record_link` variable get it."""
+    deps.calls.add_record_link(project, linked, notification=format_call_notification(linked))
+
+
+def link_to_attempt(deps: WebhookDeps, project: Project, call: CanonicalCall, client_id: str) -> None:
     """Mark the bot's call attempt to this phone as completed by this call (also on a replay: self-healing)."""
-    attempt = latest_pending_attempt(storage, project.id, call.client_phone, pbx_call_id=call.call_id)
+    attempt = deps.attempts.latest_pending(
+        project.id, call.client_phone, pbx_call_id=call.pbx_call_id, now=deps.clock()
+    )
     if attempt is not None:
-        link_attempt(storage, project.id, str(attempt["attempt_id"]), call.idempotency_key, client_id)
+        deps.attempts.link(project.id, attempt.attempt_id, call.call_key, client_id)

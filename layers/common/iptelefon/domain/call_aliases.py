@@ -1,35 +1,31 @@
-"""The PBX call-completion webhook: from whatever the PBX posted to one `CanonicalCall`.
+"""The webhook's flat fields read into one `CanonicalCall` through the contract's alias table (section 2).
 
-Two steps, both pure (no I/O), so the handler stays thin and the rules are tested here:
-1. `extract_fields` turns the raw request (body bytes, content type, query string) into one flat dict of fields:
-   JSON, urlencoded form, multipart form or a sniffed body; query parameters merged in; one wrapper level
-   (`data`, `json`, `call`) merged up.
-2. `canonicalize` reads that dict through the alias table of the contract (section 2) into a `CanonicalCall`.
+The first step, from the raw request to flat fields, is `webhook_body`. Pure (no I/O).
 
 Tolerance rule used for every field: aliases are tried in the table's order (keys are case-insensitive) and the first
 alias whose value is present, non-empty and usable for that field wins. A value that cannot be used (an extension
 where a phone is expected, a date that does not parse, an event name in `type`) is skipped, never fatal: the only
-fatal problems are the ones the contract names (no phone that normalizes, oversize body, broken JSON).
+fatal problem here is the one the contract names (no phone that normalizes).
+
+Vocabulary: `pbx_call_id` is the PBX's id of the call (when it sent one); `call_key` is the service's own key of the
+call (that id when it fits a key, else a hash), the key every effect of the call is stored under.
 """
 
 from __future__ import annotations
 
-import email.parser
-import email.policy
 import hashlib
 import json
 import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from email.message import EmailMessage, Message
 from typing import Any, Literal, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 
-from iptelefon.domain.errors import InvalidInput, InvalidPhone, PayloadTooLarge
+from iptelefon.domain.errors import InvalidInput, InvalidPhone
 from iptelefon.domain.models import is_valid_id
 from iptelefon.domain.phones import normalize_phone
 
@@ -38,11 +34,8 @@ _T = TypeVar("_T")
 Direction = Literal["in", "out"]
 CallStatus = Literal["answered", "missed", "busy", "failed"]
 
-DEFAULT_MAX_BODY_BYTES = 64 * 1024
-WRAPPER_KEYS = ("data", "json", "call")
-
 # The alias table of contract section 2, in its order.
-CALL_ID_ALIASES = ("id", "linkedid", "call_id", "callid", "uniqueid", "pbx_call_id", "entry_id", "call_session_id")
+PBX_CALL_ID_ALIASES = ("id", "linkedid", "call_id", "callid", "uniqueid", "pbx_call_id", "entry_id", "call_session_id")
 DIRECTION_ALIASES = ("calltype", "direction", "type", "call_direction")
 CLIENT_PHONE_ALIASES = ("client", "phone", "client_phone", "number", "telnum", "caller_id", "callerid")
 CALLER_ALIASES = ("from", "caller", "a_number", "callfrom")
@@ -115,7 +108,6 @@ _CLOCK = re.compile(r"^(\d{1,6}):(\d{1,2})(?::(\d{1,2}))?(?:[.,]\d+)?$")
 _NUMBER = re.compile(r"^\d+(?:\.\d+)?$")
 _RU_DATETIME_FORMATS = ("%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M", "%d.%m.%Y")
 _URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*:")
-_CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:\-]{1,40})""", re.IGNORECASE)
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
 # Characters that only steer how text is shown: C0/C1 controls, bidi embeddings/overrides/isolates (U+202A-202E,
 # U+2066-2069), marks and zero-width characters. PBX text is data: none of them reaches a notification or a variable.
@@ -125,7 +117,6 @@ EARLIEST_CALL = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_CALL_AHEAD = timedelta(days=1)
 # Flags some PBXs put in `record` ("was it recorded?"): not a recording id.
 _NOT_A_RECORD_REF = frozenset({"0", "1", "true", "false", "yes", "no", "none", "null"})
-_TRUTHY = frozenset({"1", "true", "yes", "y", "on"})
 
 
 def _moscow() -> tzinfo:
@@ -139,207 +130,12 @@ def _moscow() -> tzinfo:
 PBX_LOCAL_TIMEZONE = _moscow()
 
 
-class InvalidJson(InvalidInput):
-    code = "invalid_json"
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Step 1: raw request -> flat fields
-
-
-def extract_fields(
-    *,
-    body: bytes,
-    content_type: str | None,
-    query: Mapping[str, Any] | None,
-    max_bytes: int = DEFAULT_MAX_BODY_BYTES,
-) -> dict[str, Any]:
-    """Return the webhook's fields as one flat dict (values as sent: strings from forms, any JSON type from JSON).
-
-    Body fields win over query parameters; the fields of one wrapper object (`data`, `json` or `call`, an object or a
-    string holding a JSON object) win over the fields around it. Raises PayloadTooLarge, InvalidJson, InvalidInput.
-    """
-    if len(body) > max_bytes:
-        raise PayloadTooLarge(f"request body is {len(body)} bytes; the limit is {max_bytes} bytes")
-    body_fields = _parse_body(body, content_type)
-    query_fields = {str(key): value for key, value in (query or {}).items()}
-    return _unwrap(_merge(query_fields, body_fields))
-
-
-def _parse_body(body: bytes, content_type: str | None) -> dict[str, Any]:
-    if not body.strip():
-        return {}
-    media_type = (content_type or "").split(";", 1)[0].strip().lower()
-    charset = _charset(content_type or "")
-    if media_type == "application/json" or media_type == "text/json" or media_type.endswith("+json"):
-        return _parse_json_object(body, charset)
-    if media_type == "application/x-www-form-urlencoded":
-        return _parse_form(body, charset)
-    if media_type.startswith("multipart/"):
-        return _parse_multipart(body, content_type or "")
-    # Missing or unknown content type (text/plain, application/octet-stream...): sniff.
-    if _decode(body, charset).lstrip().startswith("{"):
-        return _parse_json_object(body, charset)
-    return _parse_form(body, charset)
-
-
-def _charset(content_type: str) -> str:
-    """The `charset` parameter when Python knows it as a text encoding (a PBX may send windows-1251), else UTF-8."""
-    match = _CHARSET_PARAM.search(content_type)
-    if match is None:
-        return "utf-8"
-    try:
-        b"\xff probe".decode(match.group(1), errors="replace")
-    except (LookupError, UnicodeError, ValueError):
-        return "utf-8"
-    return match.group(1)
-
-
-def _decode(raw: bytes, charset: str = "utf-8") -> str:
-    try:
-        text = raw.decode(charset, errors="replace")
-    except (LookupError, UnicodeError, ValueError):
-        text = raw.decode("utf-8", errors="replace")
-    return text.lstrip("\ufeff")
-
-
-def _parse_json_object(body: bytes, charset: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_decode(body, charset))
-    except RecursionError:
-        raise InvalidJson("the JSON body is nested too deeply") from None
-    except ValueError as exc:  # JSONDecodeError, and ints over Python's digit limit
-        raise InvalidJson(f"the body is not valid JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise InvalidJson(f"the JSON body must be an object, got {_json_type(value)}")
-    return value
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "null"
-
-
-def _parse_form(body: bytes, charset: str) -> dict[str, Any]:
-    """`a=1&b=2`; the last of repeated keys wins; `members[]=1&members[]=2` collects a list under `members`.
-
-    Raw bytes and %XX escapes are both read in the declared charset (UTF-8 by default), bad bytes replaced.
-    """
-    try:
-        pairs = parse_qsl(_decode(body, charset), keep_blank_values=True, encoding=charset, errors="replace")
-    except (LookupError, UnicodeError, ValueError):
-        pairs = parse_qsl(_decode(body), keep_blank_values=True, errors="replace")
-    return form_fields(pairs)
-
-
-def form_fields(pairs: Iterable[tuple[str, str]]) -> dict[str, Any]:
-    """Name/value pairs read as a form: the last of repeated keys wins, `members[]` values are collected in a list.
-    The query string is read the same way (from API Gateway's `multiValueQueryStringParameters`)."""
-    fields: dict[str, Any] = {}
-    for key, value in pairs:
-        _put_form_value(fields, key, value)
-    return fields
-
-
-def _put_form_value(fields: dict[str, Any], key: str, value: str) -> None:
-    if key.endswith("[]") and len(key) > 2:
-        existing = fields.get(key[:-2])
-        if isinstance(existing, list):
-            existing.append(value)
-        else:
-            fields[key[:-2]] = [value]
-    else:
-        fields[key] = value
-
-
-def _parse_multipart(body: bytes, content_type: str) -> dict[str, Any]:
-    """`multipart/form-data` with the stdlib email parser; text parts only (file uploads are skipped)."""
-    header = _SPACE_OR_CONTROL.sub(" ", content_type).strip().encode("utf-8", errors="replace")
-    message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
-        b"Content-Type: " + header + b"\r\n\r\n" + body
-    )
-    fields: dict[str, Any] = {}
-    if not message.is_multipart():
-        return fields
-    for part in _form_parts(message):
-        name = part.get_param("name", header="content-disposition")
-        if not isinstance(name, str) or not name or part.get_filename():
-            continue
-        if part.get_content_maintype() != "text" or part.is_multipart():
-            continue
-        _put_form_value(fields, name, _part_text(part))
-    return fields
-
-
-def _form_parts(message: Message) -> list[Message]:
-    if isinstance(message, EmailMessage):
-        return list(message.iter_parts())
-    payload = message.get_payload()
-    return [part for part in payload if isinstance(part, Message)] if isinstance(payload, list) else []
-
-
-def _part_text(part: Message) -> str:
-    payload = part.get_payload(decode=True)
-    raw = payload if isinstance(payload, bytes) else b""
-    charset = part.get_content_charset() or "utf-8"
-    try:
-        return raw.decode(charset, errors="replace")
-    except LookupError:  # a charset Python does not know
-        return _decode(raw)
-
-
-def _merge(base: Mapping[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
-    """`base` updated by `top`, keys compared case-insensitively (a body `ID` replaces a query `id`)."""
-    top_keys = {key.lower() for key in top}
-    merged = {key: value for key, value in base.items() if key.lower() not in top_keys}
-    merged.update(top)
-    return merged
-
-
-def _unwrap(fields: dict[str, Any]) -> dict[str, Any]:
-    """Merge up the first wrapper (`data`, then `json`, then `call`) that holds an object; one level only."""
-    by_lower = {key.lower(): key for key in reversed(list(fields))}
-    for wrapper in WRAPPER_KEYS:
-        key = by_lower.get(wrapper)
-        if key is None:
-            continue
-        inner = _as_object(fields[key])
-        if inner is None:
-            continue
-        outer = {name: value for name, value in fields.items() if name != key}
-        return _merge(outer, inner)
-    return fields
-
-
-def _as_object(value: Any) -> dict[str, Any] | None:
-    if isinstance(value, dict):
-        return value
-    if isinstance(value, str) and value.lstrip().startswith("{"):
-        try:
-            parsed = json.loads(value)
-        except (ValueError, RecursionError):
-            return None
-        return parsed if isinstance(parsed, dict) else None
-    return None
-
-
-# --------------------------------------------------------------------------------------------------------------------
-# Step 2: fields -> CanonicalCall
-
-
 class CanonicalCall(BaseModel):
     """One completed call, as the rest of the service sees it, whatever the PBX sent."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    call_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
+    pbx_call_id: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
     direction: Direction | None = None
     client_phone: str = Field(pattern=_CLIENT_PHONE_PATTERN)
     employee: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
@@ -377,17 +173,18 @@ class CanonicalCall(BaseModel):
 
     @computed_field  # type: ignore[prop-decorator]
     @property
-    def idempotency_key(self) -> str:
+    def call_key(self) -> str:
         """The call id when the PBX sent one; else sha256 of the call's identity (sorted, compact JSON).
 
         The identity leaves out `record_link`/`record_ref`: a later webhook that only adds the recording is the same
         call, not a new one.
         """
-        if self.call_id is not None:
+        if self.pbx_call_id is not None:
             # An id that fits a key as it is stays readable; any other (long, non-ASCII, `#`, `/`) is hashed, and the
-            # PBX's own id stays in the record as `call_id`.
-            return self.call_id if is_valid_id(self.call_id) else sha256_text(self.call_id)
-        identity = self.model_dump(mode="json", exclude={"call_id", "record_link", "record_ref", "idempotency_key"})
+            # PBX's own id stays in the record as `pbx_call_id`.
+            return self.pbx_call_id if is_valid_id(self.pbx_call_id) else sha256_text(self.pbx_call_id)
+        # The identity is the same as before the fields were renamed: call keys stored before stay the call's keys.
+        identity = self.model_dump(mode="json", exclude={"pbx_call_id", "record_link", "record_ref", "call_key"})
         return sha256_text(json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
@@ -401,7 +198,7 @@ def canonicalize(fields: Mapping[str, Any], *, default_region: str = "RU") -> Ca
     direction: Direction | None = by_alias.first(DIRECTION_ALIASES, _parse_direction)
     talk_seconds = by_alias.first(TALK_SECONDS_ALIASES, _parse_talk_seconds) or 0
     values = {
-        "call_id": by_alias.first(CALL_ID_ALIASES, _parse_id),
+        "pbx_call_id": by_alias.first(PBX_CALL_ID_ALIASES, _parse_id),
         "direction": direction,
         "client_phone": _client_phone(by_alias, direction, default_region),
         "employee": by_alias.first(EMPLOYEE_ALIASES, _parse_id) or by_alias.first(("members",), _first_member),

@@ -20,24 +20,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from iptelefon.domain.errors import DomainError, InvalidInput, InvalidPhone, PayloadTooLarge
-from iptelefon.domain.webhook_payload import (
-    CALL_ID_ALIASES,
+from iptelefon.domain.call_aliases import (
     CALLEE_ALIASES,
     CALLER_ALIASES,
     CLIENT_PHONE_ALIASES,
     DIRECTION_ALIASES,
     EMPLOYEE_ALIASES,
     GROUP_ID_ALIASES,
+    PBX_CALL_ID_ALIASES,
     RECORD_ALIASES,
     STARTED_AT_ALIASES,
     STATUS_ALIASES,
     TALK_SECONDS_ALIASES,
     CanonicalCall,
-    InvalidJson,
     canonicalize,
-    extract_fields,
 )
+from iptelefon.domain.errors import DomainError, InvalidInput, InvalidPhone, PayloadTooLarge
+from iptelefon.domain.webhook_body import InvalidJson, extract_fields
 
 EVENTS_DIR = Path(__file__).resolve().parent.parent / "events"
 PHONE = "79004443322"
@@ -105,7 +104,7 @@ def test_every_event_file_is_a_rest_proxy_event_on_the_webhook_route(name: str) 
         (
             "zeon_form_incoming.json",
             {
-                "call_id": "1709290800.1843",
+                "pbx_call_id": "1709290800.1843",
                 "direction": "in",
                 "client_phone": PHONE,
                 "employee": "346",
@@ -123,10 +122,13 @@ def test_every_event_file_is_a_rest_proxy_event_on_the_webhook_route(name: str) 
             "json_flat.json",
             {"direction": "in", "client_phone": PHONE, "group_id": "3", "talk_seconds": 155, "status": "answered"},
         ),
-        ("json_wrapped_data.json", {"call_id": "1709290800.1843", "client_phone": PHONE, "record_link": RECORD_URL}),
-        ("json_string_wrapped.json", {"call_id": "1709290800.1843", "client_phone": PHONE, "employee": "346"}),
-        ("multipart.json", {"call_id": "1709290800.1843", "client_phone": PHONE, "talk_seconds": 155}),
-        ("base64_form.json", {"call_id": "1709298000.3005", "client_phone": "375291234567", "talk_seconds": 65}),
+        (
+            "json_wrapped_data.json",
+            {"pbx_call_id": "1709290800.1843", "client_phone": PHONE, "record_link": RECORD_URL},
+        ),
+        ("json_string_wrapped.json", {"pbx_call_id": "1709290800.1843", "client_phone": PHONE, "employee": "346"}),
+        ("multipart.json", {"pbx_call_id": "1709290800.1843", "client_phone": PHONE, "talk_seconds": 155}),
+        ("base64_form.json", {"pbx_call_id": "1709298000.3005", "client_phone": "375291234567", "talk_seconds": 65}),
         (
             "get_query.json",
             {"client_phone": PHONE, "talk_seconds": 155, "started_at": datetime(2024, 3, 1, 14, 0, tzinfo=UTC)},
@@ -458,50 +460,50 @@ def test_wrapper_key_without_an_object_is_kept_as_a_plain_field(value: Any) -> N
     assert extract_fields(body=body, content_type=JSON, query=None) == {"data": value, "id": "1"}
 
 
-# --- canonicalize: call_id -------------------------------------------------------------------------------------------
+# --- canonicalize: pbx_call_id ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("alias", CALL_ID_ALIASES)
-def test_call_id_is_read_from_every_alias(alias: str) -> None:
+@pytest.mark.parametrize("alias", PBX_CALL_ID_ALIASES)
+def test_pbx_call_id_is_read_from_every_alias(alias: str) -> None:
     # Given only this alias carrying an id, When canonicalized, Then it is the call id
-    assert canonicalize({alias: "abc-1", "client": PHONE}).call_id == "abc-1"
+    assert canonicalize({alias: "abc-1", "client": PHONE}).pbx_call_id == "abc-1"
 
 
-@pytest.mark.parametrize("alias", CALL_ID_ALIASES)
-def test_call_id_alias_is_case_insensitive(alias: str) -> None:
+@pytest.mark.parametrize("alias", PBX_CALL_ID_ALIASES)
+def test_pbx_call_id_alias_is_case_insensitive(alias: str) -> None:
     # Given the alias in upper case, When canonicalized, Then it is still read
-    assert canonicalize({alias.upper(): "abc-1", "client": PHONE}).call_id == "abc-1"
+    assert canonicalize({alias.upper(): "abc-1", "client": PHONE}).pbx_call_id == "abc-1"
 
 
-def test_call_id_first_alias_in_table_order_wins() -> None:
+def test_pbx_call_id_first_alias_in_table_order_wins() -> None:
     # Given ZEON's `linkedid` and `id` (listed first), When canonicalized, Then `id` wins
-    assert canonicalize({"linkedid": "L", "id": "I", "uniqueid": "U", "client": PHONE}).call_id == "I"
+    assert canonicalize({"linkedid": "L", "id": "I", "uniqueid": "U", "client": PHONE}).pbx_call_id == "I"
 
 
 @pytest.mark.parametrize("empty", ["", "   ", None, [], {}])
-def test_empty_call_id_alias_is_skipped(empty: Any) -> None:
+def test_empty_pbx_call_id_alias_is_skipped(empty: Any) -> None:
     # Given an empty `id` and a filled `linkedid`, When canonicalized, Then `linkedid` is used
-    assert canonicalize({"id": empty, "linkedid": "L", "client": PHONE}).call_id == "L"
+    assert canonicalize({"id": empty, "linkedid": "L", "client": PHONE}).pbx_call_id == "L"
 
 
-def test_numeric_call_id_becomes_text() -> None:
+def test_numeric_pbx_call_id_becomes_text() -> None:
     # Given a JSON number as the id, When canonicalized, Then it is its decimal text
-    assert canonicalize({"id": 1709290800, "client": PHONE}).call_id == "1709290800"
+    assert canonicalize({"id": 1709290800, "client": PHONE}).pbx_call_id == "1709290800"
 
 
-def test_call_id_is_stripped() -> None:
+def test_pbx_call_id_is_stripped() -> None:
     # Given an id with surrounding spaces, When canonicalized, Then the spaces are gone
-    assert canonicalize({"id": "  42 ", "client": PHONE}).call_id == "42"
+    assert canonicalize({"id": "  42 ", "client": PHONE}).pbx_call_id == "42"
 
 
-def test_overlong_call_id_is_skipped() -> None:
+def test_overlong_pbx_call_id_is_skipped() -> None:
     # Given an `id` longer than any real id and a normal `linkedid`, When canonicalized, Then `linkedid` is used
-    assert canonicalize({"id": "x" * 300, "linkedid": "L", "client": PHONE}).call_id == "L"
+    assert canonicalize({"id": "x" * 300, "linkedid": "L", "client": PHONE}).pbx_call_id == "L"
 
 
-def test_no_call_id_is_none() -> None:
-    # Given no id alias, When canonicalized, Then call_id is None
-    assert canonicalize({"client": PHONE}).call_id is None
+def test_no_pbx_call_id_is_none() -> None:
+    # Given no id alias, When canonicalized, Then pbx_call_id is None
+    assert canonicalize({"client": PHONE}).pbx_call_id is None
 
 
 # --- canonicalize: direction -----------------------------------------------------------------------------------------
@@ -967,7 +969,7 @@ def test_empty_link_means_no_recording() -> None:
     assert (call.record_link, call.record_ref) == (None, None)
 
 
-# --- idempotency key -------------------------------------------------------------------------------------------------
+# --- call key ---------------------------------------------------------------------------------------------------------
 
 BASE_FIELDS = {
     "calltype": "in",
@@ -979,17 +981,17 @@ BASE_FIELDS = {
 }
 
 
-def test_idempotency_key_is_the_call_id_when_present() -> None:
+def test_call_key_is_the_pbx_call_id_when_present() -> None:
     # Given a call id, When canonicalized, Then the key is that id
-    assert canonicalize({**BASE_FIELDS, "id": "1709290800.1843"}).idempotency_key == "1709290800.1843"
+    assert canonicalize({**BASE_FIELDS, "id": "1709290800.1843"}).call_key == "1709290800.1843"
 
 
-def test_idempotency_key_without_call_id_is_a_sha256_hex() -> None:
+def test_call_key_without_pbx_call_id_is_a_sha256_hex() -> None:
     # Given no call id, When canonicalized, Then the key is 64 lowercase hex characters
-    assert re.fullmatch(r"[0-9a-f]{64}", canonicalize(BASE_FIELDS).idempotency_key)
+    assert re.fullmatch(r"[0-9a-f]{64}", canonicalize(BASE_FIELDS).call_key)
 
 
-def test_idempotency_key_is_stable_across_spellings_of_the_same_call() -> None:
+def test_call_key_is_stable_across_spellings_of_the_same_call() -> None:
     # Given the same call sent twice with other key cases, order and phone formatting
     first = canonicalize(BASE_FIELDS)
     second = canonicalize(
@@ -1003,10 +1005,10 @@ def test_idempotency_key_is_stable_across_spellings_of_the_same_call() -> None:
         }
     )
     # When their keys are compared, Then they are the same
-    assert first.idempotency_key == second.idempotency_key
+    assert first.call_key == second.call_key
 
 
-def test_idempotency_key_is_the_sha256_of_the_sorted_compact_identity() -> None:
+def test_call_key_is_the_sha256_of_the_sorted_compact_identity() -> None:
     # Given a call without id, When its key is computed
     call = canonicalize({"client": PHONE, "calldate": "2024-03-01 14:00:00"})
     # Then it is sha256 of the canonical fields (without id and recording) as sorted, compact JSON
@@ -1020,7 +1022,7 @@ def test_idempotency_key_is_the_sha256_of_the_sorted_compact_identity() -> None:
         "talk_seconds": 0,
     }
     expected = hashlib.sha256(json.dumps(identity, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    assert call.idempotency_key == expected
+    assert call.call_key == expected
 
 
 @pytest.mark.parametrize(
@@ -1035,23 +1037,23 @@ def test_idempotency_key_is_the_sha256_of_the_sorted_compact_identity() -> None:
         {"talktime": "0", "disposition": "BUSY"},
     ],
 )
-def test_idempotency_key_differs_when_a_canonical_field_differs(change: dict[str, str]) -> None:
+def test_call_key_differs_when_a_canonical_field_differs(change: dict[str, str]) -> None:
     # Given two calls that differ in one canonical field, When their keys are compared, Then they differ
-    assert canonicalize(BASE_FIELDS).idempotency_key != canonicalize({**BASE_FIELDS, **change}).idempotency_key
+    assert canonicalize(BASE_FIELDS).call_key != canonicalize({**BASE_FIELDS, **change}).call_key
 
 
-def test_idempotency_key_ignores_a_recording_added_later() -> None:
+def test_call_key_ignores_a_recording_added_later() -> None:
     # Given the same call without and then with its recording, When their keys are compared
     # Then they are the same: the second webhook only adds the recording to the call already stored
     without = canonicalize(BASE_FIELDS)
     with_link = canonicalize({**BASE_FIELDS, "link": RECORD_URL})
     with_ref = canonicalize({**BASE_FIELDS, "link": "1709290800.1843"})
-    assert without.idempotency_key == with_link.idempotency_key == with_ref.idempotency_key
+    assert without.call_key == with_link.call_key == with_ref.call_key
 
 
-def test_idempotency_key_is_part_of_the_dump() -> None:
+def test_call_key_is_part_of_the_dump() -> None:
     # Given a call, When dumped for storage, Then the key is in the dump
-    assert canonicalize({**BASE_FIELDS, "id": "7"}).model_dump()["idempotency_key"] == "7"
+    assert canonicalize({**BASE_FIELDS, "id": "7"}).model_dump()["call_key"] == "7"
 
 
 # --- the model itself ------------------------------------------------------------------------------------------------
@@ -1148,7 +1150,7 @@ def test_extract_fields_returns_a_dict_or_raises_a_domain_error(
 
 ALL_ALIASES = sorted(
     {
-        *CALL_ID_ALIASES,
+        *PBX_CALL_ID_ALIASES,
         *DIRECTION_ALIASES,
         *CLIENT_PHONE_ALIASES,
         *CALLER_ALIASES,
@@ -1188,7 +1190,7 @@ def test_canonicalize_returns_a_call_or_raises_a_domain_error(fields: dict[str, 
         return
     # ...or a call whose key is defined and whose phone is canonical
     assert isinstance(call, CanonicalCall)
-    assert call.idempotency_key
+    assert call.call_key
     assert re.fullmatch(r"\d{11,15}", call.client_phone)
 
 

@@ -1,0 +1,43 @@
+"""A completed call as the service keeps it: what the webhook hands the call-record repository, and what reads get.
+
+Built by the webhook from a `CanonicalCall` (`from_call`); the repository (`data.call_records`) stores its fields as
+they are, next to the raw request, and reads them back into it. No parsing happens in storage.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from iptelefon.domain.call_aliases import CallStatus, CanonicalCall, Direction
+
+
+class CallRecord(BaseModel):
+    """One completed call of a client, keyed by `call_key` (see `CanonicalCall.call_key`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    call_key: str
+    # Items stored before the vocabulary was fixed hold the PBX's id under `call_id`.
+    pbx_call_id: str | None = Field(default=None, validation_alias=AliasChoices("pbx_call_id", "call_id"))
+    client_id: str
+    direction: Direction | None = None
+    client_phone: str
+    employee: str | None = None
+    group_id: str | None = None
+    started_at: datetime | None = None
+    talk_seconds: int = 0
+    status: CallStatus
+    record_link: str | None = None
+    record_ref: str | None = None
+    received_at: datetime | None = None
+
+    @classmethod
+    def from_call(cls, call: CanonicalCall, *, client_id: str, received_at: datetime) -> CallRecord:
+        return cls(
+            **call.model_dump(exclude={"call_key"}),
+            call_key=call.call_key,
+            client_id=client_id,
+            received_at=received_at,
+        )

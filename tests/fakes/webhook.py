@@ -1,0 +1,225 @@
+"""In-memory stand-ins for what the webhook and the reads receive (`usecases.ports`): plain dicts, no AWS.
+
+They keep the repositories' contracts (a call is recorded once per key, a record link is stored once, a completed
+attempt stays completed), not their storage layout: the moto tests in tests/integration cover that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from iptelefon.domain.call_record import CallRecord
+from iptelefon.domain.errors import StorageUnavailable
+from iptelefon.domain.models import CallAttempt, Client, PbxCredentials, Project
+from iptelefon.domain.webhook_body import WebhookRequest
+from iptelefon.usecases.reads import ReadDeps
+from iptelefon.usecases.webhook import WebhookDeps
+
+
+def sha256_hex(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+@dataclass
+class FakeProjects:
+    projects: dict[str, Project] = field(default_factory=dict)
+    secrets: dict[str, dict[str, Any]] = field(default_factory=dict)  # sha256 of a webhook secret -> its lookup item
+    unavailable: bool = False
+
+    def add(self, project: Project, *, secret: str) -> None:
+        self.projects[project.id] = project
+        self.secrets[sha256_hex(secret)] = {"project_id": project.id}
+
+    def get_project(self, project_id: str) -> Project | None:
+        return self.projects.get(project_id)
+
+    def get_project_cached(self, project_id: str) -> Project | None:
+        return self.projects.get(project_id)
+
+    def find_webhook_secret(self, secret_sha256: str) -> dict[str, Any] | None:
+        if self.unavailable:
+            raise StorageUnavailable("the fake table is away")
+        return self.secrets.get(secret_sha256)
+
+
+@dataclass
+class FakeClients:
+    """Clients; a phone matches the clients whose phone it is, in the order they were added."""
+
+    clients: dict[tuple[str, str], Client] = field(default_factory=dict)
+
+    def add(self, project_id: str, client: Client) -> None:
+        self.clients[(project_id, client.id)] = client
+
+    def get(self, project_id: str, client_id: str) -> Client | None:
+        return self.clients.get((project_id, client_id))
+
+    def first(self, project_id: str, count: int) -> list[Client]:
+        return [c for (pid, _), c in sorted(self.clients.items()) if pid == project_id][:count]
+
+    def match(self, project_id: str, phone: str, *, limit: int = 1) -> list[str]:
+        return [c.id for (pid, _), c in self.clients.items() if pid == project_id and c.phone == phone][:limit]
+
+    def match_or_add(self, project: Project, client: Client) -> tuple[str, bool]:
+        assert client.phone
+        found = self.match(project.id, client.phone)
+        if found:
+            return found[0], False
+        self.add(project.id, client)
+        return client.id, True
+
+
+@dataclass
+class FakeCallRecords:
+    calls: dict[tuple[str, str], CallRecord] = field(default_factory=dict)
+    notes: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)  # (project, client) -> dialog
+    record_links: dict[tuple[str, str], str] = field(default_factory=dict)  # (project, client) -> the variable
+    requests: dict[tuple[str, str], WebhookRequest] = field(default_factory=dict)  # kept next to each call
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    unavailable: bool = False
+
+    def get(self, project_id: str, call_key: str) -> CallRecord | None:
+        return self.calls.get((project_id, call_key))
+
+    def of_client(self, project_id: str, client_id: str, *, limit: int = 50) -> list[CallRecord]:
+        mine = [c for (pid, _), c in self.calls.items() if pid == project_id and c.client_id == client_id]
+        return mine[::-1][:limit]
+
+    def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
+        return self.notes.get((project_id, client_id), [])[::-1][:limit]
+
+    def add_new(self, project: Project, call: CallRecord, *, notification: str, request: WebhookRequest) -> bool:
+        if self.unavailable:
+            raise StorageUnavailable("the fake table is away")
+        key = (project.id, call.call_key)
+        if key in self.calls:
+            return False
+        self.calls[key] = call
+        self.requests[key] = request
+        note = {"text": notification, "kind": "call", "call_key": call.call_key, "created_at": "2024-03-01T11:00:00"}
+        self.notes.setdefault((project.id, call.client_id), []).append(note)
+        if call.record_link:
+            self.record_links[(project.id, call.client_id)] = call.record_link
+        return True
+
+    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
+        stored = self.calls[(project.id, call.call_key)]
+        if stored.record_link:
+            return False
+        self.calls[(project.id, call.call_key)] = stored.model_copy(update={"record_link": call.record_link})
+        for note in self.notes[(project.id, call.client_id)]:
+            if note["call_key"] == call.call_key:
+                note["text"] = notification
+        assert call.record_link
+        self.record_links[(project.id, call.client_id)] = call.record_link
+        return True
+
+    def keep_rejected(
+        self, project_id: str, request: WebhookRequest, *, error_code: str, message: str, status: int
+    ) -> None:
+        self.rejected.append(
+            {"project_id": project_id, "request": request, "error": error_code, "message": message, "status": status}
+        )
+
+
+@dataclass
+class FakeAttempts:
+    """Attempts; a `starting`/`initiated` one is pending (may be ringing) until `link` completes it."""
+
+    attempts: dict[tuple[str, str], CallAttempt] = field(default_factory=dict)
+
+    def add(self, project_id: str, attempt: CallAttempt) -> None:
+        self.attempts[(project_id, attempt.attempt_id)] = attempt
+
+    def get(self, project_id: str, attempt_id: str) -> CallAttempt | None:
+        return self.attempts.get((project_id, attempt_id))
+
+    def latest_pending(
+        self, project_id: str, phone: str, *, pbx_call_id: str | None = None, now: float | None = None
+    ) -> CallAttempt | None:
+        pending = sorted(
+            (a for (pid, _), a in self.attempts.items() if pid == project_id and a.client_phone == phone),
+            key=lambda a: a.created_at,
+            reverse=True,
+        )
+        pending = [a for a in pending if a.status != "completed"]
+        chosen = [a for a in pending if pbx_call_id and a.pbx_call_id == pbx_call_id]
+        return (chosen or pending or [None])[0]
+
+    def link(self, project_id: str, attempt_id: str, call_key: str, client_id: str) -> None:
+        attempt = self.attempts.get((project_id, attempt_id))
+        if attempt is None or attempt.status == "completed":
+            return
+        self.attempts[(project_id, attempt_id)] = attempt.model_copy(
+            update={"status": "completed", "call_key": call_key, "client_id": client_id}
+        )
+
+    def start(self, project_id: str, attempt: CallAttempt, *, now: float, key_scope: str | None) -> bool:
+        self.add(project_id, attempt)
+        return True
+
+    def finish(
+        self, project_id: str, attempt: CallAttempt, *, pending: bool, key_scope: str | None, now: float
+    ) -> None:
+        self.add(project_id, attempt)
+
+
+@dataclass
+class FakeInbox:
+    messages: list[str] = field(default_factory=list)
+
+    def send(self, message: str) -> None:
+        self.messages.append(message)
+
+
+@dataclass
+class FakeCredentials:
+    secrets: dict[str, str] = field(default_factory=dict)  # project id -> PBX secret
+
+    def __call__(self, project_id: str) -> PbxCredentials:
+        return PbxCredentials(server_url="https://pbx.test/start.php", secret=self.secrets[project_id])
+
+
+@dataclass
+class FakeClock:
+    now: float = 1_709_290_800.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@dataclass
+class WebhookWorld:
+    """Everything the webhook receives, in memory, and a project whose PBX secret is `secret`."""
+
+    project: Project
+    secret: str
+    projects: FakeProjects = field(default_factory=FakeProjects)
+    clients: FakeClients = field(default_factory=FakeClients)
+    calls: FakeCallRecords = field(default_factory=FakeCallRecords)
+    attempts: FakeAttempts = field(default_factory=FakeAttempts)
+    inbox: FakeInbox = field(default_factory=FakeInbox)
+    credentials: FakeCredentials = field(default_factory=FakeCredentials)
+    clock: FakeClock = field(default_factory=FakeClock)
+
+    def __post_init__(self) -> None:
+        self.projects.add(self.project, secret=self.secret)
+        self.credentials.secrets[self.project.id] = self.secret
+
+    @property
+    def deps(self) -> WebhookDeps:
+        return WebhookDeps(
+            projects=self.projects,
+            clients=self.clients,
+            calls=self.calls,
+            attempts=self.attempts,
+            pbx_credentials=self.credentials,
+            inbox=self.inbox,
+            clock=self.clock,
+        )
+
+    @property
+    def reads(self) -> ReadDeps:
+        return ReadDeps(clients=self.clients, calls=self.calls, attempts=self.attempts)
