@@ -1,6 +1,6 @@
 """Every flow right under what DynamoDB and SSM really answer under load, injected at the wire (see `wire.py`).
 
-DynamoDB is a moto server on 127.0.0.1 (`dynamodb_server` in conftest) reached by the service's own client; SSM is
+DynamoDB is a moto server on 127.0.0.1 (fixture `dynamodb_server`) reached by the service's own client; SSM is
 moto in-process. Answers that moto never gives (a transaction cancelled for `TransactionConflict`, `ThrottlingError`
 or `ValidationError` reasons, a DynamoDB 500, SSM throttling and read timeouts) come back in AWS's own JSON, parsed by
 botocore. The gateway's backoff sleeps are real but short (tens of milliseconds).
@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer, Inbox
+from fixtures.aws import Inbox
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 from wire import Injector, cancelled, dynamodb_error, read_timeout, ssm_error
 

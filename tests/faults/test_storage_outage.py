@@ -1,7 +1,7 @@
 """DynamoDB goes away mid-request: the webhook's call waits in the inbox (a bot call gets a clear 503 with Retry-After),
 never a 500; no partial client; recovery heals.
 
-DynamoDB is a real moto server on 127.0.0.1 (`dynamodb_server` in conftest), reached by the service's own clients
+DynamoDB is a real moto server on 127.0.0.1 (fixture `dynamodb_server`), reached by the service's own clients
 (`gateway.dynamodb_client()`: standard retries, short timeouts). The outage is real: the server is stopped and
 its socket closed, so the SDK gets `connection refused` on every attempt. SSM stays in-process (moto's `mock_aws`): this
 file is about the table, and the PBX secret stays readable. The server serves moto's in-process backends, so the state
@@ -16,7 +16,9 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer, Inbox
+from fixtures.aws import Inbox
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler

@@ -2,7 +2,7 @@
 has time; throttling that outlasts both is a 503, not a 500.
 
 The service's own clients (`gateway.dynamodb_client()`) talk to a moto server on 127.0.0.1 (`dynamodb_server`
-in conftest). A `before-send` handler answers the first N attempts of one operation with DynamoDB's throttling error
+in fixtures/). A `before-send` handler answers the first N attempts of one operation with DynamoDB's throttling error
 (HTTP 400, JSON `__type` ...#ProvisionedThroughputExceededException) instead of sending them: botocore parses it like a
 real reply, so its retry handler (standard mode: throttling detection, retry quota, exponential backoff) decides, and
 the throttled attempts never reach the server. Only the backoff sleep is cut to zero: each computed delay is recorded
@@ -18,7 +18,9 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries.standard import ExponentialBackoff
-from conftest import PBX_SECRET, TEST_TEMPLATE, DynamoDBServer
+from fixtures.aws import TEST_TEMPLATE
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler

@@ -10,7 +10,7 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event
 
 import employee_call.handler

@@ -10,7 +10,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import TEST_TEMPLATE
+from fixtures.aws import TEST_TEMPLATE
 from moto.server import ThreadedMotoServer
 
 from devstack.template import create_tables

@@ -1,6 +1,6 @@
 """The webhook's durable inbox: what storage could not take waits in SQS, and InboxFunction applies it once.
 
-SQS is moto in-process; InboxFunction runs through the local stack's own event-source poller (`Inbox` in conftest),
+SQS is moto in-process; InboxFunction runs through the local stack's own event-source poller (`Inbox` in fixtures),
 or directly with an SQS event where the batch answer itself is the point.
 """
 
@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer, Inbox
+from fixtures.aws import Inbox
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, inbox_message, sqs_event, webhook_event
 from wire import Injector, read_timeout
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import answer_json, webhook_event
 
 from iptelefon.data.clients import ClientStore

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 
 from iptelefon.data import attempts as call_attempts
 from iptelefon.data.gateway import get_storage
