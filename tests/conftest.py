@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-pytest_plugins = ["fixtures.aws"]
+pytest_plugins = ["fixtures.aws", "pytester"]  # pytester: test_isolation.py runs pytest on the unit folder's guard
 
 
 def pytest_configure(config: pytest.Config) -> None:
