@@ -23,18 +23,20 @@ from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
+from iptelefon.data.attempts import attempt_sk
 from iptelefon.data.call_records import call_sk, dialog_pk
 from iptelefon.data.clients import (
     INDEX_SK,
     RANK_OTHER,
     RANK_TELEPHONY,
     ClientStore,
+    client_sk,
     entry_client_id,
     index_entry,
     phone_of,
     phone_pk,
 )
-from iptelefon.data.gateway import from_item, get_storage, sha256_hex, to_item
+from iptelefon.data.gateway import from_item, get_storage, project_pk, sha256_hex, to_item
 from iptelefon.domain.models import Client, Project
 from iptelefon.platform.settings import get_settings
 from webhook.handler import lambda_handler as webhook_handler
@@ -104,7 +106,7 @@ def clients_of(project: Project, items: list[dict[str, Any]]) -> dict[str, Clien
     return {
         item["id"]: Client.model_validate(item)
         for item in items
-        if item["pk"] == f"PROJECT#{project.id}" and item["sk"].startswith("CLIENT#")
+        if item["pk"] == project_pk(project.id) and item["sk"].startswith(client_sk(""))
     }
 
 
@@ -115,7 +117,7 @@ def assert_no_partial_client(project: Project) -> dict[str, Client]:
     index = {
         item["pk"]: set(item.get("entries", ()))
         for item in items
-        if item["pk"].startswith(f"PHONE#{project.id}#") and item["sk"] == INDEX_SK
+        if item["pk"].startswith(phone_pk(project.id, "")) and item["sk"] == INDEX_SK
     }
     for client in clients.values():
         expected: list[tuple[str, str]] = []
@@ -134,7 +136,7 @@ def assert_no_partial_client(project: Project) -> dict[str, Client]:
 
 
 def calls_recorded(project: Project) -> list[dict[str, Any]]:
-    return [i for i in stored_items() if i["pk"] == f"PROJECT#{project.id}" and i["sk"] == call_sk(CALL_ID)]
+    return [i for i in stored_items() if i["pk"] == project_pk(project.id) and i["sk"] == call_sk(CALL_ID)]
 
 
 def dialog_of(project: Project, client_id: str) -> list[dict[str, Any]]:
@@ -283,7 +285,7 @@ def card_client(project: Any) -> None:
 
 
 def attempts(project: Project) -> list[dict[str, Any]]:
-    return [i for i in stored_items() if i["pk"] == f"PROJECT#{project.id}" and i["sk"].startswith("ATTEMPT#")]
+    return [i for i in stored_items() if i["pk"] == project_pk(project.id) and i["sk"].startswith(attempt_sk(""))]
 
 
 @pytest.mark.parametrize("key", [None, "order-1"], ids=["no key", "idempotency key"])

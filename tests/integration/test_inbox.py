@@ -18,6 +18,8 @@ from support import answer_json, inbox_message, sqs_event, webhook_event
 from wire import Injector, read_timeout
 
 from inbox.handler import lambda_handler as inbox_handler
+from iptelefon.data.call_records import call_sk
+from iptelefon.data.clients import client_sk
 from iptelefon.data.gateway import get_storage, project_pk, sha256_hex
 from iptelefon.data.inbox import sqs_client
 from iptelefon.data.pbx_settings import ssm_provider
@@ -49,7 +51,7 @@ def queue(inbox: Inbox, form: dict[str, str] = FORM, secret: str = PBX_SECRET) -
 
 
 def calls(project: Any) -> list[dict[str, Any]]:
-    return get_storage().query(project_pk(project.project.id), "CALL#")
+    return get_storage().query(project_pk(project.project.id), call_sk(""))
 
 
 def test_a_message_applied_twice_records_the_call_once(inbox: Inbox, project: Any) -> None:
@@ -62,7 +64,7 @@ def test_a_message_applied_twice_records_the_call_once(inbox: Inbox, project: An
 
     # Then one call, one client
     assert [c["call_key"] for c in calls(project)] == ["q-1"]
-    assert len(get_storage().query(project_pk(project.project.id), "CLIENT#")) == 1
+    assert len(get_storage().query(project_pk(project.project.id), client_sk(""))) == 1
 
 
 def test_a_queued_webhook_with_an_unknown_secret_is_dropped_never_applied(

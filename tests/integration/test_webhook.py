@@ -13,9 +13,9 @@ import pytest
 from support import answer_json, api_event
 
 from iptel_admin import admin
-from iptelefon.data.call_records import RECORD_LINK_VARIABLE, CallRecordStore
+from iptelefon.data.call_records import RECORD_LINK_VARIABLE, CallRecordStore, call_sk
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import get_storage
+from iptelefon.data.gateway import get_storage, project_pk
 from iptelefon.domain.models import Client
 from webhook.handler import lambda_handler
 
@@ -219,7 +219,7 @@ def test_unknown_secret_is_404_with_the_same_body_and_nothing_stored(pbx_project
     assert not boto3.client("dynamodb").query(
         TableName="local-MainTable",
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "PROJECT#wh"}, ":c": {"S": "CALL#"}},
+        ExpressionAttributeValues={":pk": {"S": project_pk("wh")}, ":c": {"S": call_sk("")}},
         FilterExpression="begins_with(sk, :c)",
     )["Items"]
 
