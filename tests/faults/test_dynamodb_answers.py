@@ -1,6 +1,6 @@
 """Every flow right under what DynamoDB and SSM really answer under load, injected at the wire (see `wire.py`).
 
-DynamoDB is a moto server on 127.0.0.1 (`dynamodb_server` in conftest) reached by the service's own client; SSM is
+DynamoDB is a moto server on 127.0.0.1 (fixture `dynamodb_server`) reached by the service's own client; SSM is
 moto in-process. Answers that moto never gives (a transaction cancelled for `TransactionConflict`, `ThrottlingError`
 or `ValidationError` reasons, a DynamoDB 500, SSM throttling and read timeouts) come back in AWS's own JSON, parsed by
 botocore. The gateway's backoff sleeps are real but short (tens of milliseconds).
@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer, Inbox
+from fixtures.aws import Inbox
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 from wire import Injector, cancelled, dynamodb_error, read_timeout, ssm_error
 
@@ -23,7 +25,7 @@ from iptel_admin.client_import import import_clients
 from iptelefon.data import clients
 from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.call_records import CallRecordStore, call_sk
-from iptelefon.data.clients import ClientStore, phone_pk
+from iptelefon.data.clients import ClientStore, client_sk, phone_pk
 from iptelefon.data.gateway import get_storage, project_pk, put
 from iptelefon.data.pbx_settings import ssm_provider
 from iptelefon.domain.errors import PhoneShared, StorageUnavailable
@@ -84,8 +86,8 @@ def test_a_transaction_cancelled_for_contention_is_retried_and_the_call_is_recor
     assert answer["statusCode"] == 200, answer
     assert answer_json(answer)["duplicate"] is False
     assert injected.injected == 3 and injected.attempts > 3
-    assert len(stored(project.project, "CLIENT#")) == 1
-    assert len(stored(project.project, "CALL#")) == 1
+    assert len(stored(project.project, client_sk(""))) == 1
+    assert len(stored(project.project, call_sk(""))) == 1
 
 
 def test_contention_that_never_ends_queues_the_call_and_writes_nothing(
@@ -98,13 +100,13 @@ def test_contention_that_never_ends_queues_the_call_and_writes_nothing(
     assert deliver(call_form("c-1")) == {"result": 1, "queued": True}
     assert len(inbox.messages()) == 1
     # And nothing half-done stays behind
-    assert stored(project.project, "CLIENT#") == []
-    assert stored(project.project, "CALL#") == []
+    assert stored(project.project, client_sk("")) == []
+    assert stored(project.project, call_sk("")) == []
 
     # When the contention ends and the inbox is applied, then the call is recorded once
     contention.remove()
     assert inbox.drain() == 1
-    assert len(stored(project.project, "CALL#")) == 1
+    assert len(stored(project.project, call_sk(""))) == 1
 
 
 def test_a_validation_error_is_a_clear_storage_error_never_a_failed_condition(
@@ -170,7 +172,7 @@ def test_the_loser_of_a_new_phone_race_gets_the_winners_client(
     # Then 200, recorded for the winner's client, and no second client
     assert answer["statusCode"] == 200, answer
     assert answer_json(answer)["client_id"] == "winner"
-    assert [c["id"] for c in stored(project.project, "CLIENT#")] == ["winner"]
+    assert [c["id"] for c in stored(project.project, client_sk(""))] == ["winner"]
 
 
 def test_fifty_concurrent_webhooks_for_a_new_phone_with_conflicts_create_one_client_and_fifty_calls(
@@ -192,8 +194,8 @@ def test_fifty_concurrent_webhooks_for_a_new_phone_with_conflicts_create_one_cli
     assert not any(a.get("duplicate") for a in answers)
     # And once the inbox is applied: one client, fifty calls
     inbox.drain()
-    assert len(stored(project.project, "CLIENT#")) == 1
-    assert len(stored(project.project, "CALL#")) == 50
+    assert len(stored(project.project, client_sk(""))) == 1
+    assert len(stored(project.project, call_sk(""))) == 50
 
 
 def test_concurrent_deliveries_of_one_call_have_one_first_time_effect(
@@ -215,7 +217,7 @@ def test_concurrent_deliveries_of_one_call_have_one_first_time_effect(
     assert sum(a.get("duplicate") is True for a in answers) + sum("queued" in a for a in answers) >= 9
     # And after the inbox: one call, one notification (warm-up + twice)
     inbox.drain()
-    (record,) = [c for c in stored(project.project, "CALL#") if c["call_key"] == "twice"]
+    (record,) = [c for c in stored(project.project, call_sk("")) if c["call_key"] == "twice"]
     assert len(CallRecordStore(get_storage()).dialog(project.project.id, record["client_id"])) == 2
 
 
@@ -269,7 +271,7 @@ def test_client_import_retries_a_throttled_batch_and_reports_nobody_as_existing(
     # Then all three are imported and none is reported as "already exists"
     assert (report.imported, report.skipped) == (3, [])
     assert injected.injected == 1
-    assert sorted(c["id"] for c in stored(project.project, "CLIENT#")) == ["b1", "b2", "b3"]
+    assert sorted(c["id"] for c in stored(project.project, client_sk(""))) == ["b1", "b2", "b3"]
 
 
 def test_client_import_names_only_the_clients_that_really_exist(

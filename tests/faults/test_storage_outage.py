@@ -1,7 +1,7 @@
 """DynamoDB goes away mid-request: the webhook's call waits in the inbox (a bot call gets a clear 503 with Retry-After),
 never a 500; no partial client; recovery heals.
 
-DynamoDB is a real moto server on 127.0.0.1 (`dynamodb_server` in conftest), reached by the service's own clients
+DynamoDB is a real moto server on 127.0.0.1 (fixture `dynamodb_server`), reached by the service's own clients
 (`gateway.dynamodb_client()`: standard retries, short timeouts). The outage is real: the server is stopped and
 its socket closed, so the SDK gets `connection refused` on every attempt. SSM stays in-process (moto's `mock_aws`): this
 file is about the table, and the PBX secret stays readable. The server serves moto's in-process backends, so the state
@@ -16,23 +16,27 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer, Inbox
+from fixtures.aws import Inbox
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
+from iptelefon.data.attempts import attempt_sk
 from iptelefon.data.call_records import call_sk, dialog_pk
 from iptelefon.data.clients import (
     INDEX_SK,
     RANK_OTHER,
     RANK_TELEPHONY,
     ClientStore,
+    client_sk,
     entry_client_id,
     index_entry,
     phone_of,
     phone_pk,
 )
-from iptelefon.data.gateway import from_item, get_storage, to_item
+from iptelefon.data.gateway import from_item, get_storage, project_pk, to_item
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import Client, Project
 from iptelefon.platform.settings import get_settings
@@ -103,7 +107,7 @@ def clients_of(project: Project, items: list[dict[str, Any]]) -> dict[str, Clien
     return {
         item["id"]: Client.model_validate(item)
         for item in items
-        if item["pk"] == f"PROJECT#{project.id}" and item["sk"].startswith("CLIENT#")
+        if item["pk"] == project_pk(project.id) and item["sk"].startswith(client_sk(""))
     }
 
 
@@ -114,7 +118,7 @@ def assert_no_partial_client(project: Project) -> dict[str, Client]:
     index = {
         item["pk"]: set(item.get("entries", ()))
         for item in items
-        if item["pk"].startswith(f"PHONE#{project.id}#") and item["sk"] == INDEX_SK
+        if item["pk"].startswith(phone_pk(project.id, "")) and item["sk"] == INDEX_SK
     }
     for client in clients.values():
         expected: list[tuple[str, str]] = []
@@ -133,7 +137,7 @@ def assert_no_partial_client(project: Project) -> dict[str, Client]:
 
 
 def calls_recorded(project: Project) -> list[dict[str, Any]]:
-    return [i for i in stored_items() if i["pk"] == f"PROJECT#{project.id}" and i["sk"] == call_sk(CALL_ID)]
+    return [i for i in stored_items() if i["pk"] == project_pk(project.id) and i["sk"] == call_sk(CALL_ID)]
 
 
 def dialog_of(project: Project, client_id: str) -> list[dict[str, Any]]:
@@ -282,7 +286,7 @@ def card_client(project: Any) -> None:
 
 
 def attempts(project: Project) -> list[dict[str, Any]]:
-    return [i for i in stored_items() if i["pk"] == f"PROJECT#{project.id}" and i["sk"].startswith("ATTEMPT#")]
+    return [i for i in stored_items() if i["pk"] == project_pk(project.id) and i["sk"].startswith(attempt_sk(""))]
 
 
 @pytest.mark.parametrize("key", [None, "order-1"], ids=["no key", "idempotency key"])

@@ -2,7 +2,7 @@
 has time; throttling that outlasts both is a 503, not a 500.
 
 The service's own clients (`gateway.dynamodb_client()`) talk to a moto server on 127.0.0.1 (`dynamodb_server`
-in conftest). A `before-send` handler answers the first N attempts of one operation with DynamoDB's throttling error
+in fixtures/). A `before-send` handler answers the first N attempts of one operation with DynamoDB's throttling error
 (HTTP 400, JSON `__type` ...#ProvisionedThroughputExceededException) instead of sending them: botocore parses it like a
 real reply, so its retry handler (standard mode: throttling detection, retry quota, exponential backoff) decides, and
 the throttled attempts never reach the server. Only the backoff sleep is cut to zero: each computed delay is recorded
@@ -18,11 +18,15 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.retries.standard import ExponentialBackoff
-from conftest import PBX_SECRET, TEST_TEMPLATE, DynamoDBServer
+from fixtures.aws import TEST_TEMPLATE
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
-from iptelefon.data.gateway import WORST_CALL_SECONDS, dynamodb_client, get_storage
+from iptelefon.data.call_records import call_sk
+from iptelefon.data.clients import client_sk
+from iptelefon.data.gateway import WORST_CALL_SECONDS, dynamodb_client, get_storage, project_pk
 from webhook.handler import lambda_handler as webhook_handler
 
 PHONE = "79004443322"
@@ -154,7 +158,7 @@ def test_throttled_webhook_is_retried_by_the_sdk_and_succeeds(
     assert throttle.attempts > times
     assert backoffs and all(seen == code for _, seen in backoffs)
     # And the call was recorded once (the throttled attempts never reached DynamoDB)
-    assert len(get_storage().query(f"PROJECT#{project.project.id}", "CALL#")) == 1
+    assert len(get_storage().query(project_pk(project.project.id), call_sk(""))) == 1
 
 
 # The Idempotency record is Powertools' own write (its own 2 SDK attempts): throttled once; the rate-limit count goes
@@ -204,8 +208,8 @@ def test_webhook_throttled_beyond_the_retries_is_queued_in_the_inbox(
     assert throttle.attempts > total_attempts() > 1
     assert len(backoffs) >= total_attempts() - 1
     # And nothing was written: no client, no call
-    assert get_storage().query(f"PROJECT#{project.project.id}", "CLIENT#") == []
-    assert get_storage().query(f"PROJECT#{project.project.id}", "CALL#") == []
+    assert get_storage().query(project_pk(project.project.id), client_sk("")) == []
+    assert get_storage().query(project_pk(project.project.id), call_sk("")) == []
 
 
 def test_bot_call_throttled_beyond_the_retries_is_503_and_reaches_no_pbx(

@@ -16,6 +16,8 @@ import boto3
 from hypothesis import HealthCheck, Phase, settings
 
 from devstack.run import DEMO_SECRET
+from iptelefon.data.call_records import call_sk
+from iptelefon.data.gateway import project_pk
 
 FUZZ_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES") or 25)
 # `make test` (and CI) replays the same generated requests every run, so a red run is reproducible; `make fuzz`
@@ -127,8 +129,8 @@ class WebhookLedger:
             aws_access_key_id="local",
             aws_secret_access_key="local",
         )
-        ledger = cls(dynamodb, stack["table_name"], f"PROJECT#{stack['project_id']}")
-        ledger.base_calls = ledger.count("CALL#")
+        ledger = cls(dynamodb, stack["table_name"], project_pk(stack["project_id"]))
+        ledger.base_calls = ledger.count(call_sk(""))
         ledger.base_rejected = ledger.count("REJECTED#")
         return ledger
 
@@ -188,7 +190,7 @@ class WebhookLedger:
         answered = len(self.new_call_keys)
         deadline = time.monotonic() + (inbox_wait_seconds if self.queued else 0)
         while True:
-            call_keys = self.keys("CALL#")
+            call_keys = self.keys(call_sk(""))
             stored = len(call_keys) - self.base_calls
             if stored >= answered + self.queued or time.monotonic() >= deadline:
                 break

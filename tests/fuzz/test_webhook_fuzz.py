@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from devstack.gateway import is_binary
 from devstack.openapi import webhook_field_names
 from devstack.template import Template
+from iptelefon.data.call_records import call_sk
 from iptelefon.domain.webhook_body import WRAPPER_KEYS
 
 TEMPLATE = Template()
@@ -273,7 +274,7 @@ def assert_call_readable(
             f"GET /v1/calls/{call_key} -> {got.status_code} {got.text[:200]}\nafter:\n{answer}"
         )
     else:
-        assert read_back(lambda: ledger.get(f"CALL#{call_key}"), answer) is not None, f"not stored:\n{answer}"
+        assert read_back(lambda: ledger.get(call_sk(call_key)), answer) is not None, f"not stored:\n{answer}"
 
 
 def delivered(request: HostileRequest) -> bytes:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from botocore.client import BaseClient
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from admin_api.handler import lambda_handler as admin_handler

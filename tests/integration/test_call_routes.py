@@ -10,14 +10,15 @@ from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event
 
 import employee_call.handler
 from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
+from iptelefon.data.attempts import attempt_sk
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import get_storage
+from iptelefon.data.gateway import get_storage, project_pk
 from iptelefon.data.projects import get_project_store
 from iptelefon.domain.models import Client
 from read_api.handler import lambda_handler as read_api_handler
@@ -69,7 +70,7 @@ def _call(
 
 
 def _attempts(project_id: str) -> list[dict[str, Any]]:
-    return get_storage().query(f"PROJECT#{project_id}", "ATTEMPT#")
+    return get_storage().query(project_pk(project_id), attempt_sk(""))
 
 
 # -- happy paths against the real simulator ----------------------------------------------------------------------------

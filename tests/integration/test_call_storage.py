@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 import httpx
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 
 from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.gateway import get_storage

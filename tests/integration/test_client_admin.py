@@ -115,7 +115,7 @@ def test_transactions_never_touch_one_item_twice_and_stay_under_100_items(projec
 def test_calls_list_shows_a_clients_calls(
     stack_file: Path, capsys: pytest.CaptureFixture[str], lambda_context: Any
 ) -> None:
-    from conftest import PBX_SECRET
+    from fixtures.projects import PBX_SECRET
     from support import webhook_event
 
     from webhook.handler import lambda_handler

@@ -11,12 +11,12 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import TEST_TEMPLATE
+from fixtures.aws import TEST_TEMPLATE
 from moto.server import ThreadedMotoServer
 
 from devstack.template import create_tables
-from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import Storage
+from iptelefon.data.clients import ClientStore, client_sk
+from iptelefon.data.gateway import Storage, project_pk
 from iptelefon.domain.models import Project
 from iptelefon.usecases.webhook import new_client
 
@@ -58,5 +58,5 @@ def test_fifty_concurrent_webhooks_for_a_new_phone_create_one_client(
     # Then every thread got the same client and exactly one was created
     assert len({client_id for client_id, _ in results}) == 1
     assert sum(created for _, created in results) == 1
-    items = moto_server_storage.query(f"PROJECT#{project.id}", "CLIENT#")
+    items = moto_server_storage.query(project_pk(project.id), client_sk(""))
     assert len(items) == 1

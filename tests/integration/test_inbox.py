@@ -1,6 +1,6 @@
 """The webhook's durable inbox: what storage could not take waits in SQS, and InboxFunction applies it once.
 
-SQS is moto in-process; InboxFunction runs through the local stack's own event-source poller (`Inbox` in conftest),
+SQS is moto in-process; InboxFunction runs through the local stack's own event-source poller (`Inbox` in fixtures),
 or directly with an SQS event where the batch answer itself is the point.
 """
 
@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET, DynamoDBServer, Inbox
+from fixtures.aws import Inbox
+from fixtures.dynamodb_server import DynamoDBServer
+from fixtures.projects import PBX_SECRET
 from support import answer_json, inbox_message, sqs_event, webhook_event
 from wire import Injector, read_timeout
 
 from inbox.handler import lambda_handler as inbox_handler
+from iptelefon.data.call_records import call_sk
+from iptelefon.data.clients import client_sk
 from iptelefon.data.gateway import get_storage, project_pk
 from iptelefon.data.inbox import sqs_client
 from iptelefon.data.pbx_settings import ssm_provider
@@ -48,7 +52,7 @@ def queue(inbox: Inbox, form: dict[str, str] = FORM, secret: str = PBX_SECRET) -
 
 
 def calls(project: Any) -> list[dict[str, Any]]:
-    return get_storage().query(project_pk(project.project.id), "CALL#")
+    return get_storage().query(project_pk(project.project.id), call_sk(""))
 
 
 def test_a_message_applied_twice_records_the_call_once(inbox: Inbox, project: Any) -> None:
@@ -61,7 +65,7 @@ def test_a_message_applied_twice_records_the_call_once(inbox: Inbox, project: An
 
     # Then one call, one client
     assert [c["call_key"] for c in calls(project)] == ["q-1"]
-    assert len(get_storage().query(project_pk(project.project.id), "CLIENT#")) == 1
+    assert len(get_storage().query(project_pk(project.project.id), client_sk(""))) == 1
 
 
 def test_a_queued_webhook_with_an_unknown_secret_is_dropped_never_applied(

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 
 from iptel_admin import admin, cli
 from iptelefon.platform.settings import get_settings

@@ -141,7 +141,7 @@ def _group_call(body: str, content_type: str, token: str | None) -> dict[str, An
 
 
 def _context() -> Any:
-    from conftest import LambdaContext
+    from fixtures.projects import LambdaContext
 
     return LambdaContext()
 

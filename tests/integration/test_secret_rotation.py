@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import IN_PROCESS_STACK, answer_json, webhook_event
 
 from iptel_admin import admin, cli

@@ -8,7 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import IN_PROCESS_STACK
 
 from iptel_admin import admin, cli

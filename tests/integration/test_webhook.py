@@ -227,7 +227,7 @@ def test_unknown_secret_is_404_with_the_same_body_and_nothing_stored(pbx_project
     assert not boto3.client("dynamodb").query(
         TableName="local-MainTable",
         KeyConditionExpression="pk = :pk",
-        ExpressionAttributeValues={":pk": {"S": "PROJECT#wh"}, ":c": {"S": "CALL#"}},
+        ExpressionAttributeValues={":pk": {"S": project_pk("wh")}, ":c": {"S": call_sk("")}},
         FilterExpression="begins_with(sk, :c)",
     )["Items"]
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event
 
 from devstack.template import Template
@@ -24,7 +24,7 @@ from group_call.handler import lambda_handler as group_call_handler
 from read_api.handler import lambda_handler as read_api_handler
 from webhook.handler import lambda_handler as webhook_handler
 
-SECRET_B = "pbx-secret-of-project-b"  # conftest's other_project
+SECRET_B = "pbx-secret-of-project-b"  # other_project, tests/fixtures/projects.py
 
 
 @dataclass

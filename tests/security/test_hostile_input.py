@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import answer_json, webhook_event
 
+from iptelefon.data.call_records import call_sk
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import get_storage, project_pk
 from read_api.handler import lambda_handler as read_api_handler
@@ -76,7 +77,7 @@ def test_credentials_in_a_recording_link_are_dropped_everywhere(lambda_context: 
     shown = card(lambda_context, project, answer_json(answer)["client_id"])
     assert shown["variables"]["iptelefon_call_record_link"] == "https://pbx.example/rec/1.mp3"
     assert "s3cret" not in str(shown)
-    record = get_storage().get(project_pk(project.project.id), "CALL#hostile-3")
+    record = get_storage().get(project_pk(project.project.id), call_sk("hostile-3"))
     assert record is not None and record["record_link"] == "https://pbx.example/rec/1.mp3"
 
 

@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 import pytest
 from botocore.client import BaseClient
-from conftest import PBX_SECRET, TEST_TEMPLATE
+from fixtures.aws import TEST_TEMPLATE
+from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, inbox_message, sqs_event
 from wire import Injector, dynamodb_error
 

@@ -25,7 +25,7 @@ import httpx
 import phonenumbers
 import pytest
 from botocore.exceptions import ClientError
-from conftest import PBX_SECRET
+from fixtures.projects import PBX_SECRET
 from support import api_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
@@ -38,7 +38,7 @@ from iptelefon.platform.observability import logger as service_logger
 from read_api.handler import lambda_handler as read_api_handler
 from webhook.handler import lambda_handler as webhook_handler
 
-SECRET_B = "pbx-secret-of-project-b"  # conftest's other_project
+SECRET_B = "pbx-secret-of-project-b"  # other_project, tests/fixtures/projects.py
 PHONE = "79004443322"  # the README's number
 PHONE_2 = "79005556677"
 PHONE_BY = "375291234567"

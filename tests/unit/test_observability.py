@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from iptelefon.data.clients import phone_pk
 from iptelefon.platform.observability import logger, mask_text, redact
 
 PHONE = "79004443322"
@@ -246,7 +247,7 @@ def test_whole_structure_under_a_secret_key_is_blanked(log_lines: LogLines) -> N
         ("+7\u00a0900\u00a0444\u00a033\u00a022", MASKED),
         ("tel:+79004443322", f"tel:{MASKED}"),
         ("phone=79004443322&ext=346", f"phone={MASKED}&ext=346"),
-        ("PHONE#p1#79004443322", f"PHONE#p1#{MASKED}"),
+        (phone_pk("p1", "79004443322"), phone_pk("p1", MASKED)),
         ("+79004443322;", f"{MASKED};"),
         ("no client for 79004443322", f"no client for {MASKED}"),
         ("phones 79004443322, 79005556677", f"phones {MASKED}, 7900*****77"),

@@ -1,4 +1,5 @@
-"""The composition root: what each use case is handed, built once per warm Lambda (cached factories).
+"""The composition root: what each use case is handed, built on what each warm Lambda keeps (the storage client, the
+project cache, the PBX client, the idempotency store).
 
 A handler calls its use case's factory and passes the result (and the Lambda context, where the use case needs it)
 to the use case; a unit test builds the same dataclasses from in-memory fakes (`tests/fakes/`). Each factory imports
@@ -29,11 +30,7 @@ if TYPE_CHECKING:
 
 # -- webhook and reads -------------------------------------------------------------------------------------------------
 def webhook_deps() -> WebhookDeps:
-    return _webhook_deps(get_storage())
-
-
-@lru_cache(maxsize=1)
-def _webhook_deps(storage: Storage) -> WebhookDeps:
+    """What the webhook (and the inbox's replay of it) talks to, over this Lambda's storage client."""
     import time
 
     from iptelefon.data.attempts import AttemptStore
@@ -44,6 +41,7 @@ def _webhook_deps(storage: Storage) -> WebhookDeps:
     from iptelefon.data.projects import project_store
     from iptelefon.usecases.webhook import WebhookDeps
 
+    storage = get_storage()
     return WebhookDeps(
         projects=project_store(storage),
         clients=ClientStore(storage),
@@ -56,16 +54,12 @@ def _webhook_deps(storage: Storage) -> WebhookDeps:
 
 
 def read_deps() -> ReadDeps:
-    return _read_deps(get_storage())
-
-
-@lru_cache(maxsize=1)
-def _read_deps(storage: Storage) -> ReadDeps:
     from iptelefon.data.attempts import AttemptStore
     from iptelefon.data.call_records import CallRecordStore
     from iptelefon.data.clients import ClientStore
     from iptelefon.usecases.reads import ReadDeps
 
+    storage = get_storage()
     return ReadDeps(clients=ClientStore(storage), calls=CallRecordStore(storage), attempts=AttemptStore(storage))
 
 

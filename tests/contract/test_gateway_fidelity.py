@@ -13,7 +13,7 @@ from functools import lru_cache
 from typing import Any
 
 import pytest
-from conftest import TEST_TEMPLATE
+from fixtures.aws import TEST_TEMPLATE
 
 from devstack.gateway import build_event, is_binary
 from devstack.template import ROOT, Route
