@@ -11,8 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel
 
-from iptelefon.domain.call_aliases import CallStatus, Direction
-from iptelefon.domain.call_record import CallRecord
+from iptelefon.domain.call_record import CallRecord, CallStatus, Direction
 from iptelefon.domain.models import AttemptStatus, CallAttempt, Channel, Client
 from iptelefon.domain.phones import e164
 

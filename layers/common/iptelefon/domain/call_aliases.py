@@ -19,20 +19,19 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 
+from iptelefon.domain.call_record import CallStatus, Direction
 from iptelefon.domain.errors import InvalidInput, InvalidPhone
 from iptelefon.domain.models import is_valid_id
 from iptelefon.domain.phones import normalize_phone
 
 _T = TypeVar("_T")
 
-Direction = Literal["in", "out"]
-CallStatus = Literal["answered", "missed", "busy", "failed"]
 
 # The alias table of contract section 2, in its order.
 PBX_CALL_ID_ALIASES = ("id", "linkedid", "call_id", "callid", "uniqueid", "pbx_call_id", "entry_id", "call_session_id")

@@ -7,10 +7,15 @@ they are, next to the raw request, and reads them back into it. No parsing happe
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from iptelefon.domain.call_aliases import CallStatus, CanonicalCall, Direction
+if TYPE_CHECKING:
+    from iptelefon.domain.call_aliases import CanonicalCall
+
+Direction = Literal["in", "out"]
+CallStatus = Literal["answered", "missed", "busy", "failed"]
 
 
 class CallRecord(BaseModel):

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import re
 
-from iptelefon.domain.call_aliases import CallStatus, CanonicalCall, Direction
-from iptelefon.domain.call_record import CallRecord
+from iptelefon.domain.call_aliases import CanonicalCall
+from iptelefon.domain.call_record import CallRecord, CallStatus, Direction
 
 SEPARATOR = " · "
 CALL_FINISHED = "Звонок завершён"

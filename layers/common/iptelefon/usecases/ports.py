@@ -7,12 +7,13 @@ or `adapters`). A handler hands the real ones in (`entry.dependencies`); a unit 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from iptelefon.domain.call_record import CallRecord
-from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
-from iptelefon.domain.pbx_connection import PbxConnection
-from iptelefon.domain.webhook_body import WebhookRequest
+if TYPE_CHECKING:  # only named in annotations: a function imports none of these for the ports
+    from iptelefon.domain.call_record import CallRecord
+    from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
+    from iptelefon.domain.pbx_connection import PbxConnection
+    from iptelefon.domain.webhook_body import WebhookRequest
 
 
 class Clock(Protocol):
