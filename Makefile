@@ -64,6 +64,7 @@ lint: venv tools
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy layers/common/iptelefon functions iptel_admin devstack
+	$(BIN)/lint-imports  # the rooms of the layer: [tool.importlinter] in pyproject.toml
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --region us-east-1
 	@$(call took,lint)

@@ -18,7 +18,7 @@ import boto3
 
 from iptel_admin import client_import
 from iptel_admin.client_import import ImportReport, build_client
-from iptelefon.adapters.pbx import PbxClient, PbxConnection, get_pbx_client, method_names
+from iptelefon.adapters.pbx import PbxClient, get_pbx_client, method_names
 from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import Storage, dynamodb_client
@@ -35,6 +35,7 @@ from iptelefon.domain.models import (
     Project,
     Role,
 )
+from iptelefon.domain.pbx_connection import PbxConnection
 from iptelefon.entry.dependencies import admin_deps_over
 from iptelefon.usecases import admin as project_admin
 from iptelefon.usecases.auth import issue_token

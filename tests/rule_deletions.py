@@ -19,6 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 LAYER = "layers/common/iptelefon"
+UNIT = "tests/unit"
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,92 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule(
+        "a disabled employee makes no card call, even with a short number",
+        f"{LAYER}/usecases/calls.py",
+        """        if employee.call_method == "disabled":
+            raise CallsDisabled(f"employee {employee.id} does not make calls from the client card")
+""",
+        "",
+        (f"{UNIT}/test_calls.py::test_card_call_method_disabled_is_403_even_with_a_short_number",),
+    ),
+    Rule(
+        "toll-fraud guard: only the project's own and allowed countries",
+        f"{LAYER}/domain/toll_fraud.py",
+        "    if region not in regions:\n",
+        "    if False:\n",
+        (f"{UNIT}/test_calls.py::test_kazakhstan_is_not_russia_though_both_are_plus_7",),
+    ),
+    Rule(
+        "toll-fraud guard: only the kinds of line the project allows",
+        f"{LAYER}/domain/toll_fraud.py",
+        '    if kind not in allowed and not (kind == "fixed_line_or_mobile" and allowed & {"fixed_line", "mobile"}):\n',
+        "    if False:\n",
+        (f"{UNIT}/test_calls.py::test_lines_other_than_fixed_and_mobile_are_refused_before_the_pbx",),
+    ),
+    Rule(
+        "rate limit: at most N calls to one phone an hour",
+        f"{LAYER}/domain/rate_limits.py",
+        """    if wait:
+        raise RateLimited(
+            f"too many calls to this client phone""",
+        """    if False:
+        raise RateLimited(
+            f"too many calls to this client phone""",
+        (f"{UNIT}/test_calls.py::test_the_phone_limit_refuses_the_call_above_it_until_the_hour_ends",),
+    ),
+    Rule(
+        "rate limit: a call the project limit refuses gives the phone's slot back",
+        f"{LAYER}/domain/rate_limits.py",
+        "        counters.uncount(project.id, per_phone, window_seconds=PHONE_WINDOW_SECONDS, now=now)\n",
+        "",
+        (f"{UNIT}/test_calls.py::test_a_call_refused_by_the_project_limit_does_not_use_up_the_phone_limit",),
+    ),
+    Rule(
+        "matching: the project's telephony clients first",
+        f"{LAYER}/data/clients.py",
+        'RANK_TELEPHONY = "1"\n',
+        'RANK_TELEPHONY = "2"\n',
+        ("tests/integration/test_webhook.py::test_telephony_client_wins_over_an_older_variable_match",),
+    ),
+    Rule(
+        "creation: a WhatsApp client when the project has a messenger, else telephony-only",
+        f"{LAYER}/usecases/webhook.py",
+        '    channel: Channel = "whatsapp" if project.has_messenger else "telephony"\n',
+        '    channel: Channel = "telephony"\n',
+        (f"{UNIT}/test_webhook_usecase.py::test_a_new_phone_of_a_project_with_a_messenger_creates_a_whatsapp_client",),
+    ),
+    Rule(
+        "a replayed webhook is not recorded twice",
+        f"{LAYER}/data/call_records.py",
+        'put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED)',
+        "put(record, label=CALL_RECORDED)",
+        ("tests/integration/test_webhook.py::test_replay_answers_duplicate_and_changes_nothing",),
+    ),
+    Rule(
+        "an unreadable webhook is kept for the project before its 4xx",
+        f"{LAYER}/usecases/webhook.py",
+        """        deps.calls.keep_rejected(
+            project.id, request, error_code=error.code, message=error.message, status=error.status_code
+        )
+""",
+        "",
+        (f"{UNIT}/test_webhook_usecase.py::test_an_unreadable_request_is_kept_before_its_4xx",),
+    ),
+    Rule(
         "an operator token calls as its own employee only",
         f"{LAYER}/usecases/calls.py",
         """        if request.employee_id not in (None, caller.employee_id):
             raise Forbidden("an operator token calls as its own employee only")
 """,
         "",
-        ("tests/integration/test_admin_api.py",),
+        (f"{UNIT}/test_calls.py::test_an_operator_calls_as_its_own_employee_only",),
+    ),
+    Rule(
+        "a revoked token is refused",
+        f"{LAYER}/usecases/auth.py",
+        "    if record is None or record.revoked:\n",
+        "    if record is None:\n",
+        (f"{UNIT}/test_admin.py::test_a_revoked_token_and_a_deleted_employees_token_are_unauthorized",),
     ),
 )
 

@@ -59,7 +59,8 @@ def test_unknown_webhook_secret_is_404(stack: dict[str, Any]) -> None:
 
 def test_pbx_simulator_answers_ping_with_the_demo_secret(stack: dict[str, Any]) -> None:
     from devstack.run import DEMO_SECRET
-    from iptelefon.adapters.pbx import PbxClient, PbxConnection
+    from iptelefon.adapters.pbx import PbxClient
+    from iptelefon.domain.pbx_connection import PbxConnection
 
     client = PbxClient(httpx.Client())
     assert client.ping(PbxConnection(server_url=stack["pbx_url"], secret=DEMO_SECRET)) == "pong"

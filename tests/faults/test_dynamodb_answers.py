@@ -25,7 +25,8 @@ from iptel_admin.client_import import import_clients
 from iptelefon.data import clients
 from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.call_records import CallRecordStore, call_sk
-from iptelefon.data.clients import ClientStore, client_sk, phone_pk
+from iptelefon.data.client_items import client_sk, phone_pk
+from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import get_storage, project_pk, put
 from iptelefon.data.pbx_settings import ssm_provider
 from iptelefon.domain.errors import PhoneShared, StorageUnavailable

@@ -25,17 +25,17 @@ from employee_call.handler import lambda_handler as employee_call_handler
 from group_call.handler import lambda_handler as group_call_handler
 from iptelefon.data.attempts import attempt_sk
 from iptelefon.data.call_records import call_sk, dialog_pk
-from iptelefon.data.clients import (
+from iptelefon.data.client_items import (
     INDEX_SK,
     RANK_OTHER,
     RANK_TELEPHONY,
-    ClientStore,
     client_sk,
     entry_client_id,
     index_entry,
     phone_of,
     phone_pk,
 )
+from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import from_item, get_storage, project_pk, to_item
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import Client, Project

@@ -25,7 +25,7 @@ from support import answer_json, api_event, webhook_event
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptelefon.data.call_records import call_sk
-from iptelefon.data.clients import client_sk
+from iptelefon.data.client_items import client_sk
 from iptelefon.data.gateway import WORST_CALL_SECONDS, dynamodb_client, get_storage, project_pk
 from webhook.handler import lambda_handler as webhook_handler
 

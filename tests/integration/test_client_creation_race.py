@@ -15,7 +15,8 @@ from fixtures.aws import TEST_TEMPLATE
 from moto.server import ThreadedMotoServer
 
 from devstack.template import create_tables
-from iptelefon.data.clients import ClientStore, client_sk
+from iptelefon.data.client_items import client_sk
+from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import Storage, project_pk
 from iptelefon.domain.models import Project
 from iptelefon.usecases.webhook import new_client

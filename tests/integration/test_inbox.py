@@ -19,7 +19,7 @@ from wire import Injector, read_timeout
 
 from inbox.handler import lambda_handler as inbox_handler
 from iptelefon.data.call_records import call_sk
-from iptelefon.data.clients import client_sk
+from iptelefon.data.client_items import client_sk
 from iptelefon.data.gateway import get_storage, project_pk
 from iptelefon.data.inbox import sqs_client
 from iptelefon.data.pbx_settings import ssm_provider

@@ -14,8 +14,9 @@ import httpx
 import pytest
 
 from devstack.pbx_simulator import PbxSimulator
-from iptelefon.adapters.pbx import PbxClient, PbxConnection
+from iptelefon.adapters.pbx import PbxClient
 from iptelefon.domain.errors import PbxError, PbxTimeout
+from iptelefon.domain.pbx_connection import PbxConnection
 
 SECRET = "s3cr3t"
 T = TypeVar("T")

@@ -9,10 +9,11 @@ from typing import Any
 from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
-from iptelefon.data.attempts import attempt_sk, start_attempt
+from iptelefon.data.attempts import AttemptStore, attempt_sk
 from iptelefon.data.call_records import call_sk
-from iptelefon.data.clients import client_sk
+from iptelefon.data.client_items import client_sk
 from iptelefon.data.gateway import get_storage, project_pk, put, update
+from iptelefon.domain.models import CallAttempt
 from read_api.handler import lambda_handler as read_api_handler
 from webhook.handler import lambda_handler as webhook_handler
 
@@ -55,7 +56,7 @@ def test_an_attribute_added_to_stored_items_stays_out_of_every_answer(project: A
         "status": "initiated",
         "pbx_reply": "the PBX said something",
     }
-    start_attempt(get_storage(), pid, attempt, now=time.time())
+    AttemptStore(get_storage()).start(pid, CallAttempt.model_validate(attempt), now=time.time(), key_scope=None)
     recorded = answer_json(webhook_handler(webhook_event(PBX_SECRET, form), lambda_context))
     client_id = recorded["client_id"]
     _add_attribute(project_pk(pid), call_sk("c-1"))

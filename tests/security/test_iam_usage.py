@@ -33,7 +33,7 @@ from support import answer_json, api_event, inbox_message, sqs_event
 from wire import Injector, dynamodb_error
 
 from devstack.template import LOCAL_ACCOUNT
-from iptelefon.data.attempts import get_attempt
+from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import get_storage
 from iptelefon.data.projects import get_project_store, project_store
@@ -255,7 +255,7 @@ def webhook_requests(s: Scenario) -> None:
     # the completion of a bot's call (an outgoing call): links the pending call attempt
     started, outgoing = start_bot_call(s)
     s.expect(200, "WebhookFunction", webhook_event(outgoing))
-    assert get_attempt(get_storage(), "proj-a", started["attempt_id"])["status"] == "completed"  # type: ignore[index]
+    assert AttemptStore(get_storage()).get("proj-a", started["attempt_id"]).status == "completed"  # type: ignore[union-attr]
     # GET with query parameters; a messenger project (a WhatsApp client is created)
     s.expect(200, "WebhookFunction", webhook_event({**first, "id": "wh-3"}, method="GET"))
     s.expect(200, "WebhookFunction", webhook_event(first, secret="pbx-secret-of-project-b"))
@@ -285,7 +285,7 @@ def inbox_requests(s: Scenario) -> None:
     ]
     answer = s.invoke("InboxFunction", sqs_event(batch))
     assert answer == {"batchItemFailures": []}, answer
-    assert get_attempt(get_storage(), "proj-a", started["attempt_id"])["status"] == "completed"  # type: ignore[index]
+    assert AttemptStore(get_storage()).get("proj-a", started["attempt_id"]).status == "completed"  # type: ignore[union-attr]
 
 
 def employee_call_requests(s: Scenario) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from iptelefon.data.clients import phone_pk
+from iptelefon.data.client_items import phone_pk
 from iptelefon.platform.observability import logger, mask_text, redact
 
 PHONE = "79004443322"

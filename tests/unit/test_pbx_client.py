@@ -8,8 +8,9 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from iptelefon.adapters.pbx import PbxClient, PbxConnection, encode_body, get_pbx_client
+from iptelefon.adapters.pbx import PbxClient, encode_body, get_pbx_client
 from iptelefon.domain.errors import PbxError, PbxTimeout
+from iptelefon.domain.pbx_connection import PbxConnection
 
 SECRET = "s3cr3t"
 URL = "https://a00.abc.ru/b3/api/v2/start.php"

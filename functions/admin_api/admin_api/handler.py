@@ -9,8 +9,8 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from iptelefon.data.pbx_settings import ssm_provider
 from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate
+from iptelefon.entry import dependencies
 from iptelefon.entry.api import (
     api_base_url,
     create_resolver,
@@ -19,30 +19,29 @@ from iptelefon.entry.api import (
     request_project,
     resolve_with_token,
 )
-from iptelefon.entry.dependencies import PbxProbe, admin_deps, call_deps, pbx_client
+from iptelefon.entry.dependencies import PbxProbe, admin_deps
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
-from iptelefon.usecases import admin as project_admin
-from iptelefon.usecases import calls
+from iptelefon.usecases import admin, calls
 
 app = create_resolver()
 
 
 @app.get("/v1/me")
 def me() -> Response[dict[str, Any]]:
-    return json_body(project_admin.who_is(admin_deps(), request_caller(app)))
+    return json_body(admin.who_is(admin_deps(), request_caller(app)))
 
 
 @app.get("/v1/settings")
 def get_settings() -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
-    return json_body(project_admin.settings_view(admin_deps(), project, api_base_url(app)))
+    return json_body(admin.settings_view(admin_deps(), project, api_base_url(app)))
 
 
 @app.put("/v1/settings")
 def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
-    view = project_admin.update_settings(admin_deps(), request_project(app, "admin"), body, api_base_url(app))
-    ssm_provider().clear_cache()  # this Lambda reads the new connection at once; others within their cache time
+    view = admin.update_settings(admin_deps(), request_project(app, "admin"), body, api_base_url(app))
+    dependencies.forget_cached_pbx_settings()  # read again here at once; other Lambdas within their cache time
     return json_body(view)
 
 
@@ -50,40 +49,40 @@ def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
 def check_settings() -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
     # the PBX client and connection of the call use cases: the same timeouts and budget as a call
-    probe = PbxProbe(pbx_client(), calls.pbx_connection(project, call_deps()))
-    return json_body(project_admin.check_connection(project, probe))
+    probe = PbxProbe(dependencies.pbx_client(), calls.pbx_connection(project, dependencies.call_deps()))
+    return json_body(admin.check_connection(project, probe))
 
 
 @app.get("/v1/employees")
 def list_employees() -> Response[dict[str, Any]]:
-    return json_body(project_admin.employees_view(admin_deps(), request_project(app, "admin")))
+    return json_body(admin.employees_view(admin_deps(), request_project(app, "admin")))
 
 
 @app.put("/v1/employees/<employee_id>")
 def put_employee(employee_id: str, body: EmployeeUpdate) -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
-    employee = project_admin.put_employee(admin_deps(), project, employee_id, body)
+    employee = admin.put_employee(admin_deps(), project, employee_id, body)
     return json_body(employee.model_dump(mode="json"))
 
 
 @app.delete("/v1/employees/<employee_id>")
 def delete_employee(employee_id: str) -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
-    project_admin.delete_employee(admin_deps(), project, employee_id)
+    admin.delete_employee(admin_deps(), project, employee_id)
     return json_body({"deleted": employee_id})
 
 
 @app.post("/v1/employees/<employee_id>/operator-token")
 def issue_operator_token(employee_id: str) -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
-    issued = project_admin.issue_operator_token(admin_deps(), project, employee_id)
+    issued = admin.issue_operator_token(admin_deps(), project, employee_id)
     return json_body(issued, status=201)
 
 
 @app.delete("/v1/tokens/<token_id>")
 def revoke_token(token_id: str) -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
-    project_admin.revoke_token(admin_deps(), project, token_id)
+    admin.revoke_token(admin_deps(), project, token_id)
     return json_body({"revoked": token_id})
 
 

@@ -34,18 +34,6 @@ DEFAULT_TOPIC = "base"
 _QUOTE_CHARS = 200
 _MD5_HEX = re.compile(r"\b[0-9a-fA-F]{32}\b")
 
-# PbxConnection and PbxRefused live in the domain (the call use case builds and reads them); re-exported here.
-__all__ = [
-    "MAX_CONNECT_TIMEOUT_SECONDS",
-    "PbxClient",
-    "PbxConnection",
-    "PbxRefused",
-    "body_hash",
-    "encode_body",
-    "get_pbx_client",
-    "method_names",
-]
-
 
 def encode_body(pairs: Sequence[tuple[str, str]]) -> str:
     """Form-encode like PHP `http_build_query` (RFC 1738: space as `+`, UTF-8, only `A-Za-z0-9_.-` left as is)."""

@@ -18,11 +18,11 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from iptelefon.data.clients import ClientStore, client_sk
+from iptelefon.data.client_items import client_sk, variable_writes
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import StorageUnavailable
-from iptelefon.domain.models import Project, is_valid_id, utc_now, utc_stamp
+from iptelefon.domain.models import Client, Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.domain.webhook_body import WebhookRequest
 
 RECORD_LINK_VARIABLE = "iptelefon_call_record_link"
@@ -58,7 +58,6 @@ def client_calls_pk(project_id: str, client_id: str) -> str:
 class CallRecordStore:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
-        self.clients = ClientStore(storage)
 
     def get(self, project_id: str, call_key: str) -> CallRecord | None:
         if not is_valid_id(call_key):  # every call key is one (see CanonicalCall.call_key)
@@ -202,10 +201,10 @@ class CallRecordStore:
         )
 
     def _record_link_indexed_update(self, project: Project, client_id: str, link: str) -> list[Write]:
-        client = self.clients.get(project.id, client_id)
-        if client is None:
+        item = self.storage.get(project_pk(project.id), client_sk(client_id))
+        if item is None:
             raise StorageUnavailable("the matched client is not readable yet, retry")
-        return self.clients.variable_update(project, client, RECORD_LINK_VARIABLE, link)
+        return variable_writes(project, Client.model_validate(item), RECORD_LINK_VARIABLE, link)
 
 
 def kept_request(request: WebhookRequest) -> dict[str, Any]:

@@ -23,48 +23,24 @@ matching at one GetItem. Overflow items would keep every entry but cost a read p
 
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any
-
-from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
-from iptelefon.domain.errors import InvalidPhone, PhoneShared, StorageUnavailable
-from iptelefon.domain.models import Client, Project, is_valid_id, utc_stamp
-from iptelefon.domain.phones import mask_phone, normalize_phone
-
-RANK_TELEPHONY = "1"
-RANK_OTHER = "2"
-INDEX_SK = "INDEX"
-# ~120 bytes an entry: a thousand entries stay far below the 400 KB item limit.
-MAX_CLIENTS_PER_PHONE = 1000
-# What a failed condition of a write means (storage.ConditionFailed names these).
-CLIENT_EXISTS = "client exists"
-PHONE_MATCHED = "phone matched"
-PHONE_FULL = "phone index full: "  # + the phone
-CLIENT_GONE = "client missing"
-
-
-def phone_pk(project_id: str, phone: str) -> str:
-    return f"PHONE#{project_id}#{phone}"
-
-
-def client_sk(client_id: str) -> str:
-    return f"CLIENT#{client_id}"
-
-
-def index_entry(rank: str, client: Client, source: str) -> str:
-    return f"{rank}#{utc_stamp(client.created_at)}#{client.id}#{source}"
-
-
-def entry_client_id(entry: str) -> str:
-    return entry.split("#")[2]
-
-
-def phone_of(value: object, region: str) -> str | None:
-    """The canonical phone a variable value stands for, or None when it is not a phone."""
-    try:
-        return normalize_phone(value, default_region=region)
-    except InvalidPhone:
-        return None
+from iptelefon.data.client_items import (
+    CLIENT_EXISTS,
+    INDEX_SK,
+    MAX_CLIENTS_PER_PHONE,
+    PHONE_FULL,
+    PHONE_MATCHED,
+    client_item,
+    client_sk,
+    entry_client_id,
+    index_add,
+    index_entries,
+    phone_pk,
+    variable_writes,
+)
+from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put
+from iptelefon.domain.errors import PhoneShared, StorageUnavailable
+from iptelefon.domain.models import Client, Project, is_valid_id
+from iptelefon.domain.phones import mask_phone
 
 
 class ClientStore:
@@ -129,12 +105,12 @@ class ClientStore:
         return failed
 
     def client_writes(self, project: Project, client: Client, *, only_if_phone_unmatched: bool = False) -> list[Write]:
-        writes = [put(self._client_item(project.id, client), only_if="attribute_not_exists(pk)", label=CLIENT_EXISTS)]
-        for phone, entries in self._index_entries(project, client).items():
+        writes = [put(client_item(project.id, client), only_if="attribute_not_exists(pk)", label=CLIENT_EXISTS)]
+        for phone, entries in index_entries(project, client).items():
             if only_if_phone_unmatched and phone == client.phone:
-                writes.append(_index_add(project.id, phone, entries, only_if_empty=True))
+                writes.append(index_add(project.id, phone, entries, only_if_empty=True))
             else:
-                writes.append(_index_add(project.id, phone, entries))
+                writes.append(index_add(project.id, phone, entries))
         return writes
 
     def match_or_add(self, project: Project, client: Client) -> tuple[str, bool]:
@@ -152,72 +128,12 @@ class ClientStore:
             raise StorageUnavailable("a client for this phone is being changed, retry")
         return found[0], False
 
-    def variable_update(self, project: Project, client: Client, name: str, value: str) -> list[Write]:
-        """Writes that set one variable and keep the phone index in step with it."""
-        writes = [
-            update(
-                project_pk(project.id),
-                client_sk(client.id),
-                "SET variables.#name = :value",
-                only_if="attribute_exists(pk)",
-                names={"#name": name},
-                values={":value": value},
-                label=CLIENT_GONE,
-            )
-        ]
-        old_phone = phone_of(client.variables.get(name), project.default_region)
-        new_phone = phone_of(value, project.default_region)
-        if old_phone != new_phone:
-            entry = index_entry(RANK_OTHER, client, f"var:{name}")
-            if old_phone:
-                writes.append(
-                    update(phone_pk(project.id, old_phone), INDEX_SK, "DELETE entries :e", values={":e": {entry}})
-                )
-            if new_phone:
-                writes.append(_index_add(project.id, new_phone, [entry]))
-        return writes
-
     def set_variable(self, project: Project, client: Client, name: str, value: str) -> None:
         try:
-            self.storage.transact(self.variable_update(project, client, name, value))
+            self.storage.transact(variable_writes(project, client, name, value))
         except ConditionFailed as failed:
             raise_if_phone_full(failed)
             raise
-
-    # -- items ---------------------------------------------------------------------------------------------------
-    @staticmethod
-    def _client_item(project_id: str, client: Client) -> dict[str, Any]:
-        return {
-            "pk": project_pk(project_id),
-            "sk": client_sk(client.id),
-            "type": "client",
-            **client.model_dump(mode="json"),
-        }
-
-    @staticmethod
-    def _index_entries(project: Project, client: Client) -> dict[str, list[str]]:
-        """Phone -> the client's entries under it (one transaction may touch an index item only once)."""
-        entries: dict[str, list[str]] = defaultdict(list)
-        if client.phone:
-            rank = RANK_TELEPHONY if client.channel == "telephony" else RANK_OTHER
-            entries[client.phone].append(index_entry(rank, client, "phone"))
-        for name, value in client.variables.items():
-            phone = phone_of(value, project.default_region)
-            if phone:
-                entries[phone].append(index_entry(RANK_OTHER, client, f"var:{name}"))
-        return entries
-
-
-def _index_add(project_id: str, phone: str, entries: list[str], *, only_if_empty: bool = False) -> Write:
-    values: dict[str, Any] = {":e": set(entries)}
-    if only_if_empty:
-        condition, label = "attribute_not_exists(entries)", PHONE_MATCHED
-    else:
-        condition, label = "attribute_not_exists(entries) OR size(entries) < :cap", PHONE_FULL + phone
-        values[":cap"] = MAX_CLIENTS_PER_PHONE
-    return update(
-        phone_pk(project_id, phone), INDEX_SK, "ADD entries :e", only_if=condition, values=values, label=label
-    )
 
 
 def raise_if_phone_full(failed: ConditionFailed) -> None:

@@ -98,6 +98,13 @@ def admin_deps_over(storage: Storage, ssm_client: Any, ssm_prefix: str) -> Admin
     )
 
 
+def forget_cached_pbx_settings() -> None:
+    """After an admin changed the PBX connection: this Lambda reads it from SSM again at once."""
+    from iptelefon.data.pbx_settings import ssm_provider
+
+    ssm_provider().clear_cache()
+
+
 @dataclass(frozen=True)
 class PbxProbe:
     """A project's PBX as the settings check asks it (implements `usecases.ports.PbxCheck`)."""

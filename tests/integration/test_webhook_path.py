@@ -1,0 +1,120 @@
+"""The webhook's path through the layer's rooms goes one way: no module is re-entered from below.
+
+While the real handler runs (moto in-process), a profiler looks at every call into the layer (`iptelefon.*`) or the
+handler (`webhook.*`) and collapses the call stack to the modules on it. A stack that holds one module twice with
+another between (`data.call_records → data.clients → data.call_records`) is a re-entry: the reader following a webhook
+from the handler to DynamoDB would have to go back into a file already left. Calls that return are not re-entries:
+a use case calls one repository after another; nor is a generator expression iterated by the callee it was handed to.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+from fixtures.projects import PBX_SECRET
+from support import answer_json, webhook_event
+
+from webhook.handler import lambda_handler
+
+OWN_CODE = ("iptelefon.", "webhook.")
+
+
+def _own_module(frame: FrameType) -> str | None:
+    if frame.f_code.co_name == "<genexpr>":  # data handed to a callee that iterates it, not a step into the module
+        return None
+    name = str(frame.f_globals.get("__name__", ""))
+    return name if name.startswith(OWN_CODE) else None
+
+
+def _modules_on_stack(frame: FrameType | None) -> list[str]:
+    """The own modules on the stack, outermost first, each run of frames of one module counted once."""
+    chain: list[str] = []
+    while frame is not None:
+        module = _own_module(frame)
+        if module is not None and (not chain or chain[-1] != module):
+            chain.append(module)
+        frame = frame.f_back
+    return chain[::-1]
+
+
+def _is_repository(module: str) -> bool:
+    if not module.startswith("iptelefon.data."):
+        return False
+    return any(name.endswith("Store") and isinstance(value, type) for name, value in vars(sys.modules[module]).items())
+
+
+@dataclass
+class Path:
+    reentries: set[str] = field(default_factory=set)  # stacks that hold a module twice
+    steps: set[tuple[str, str]] = field(default_factory=set)  # (caller module, callee module)
+    entries: Counter[str] = field(default_factory=Counter)  # how often each module was stepped into
+
+    def repositories_entered_from_below(self) -> list[tuple[str, str]]:
+        """Steps into a repository (a data module with a `...Store` class) from anywhere but a use case or the
+        composition root that builds it: one repository calling another, say."""
+        callers = ("iptelefon.usecases.", "iptelefon.entry.dependencies")
+        return sorted((a, b) for a, b in self.steps if _is_repository(b) and not a.startswith(callers))
+
+    def storage_steps_into(self, *domain_modules: str) -> list[tuple[str, str]]:
+        """Steps from data access into these domain modules (storage that parses requests or words notifications)."""
+        wanted = {f"iptelefon.domain.{name}" for name in domain_modules}
+        return sorted((a, b) for a, b in self.steps if a.startswith("iptelefon.data.") and b in wanted)
+
+
+@contextmanager
+def watching_the_path() -> Iterator[Path]:
+    path = Path()
+
+    def profile(frame: FrameType, event: str, _arg: Any) -> None:
+        if event != "call" or _own_module(frame) is None:
+            return
+        chain = _modules_on_stack(frame)
+        if len(chain) != len(set(chain)):
+            path.reentries.add(" → ".join(chain))
+        caller = _modules_on_stack(frame.f_back)
+        if caller and caller[-1] != chain[-1]:
+            path.steps.add((caller[-1], chain[-1]))
+            path.entries[chain[-1]] += 1
+
+    sys.setprofile(profile)
+    try:
+        yield path
+    finally:
+        sys.setprofile(None)
+
+
+def test_no_module_is_reentered_on_the_webhooks_path(project: Any, lambda_context: Any) -> None:
+    # Given a project and the webhooks that take every branch of the path: a new caller (a client is created), the
+    # same call again with its recording (a duplicate that brings the link), and an outgoing call (attempt linking)
+    first = {
+        "calltype": "in",
+        "client": "79004443322",
+        "id": "1709290800.1",
+        "disposition": "ANSWERED",
+        "talktime": "65",
+    }
+    again = {**first, "record_link": "https://pbx.test/rec/1709290800.1.mp3"}
+    outgoing = {"calltype": "out", "client": "+7 900 444-33-22", "id": "1709290900.2", "disposition": "NO ANSWER"}
+
+    # When the real handler runs them, watched
+    with watching_the_path() as path:
+        answers = [
+            lambda_handler(webhook_event(PBX_SECRET, fields), lambda_context) for fields in (first, again, outgoing)
+        ]
+
+    # Then every webhook was recorded, the path reached DynamoDB through the storage gateway, and no module on it
+    # was entered again from below
+    assert [answer["statusCode"] for answer in answers] == [200, 200, 200]
+    assert [answer_json(answer)["duplicate"] for answer in answers] == [False, True, False]
+    assert ("iptelefon.data.clients", "iptelefon.data.gateway") in path.steps
+    assert sorted(path.reentries) == []
+    # and each repository is entered from the use case only: none steps into another on the way to the gateway
+    assert path.repositories_entered_from_below() == []
+    # and storage stores what the use case hands it: it neither reads the PBX's request nor words the notification
+    assert path.storage_steps_into("webhook_payload", "webhook_body", "call_aliases", "notifications") == []
