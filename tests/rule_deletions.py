@@ -75,7 +75,7 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "matching: the project's telephony clients first",
-        f"{LAYER}/data/clients.py",
+        f"{LAYER}/data/client_items.py",
         'RANK_TELEPHONY = "1"\n',
         'RANK_TELEPHONY = "2"\n',
         ("tests/integration/test_webhook.py::test_telephony_client_wins_over_an_older_variable_match",),

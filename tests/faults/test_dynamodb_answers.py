@@ -22,7 +22,7 @@ from wire import Injector, cancelled, dynamodb_error, read_timeout, ssm_error
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin.client_import import import_clients
-from iptelefon.data import clients
+from iptelefon.data import client_items
 from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.call_records import CallRecordStore, call_sk
 from iptelefon.data.client_items import client_sk, phone_pk
@@ -406,7 +406,7 @@ def test_a_phone_shared_by_the_most_clients_refuses_one_more_with_a_clear_error(
     aws: None, project: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a cap of 3 clients a phone, reached
-    monkeypatch.setattr(clients, "MAX_CLIENTS_PER_PHONE", 3)
+    monkeypatch.setattr(client_items, "MAX_CLIENTS_PER_PHONE", 3)
     store = ClientStore(get_storage())
     for n in range(3):
         store.add(project.project, Client(id=f"c{n}", channel="telephony", phone=PHONE))

@@ -29,6 +29,7 @@ from iptelefon.data.client_items import (
     INDEX_SK,
     RANK_OTHER,
     RANK_TELEPHONY,
+    client_item,
     client_sk,
     entry_client_id,
     index_entry,
@@ -148,7 +149,7 @@ def test_the_partial_client_check_catches_a_client_without_its_index_entry(aws: 
     # Given a client item written alone, as a non-atomic write interrupted between the client and its index would leave
     client = Client(id="c-alone", channel="telephony", phone=PHONE, can_message=False)
     get_storage().client.put_item(
-        TableName=get_settings().table_name, Item=to_item(ClientStore._client_item(project.project.id, client))
+        TableName=get_settings().table_name, Item=to_item(client_item(project.project.id, client))
     )
 
     # When the check runs, then it names the client that lacks its index entry

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 import urllib.parse
-from collections.abc import Callable
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import boto3
@@ -342,49 +339,3 @@ def test_an_empty_query_parameter_name_is_stored_and_read_back(
     record = call_item("wh", "emptykey-1")
     assert record is not None and json.loads(record["raw"]["query"]) == {"": "x", "src": PHONE, "id": "emptykey-1"}
     assert answer_json(lambda_handler(event, lambda_context))["duplicate"] is True
-
-
-# -- the path of a webhook through the layer ---------------------------------------------------------------------------
-def _project_module(frame: FrameType) -> str | None:
-    name = str(frame.f_globals.get("__name__", ""))
-    return name if name.startswith("iptelefon.") or name.endswith(".handler") else None
-
-
-def _reentered_stacks(run: Callable[[], object]) -> set[tuple[str, ...]]:
-    """Every call stack seen while `run` runs (the project's modules only, a module's consecutive frames as one) that
-    holds one module twice with another between: A → B → A."""
-    found: set[tuple[str, ...]] = set()
-
-    def profile(frame: FrameType, event: str, _: object) -> None:
-        if event != "call":
-            return
-        chain: list[str] = []
-        caller: FrameType | None = frame
-        while caller is not None:
-            module = _project_module(caller)
-            if module and (not chain or chain[-1] != module):
-                chain.append(module)
-            caller = caller.f_back
-        if len(chain) != len(set(chain)):
-            found.add(tuple(reversed(chain)))
-
-    sys.setprofile(profile)
-    try:
-        run()
-    finally:
-        sys.setprofile(None)
-    return found
-
-
-def test_a_webhook_never_reenters_a_module_it_left(pbx_project: Any, lambda_context: Any) -> None:
-    # Given a client whose record-link variable holds a phone (the record link then takes the indexed path)
-    _add_client(pbx_project, "tel", "telephony", phone=PHONE, variables={RECORD_LINK_VARIABLE: "79010000001"})
-
-    def deliveries() -> None:
-        assert post(zeon_form(link=""), context=lambda_context)["statusCode"] == 200  # a new call
-        assert post(zeon_form(), context=lambda_context)["statusCode"] == 200  # its recording, later
-        assert post(zeon_form(id="out-1", calltype="OUT"), context=lambda_context)["statusCode"] == 200  # a callback
-        assert post("{broken", content_type="application/json", context=lambda_context)["statusCode"] == 400
-
-    # When webhooks of every kind come, Then no call stack goes back into a module it left
-    assert _reentered_stacks(deliveries) == set()

@@ -18,9 +18,15 @@ from types import FrameType
 from typing import Any
 
 from fixtures.projects import PBX_SECRET
-from support import answer_json, webhook_event
+from support import answer_json, api_event, webhook_event
 
+from iptelefon.data.call_records import RECORD_LINK_VARIABLE
+from iptelefon.data.clients import ClientStore
+from iptelefon.data.gateway import get_storage
+from iptelefon.domain.models import Client
 from webhook.handler import lambda_handler
+
+PHONE = "79004443322"
 
 OWN_CODE = ("iptelefon.", "webhook.")
 
@@ -90,31 +96,38 @@ def watching_the_path() -> Iterator[Path]:
 
 
 def test_no_module_is_reentered_on_the_webhooks_path(project: Any, lambda_context: Any) -> None:
-    # Given a project and the webhooks that take every branch of the path: a new caller (a client is created), the
-    # same call again with its recording (a duplicate that brings the link), and an outgoing call (attempt linking)
-    first = {
-        "calltype": "in",
-        "client": "79004443322",
-        "id": "1709290800.1",
-        "disposition": "ANSWERED",
-        "talktime": "65",
-    }
-    again = {**first, "record_link": "https://pbx.test/rec/1709290800.1.mp3"}
+    # Given a client whose record-link variable holds a phone (a recording link then takes the path that keeps the
+    # phone index right), and webhooks of every kind: a new call, its recording later (a duplicate that brings the
+    # link), an outgoing call (attempt linking) and a body that cannot be read (kept, then a 400)
+    client = Client(id="tel", channel="telephony", phone=PHONE, variables={RECORD_LINK_VARIABLE: "79010000001"})
+    ClientStore(get_storage()).add(project.project, client)
+    new_call = {"calltype": "in", "client": PHONE, "id": "1709290800.1", "disposition": "ANSWERED", "talktime": "65"}
+    recording = {**new_call, "record_link": "https://pbx.test/rec/1709290800.1.mp3"}
     outgoing = {"calltype": "out", "client": "+7 900 444-33-22", "id": "1709290900.2", "disposition": "NO ANSWER"}
+    path_of_secret = {"secret": PBX_SECRET}
+    broken = api_event(
+        "POST",
+        "/iptelefon_webhook/{secret}",
+        f"/iptelefon_webhook/{PBX_SECRET}",
+        body="{broken",
+        path_params=path_of_secret,
+    )
 
-    # When the real handler runs them, watched
+    # When the real handler takes them, watched
     with watching_the_path() as path:
         answers = [
-            lambda_handler(webhook_event(PBX_SECRET, fields), lambda_context) for fields in (first, again, outgoing)
+            lambda_handler(webhook_event(PBX_SECRET, f), lambda_context) for f in (new_call, recording, outgoing)
         ]
+        refused = lambda_handler(broken, lambda_context)
 
-    # Then every webhook was recorded, the path reached DynamoDB through the storage gateway, and no module on it
-    # was entered again from below
+    # Then each got its answer, the path reached DynamoDB through the repositories, and no module on it was entered
+    # again from below
     assert [answer["statusCode"] for answer in answers] == [200, 200, 200]
     assert [answer_json(answer)["duplicate"] for answer in answers] == [False, True, False]
-    assert ("iptelefon.data.clients", "iptelefon.data.gateway") in path.steps
+    assert refused["statusCode"] == 400
+    assert ("iptelefon.data.call_records", "iptelefon.data.gateway") in path.steps
     assert sorted(path.reentries) == []
     # and each repository is entered from the use case only: none steps into another on the way to the gateway
     assert path.repositories_entered_from_below() == []
     # and storage stores what the use case hands it: it neither reads the PBX's request nor words the notification
-    assert path.storage_steps_into("webhook_payload", "webhook_body", "call_aliases", "notifications") == []
+    assert path.storage_steps_into("webhook_body", "call_aliases", "notifications") == []

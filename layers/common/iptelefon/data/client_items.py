@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from iptelefon.data.gateway import Write, project_pk, update
-from iptelefon.domain.errors import InvalidPhone
+from iptelefon.data.gateway import ConditionFailed, Write, project_pk, update
+from iptelefon.domain.errors import InvalidPhone, PhoneShared
 from iptelefon.domain.models import Client, Project, utc_stamp
-from iptelefon.domain.phones import normalize_phone
+from iptelefon.domain.phones import mask_phone, normalize_phone
 
 RANK_TELEPHONY = "1"
 RANK_OTHER = "2"
@@ -109,3 +109,13 @@ def variable_writes(project: Project, client: Client, name: str, value: str) -> 
         if new_phone:
             writes.append(index_add(project.id, new_phone, [entry]))
     return writes
+
+
+def raise_if_phone_full(failed: ConditionFailed) -> None:
+    for label in sorted(failed.failed):
+        if label.startswith(PHONE_FULL):
+            phone = mask_phone(label.removeprefix(PHONE_FULL))
+            raise PhoneShared(
+                f"phone {phone} already stands for {MAX_CLIENTS_PER_PHONE} clients, the most one phone may: "
+                "remove duplicates or that phone from some clients first"
+            ) from None

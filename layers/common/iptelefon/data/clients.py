@@ -26,8 +26,6 @@ from __future__ import annotations
 from iptelefon.data.client_items import (
     CLIENT_EXISTS,
     INDEX_SK,
-    MAX_CLIENTS_PER_PHONE,
-    PHONE_FULL,
     PHONE_MATCHED,
     client_item,
     client_sk,
@@ -35,12 +33,12 @@ from iptelefon.data.client_items import (
     index_add,
     index_entries,
     phone_pk,
+    raise_if_phone_full,
     variable_writes,
 )
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put
 from iptelefon.domain.errors import PhoneShared, StorageUnavailable
 from iptelefon.domain.models import Client, Project, is_valid_id
-from iptelefon.domain.phones import mask_phone
 
 
 class ClientStore:
@@ -134,16 +132,6 @@ class ClientStore:
         except ConditionFailed as failed:
             raise_if_phone_full(failed)
             raise
-
-
-def raise_if_phone_full(failed: ConditionFailed) -> None:
-    for label in sorted(failed.failed):
-        if label.startswith(PHONE_FULL):
-            phone = mask_phone(label.removeprefix(PHONE_FULL))
-            raise PhoneShared(
-                f"phone {phone} already stands for {MAX_CLIENTS_PER_PHONE} clients, the most one phone may: "
-                "remove duplicates or that phone from some clients first"
-            ) from None
 
 
 MAX_TRANSACTION_ITEMS = 100

@@ -110,21 +110,8 @@ def start_employee_call(
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     """The PBX rings the employee's short number, then connects the client. Returns the 202 body."""
-
-    def start(key_scope: str | None) -> Outcome:
-        phone = callable_phone(project, request.client_phone, field="client_phone")
-        return _start_on_pbx(deps, project, _Target("employee", request.short_employee_phone), phone, key_scope)
-
-    _, body = idempotency.once(
-        deps.idempotency,
-        lambda_context,
-        project_id=project.id,
-        route=ROUTE_EMPLOYEE,
-        idempotency_key=idempotency_key,
-        request=request.model_dump(mode="json"),
-        work=start,
-    )
-    return body
+    target = _Target("employee", request.short_employee_phone)
+    return _bot_call(deps, lambda_context, project, ROUTE_EMPLOYEE, target, request, idempotency_key)
 
 
 def start_group_call(
@@ -136,16 +123,28 @@ def start_group_call(
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     """The PBX rings the group (queue), then connects whoever answers to the client. Returns the 202 body."""
+    target = _Target("group", request.group_id)
+    return _bot_call(deps, lambda_context, project, ROUTE_GROUP, target, request, idempotency_key)
 
+
+def _bot_call(
+    deps: CallDeps,
+    lambda_context: Any | None,
+    project: Project,
+    route: str,
+    target: _Target,
+    request: EmployeeCallRequest | GroupCallRequest,
+    idempotency_key: str | None,
+) -> dict[str, Any]:
     def start(key_scope: str | None) -> Outcome:
         phone = callable_phone(project, request.client_phone, field="client_phone")
-        return _start_on_pbx(deps, project, _Target("group", request.group_id), phone, key_scope)
+        return _start_on_pbx(deps, project, target, phone, key_scope)
 
     _, body = idempotency.once(
         deps.idempotency,
         lambda_context,
         project_id=project.id,
-        route=ROUTE_GROUP,
+        route=route,
         idempotency_key=idempotency_key,
         request=request.model_dump(mode="json"),
         work=start,
