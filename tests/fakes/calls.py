@@ -7,12 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools.utilities.idempotency.exceptions import (
-    IdempotencyAlreadyInProgressError,
-    IdempotencyPersistenceLayerError,
-    IdempotencyValidationError,
+from iptelefon.domain.errors import (
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    IdempotencyStoreFailed,
 )
-
 from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials
 from iptelefon.domain.pbx_connection import PbxConnection
 from iptelefon.usecases.calls import CallDeps
@@ -175,14 +174,14 @@ class FakeIdempotency:
     ) -> dict[str, Any]:
         self.contexts.append(lambda_context)
         if self.fail_before:
-            raise IdempotencyPersistenceLayerError("unreachable")
+            raise IdempotencyStoreFailed("unreachable")
         key = (scope["project_id"], scope["route"], scope["key"])
         if key in self.records:
             request, outcome = self.records[key]
             if request != scope["request"]:
-                raise IdempotencyValidationError("payload differs")
+                raise IdempotencyKeyReused()
             if outcome is IN_PROGRESS:
-                raise IdempotencyAlreadyInProgressError("in progress")
+                raise IdempotencyKeyInProgress()
             return outcome  # type: ignore[no-any-return]
         self.records[key] = (scope["request"], IN_PROGRESS)
         try:
@@ -191,7 +190,7 @@ class FakeIdempotency:
             del self.records[key]
             raise
         if self.fail_after:
-            raise IdempotencyPersistenceLayerError("throttled")
+            raise IdempotencyStoreFailed("throttled")
         self.records[key] = (scope["request"], outcome)
         return outcome
 

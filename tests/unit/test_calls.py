@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 from fakes.calls import PBX_SECRET, PBX_URL, Fakes
 
 from iptelefon.domain.errors import (
@@ -15,6 +14,7 @@ from iptelefon.domain.errors import (
     Conflict,
     CountryNotAllowed,
     Forbidden,
+    IdempotencyKeyInProgress,
     InvalidInput,
     InvalidPhone,
     NotFound,
@@ -386,7 +386,7 @@ def test_same_key_with_another_body_is_409(fakes: Fakes, project: Project) -> No
 
 def test_a_key_still_in_flight_is_409_with_retry_after(fakes: Fakes, project: Project) -> None:
     def in_flight(scope: Any, work: Any, *, lambda_context: Any) -> Any:
-        raise IdempotencyAlreadyInProgressError("in progress")
+        raise IdempotencyKeyInProgress()
 
     fakes.idempotency.run_once = in_flight  # type: ignore[method-assign]
     with pytest.raises(Conflict, match="still in progress") as refused:

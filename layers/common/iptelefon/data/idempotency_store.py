@@ -13,6 +13,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from iptelefon.data import gateway
+from iptelefon.domain.errors import IdempotencyKeyInProgress, IdempotencyKeyReused, IdempotencyStoreFailed
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig
@@ -34,7 +35,22 @@ class IdempotencyStore:
         if lambda_context is not None:
             # An in-flight record expires with this invocation: a crashed one does not block the key for long.
             self._config.register_lambda_context(lambda_context)
-        return self._runner(scope=scope, work=work)
+        from aws_lambda_powertools.utilities.idempotency.exceptions import (
+            IdempotencyAlreadyInProgressError,
+            IdempotencyInconsistentStateError,
+            IdempotencyPersistenceLayerError,
+            IdempotencyValidationError,
+        )
+
+        # Powertools' answers become the domain's (`work`'s own errors pass through: Powertools forgets the key then).
+        try:
+            return self._runner(scope=scope, work=work)
+        except IdempotencyAlreadyInProgressError:
+            raise IdempotencyKeyInProgress() from None
+        except IdempotencyValidationError:
+            raise IdempotencyKeyReused() from None
+        except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as error:
+            raise IdempotencyStoreFailed(type(error).__name__) from error
 
     @cached_property
     def _config(self) -> IdempotencyConfig:

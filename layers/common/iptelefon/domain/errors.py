@@ -132,3 +132,16 @@ class PhoneShared(DomainError):
 
     status_code = 409
     code = "phone_shared_too_widely"
+
+
+# -- what an Idempotency-Key store says (`usecases.ports.IdempotentRunner`); the rule (`usecases.idempotency`) answers
+class IdempotencyKeyInProgress(Exception):
+    """The key's first request is still running."""
+
+
+class IdempotencyKeyReused(Exception):
+    """The key came before with another request."""
+
+
+class IdempotencyStoreFailed(Exception):
+    """The key's record could not be read or written (before the work ran, or after it, when remembering its answer)."""

@@ -20,7 +20,17 @@ from collections.abc import Callable
 from typing import Any
 
 from iptelefon.domain.answers import CALL_ANSWER_ORDER
-from iptelefon.domain.errors import Conflict, DomainError, InvalidInput, PbxError, PbxTimeout, StorageUnavailable
+from iptelefon.domain.errors import (
+    Conflict,
+    DomainError,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    IdempotencyStoreFailed,
+    InvalidInput,
+    PbxError,
+    PbxTimeout,
+    StorageUnavailable,
+)
 from iptelefon.platform.observability import logger
 from iptelefon.usecases.ports import IdempotentRunner, Outcome
 
@@ -61,13 +71,6 @@ def once(
     key = checked_idempotency_key(idempotency_key)
     if key is None:
         return _answer(work(None))
-    from aws_lambda_powertools.utilities.idempotency.exceptions import (  # on first use: see data.idempotency_store
-        IdempotencyAlreadyInProgressError,
-        IdempotencyInconsistentStateError,
-        IdempotencyPersistenceLayerError,
-        IdempotencyValidationError,
-    )
-
     scope = {"project_id": project_id, "route": route, "key": key, "request": request}
     key_scope = hashlib.sha256(f"{route}\n{key}".encode()).hexdigest()
     produced: list[Outcome] = []
@@ -78,17 +81,17 @@ def once(
 
     try:
         outcome = runner.run_once(scope, run, lambda_context=lambda_context)
-    except IdempotencyAlreadyInProgressError:
+    except IdempotencyKeyInProgress:
         raise Conflict(
             "a request with this Idempotency-Key is still in progress: retry in a few seconds to get its answer",
             retry_after_seconds=2,
         ) from None
-    except IdempotencyValidationError:
+    except IdempotencyKeyReused:
         raise Conflict(
             "this Idempotency-Key was already used with a different request: use a new key for a new call"
         ) from None
-    except (IdempotencyPersistenceLayerError, IdempotencyInconsistentStateError) as error:
-        logger.warning("idempotency store failed", extra={"error": type(error).__name__, "after_work": bool(produced)})
+    except IdempotencyStoreFailed as error:
+        logger.warning("idempotency store failed", extra={"error": str(error), "after_work": bool(produced)})
         if produced:
             # The work ran (a call may be ringing) and only remembering its answer failed: the answer is still true.
             return _answer(produced[-1])

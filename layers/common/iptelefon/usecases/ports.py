@@ -190,7 +190,8 @@ class PbxCalls(Protocol):
 class IdempotentRunner(Protocol):
     """Runs `work` at most once per `scope`'s key (`data.idempotency_store`): a repeat gets the remembered outcome.
 
-    Raises Powertools' idempotency errors (in progress, another request with the key, the store failed)."""
+    Raises the domain's `IdempotencyKeyInProgress`, `IdempotencyKeyReused` or `IdempotencyStoreFailed`; an error of
+    `work` itself passes through (and the key is forgotten)."""
 
     def run_once(self, scope: dict[str, Any], work: Callable[[], Outcome], *, lambda_context: Any | None) -> Outcome:
         """`lambda_context`: an in-flight record expires with this invocation (a crashed one does not block)."""
