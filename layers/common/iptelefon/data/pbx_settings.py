@@ -73,20 +73,14 @@ class PbxSettingsStore:
     def read(self, project_id: str) -> PbxCredentials:
         """Both parameters, the secret decrypted, with one GetParametersByPath (not from the warm Lambda's cache)."""
         path = project_ssm_path(self.ssm_prefix, project_id)
-        values: dict[str, str] = {}
-        args: dict[str, Any] = {"Path": path, "WithDecryption": True}
         try:
-            while True:  # two parameters fit one page; a NextToken is followed all the same
-                reply = self.client.get_parameters_by_path(**args)
-                values.update({p["Name"].rsplit("/", 1)[-1]: str(p["Value"]) for p in reply.get("Parameters", [])})
-                if not reply.get("NextToken"):
-                    break
-                args["NextToken"] = reply["NextToken"]
-        except (BotoCoreError, ClientError) as error:
+            reader = SSMProvider(boto3_client=self.client)
+            values: dict[str, Any] = reader.get_multiple(path, decrypt=True, force_fetch=True)
+        except GetParameterError as error:  # Powertools wraps every SDK error
             raise StorageUnavailable("the project's PBX settings are unavailable, retry later") from error
         if not values.get("server_url") or not values.get("secret"):
             raise NotFound(f"project {project_id} has no PBX connection in SSM under {path}/")
-        return PbxCredentials(server_url=values["server_url"], secret=values["secret"])
+        return PbxCredentials(server_url=str(values["server_url"]), secret=str(values["secret"]))
 
     def write(self, project_id: str, credentials: PbxCredentials) -> None:
         put_pbx_credentials(self.client, self.ssm_prefix, project_id, credentials)

@@ -14,7 +14,6 @@ The store (`ports.IdempotentRunner`, Powertools in `data.idempotency_store`) is 
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -31,6 +30,7 @@ from iptelefon.domain.errors import (
     PbxTimeout,
     StorageUnavailable,
 )
+from iptelefon.domain.hashes import sha256_hex
 from iptelefon.platform.observability import logger
 from iptelefon.usecases.ports import IdempotentRunner, Outcome
 
@@ -72,7 +72,7 @@ def once(
     if key is None:
         return _answer(work(None))
     scope = {"project_id": project_id, "route": route, "key": key, "request": request}
-    key_scope = hashlib.sha256(f"{route}\n{key}".encode()).hexdigest()
+    key_scope = sha256_hex(f"{route}\n{key}")
     produced: list[Outcome] = []
 
     def run() -> Outcome:
