@@ -7,12 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakes.admin import FakeEmployees
+from fakes.webhook import FakeClients
 from iptelefon.domain.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
     IdempotencyStoreFailed,
 )
-from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials
+from iptelefon.domain.models import CallAttempt, PbxCredentials
 from iptelefon.domain.pbx_connection import PbxConnection
 from iptelefon.usecases.calls import CallDeps
 
@@ -101,28 +103,6 @@ class FakeCounters:
 
     def counted(self, project_id: str, counter: str, *, window_seconds: int, now: float) -> int:
         return self.calls.get((project_id, counter, int(now) // window_seconds * window_seconds), 0)
-
-
-class FakeClients:
-    def __init__(self) -> None:
-        self.clients: dict[tuple[str, str], Client] = {}
-
-    def add(self, project_id: str, client: Client) -> None:
-        self.clients[(project_id, client.id)] = client
-
-    def get(self, project_id: str, client_id: str) -> Client | None:
-        return self.clients.get((project_id, client_id))
-
-
-class FakeEmployees:
-    def __init__(self) -> None:
-        self.employees: dict[tuple[str, str], Employee] = {}
-
-    def add(self, project_id: str, employee: Employee) -> None:
-        self.employees[(project_id, employee.id)] = employee
-
-    def get_employee(self, project_id: str, employee_id: str) -> Employee | None:
-        return self.employees.get((project_id, employee_id))
 
 
 @dataclass

@@ -6,20 +6,17 @@ attempt stays completed), not their storage layout: the moto tests in tests/inte
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from fakes.admin import FakeClock
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import StorageUnavailable
+from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import CallAttempt, Client, PbxCredentials, Project
 from iptelefon.domain.webhook_body import WebhookRequest
 from iptelefon.usecases.reads import ReadDeps
 from iptelefon.usecases.webhook import WebhookDeps
-
-
-def sha256_hex(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass
@@ -183,14 +180,6 @@ class FakeCredentials:
 
 
 @dataclass
-class FakeClock:
-    now: float = 1_709_290_800.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@dataclass
 class WebhookWorld:
     """Everything the webhook receives, in memory, and a project whose PBX secret is `secret`."""
 
@@ -202,7 +191,7 @@ class WebhookWorld:
     attempts: FakeAttempts = field(default_factory=FakeAttempts)
     inbox: FakeInbox = field(default_factory=FakeInbox)
     credentials: FakeCredentials = field(default_factory=FakeCredentials)
-    clock: FakeClock = field(default_factory=FakeClock)
+    clock: FakeClock = field(default_factory=lambda: FakeClock(1_709_290_800.0))
 
     def __post_init__(self) -> None:
         self.projects.add(self.project, secret=self.secret)

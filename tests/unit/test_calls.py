@@ -49,7 +49,7 @@ def fakes() -> Fakes:
         Employee(id="off", name="Off", call_method="disabled", short_number="348"),
         Employee(id="old", name="Old", call_method="disabled"),
     ):
-        fakes.employees.add("p", employee)
+        fakes.employees.put_employee("p", employee)
     return fakes
 
 
@@ -301,7 +301,9 @@ def test_card_call_method_disabled_is_403_even_with_a_short_number(fakes: Fakes,
 
 def test_card_call_by_an_api_employee_without_a_short_number_is_403(fakes: Fakes, project: Project) -> None:
     # Given an old record: method `api` without a short number (the model refuses it now)
-    fakes.employees.add("p", Employee.model_construct(id="legacy", name="L", call_method="api", short_number=None))
+    fakes.employees.put_employee(
+        "p", Employee.model_construct(id="legacy", name="L", call_method="api", short_number=None)
+    )
     with pytest.raises(CallsDisabled, match="no short number"):
         _card_call(fakes, project, "legacy")
     assert fakes.pbx.requests == []

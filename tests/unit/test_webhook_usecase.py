@@ -9,9 +9,10 @@ import urllib.parse
 from typing import Any
 
 import pytest
-from fakes.webhook import WebhookWorld, sha256_hex
+from fakes.webhook import WebhookWorld
 
 from iptelefon.domain.errors import InvalidPhone, NotFound
+from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import CallAttempt, Client, Project
 from iptelefon.domain.webhook_body import InvalidJson, WebhookRequest
 from iptelefon.usecases import reads
