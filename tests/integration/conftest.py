@@ -16,7 +16,10 @@ __all__ = ["admin_target", "dynamodb_server", "fake_pbx", "lambda_context", "oth
 
 @pytest.fixture
 def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """The real PBX simulator on 127.0.0.1:<free port> as proj-a's PBX; the PBX timeout is cut to 0.3 s."""
+    """The real PBX simulator on 127.0.0.1:<free port> as proj-a's PBX; the PBX timeout is cut to 0.3 s.
+
+    It speaks the classic dialect (`{"result": 1, "data"}`, call-employee / call-group): the shapes these tests
+    expect."""
     import httpx
 
     from devstack.pbx_simulator import PbxSimulator
@@ -27,7 +30,8 @@ def simulated_pbx(project: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any
 
     monkeypatch.setenv("PBX_TIMEOUT_SECONDS", "0.3")
     get_settings.cache_clear()
-    with PbxSimulator(PBX_SECRET, webhook_delay_seconds=60) as simulator, httpx.Client(trust_env=False) as http:
+    simulator = PbxSimulator(PBX_SECRET, dialect="classic", webhook_delay_seconds=60)
+    with simulator, httpx.Client(trust_env=False) as http:
         put_pbx_credentials(
             boto3.client("ssm"), get_settings().ssm_prefix, "proj-a", PbxCredentials(simulator.url, PBX_SECRET)
         )

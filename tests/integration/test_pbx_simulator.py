@@ -24,7 +24,7 @@ T = TypeVar("T")
 
 @pytest.fixture
 def simulator() -> Iterator[PbxSimulator]:
-    with PbxSimulator(SECRET, webhook_delay_seconds=0) as sim:
+    with PbxSimulator(SECRET, dialect="classic", webhook_delay_seconds=0) as sim:
         yield sim
 
 
@@ -209,7 +209,7 @@ def test_result_0_fault_carries_the_pbx_text(pbx: PbxClient, conn: PbxConnection
 
 def test_stop_returns_while_a_timeout_fault_holds_a_request(pbx: PbxClient, conn: PbxConnection) -> None:
     # Given a simulator sleeping 30 s on an unanswered request
-    sim = PbxSimulator(SECRET).start()
+    sim = PbxSimulator(SECRET, dialect="classic").start()
     sim.set_fault("timeout", seconds=30)
     with pytest.raises(PbxTimeout):
         pbx.ping(PbxConnection(server_url=sim.url, secret=SECRET, timeout_seconds=0.2))
