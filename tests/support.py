@@ -10,10 +10,12 @@ import sys
 import time
 import urllib.parse
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -109,6 +111,15 @@ def sqs_event(bodies: list[str]) -> dict[str, Any]:
             for n, body in enumerate(bodies)
         ]
     }
+
+
+def eventually(probe: Callable[[], T | None], within: float = 3.0) -> T:
+    """The probe's first answer that is not None, polled every 10 ms; fails after `within` seconds."""
+    deadline = time.monotonic() + within
+    while (value := probe()) is None:
+        assert time.monotonic() < deadline, "not there in time"
+        time.sleep(0.01)
+    return value
 
 
 # -- the real local stack (`python -m devstack.run`) as a subprocess on free ports -----------------------------------

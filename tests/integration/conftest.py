@@ -10,8 +10,17 @@ import pytest
 from fixtures.dynamodb_server import dynamodb_server
 from fixtures.pbx import fake_pbx
 from fixtures.projects import PBX_SECRET, admin_target, lambda_context, other_project, project
+from fixtures.webhook_receiver import webhook_receiver
 
-__all__ = ["admin_target", "dynamodb_server", "fake_pbx", "lambda_context", "other_project", "project"]
+__all__ = [
+    "admin_target",
+    "dynamodb_server",
+    "fake_pbx",
+    "lambda_context",
+    "other_project",
+    "project",
+    "webhook_receiver",
+]
 
 
 @pytest.fixture

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, TypeVar
-from urllib.parse import parse_qsl
+from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
+from fixtures.webhook_receiver import WebhookReceiver
+from support import eventually
 
 from devstack.pbx_simulator import PbxSimulator
 from iptelefon.adapters.pbx import PbxClient
@@ -19,7 +18,6 @@ from iptelefon.domain.errors import PbxError, PbxTimeout
 from iptelefon.domain.pbx_connection import PbxConnection
 
 SECRET = "s3cr3t"
-T = TypeVar("T")
 
 
 @pytest.fixture
@@ -42,39 +40,6 @@ def pbx(http: httpx.Client) -> PbxClient:
 @pytest.fixture
 def conn(simulator: PbxSimulator) -> PbxConnection:
     return PbxConnection(server_url=simulator.url, secret=SECRET, timeout_seconds=0.5)
-
-
-@pytest.fixture
-def receiver() -> Iterator[tuple[str, queue.Queue[dict[str, Any]]]]:
-    """A tiny webhook receiver on 127.0.0.1:0: each POST lands in the queue as {content_type, fields}."""
-    received: queue.Queue[dict[str, Any]] = queue.Queue()
-
-    class Receiver(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            fields = dict(parse_qsl(body.decode(), keep_blank_values=True))
-            received.put({"content_type": self.headers["Content-Type"], "fields": fields})
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/iptelefon_webhook/hook-secret", received
-    server.shutdown()
-    server.server_close()
-
-
-def _eventually(probe: Callable[[], T | None], within: float = 2.0) -> T:
-    deadline = time.monotonic() + within
-    while (value := probe()) is None:
-        assert time.monotonic() < deadline, "the simulator did not get there in time"
-        time.sleep(0.01)
-    return value
 
 
 def test_employee_call_starts_and_is_recorded_with_its_params(
@@ -227,19 +192,18 @@ def test_completion_webhook_is_posted_form_encoded(
     pbx: PbxClient,
     conn: PbxConnection,
     simulator: PbxSimulator,
-    receiver: tuple[str, queue.Queue[dict[str, Any]]],
+    webhook_receiver: WebhookReceiver,
 ) -> None:
     # Given a simulator that completes calls to the receiver's webhook URL
-    url, received = receiver
-    simulator.configure_webhook(url, 0)
+    simulator.configure_webhook(webhook_receiver.url, 0)
 
     # When an employee call is started
     call_id = pbx.start_employee_call(conn, "346", "79004443322")["call_id"]
 
     # Then a ZEON-style completion is posted as a form
-    post = received.get(timeout=2)
-    assert post["content_type"] == "application/x-www-form-urlencoded"
-    fields = post["fields"]
+    (post,) = webhook_receiver.take(1)
+    assert post.content_type == "application/x-www-form-urlencoded"
+    fields = post.form
     assert fields["id"] == fields["linkedid"] == call_id
     assert fields["calltype"] == "OUT"
     assert (fields["src"], fields["exten"], fields["members"]) == ("346", "346", "346")
@@ -256,11 +220,10 @@ def test_group_call_completion_names_the_answering_member_not_the_group(
     conn: PbxConnection,
     http: httpx.Client,
     simulator: PbxSimulator,
-    receiver: tuple[str, queue.Queue[dict[str, Any]]],
+    webhook_receiver: WebhookReceiver,
 ) -> None:
     # Given a simulator completing to the receiver, with the default answering member or one set over the control API
-    url, received = receiver
-    config: dict[str, Any] = {"webhook_url": url, "webhook_delay_seconds": 0}
+    config: dict[str, Any] = {"webhook_url": webhook_receiver.url, "webhook_delay_seconds": 0}
     if member:
         config["group_member"] = member
     assert http.post(f"{simulator.base_url}/_sim/config", json=config).json()["group_member"] == (member or "346")
@@ -269,7 +232,7 @@ def test_group_call_completion_names_the_answering_member_not_the_group(
     pbx.start_group_call(conn, "3", "79004443322")
 
     # Then the completion reports who talked as the employee, and the queue as the group
-    fields = received.get(timeout=2)["fields"]
+    fields = webhook_receiver.take(1)[0].form
     answered = member or "346"
     assert (fields["exten"], fields["members"], fields["src"], fields["group"]) == (answered, answered, answered, "3")
 
@@ -288,15 +251,15 @@ def test_webhook_outcome_and_completed_call_are_recorded(
     conn: PbxConnection,
     http: httpx.Client,
     simulator: PbxSimulator,
-    receiver: tuple[str, queue.Queue[dict[str, Any]]],
+    webhook_receiver: WebhookReceiver,
 ) -> None:
     # Given a webhook configured over the control API
-    url, _ = receiver
-    http.post(f"{simulator.base_url}/_sim/config", json={"webhook_url": url, "webhook_delay_seconds": 0})
+    config = {"webhook_url": webhook_receiver.url, "webhook_delay_seconds": 0}
+    http.post(f"{simulator.base_url}/_sim/config", json=config)
 
     # When a group call is started and completes
     call_id = pbx.start_group_call(conn, "3", "79004443322")["call_id"]
-    webhooks = _eventually(lambda: http.get(f"{simulator.base_url}/_sim/webhooks").json() or None)
+    webhooks = eventually(lambda: http.get(f"{simulator.base_url}/_sim/webhooks").json() or None)
 
     # Then the post's status is listed and get-calls returns the completed call
     assert (webhooks[0]["call_id"], webhooks[0]["status"]) == (call_id, 200)
@@ -308,7 +271,7 @@ def test_record_link_serves_audio(
 ) -> None:
     # Given a completed call
     pbx.start_employee_call(conn, "346", "79004443322")
-    (call,) = _eventually(lambda: simulator.calls or None)
+    (call,) = eventually(lambda: simulator.calls or None)
 
     # When its recording link is fetched
     response = http.get(call["link"])

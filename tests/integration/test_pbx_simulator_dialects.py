@@ -6,13 +6,17 @@ read raw: the connector's reader is not the subject, the simulator's words are.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import pytest
+from fixtures.webhook_receiver import WebhookReceiver
+from support import eventually
 
-from devstack.pbx_simulator import PbxSimulator
+from devstack.pbx_simulator import DEFAULT_CRM_TOKEN, PbxSimulator
 from iptelefon.adapters.pbx import body_hash, encode_body
 
 SECRET = "s3cr3t"
@@ -212,3 +216,272 @@ def test_unknown_json_is_valid_json_of_no_known_shape(dialect: str, zeon: PbxSim
     reply = call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"}).json()
     assert reply == {"status": "queued"}
     assert [r["fault"] for r in zeon.requests] == ["unknown_json"]
+
+
+# --- the call's webhooks -----------------------------------------------------------------------------------------
+
+EVENT_KEYS = ["cmd", "callid", "call-type", "call-status", "exten", "phone", "token"]
+HISTORY_KEYS = [
+    "cmd",
+    "calldate",
+    "callid",
+    "call-type",
+    "call-status",
+    "exten",
+    "phone",
+    "link",
+    "duration",
+    "missed",
+    "pickedup",
+    "transfered",
+    "token",
+]
+
+
+def test_an_answered_zeon_call_posts_ringing_accepted_then_history_as_json_with_honest_gaps(
+    zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    # Given a zeon PBX posting to the receiver, ringing 0.2 s and talking 0.3 s
+    zeon.configure(webhook_url=webhook_receiver.url, ring_seconds=0.2, talk_seconds=0.3)
+
+    # When employee 346 calls the client
+    started = time.monotonic()
+    callid = call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"}).json()["callid"]
+
+    # Then three JSON webhooks arrive, in order, with exactly the public integration's keys
+    ringing, accepted, history = webhook_receiver.take(3)
+    assert {r.content_type for r in (ringing, accepted, history)} == {"application/json"}
+    assert list(ringing.json) == list(accepted.json) == EVENT_KEYS
+    assert ringing.json == {
+        "cmd": "event",
+        "callid": callid,
+        "call-type": "OUT",
+        "call-status": "RINGING",
+        "exten": "346",
+        "phone": "79004443322",
+        "token": DEFAULT_CRM_TOKEN,
+    }
+    assert accepted.json == {**ringing.json, "call-status": "ACCEPTED"}
+    assert list(history.json) == HISTORY_KEYS
+    assert history.json | {"calldate": None} == {
+        "cmd": "history",
+        "calldate": None,
+        "callid": callid,
+        "call-type": "OUT",
+        "call-status": "ANSWERED",
+        "exten": "346",
+        "phone": "79004443322",
+        "link": f"{zeon.base_url}/records/{callid}.mp3",
+        "duration": 83,
+        "missed": "false",
+        "pickedup": "false",
+        "transfered": "false",
+        "token": DEFAULT_CRM_TOKEN,
+    }
+    assert datetime.strptime(history.json["calldate"], "%Y-%m-%d %H:%M:%S")
+    # And the gaps are the configured ones (a loose upper bound: two cores shared with other test runs)
+    assert ringing.at - started < 0.2
+    assert 0.2 <= accepted.at - ringing.at < 1.0
+    assert 0.3 <= history.at - accepted.at < 1.0
+    assert webhook_receiver.nothing_more()
+
+
+def test_the_calldate_is_moscow_time_of_the_call_start(
+    zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    zeon.configure(webhook_url=webhook_receiver.url)
+    call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"})
+    history = webhook_receiver.take(3)[-1].json
+    moscow = datetime.strptime(history["calldate"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone(timedelta(hours=3)))
+    assert abs((datetime.now(UTC) - moscow).total_seconds()) < 5
+
+
+def test_the_gaps_follow_webhook_delay_seconds_when_not_set(
+    zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    # Given only the classic knob: 0.6 s from the call start to its end
+    zeon.configure(webhook_url=webhook_receiver.url, webhook_delay_seconds=0.6)
+    call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"})
+    ringing, accepted, history = webhook_receiver.take(3)
+    # Then it rings a third of it and talks the rest
+    assert 0.2 <= accepted.at - ringing.at < 0.8
+    assert 0.4 <= history.at - accepted.at < 1.0
+
+
+@pytest.mark.parametrize(("answer", "status"), [("no_answer", "NO ANSWER"), ("busy", "BUSY")])
+def test_an_unanswered_zeon_call_rings_then_ends_without_accepted_or_link(
+    answer: str, status: str, zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    # Given the next calls set not to be answered, over the control API
+    http.post(f"{zeon.base_url}/_sim/config", json={"webhook_url": webhook_receiver.url, "answer": answer})
+
+    # When a call is started
+    call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"})
+
+    # Then it rings, and ends without ACCEPTED, without a recording, with no talk; an outgoing call is not "missed"
+    ringing, history = webhook_receiver.take(2)
+    assert ringing.json["call-status"] == "RINGING"
+    assert history.json["call-status"] == status
+    assert "link" not in history.json
+    assert (history.json["duration"], history.json["missed"]) == (0, "false")
+    assert list(history.json) == [key for key in HISTORY_KEYS if key != "link"]
+    assert webhook_receiver.nothing_more()
+
+
+def test_transfered_and_pickedup_are_reported_as_set(
+    zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    config = http.post(
+        f"{zeon.base_url}/_sim/config", json={"webhook_url": webhook_receiver.url, "transfered": True, "pickedup": True}
+    ).json()
+    assert (config["transfered"], config["pickedup"]) == (True, True)
+    call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"})
+    history = webhook_receiver.take(3)[-1].json
+    assert (history["transfered"], history["pickedup"]) == ("true", "true")
+
+
+def test_a_group_number_as_src_rings_two_members_under_one_callid_and_the_group_member_answers(
+    zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    # Given 347 answers group calls
+    zeon.configure(webhook_url=webhook_receiver.url, group_member="347")
+
+    # When src is a group's number (not one of the extensions)
+    callid = call(http, zeon, "call-me", {"src": "3", "dst": "79004443322"}).json()["callid"]
+
+    # Then another member rings first, then the group member, who answers; one call id throughout
+    posts = [r.json for r in webhook_receiver.take(4)]
+    assert [(p["cmd"], p.get("call-status"), p["exten"]) for p in posts] == [
+        ("event", "RINGING", "346"),
+        ("event", "RINGING", "347"),
+        ("event", "ACCEPTED", "347"),
+        ("history", "ANSWERED", "347"),
+    ]
+    assert {p["callid"] for p in posts} == {callid}
+
+
+@pytest.mark.parametrize(
+    ("answer", "status", "missed"), [("answered", "ANSWERED", "false"), ("no_answer", "NO ANSWER", "true")]
+)
+def test_an_incoming_zeon_call_names_the_caller_and_a_missed_one_is_missed(
+    answer: str,
+    status: str,
+    missed: str,
+    zeon: PbxSimulator,
+    http: httpx.Client,
+    webhook_receiver: WebhookReceiver,
+) -> None:
+    # Given a zeon PBX posting to the receiver
+    zeon.configure(webhook_url=webhook_receiver.url)
+
+    # When a client calls extension 347
+    started = http.post(
+        f"{zeon.base_url}/_sim/incoming", json={"phone": "79001234567", "exten": "347", "answer": answer}
+    )
+
+    # Then its webhooks say IN, the caller as phone, the extension rung; unanswered it is missed
+    callid = started.json()["callid"]
+    posts = [r.json for r in webhook_receiver.take(3 if answer == "answered" else 2)]
+    assert {(p["callid"], p["call-type"], p["phone"], p["exten"]) for p in posts} == {
+        (callid, "IN", "79001234567", "347")
+    }
+    assert (posts[-1]["call-status"], posts[-1]["missed"]) == (status, missed)
+    assert webhook_receiver.nothing_more()
+
+
+def test_the_webhooks_are_listed_with_the_connectors_answers_in_order(
+    zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    zeon.configure(webhook_url=webhook_receiver.url)
+    callid = http.post(f"{zeon.base_url}/_sim/incoming", json={"phone": "79001234567"}).json()["callid"]
+    webhook_receiver.take(3)
+    listed = eventually(lambda: w if len(w := http.get(f"{zeon.base_url}/_sim/webhooks").json()) == 3 else None)
+    assert [(w["call_id"], w["cmd"], w["call_status"], w["status"]) for w in listed] == [
+        (callid, "event", "RINGING", 200),
+        (callid, "event", "ACCEPTED", 200),
+        (callid, "history", "ANSWERED", 200),
+    ]
+    assert [w["answer"] for w in listed] == [
+        {"result": 1, "seen": "RINGING"},
+        {"result": 1, "seen": "ACCEPTED"},
+        {"result": 1, "seen": "ANSWERED"},
+    ]
+    assert listed[0]["payload"]["exten"] == "346"  # the first extension when none is named
+
+
+def test_a_refused_webhook_is_listed_with_its_status_and_answer(zeon: PbxSimulator, http: httpx.Client) -> None:
+    # Given the webhook URL points at the simulator's own 404
+    zeon.configure(webhook_url=f"{zeon.base_url}/nowhere")
+    http.post(f"{zeon.base_url}/_sim/incoming", json={"phone": "79001234567", "answer": "busy"})
+    listed = eventually(lambda: w if len(w := zeon.webhooks) == 2 else None)
+    assert [(w["status"], w["answer"]) for w in listed] == [(404, {"error": "not found"})] * 2
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"phone": "+7 900"},
+        {},
+        {"phone": "79001234567", "exten": "3; drop"},
+        {"phone": "79001234567", "answer": "x"},
+        {"phone": "79001234567", "calltype": "IN"},
+    ],
+    ids=["bad phone", "no phone", "bad exten", "bad answer", "unknown field"],
+)
+def test_a_bad_incoming_call_is_refused(body: dict[str, Any], zeon: PbxSimulator, http: httpx.Client) -> None:
+    answer = http.post(f"{zeon.base_url}/_sim/incoming", json=body)
+    assert answer.status_code == 400 and answer.json()["error"]
+
+
+def test_a_classic_call_posts_one_form_completion_and_no_events(
+    classic: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    classic.configure(webhook_url=webhook_receiver.url)
+    call_id = call(http, classic, "call-employee", {"ext": "346", "phone": "79004443322"}).json()["data"]["call_id"]
+    (completion,) = webhook_receiver.take(1)
+    assert completion.content_type == "application/x-www-form-urlencoded"
+    assert (completion.form["id"], completion.form["calltype"], completion.form["talktime"]) == (
+        call_id,
+        "OUT",
+        "00:01:23",
+    )
+    assert "token" not in completion.form and "cmd" not in completion.form
+    assert webhook_receiver.nothing_more()
+    assert [(w["cmd"], w["call_status"]) for w in classic.webhooks] == [("completion", None)]
+
+
+@pytest.mark.parametrize("answer", ["answered", "no_answer"])
+def test_an_incoming_classic_call_is_one_completion_with_calltype_in(
+    answer: str, classic: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    classic.configure(webhook_url=webhook_receiver.url)
+    callid = http.post(
+        f"{classic.base_url}/_sim/incoming", json={"phone": "79001234567", "exten": "348", "answer": answer}
+    ).json()["callid"]
+    fields = webhook_receiver.take(1)[0].form
+    assert (fields["id"], fields["calltype"], fields["src"], fields["client"], fields["exten"]) == (
+        callid,
+        "IN",
+        "79001234567",
+        "79001234567",
+        "348",
+    )
+    if answer == "answered":
+        assert (fields["talktime"], fields["lost"]) == ("00:01:23", "0") and fields["link"]
+    else:
+        assert (fields["talktime"], fields["lost"], fields["disposition"]) == ("00:00:00", "1", "NO ANSWER")
+        assert "link" not in fields
+    assert webhook_receiver.nothing_more()
+
+
+def test_the_crm_token_is_a_setting(http: httpx.Client, webhook_receiver: WebhookReceiver) -> None:
+    with PbxSimulator(SECRET, webhook_url=webhook_receiver.url, webhook_delay_seconds=0, crm_token="my-crm-key") as sim:
+        http.post(f"{sim.base_url}/_sim/incoming", json={"phone": "79001234567", "answer": "busy"})
+        assert {r.json["token"] for r in webhook_receiver.take(2)} == {"my-crm-key"}
+
+
+def test_no_webhook_url_posts_nothing_but_the_call_still_ends(zeon: PbxSimulator, http: httpx.Client) -> None:
+    callid = call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"}).json()["callid"]
+    (ended,) = eventually(lambda: zeon.calls or None)
+    assert (ended["callid"], ended["call-status"]) == (callid, "ANSWERED")
+    assert zeon.webhooks == []
