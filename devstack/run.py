@@ -4,7 +4,10 @@ DynamoDB requests of the functions pass through a fault proxy (`dynamodb_faults`
 transactions as DynamoDB does under contention (`--conflict-rate`, `make run DDB_CONFLICT_RATE=0.3`) and take DynamoDB
 away and back while the stack runs (`POST {control_url}/faults`). The admin CLI and the seed talk to moto directly.
 
-Writes <state-dir>/stack.json ({"api_url", "pbx_url", "project_id", "bot_token", "webhook_url", "control_url", ...})
+The PBX simulator speaks `--pbx-dialect` (`make run PBX_DIALECT=classic`; default zeon, the public integration's);
+for classic the demo project is seeded with the classic method names, so its bot calls work in either dialect.
+
+Writes <state-dir>/stack.json ({"api_url", "pbx_url", "pbx_dialect", "project_id", "bot_token", "webhook_url", ...})
 and stops everything it started on Ctrl-C, SIGTERM or SIGHUP, when a child dies or the start fails, removing
 stack.json each time. A port in use or a state dir held by another `make run` is refused before anything starts.
 """
@@ -25,6 +28,7 @@ from typing import IO, Any
 
 import boto3
 
+from devstack.pbx_simulator import DEFAULT_DIALECT, DIALECTS
 from devstack.template import LOCAL_REGION, Template, create_queues, create_tables
 
 DEMO_PROJECT_ID = "demo"
@@ -58,8 +62,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="override the queues' VisibilityTimeout from template.yaml (tests: a failed message returns sooner)",
     )
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".local")))
-    parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds before the PBX posts the completion")
-    return parser.parse_args(argv)
+    parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds from a call start to its end")
+    parser.add_argument(
+        "--pbx-dialect",
+        choices=DIALECTS,
+        default=os.environ.get("PBX_DIALECT") or DEFAULT_DIALECT,
+        help="how the PBX simulator answers and posts webhooks (`make run PBX_DIALECT=classic`)",
+    )
+    args = parser.parse_args(argv)
+    if args.pbx_dialect not in DIALECTS:  # argparse checks the choices of given options, not of defaults
+        parser.error(f"PBX_DIALECT must be one of {', '.join(DIALECTS)}, not {args.pbx_dialect!r}")
+    return args
 
 
 def local_aws_env(moto_url: str) -> dict[str, str]:
@@ -140,6 +153,8 @@ class Stack:
                 webhook_url,
                 "--webhook-delay",
                 str(self.args.webhook_delay),
+                "--dialect",
+                self.args.pbx_dialect,
             ],
         )
         self.spawn(
@@ -165,6 +180,8 @@ class Stack:
     def seed(self) -> dict[str, Any]:
         from iptel_admin import admin  # the same code path as `iptel project create`
         from iptelefon.data.gateway import Storage
+        from iptelefon.domain.requests import SettingsUpdate
+        from iptelefon.usecases import admin as project_admin
 
         ssm_prefix = self.template.functions()["WebhookFunction"].environment["SSM_PREFIX"]
         table_name = self.template.physical_name("MainTable")
@@ -182,6 +199,18 @@ class Stack:
             secret=DEMO_SECRET,
             messengers=[],
         )
+        if self.args.pbx_dialect == "classic":
+            # Contract section 1's names: the demo project talks to the simulator in the dialect it speaks.
+            project_admin.update_settings(
+                target.deps,
+                created.project,
+                SettingsUpdate(
+                    employee_method="call-employee",
+                    group_method="call-group",
+                    param_names={"ext": "ext", "phone": "phone", "group": "group"},
+                ),
+                self.api_url,
+            )
         admin.set_employee(
             target, project_id=DEMO_PROJECT_ID, employee_id="346", name="Operator 346", method="api", short_number="346"
         )
@@ -211,6 +240,7 @@ class Stack:
             "operator_token": operator_token,
             "pbx_url": self.pbx_base + DEMO_PBX_PATH,
             "pbx_control_url": self.pbx_base + "/_sim",
+            "pbx_dialect": self.args.pbx_dialect,
             "project_id": DEMO_PROJECT_ID,
             "bot_token": created.token,
             "webhook_url": created.webhook_url,
@@ -307,6 +337,7 @@ def print_welcome(stack: dict[str, Any], state_dir: Path) -> None:
 iptelefon-connector is running locally ({state_dir / "stack.json"})
   API (routes from template.yaml): {api}
   PBX simulator (start.php):       {stack["pbx_url"]}   requests: {stack["pbx_control_url"]}/requests
+  PBX dialect: {stack["pbx_dialect"]} (make run PBX_DIALECT=zeon|classic)
   demo project: {stack["project_id"]}   bot token: {token}
   webhook URL (configured in the simulator): {stack["webhook_url"]}
 
@@ -317,6 +348,8 @@ Try:
   # 2. a call completion, as the PBX posts it (form-encoded)
   curl -s -X POST '{stack["webhook_url"]}' \\
        -d 'id=1700000001.1&calltype=IN&src=79004443322&dst=74951234567&exten=346&talktime=00:02:35&link=https://pbx.example/rec/1.mp3'
+  #    or a client calling employee 346 (the simulator posts that call's webhooks in its dialect)
+  curl -s -X POST {stack["pbx_control_url"]}/incoming -d '{{"phone": "79004443322", "exten": "346"}}'
   # 3. the client it matched or created, with the notification in its dialog
   curl -s '{api}/v1/clients?phone=79004443322' -H 'Authorization: Bearer {token}'
   # 4. take DynamoDB away: webhooks answer {{"result": 1, "queued": true}} and wait in the inbox; bring it back and

@@ -39,7 +39,10 @@ TIMEOUT_MS = 20_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    process = LocalStackProcess.start(tmp_path_factory.mktemp("console-stack"), "--webhook-delay", "1")
+    # classic: the operator's call is checked as call-employee with ext/phone (contract section 1)
+    process = LocalStackProcess.start(
+        tmp_path_factory.mktemp("console-stack"), "--webhook-delay", "1", "--pbx-dialect", "classic"
+    )
     info = process.wait_until_running()
     info["_stack_file"] = str(process.stack_file)
     yield info

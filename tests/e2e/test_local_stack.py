@@ -21,8 +21,15 @@ from support import ROOT, LocalStackProcess
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    # classic: these tests start calls with call-employee and read the form completion (contract section 1)
     local = LocalStackProcess.start(
-        tmp_path_factory.mktemp("stack"), "--webhook-delay", "0.2", "--queue-visibility-timeout", "2"
+        tmp_path_factory.mktemp("stack"),
+        "--webhook-delay",
+        "0.2",
+        "--queue-visibility-timeout",
+        "2",
+        "--pbx-dialect",
+        "classic",
     )
     info = local.wait_until_running(timeout=60)
     info["_process"] = local.process
