@@ -402,7 +402,8 @@ class PbxSimulator:
         )
 
     def _begin(self, call: _Call, config: dict[str, Any]) -> None:
-        """One thread per call posts its webhooks in order, so a call's webhooks never overtake each other."""
+        """One thread per call posts its webhooks in order, so a call's webhooks never overtake each other. The
+        dialect and the gaps are the ones of the call's start."""
         run = self._run_zeon_call if config["dialect"] == "zeon" else self._run_classic_call
         threading.Thread(target=run, args=(call, config), name=f"pbx-sim-call-{call.call_id}", daemon=True).start()
 
@@ -415,7 +416,7 @@ class PbxSimulator:
         completion = self._classic_completion(call)
         with self._lock:
             self._calls.append(completion)
-        self._post(config, call.call_id, "completion", completion)
+        self._post(call.call_id, "completion", completion)
 
     def _classic_completion(self, call: _Call) -> dict[str, str]:
         answered = call.answer == "answered"
@@ -445,18 +446,18 @@ class PbxSimulator:
         ring, talk = _gaps(config)
         event = {"cmd": "event", "callid": call.call_id, "call-type": call.direction}
         for exten in call.rings:  # a call routed to several extensions rings each in turn, one callid
-            self._post(config, call.call_id, "event", {**event, "call-status": "RINGING", **_who(call, exten)})
+            self._post(call.call_id, "event", {**event, "call-status": "RINGING", **_who(call, exten)})
             if self._stopping.wait(ring):
                 return
         answered = call.answer == "answered"
         if answered:
-            self._post(config, call.call_id, "event", {**event, "call-status": "ACCEPTED", **_who(call)})
+            self._post(call.call_id, "event", {**event, "call-status": "ACCEPTED", **_who(call)})
             if self._stopping.wait(talk):
                 return
         history = self._zeon_history(call)
         with self._lock:
             self._calls.append(history)
-        self._post(config, call.call_id, "history", history)
+        self._post(call.call_id, "history", history)
 
     def _zeon_history(self, call: _Call) -> dict[str, Any]:
         answered = call.answer == "answered"
@@ -480,9 +481,10 @@ class PbxSimulator:
         }
         return history
 
-    def _post(self, config: dict[str, Any], call_id: str, cmd: str, payload: dict[str, Any]) -> None:
-        """POST one webhook to the configured URL (zeon: JSON with the token; classic: a form) and record the outcome
-        with the connector's answer. Nothing is posted without a URL."""
+    def _post(self, call_id: str, cmd: str, payload: dict[str, Any]) -> None:
+        """POST one webhook (zeon: JSON with the token; classic: a form) and record the outcome with the connector's
+        answer. The URL and token are read now, as a PBX reads its settings when it posts; no URL, no post."""
+        config = self.config
         url = config["webhook_url"]
         if not url:
             return

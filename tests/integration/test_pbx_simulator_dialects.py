@@ -485,3 +485,21 @@ def test_no_webhook_url_posts_nothing_but_the_call_still_ends(zeon: PbxSimulator
     (ended,) = eventually(lambda: zeon.calls or None)
     assert (ended["callid"], ended["call-status"]) == (callid, "ANSWERED")
     assert zeon.webhooks == []
+
+
+def test_a_running_call_keeps_its_dialect_and_posts_where_the_url_points_now(
+    zeon: PbxSimulator, http: httpx.Client, webhook_receiver: WebhookReceiver
+) -> None:
+    # Given a zeon call that rings 0.3 s while no webhook URL is set (its RINGING goes nowhere)
+    zeon.configure(ring_seconds=0.3, talk_seconds=0)
+    call(http, zeon, "call-me", {"src": "346", "dst": "79004443322"})
+
+    # When, while it rings, the URL is set and the dialect switched
+    zeon.configure(webhook_url=webhook_receiver.url, dialect="classic")
+
+    # Then the rest of the call reaches the new URL, still in the dialect it started in
+    accepted, history = webhook_receiver.take(2)
+    assert [(r.json["cmd"], r.json["call-status"]) for r in (accepted, history)] == [
+        ("event", "ACCEPTED"),
+        ("history", "ANSWERED"),
+    ]
