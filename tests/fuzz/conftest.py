@@ -42,6 +42,7 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     command = [sys.executable, "-m", "devstack.run", "--api-port", ports[0], "--moto-port", ports[1]]
     command += ["--pbx-port", ports[2], "--faults-port", ports[3], "--state-dir", str(state), "--webhook-delay", "3600"]
     command += ["--queue-visibility-timeout", "2"]  # a message that failed during an outage returns in 2 s
+    command += ["--pbx-dialect", "classic"]  # the seeded bot call reads contract section 1's reply
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     stack_file = state / "stack.json"
     deadline = time.monotonic() + 90
