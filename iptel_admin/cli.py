@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from iptel_admin import admin
 from iptelefon.domain.errors import DomainError, InvalidInput
-from iptelefon.domain.models import MESSENGERS, NumberType, Role
+from iptelefon.domain.models import MESSENGERS, NumberType, PbxCallNamesPreset, Role
 from iptelefon.platform.observability import logger
 
 
@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=get_args(admin.WebhookPath),
         default="pbx-secret",
         help="what ends the webhook URL: the PBX secret (default) or a random token, so the secret stays out of URLs",
+    )
+    create.add_argument(
+        "--pbx-methods",
+        choices=get_args(PbxCallNamesPreset),
+        default="zeon",
+        help="the PBX's names of the call-starting methods: zeon (call-me with src/dst, default) or classic "
+        "(call-employee with ext/phone, call-group with group/phone)",
     )
     rotate = project.add_parser(
         "rotate-secret", help="a new PBX secret; the old webhook URL keeps working for a grace period"
@@ -156,6 +163,7 @@ def run(args: argparse.Namespace) -> Any:
                 allowed_country_codes=args.allow_country,
                 extra_number_types=args.allow_number_type,
                 webhook_path=args.webhook_token,
+                pbx_call_names=args.pbx_methods,
             )
             return {
                 "project_id": created.project.id,
