@@ -18,7 +18,7 @@ import boto3
 
 from iptel_admin import client_import
 from iptel_admin.client_import import ImportReport, build_client
-from iptelefon.adapters.pbx import PbxClient, get_pbx_client, method_names
+from iptelefon.adapters.pbx import PbxClient, get_pbx_client
 from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import Storage, dynamodb_client
@@ -329,7 +329,13 @@ def pbx_ping(target: Target, project_id: str, *, client: PbxClient | None = None
 def pbx_methods(target: Target, project_id: str, *, client: PbxClient | None = None) -> list[str]:
     """The method names the project's PBX lists (`get-method-list`): where the real originate names show up."""
     conn = pbx_connection(target, project_id)
-    return method_names((client or get_pbx_client()).method_list(conn))
+    return (client or get_pbx_client()).method_list(conn)
+
+
+def pbx_points(target: Target, project_id: str, *, client: PbxClient | None = None) -> list[str]:
+    """The extensions the project's PBX lists (`get-points`): the short numbers its employees may have."""
+    conn = pbx_connection(target, project_id)
+    return (client or get_pbx_client()).points(conn)
 
 
 def _project(target: Target, project_id: str) -> Project:

@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("ping", "check the PBX connection (URL, secret, auth mode)"),
         ("methods", "list the PBX's method names (get-method-list): find the real originate method names"),
+        ("points", "list the PBX's extensions (get-points): the short numbers employees may have"),
     ):
         command = pbx.add_parser(name, help=text)
         command.add_argument("project_id", nargs="?", help="the project (or --project)")
@@ -214,6 +215,8 @@ def run(args: argparse.Namespace) -> Any:
             return admin.pbx_ping(target, _project_arg(args))
         case "pbx", "methods":
             return admin.pbx_methods(target, _project_arg(args))
+        case "pbx", "points":
+            return admin.pbx_points(target, _project_arg(args))
     raise SystemExit(f"unknown command {args.area} {args.action}")
 
 
@@ -227,7 +230,7 @@ def _name_value(text: str) -> tuple[str, str]:
 def _project_arg(args: argparse.Namespace) -> str:
     project_id = args.project_option or args.project_id
     if not project_id:
-        raise InvalidInput.for_field("project", "name the project: iptel pbx {ping|methods} --project <id>")
+        raise InvalidInput.for_field("project", "name the project: iptel pbx {ping|methods|points} --project <id>")
     return str(project_id)
 
 
