@@ -294,47 +294,32 @@ def test_a_card_call_with_an_unreadable_reply_is_202_unknown(fakes: Fakes, proje
     assert (attempt.status, attempt.source) == ("unknown", "client_card")
 
 
-def test_a_new_project_calls_with_call_me_src_dst(fakes: Fakes, project: Project) -> None:
-    # Given a project made now (the defaults), when a bot starts an employee call and a group call
+# A project stored before issue 19: `model_dump` wrote the old defaults, `param_names` {} = the logical names.
+STORED_BEFORE_19 = {"employee_method": "call-employee", "group_method": "call-group", "param_names": {}}
+
+
+@pytest.mark.parametrize(
+    ("stored", "employee_call", "group_call"),
+    [
+        # a project made now: call-me, the extension (or the group's number) as src, the client as dst
+        ({}, ("call-me", "src", "dst"), ("call-me", "src", "dst")),
+        # a project stored before: asked as before
+        (STORED_BEFORE_19, ("call-employee", "ext", "phone"), ("call-group", "group", "phone")),
+    ],
+    ids=["new_project", "stored_before_issue_19"],
+)
+def test_the_pbx_is_asked_with_the_projects_method_and_parameter_names(
+    stored: dict[str, Any], employee_call: tuple[str, ...], group_call: tuple[str, ...], fakes: Fakes
+) -> None:
+    # Given a project item as read from storage
+    project = Project.model_validate({"id": "p", "name": "P", **stored})
+    # When a bot starts an employee call and a group call
     _employee_call(fakes, project)
     _group_call(fakes, project)
+    # Then each names its method and parameters as the project says
     employee, group = (r.conn for r in fakes.pbx.requests)
-    # Then both use call-me: the extension (or the group's number) as src, the client as dst
-    assert (employee.employee_method, employee.param_name("ext"), employee.param_name("phone")) == (
-        "call-me",
-        "src",
-        "dst",
-    )
-    assert (group.group_method, group.param_name("group"), group.param_name("phone")) == ("call-me", "src", "dst")
-
-
-def test_a_project_stored_before_issue_19_keeps_the_classic_names(fakes: Fakes) -> None:
-    # Given a project item as it was stored before (model_dump with the old defaults)
-    stored = {
-        "id": "p",
-        "name": "Old",
-        "employee_method": "call-employee",
-        "group_method": "call-group",
-        "param_names": {},
-    }
-    old = Project.model_validate(stored)
-
-    # When a bot starts an employee call and a group call
-    _employee_call(fakes, old)
-    _group_call(fakes, old)
-
-    # Then the PBX is asked with call-employee ext/phone and call-group group/phone, as before
-    employee, group = (r.conn for r in fakes.pbx.requests)
-    assert (employee.employee_method, employee.param_name("ext"), employee.param_name("phone")) == (
-        "call-employee",
-        "ext",
-        "phone",
-    )
-    assert (group.group_method, group.param_name("group"), group.param_name("phone")) == (
-        "call-group",
-        "group",
-        "phone",
-    )
+    assert (employee.employee_method, employee.param_name("ext"), employee.param_name("phone")) == employee_call
+    assert (group.group_method, group.param_name("group"), group.param_name("phone")) == group_call
 
 
 def test_the_attempt_is_stored_before_the_pbx_is_asked(fakes: Fakes, project: Project) -> None:
