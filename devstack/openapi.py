@@ -58,6 +58,7 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("get", "/v1/settings"): ((200,), _ADMIN_ERRORS),
     ("put", "/v1/settings"): ((200,), (400, *_ADMIN_ERRORS, 409)),
     ("post", "/v1/settings/check"): ((200,), (*_ADMIN_ERRORS, 502, 504)),
+    ("get", "/v1/pbx/points"): ((200,), (*_ADMIN_ERRORS, 502, 504)),
     ("get", "/v1/employees"): ((200,), _ADMIN_ERRORS),
     ("put", "/v1/employees/{employee_id}"): ((200,), (400, *_ADMIN_ERRORS)),
     ("delete", "/v1/employees/{employee_id}"): ((200,), _ADMIN_ERRORS),
@@ -67,7 +68,8 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
 _SUCCESS_TEXT = {
     200: "OK",
     201: "Created: the token is shown this once",
-    202: "The PBX accepted the call request: it rings the employee (or group), then the client",
+    202: "The PBX accepted the call request: it rings the employee (or group), then the client (`initiated`); or "
+    "its reply could not be read and the call may be ringing (`unknown`: do not retry)",
 }
 _ERROR_TEXT = {
     400: "validation_error, invalid_phone or invalid_json (details name the field)",

@@ -180,8 +180,6 @@ class Stack:
     def seed(self) -> dict[str, Any]:
         from iptel_admin import admin  # the same code path as `iptel project create`
         from iptelefon.data.gateway import Storage
-        from iptelefon.domain.requests import SettingsUpdate
-        from iptelefon.usecases import admin as project_admin
 
         ssm_prefix = self.template.functions()["WebhookFunction"].environment["SSM_PREFIX"]
         table_name = self.template.physical_name("MainTable")
@@ -198,19 +196,9 @@ class Stack:
             server_url=self.pbx_base + DEMO_PBX_PATH,
             secret=DEMO_SECRET,
             messengers=[],
+            # The demo project talks to the simulator in the dialect it speaks (the names of `PBX_CALL_NAMES`).
+            pbx_call_names=self.args.pbx_dialect,
         )
-        if self.args.pbx_dialect == "classic":
-            # Contract section 1's names: the demo project talks to the simulator in the dialect it speaks.
-            project_admin.update_settings(
-                target.deps,
-                created.project,
-                SettingsUpdate(
-                    employee_method="call-employee",
-                    group_method="call-group",
-                    param_names={"ext": "ext", "phone": "phone", "group": "group"},
-                ),
-                self.api_url,
-            )
         admin.set_employee(
             target, project_id=DEMO_PROJECT_ID, employee_id="346", name="Operator 346", method="api", short_number="346"
         )

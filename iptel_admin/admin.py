@@ -18,7 +18,7 @@ import boto3
 
 from iptel_admin import client_import
 from iptel_admin.client_import import ImportReport, build_client
-from iptelefon.adapters.pbx import PbxClient, get_pbx_client, method_names
+from iptelefon.adapters.pbx import PbxClient, get_pbx_client
 from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import Storage, dynamodb_client
@@ -26,11 +26,13 @@ from iptelefon.domain.answers import CallAnswer
 from iptelefon.domain.errors import DomainError, InvalidInput, NotFound
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import (
+    PBX_CALL_NAMES,
     PERSONAL_LINES,
     AuthMode,
     CallMethod,
     Client,
     Employee,
+    PbxCallNamesPreset,
     PbxCredentials,
     Project,
     Role,
@@ -144,14 +146,20 @@ def create_project(
     allowed_country_codes: list[int] | None = None,
     extra_number_types: list[str] | None = None,
     webhook_path: WebhookPath = "pbx-secret",
+    pbx_call_names: PbxCallNamesPreset = "zeon",
 ) -> CreatedProject:
+    """A new project. `pbx_call_names`: the names its PBX gives the call-starting methods (`PBX_CALL_NAMES`)."""
     project_admin.check_server_url(server_url)
     project_admin.check_secret(secret)
     random_path = webhook_path == "random"
     path_secret = new_webhook_token() if random_path else secret
+    names = PBX_CALL_NAMES[pbx_call_names]
     project = Project.model_validate(
         {
             "id": project_id or uuid.uuid4().hex[:12],
+            "employee_method": names.employee_method,
+            "group_method": names.group_method,
+            "param_names": dict(names.param_names),
             "name": name,
             "messengers": messengers,
             "default_region": default_region,
@@ -321,7 +329,13 @@ def pbx_ping(target: Target, project_id: str, *, client: PbxClient | None = None
 def pbx_methods(target: Target, project_id: str, *, client: PbxClient | None = None) -> list[str]:
     """The method names the project's PBX lists (`get-method-list`): where the real originate names show up."""
     conn = pbx_connection(target, project_id)
-    return method_names((client or get_pbx_client()).method_list(conn))
+    return (client or get_pbx_client()).method_list(conn)
+
+
+def pbx_points(target: Target, project_id: str, *, client: PbxClient | None = None) -> list[str]:
+    """The extensions the project's PBX lists (`get-points`): the short numbers its employees may have."""
+    conn = pbx_connection(target, project_id)
+    return (client or get_pbx_client()).points(conn)
 
 
 def _project(target: Target, project_id: str) -> Project:

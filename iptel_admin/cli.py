@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from iptel_admin import admin
 from iptelefon.domain.errors import DomainError, InvalidInput
-from iptelefon.domain.models import MESSENGERS, NumberType, Role
+from iptelefon.domain.models import MESSENGERS, NumberType, PbxCallNamesPreset, Role
 from iptelefon.platform.observability import logger
 
 
@@ -61,6 +61,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=get_args(admin.WebhookPath),
         default="pbx-secret",
         help="what ends the webhook URL: the PBX secret (default) or a random token, so the secret stays out of URLs",
+    )
+    create.add_argument(
+        "--pbx-methods",
+        choices=get_args(PbxCallNamesPreset),
+        default="zeon",
+        help="the PBX's names of the call-starting methods: zeon (call-me with src/dst, default) or classic "
+        "(call-employee with ext/phone, call-group with group/phone)",
     )
     rotate = project.add_parser(
         "rotate-secret", help="a new PBX secret; the old webhook URL keeps working for a grace period"
@@ -129,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in (
         ("ping", "check the PBX connection (URL, secret, auth mode)"),
         ("methods", "list the PBX's method names (get-method-list): find the real originate method names"),
+        ("points", "list the PBX's extensions (get-points): the short numbers employees may have"),
     ):
         command = pbx.add_parser(name, help=text)
         command.add_argument("project_id", nargs="?", help="the project (or --project)")
@@ -156,6 +164,7 @@ def run(args: argparse.Namespace) -> Any:
                 allowed_country_codes=args.allow_country,
                 extra_number_types=args.allow_number_type,
                 webhook_path=args.webhook_token,
+                pbx_call_names=args.pbx_methods,
             )
             return {
                 "project_id": created.project.id,
@@ -206,6 +215,8 @@ def run(args: argparse.Namespace) -> Any:
             return admin.pbx_ping(target, _project_arg(args))
         case "pbx", "methods":
             return admin.pbx_methods(target, _project_arg(args))
+        case "pbx", "points":
+            return admin.pbx_points(target, _project_arg(args))
     raise SystemExit(f"unknown command {args.area} {args.action}")
 
 
@@ -219,7 +230,7 @@ def _name_value(text: str) -> tuple[str, str]:
 def _project_arg(args: argparse.Namespace) -> str:
     project_id = args.project_option or args.project_id
     if not project_id:
-        raise InvalidInput.for_field("project", "name the project: iptel pbx {ping|methods} --project <id>")
+        raise InvalidInput.for_field("project", "name the project: iptel pbx {ping|methods|points} --project <id>")
     return str(project_id)
 
 

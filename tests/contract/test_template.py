@@ -34,6 +34,7 @@ CONTRACT_ROUTES = {
     ("GET", "/v1/settings"): "AdminApiFunction",
     ("PUT", "/v1/settings"): "AdminApiFunction",
     ("POST", "/v1/settings/check"): "AdminApiFunction",
+    ("GET", "/v1/pbx/points"): "AdminApiFunction",
     ("GET", "/v1/employees"): "AdminApiFunction",
     ("PUT", "/v1/employees/{employee_id}"): "AdminApiFunction",
     ("DELETE", "/v1/employees/{employee_id}"): "AdminApiFunction",

@@ -15,7 +15,7 @@ from iptelefon.domain.errors import (
     IdempotencyStoreFailed,
 )
 from iptelefon.domain.models import CallAttempt, PbxCredentials
-from iptelefon.domain.pbx_connection import PbxConnection
+from iptelefon.domain.pbx_connection import PbxConnection, PbxReply
 from iptelefon.usecases.calls import CallDeps
 
 PBX_URL = "http://pbx.test/start.php"
@@ -113,18 +113,23 @@ class PbxRequest:
     phone: str
 
 
+def started(pbx_call_id: str | None) -> PbxReply:
+    """The PBX's "call started" reply, with its id of the call (or none)."""
+    return PbxReply({"callid": pbx_call_id} if pbx_call_id else {}, pbx_call_id=pbx_call_id)
+
+
 class FakePbxCalls:
-    """`ports.PbxCalls`: records each request; `reply` is the reply's `data`, an exception to raise, or a function of
-    the request returning either."""
+    """`ports.PbxCalls`: records each request; `reply` is the `PbxReply`, an exception to raise, or a function of the
+    request returning either."""
 
     def __init__(self) -> None:
         self.requests: list[PbxRequest] = []
-        self.reply: Any = {"call_id": "pbx-1"}
+        self.reply: Any = started("pbx-1")
 
-    def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> Any:
+    def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> PbxReply:
         return self._answer(PbxRequest("employee", conn, short_number, phone))
 
-    def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> Any:
+    def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> PbxReply:
         return self._answer(PbxRequest("group", conn, group_id, phone))
 
     def _answer(self, request: PbxRequest) -> Any:

@@ -51,6 +51,7 @@ ADMIN_ROUTES = [
     ("GET", "/v1/settings", None, None, None),
     ("PUT", "/v1/settings", None, None, {"employee_method": "call-employee"}),
     ("POST", "/v1/settings/check", None, None, None),
+    ("GET", "/v1/pbx/points", None, None, None),
     ("GET", "/v1/employees", None, None, None),
     ("PUT", "/v1/employees/{employee_id}", "/v1/employees/9", {"employee_id": "9"}, {"name": "N"}),
     ("DELETE", "/v1/employees/{employee_id}", "/v1/employees/off", {"employee_id": "off"}, None),
@@ -127,21 +128,69 @@ def test_bad_settings_are_a_400_naming_the_field(
     assert field in answer["body"]
 
 
-def test_check_connection_pings_the_pbx_and_lists_its_methods(
-    tokens: dict[str, str], lambda_context: Any, fake_pbx: Any
-) -> None:
+def _pbx_answering(fake_pbx: Any, replies: dict[str, Any]) -> None:
+    """The fake PBX answers each method with its reply in `replies` (JSON), an unknown method as ZEON does."""
     import httpx
 
     def reply(request: httpx.Request) -> httpx.Response:
         method = dict(__import__("urllib.parse").parse.parse_qsl(request.content.decode()))["method"]
-        data = ["ping", "call-employee", "call-group"] if method == "get-method-list" else "pong"
-        return httpx.Response(200, json={"result": 1, "data": data})
+        return httpx.Response(200, json=replies.get(method, {"result": 0, "text": f"unknown method {method}"}))
 
     fake_pbx.reply = reply
+
+
+def test_check_connection_pings_the_pbx_and_lists_its_methods_and_points(
+    tokens: dict[str, str], lambda_context: Any, fake_pbx: Any
+) -> None:
+    # Given a PBX that answers ping, its method list and its points (the test project keeps the classic names)
+    methods = {"result": 1, "data": ["ping", "call-employee", "call-group"]}
+    _pbx_answering(
+        fake_pbx, {"ping": {"result": 1, "data": "pong"}, "get-method-list": methods, "get-points": [346, "347"]}
+    )
+    # When the admin checks the connection
     answer = answer_json(call(lambda_context, "POST", "/v1/settings/check", token=tokens["admin"]))
+    # Then everything it told is shown
     assert answer["reachable"] is True and "call-employee" in answer["methods"]
     assert answer["call_methods_found"] == {"employee_method": True, "group_method": True}
-    assert [f["method"] for f in fake_pbx.forms] == ["ping", "get-method-list"]
+    assert (answer["points"], answer["unavailable"]) == (["346", "347"], {})
+    assert [f["method"] for f in fake_pbx.forms] == ["ping", "get-method-list", "get-points"]
+
+
+def test_a_pbx_without_method_list_or_points_still_passes_the_check(
+    tokens: dict[str, str], lambda_context: Any, fake_pbx: Any
+) -> None:
+    # Given a PBX that answers ping as the public integration reads it, and neither list
+    _pbx_answering(fake_pbx, {"ping": {"text": "pong"}})
+    # When the admin checks the connection
+    answer = call(lambda_context, "POST", "/v1/settings/check", token=tokens["admin"])
+    # Then it is reachable, and what it did not tell is null with the PBX's own words
+    body = answer_json(answer)
+    assert (answer["statusCode"], body["reachable"], body["methods"], body["points"]) == (200, True, None, None)
+    assert body["call_methods_found"] is None
+    assert "unknown method get-method-list" in body["unavailable"]["methods"]
+    assert "unknown method get-points" in body["unavailable"]["points"]
+
+
+def test_a_pbx_that_does_not_answer_pong_fails_the_check(
+    tokens: dict[str, str], lambda_context: Any, fake_pbx: Any
+) -> None:
+    _pbx_answering(fake_pbx, {"ping": {"text": "Access denied"}})
+    answer = call(lambda_context, "POST", "/v1/settings/check", token=tokens["admin"])
+    assert answer["statusCode"] == 502
+    assert "Access denied" in answer_json(answer)["message"]
+    assert [f["method"] for f in fake_pbx.forms] == ["ping"]
+
+
+def test_pbx_points_lists_the_extensions_for_the_employee_form(
+    tokens: dict[str, str], lambda_context: Any, fake_pbx: Any
+) -> None:
+    _pbx_answering(fake_pbx, {"get-points": ["346", {"number": "347"}]})
+    answer = call(lambda_context, "GET", "/v1/pbx/points", token=tokens["admin"])
+    assert (answer["statusCode"], answer_json(answer)) == (200, {"points": ["346", "347"]})
+    # And a PBX without get-points is a 502 naming its words (the form then offers nothing)
+    _pbx_answering(fake_pbx, {})
+    refused = call(lambda_context, "GET", "/v1/pbx/points", token=tokens["admin"])
+    assert refused["statusCode"] == 502 and "unknown method get-points" in answer_json(refused)["message"]
 
 
 def test_employees_are_set_listed_and_deleted_with_their_operator_tokens(

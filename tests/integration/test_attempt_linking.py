@@ -12,7 +12,7 @@ from read_api.handler import lambda_handler as read_api_handler
 from webhook.handler import lambda_handler as webhook_handler
 
 
-def _start_call(project: Any, context: Any) -> str:
+def _start_call(project: Any, context: Any, status: str = "initiated") -> str:
     event = api_event(
         "POST",
         "/v1/calls/employee",
@@ -21,7 +21,7 @@ def _start_call(project: Any, context: Any) -> str:
         body={"client_phone": "8 (900) 444-33-22", "short_employee_phone": "346"},
     )
     answer = employee_call_handler(event, context)
-    assert answer["statusCode"] == 202, answer["body"]
+    assert (answer["statusCode"], answer_json(answer)["status"]) == (202, status), answer["body"]
     return str(answer_json(answer)["attempt_id"])
 
 
@@ -60,6 +60,25 @@ def test_outgoing_completion_links_the_attempt_to_the_call_and_client(
     # Then the attempt is completed by that call, and its client is the one the webhook matched
     shown = _read_call(project, attempt_id, lambda_context)
     assert shown["status"] == "completed" and shown["completed_by_call_key"] == "pbx-1"
+    assert shown["call"]["client_id"] == recorded["client_id"]
+
+
+def test_an_unknown_attempt_is_completed_by_its_webhook_like_an_initiated_one(
+    project: Any, fake_pbx: Any, lambda_context: Any
+) -> None:
+    import httpx
+
+    # Given a call whose PBX reply could not be read (the PBX may have started it)
+    fake_pbx.reply = httpx.Response(200, text="<html>Service temporarily overloaded</html>")
+    attempt_id = _start_call(project, lambda_context, status="unknown")
+    shown = _read_call(project, attempt_id, lambda_context)
+    assert (shown["status"], shown["pbx_call_id"]) == ("unknown", None)
+    assert "not JSON" in shown["reason"]["message"]
+    # When the PBX reports the completed call after all
+    recorded = answer_json(webhook_handler(_completion("late-1"), lambda_context))
+    # Then the attempt is completed by it: the bot learns the call did happen
+    shown = _read_call(project, attempt_id, lambda_context)
+    assert (shown["status"], shown["completed_by_call_key"]) == ("completed", "late-1")
     assert shown["call"]["client_id"] == recorded["client_id"]
 
 

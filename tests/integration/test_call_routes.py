@@ -144,7 +144,6 @@ def test_hash_in_the_request_matches_a_hand_computed_md5(fake_pbx: Any, project:
         ("timeout", 504, "pbx_timeout"),
         ("http_500", 502, "pbx_error"),
         ("result_0", 502, "pbx_error"),
-        ("garbage", 502, "pbx_error"),
         ("reset", 502, "pbx_error"),
     ],
 )
@@ -167,6 +166,28 @@ def test_each_pbx_fault_answers_its_status_after_exactly_one_request(
     assert len(simulated_pbx.requests) == 1
     (attempt,) = _attempts("proj-a")
     assert (attempt["status"], attempt["reason"]["error"]) == ("failed", error)
+
+
+@pytest.mark.parametrize("route", list(CALL_ROUTES))
+def test_an_unreadable_pbx_reply_is_202_unknown_and_its_key_answers_the_same(
+    route: str, simulated_pbx: Any, project: Any, card_clients: None, lambda_context: Any
+) -> None:
+    # Given a PBX that takes the request and answers a page that is not its JSON (the call may be ringing)
+    simulated_pbx.set_fault("garbage")
+    # When a call is started, then 202 `unknown` with the attempt, never a 502 a bot would retry
+    first = _call(CALL_ROUTES[route], lambda_context, project.token, key="bot-msg-9")
+    body = answer_json(first)
+    assert (first["statusCode"], body["status"]) == (202, "unknown")
+    assert "may have started the call" in body["message"]
+    # And the attempt is `unknown` with what came
+    (attempt,) = _attempts("proj-a")
+    assert (attempt["attempt_id"], attempt["status"]) == (body["attempt_id"], "unknown")
+    assert "with something that is not JSON: <br /> <b>Warning</b>" in attempt["reason"]["message"]
+    # And a repeat with the same key, the PBX well again, answers the same without a second request
+    simulated_pbx.set_fault("none")
+    again = _call(CALL_ROUTES[route], lambda_context, project.token, key="bot-msg-9")
+    assert (again["statusCode"], again["body"]) == (202, first["body"])
+    assert len(simulated_pbx.requests) == 1
 
 
 def test_pbx_refusal_text_reaches_the_caller(simulated_pbx: Any, project: Any, lambda_context: Any) -> None:

@@ -13,11 +13,11 @@ import pytest
 from fixtures.projects import PBX_SECRET
 
 from iptelefon.data.attempts import AttemptStore
-from iptelefon.data.gateway import get_storage
+from iptelefon.data.gateway import get_storage, put
 from iptelefon.data.projects import get_project_store
 from iptelefon.data.rate_counters import RateCounterStore
 from iptelefon.domain.errors import Conflict, PbxError, PbxTimeout, RateLimited, StorageUnavailable
-from iptelefon.domain.models import CallAttempt, Project
+from iptelefon.domain.models import CallAttempt, PbxCredentials, Project
 from iptelefon.domain.rate_limits import check_rate_limits
 from iptelefon.domain.requests import EmployeeCallRequest, GroupCallRequest
 from iptelefon.entry import dependencies
@@ -95,6 +95,48 @@ def test_hash_is_md5_of_the_exact_body_plus_secret(proj: Project, fake_pbx: Any,
     expected_hash = hashlib.md5((expected_head + PBX_SECRET).encode()).hexdigest()
     assert body == f"{expected_head}&hash={expected_hash}"
     assert fake_pbx.requests[0].headers["content-type"] == "application/x-www-form-urlencoded"
+
+
+def test_a_project_made_with_the_defaults_starts_calls_with_call_me(
+    admin_target: Any, fake_pbx: Any, employee_call: Any, lambda_context: Any
+) -> None:
+    from iptel_admin import admin
+
+    # Given a project made as `iptel project create` makes one now, its PBX answering as the public integration's
+    created = admin.create_project(
+        admin_target, name="Zeon", server_url="https://pbx.test/start.php", secret=PBX_SECRET, messengers=[]
+    )
+    project = get_project_store().get_project(created.project.id)
+    assert project is not None
+    fake_pbx.reply = httpx.Response(200, json={"code": "success", "callid": "1716.42"})
+    # When a bot starts an employee call and a group call
+    answer = employee_call(project)
+    request = GroupCallRequest(client_phone=PHONE, group_id="3")
+    calls.start_group_call(dependencies.call_deps(), lambda_context, project, request, idempotency_key=None)
+    # Then call-me carries the extension (or the group's number) as src and the client as dst
+    heads = [r.content.decode().partition("&hash=")[0] for r in fake_pbx.requests]
+    assert heads == [f"topic=base&method=call-me&src=346&dst={PHONE}", f"topic=base&method=call-me&src=3&dst={PHONE}"]
+    # And the PBX's callid is the attempt's pbx_call_id
+    assert (answer["status"], answer["pbx_call_id"]) == ("initiated", "1716.42")
+    stored = AttemptStore(get_storage()).get(project.id, answer["attempt_id"])
+    assert stored is not None and stored.pbx_call_id == "1716.42"
+
+
+def test_a_project_item_stored_before_issue_19_still_sends_the_classic_names(
+    admin_target: Any, fake_pbx: Any, employee_call: Any
+) -> None:
+    # Given a project item as `model_dump` wrote it before the defaults changed, and its PBX connection in SSM
+    old = Project(id="old-proj", name="Old").model_dump(mode="json")
+    old.update({"employee_method": "call-employee", "group_method": "call-group", "param_names": {}})
+    get_storage().write(put({"pk": "PROJECT#old-proj", "sk": "PROJECT", "type": "project", **old}))
+    credentials = PbxCredentials(server_url="https://pbx.test/start.php", secret=PBX_SECRET)
+    admin_target.deps.pbx_settings.write("old-proj", credentials)
+    project = get_project_store().get_project("old-proj")
+    assert project is not None
+    # When a bot starts an employee call
+    employee_call(project)
+    # Then the PBX gets call-employee with ext and phone, as before
+    assert fake_pbx.requests[0].content.decode().startswith(f"topic=base&method=call-employee&ext=346&phone={PHONE}&")
 
 
 def test_project_overrides_reach_the_pbx(proj: Project, fake_pbx: Any, lambda_context: Any) -> None:

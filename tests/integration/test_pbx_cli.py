@@ -1,4 +1,5 @@
-"""`iptel pbx ping|methods`, `iptel token create|revoke`, `iptel employee list` against moto and the PBX simulator."""
+"""`iptel pbx ping|methods|points`, `iptel token create|revoke`, `iptel employee list` against moto and the PBX
+simulator (or a PBX behind httpx.MockTransport where the simulator has no such method)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import pytest
 from fixtures.projects import PBX_SECRET
 
 from iptel_admin import admin, cli
+from iptelefon.adapters.pbx import PbxClient, method_names
 from iptelefon.platform.settings import get_settings
 
 
@@ -73,7 +75,46 @@ def test_pbx_errors_are_reported_without_a_traceback_or_the_secret(
     assert err.startswith("iptel: PBX error on ping") and PBX_SECRET not in err
 
 
-@pytest.mark.parametrize("args", [["pbx", "ping"], ["pbx", "methods", "--project", "nope"]])
+def _pbx_answering(monkeypatch: pytest.MonkeyPatch, reply: Any) -> list[str]:
+    """`iptel`'s PBX client answers every request with `reply` (JSON); returns the bodies it got."""
+    import httpx
+
+    seen: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.content.decode())
+        return httpx.Response(200, json=reply)
+
+    pbx = PbxClient(httpx.Client(transport=httpx.MockTransport(answer)))
+    monkeypatch.setattr(admin, "get_pbx_client", lambda: pbx)
+    return seen
+
+
+def test_pbx_points_lists_the_extensions_the_pbx_returns(
+    project: Any, stack_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given proj-a's PBX answering get-points with a bare list, as the public integration reads it
+    seen = _pbx_answering(monkeypatch, ["346", 347])
+    # When an operator lists the points, by position or by option
+    code, points, _ = _run(capsys, stack_file, "pbx", "points", "proj-a")
+    by_option = _run(capsys, stack_file, "pbx", "points", "--project", "proj-a")[1]
+    # Then the extensions are printed as text, from a hash-signed get-points
+    assert (code, points, by_option) == (0, ["346", "347"], ["346", "347"])
+    assert len(seen) == 2 and all(body.startswith("topic=base&method=get-points&hash=") for body in seen)
+
+
+def test_pbx_points_of_a_pbx_without_get_points_is_a_one_line_error(
+    project: Any, stack_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a PBX that has no get-points: exit code 2 with the PBX's words, never the secret
+    _pbx_answering(monkeypatch, {"result": 0, "text": f"unknown method (key {PBX_SECRET})"})
+    code, _, err = _run(capsys, stack_file, "pbx", "points", "proj-a")
+    assert code == 2 and err.startswith("iptel: PBX error on get-points: unknown method") and PBX_SECRET not in err
+
+
+@pytest.mark.parametrize(
+    "args", [["pbx", "ping"], ["pbx", "methods", "--project", "nope"], ["pbx", "points", "--project", "nope"]]
+)
 def test_pbx_commands_need_an_existing_project(
     args: list[str], project: Any, stack_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -94,7 +135,7 @@ def test_pbx_commands_need_an_existing_project(
     ],
 )
 def test_method_names_accepts_the_shapes_a_pbx_may_answer(data: Any, names: list[str]) -> None:
-    assert admin.method_names(data) == names
+    assert method_names(data) == names
 
 
 def test_token_create_and_revoke_and_employee_list(

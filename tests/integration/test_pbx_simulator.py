@@ -15,9 +15,11 @@ from support import eventually
 from devstack.pbx_simulator import PbxSimulator
 from iptelefon.adapters.pbx import PbxClient
 from iptelefon.domain.errors import PbxError, PbxTimeout
+from iptelefon.domain.models import PBX_CALL_NAMES
 from iptelefon.domain.pbx_connection import PbxConnection
 
 SECRET = "s3cr3t"
+CLASSIC = PBX_CALL_NAMES["classic"]  # the names this simulator answers (contract section 1)
 
 
 @pytest.fixture
@@ -39,7 +41,14 @@ def pbx(http: httpx.Client) -> PbxClient:
 
 @pytest.fixture
 def conn(simulator: PbxSimulator) -> PbxConnection:
-    return PbxConnection(server_url=simulator.url, secret=SECRET, timeout_seconds=0.5)
+    return PbxConnection(
+        server_url=simulator.url,
+        secret=SECRET,
+        timeout_seconds=0.5,
+        employee_method=CLASSIC.employee_method,
+        group_method=CLASSIC.group_method,
+        param_names=CLASSIC.param_names,
+    )
 
 
 def test_employee_call_starts_and_is_recorded_with_its_params(
@@ -47,10 +56,10 @@ def test_employee_call_starts_and_is_recorded_with_its_params(
 ) -> None:
     # Given a running simulator
     # When an employee call is started with the real client
-    data = pbx.start_employee_call(conn, "346", "79004443322")
+    started = pbx.start_employee_call(conn, "346", "79004443322")
 
     # Then it answers a call id and recorded one valid hash-mode request without the hash
-    assert data["call_id"]
+    assert started.pbx_call_id
     (request,) = simulator.requests
     assert request["method"] == "call-employee"
     assert request["params"] == {"ext": "346", "phone": "79004443322"}
@@ -62,10 +71,10 @@ def test_group_call_starts_and_is_recorded_with_its_params(
 ) -> None:
     # Given a running simulator
     # When a group call is started
-    data = pbx.start_group_call(conn, "3", "79004443322")
+    started = pbx.start_group_call(conn, "3", "79004443322")
 
     # Then the group call was recorded
-    assert data["call_id"]
+    assert started.pbx_call_id
     (request,) = simulator.requests
     assert (request["method"], request["params"]) == ("call-group", {"group": "3", "phone": "79004443322"})
 
@@ -198,7 +207,7 @@ def test_completion_webhook_is_posted_form_encoded(
     simulator.configure_webhook(webhook_receiver.url, 0)
 
     # When an employee call is started
-    call_id = pbx.start_employee_call(conn, "346", "79004443322")["call_id"]
+    call_id = pbx.start_employee_call(conn, "346", "79004443322").pbx_call_id
 
     # Then a ZEON-style completion is posted as a form
     (post,) = webhook_receiver.take(1)
@@ -258,12 +267,12 @@ def test_webhook_outcome_and_completed_call_are_recorded(
     http.post(f"{simulator.base_url}/_sim/config", json=config)
 
     # When a group call is started and completes
-    call_id = pbx.start_group_call(conn, "3", "79004443322")["call_id"]
+    call_id = pbx.start_group_call(conn, "3", "79004443322").pbx_call_id
     webhooks = eventually(lambda: http.get(f"{simulator.base_url}/_sim/webhooks").json() or None)
 
     # Then the post's status is listed and get-calls returns the completed call
     assert (webhooks[0]["call_id"], webhooks[0]["status"]) == (call_id, 200)
-    assert [c["id"] for c in pbx.request(conn, "get-calls", ())] == [call_id]
+    assert [c["id"] for c in pbx.request(conn, "get-calls", ()).data] == [call_id]
 
 
 def test_record_link_serves_audio(

@@ -222,6 +222,7 @@ def test_the_matrix_covers_every_v1_route() -> None:
     covered |= {"GET /v1/clients", "POST /v1/calls/employee", "POST /v1/calls/group"}  # the tests below the matrix
     covered |= {f"{r[0]} {r[1]}" for r in FOREIGN_ADMIN_IDS}  # the admin matrix below
     covered |= {"GET /v1/me", "GET /v1/settings", "PUT /v1/settings", "POST /v1/settings/check", "GET /v1/employees"}
+    covered |= {"GET /v1/pbx/points"}  # no id: the token's own project's PBX
     covered |= {"PUT /v1/employees/{employee_id}"}  # no foreign id: it names an employee of the token's own project
     assert covered == v1
 

@@ -380,7 +380,11 @@ def admin_api_requests(s: Scenario) -> None:
     s.expect(
         200, fn, admin_event("PUT", "/v1/settings", body={"secret": "pbx-secret-rotated-by-admin", "group_method": "g"})
     )
+    s.fake_pbx.reply = lambda request: httpx.Response(
+        200, json=["346"] if b"method=get-points" in request.content else {"result": 1, "data": "pong"}
+    )
     s.expect(200, fn, admin_event("POST", "/v1/settings/check"))
+    s.expect(200, fn, admin_event("GET", "/v1/pbx/points"))
     s.expect(200, fn, employee_event("PUT", "anna", body={"name": "Анна", "call_method": "app"}))
     issued = s.expect(201, fn, employee_event("POST", "anna", "/operator-token"))
     s.expect(200, fn, admin_event("GET", "/v1/employees"))

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from fakes.calls import PBX_SECRET, PBX_URL, Fakes
+from fakes.calls import PBX_SECRET, PBX_URL, Fakes, started
 
 from iptelefon.domain.errors import (
     CallsDisabled,
@@ -21,6 +21,7 @@ from iptelefon.domain.errors import (
     NumberNotAllowed,
     PbxError,
     PbxRefused,
+    PbxReplyUnreadable,
     PbxTimeout,
     RateLimited,
     StorageUnavailable,
@@ -224,7 +225,7 @@ def test_the_pbx_gets_the_projects_connection(fakes: Fakes, project: Project) ->
 
 
 def test_a_reply_without_an_id_answers_without_pbx_call_id(fakes: Fakes, project: Project) -> None:
-    fakes.pbx.reply = {}
+    fakes.pbx.reply = started(None)
     assert "pbx_call_id" not in _employee_call(fakes, project)
 
 
@@ -249,12 +250,84 @@ def test_a_failure_after_which_a_call_may_ring_keeps_the_attempt_findable(
     assert pending is not None and pending.status == "failed"
 
 
+def test_an_unreadable_reply_is_202_unknown_with_a_pending_attempt(fakes: Fakes, project: Project) -> None:
+    # Given a PBX that took the request and answered a page nobody can read (the call may be ringing)
+    fakes.pbx.reply = PbxReplyUnreadable("PBX answered call-me with something that is not JSON: <html>")
+
+    # When a bot starts a call
+    answer = _employee_call(fakes, project)
+
+    # Then 202 `unknown` naming the attempt and telling the bot not to call again, in the fixed order
+    attempt_id = answer["attempt_id"]
+    assert list(answer) == ["attempt_id", "status", "client_phone", "client_phone_e164", "message"]
+    assert (answer["status"], answer["client_phone"]) == ("unknown", PHONE)
+    assert "may have started the call" in answer["message"] and f"/v1/calls/{attempt_id}" in answer["message"]
+    # And the attempt is `unknown` with what came, still findable by the completion webhook
+    attempt = fakes.attempts.get("p", attempt_id)
+    assert attempt is not None and attempt.status == "unknown"
+    assert attempt.reason == {
+        "error": "pbx_error",
+        "message": "PBX answered call-me with something that is not JSON: <html>",
+    }
+    assert fakes.attempts.latest_pending("p", PHONE) == attempt
+
+
+def test_an_unknown_answer_is_remembered_under_the_key_and_never_retried(fakes: Fakes, project: Project) -> None:
+    # Given a first request whose PBX reply could not be read
+    fakes.pbx.reply = PbxReplyUnreadable("PBX answered call-me with JSON of no known shape")
+    first = _employee_call(fakes, project, key="order-7")
+
+    # When the bot repeats it with the same key (the PBX would now answer clearly)
+    fakes.pbx.reply = started("pbx-2")
+    again = _employee_call(fakes, project, key="order-7")
+
+    # Then the same 202 unknown, byte for byte, and the PBX was asked once
+    assert list(again.items()) == list(first.items())
+    assert len(fakes.pbx.requests) == 1 and len(fakes.attempts.items) == 1
+
+
+def test_a_card_call_with_an_unreadable_reply_is_202_unknown(fakes: Fakes, project: Project) -> None:
+    fakes.pbx.reply = PbxReplyUnreadable("PBX answered call-me without saying whether the call started: []")
+    status, body = _card_call(fakes, project, "346")
+    assert (status, body["method"], body["status"]) == (202, "api", "unknown")
+    (attempt,) = fakes.attempts.of("p")
+    assert (attempt.status, attempt.source) == ("unknown", "client_card")
+
+
+# A project stored before issue 19: `model_dump` wrote the old defaults, `param_names` {} = the logical names.
+STORED_BEFORE_19 = {"employee_method": "call-employee", "group_method": "call-group", "param_names": {}}
+
+
+@pytest.mark.parametrize(
+    ("stored", "employee_call", "group_call"),
+    [
+        # a project made now: call-me, the extension (or the group's number) as src, the client as dst
+        ({}, ("call-me", "src", "dst"), ("call-me", "src", "dst")),
+        # a project stored before: asked as before
+        (STORED_BEFORE_19, ("call-employee", "ext", "phone"), ("call-group", "group", "phone")),
+    ],
+    ids=["new_project", "stored_before_issue_19"],
+)
+def test_the_pbx_is_asked_with_the_projects_method_and_parameter_names(
+    stored: dict[str, Any], employee_call: tuple[str, ...], group_call: tuple[str, ...], fakes: Fakes
+) -> None:
+    # Given a project item as read from storage
+    project = Project.model_validate({"id": "p", "name": "P", **stored})
+    # When a bot starts an employee call and a group call
+    _employee_call(fakes, project)
+    _group_call(fakes, project)
+    # Then each names its method and parameters as the project says
+    employee, group = (r.conn for r in fakes.pbx.requests)
+    assert (employee.employee_method, employee.param_name("ext"), employee.param_name("phone")) == employee_call
+    assert (group.group_method, group.param_name("group"), group.param_name("phone")) == group_call
+
+
 def test_the_attempt_is_stored_before_the_pbx_is_asked(fakes: Fakes, project: Project) -> None:
     seen: list[list[str]] = []
 
     def reply(request: Any) -> Any:
         seen.append([a.status for a in fakes.attempts.of("p")])
-        return {"call_id": "pbx-1"}
+        return started("pbx-1")
 
     fakes.pbx.reply = reply
     _employee_call(fakes, project)
@@ -404,7 +477,7 @@ def test_after_a_failure_that_may_have_rung_the_same_key_never_calls_again(
     fakes.pbx.reply = error
     with pytest.raises(type(error)) as first:
         _employee_call(fakes, project, key="k")
-    fakes.pbx.reply = {"call_id": "pbx-2"}
+    fakes.pbx.reply = started("pbx-2")
     with pytest.raises(type(error)) as again:
         _employee_call(fakes, project, key="k")
     assert (again.value.status_code, again.value.message) == (first.value.status_code, first.value.message)
@@ -415,7 +488,7 @@ def test_after_a_clear_refusal_the_same_key_may_try_again(fakes: Fakes, project:
     fakes.pbx.reply = PbxRefused("PBX error on call-employee: Нет линий")
     with pytest.raises(PbxError):
         _employee_call(fakes, project, key="k")
-    fakes.pbx.reply = {"call_id": "pbx-2"}
+    fakes.pbx.reply = started("pbx-2")
     assert _employee_call(fakes, project, key="k")["pbx_call_id"] == "pbx-2"
     assert len(fakes.pbx.requests) == 2
 
@@ -439,7 +512,7 @@ def test_a_repeat_after_an_invocation_died_mid_call_never_rings_twice(fakes: Fak
     with pytest.raises(Died):
         _employee_call(fakes, project, key="order-9")
     # When the bot repeats it, then 504 "may have started the call", and the PBX was asked once
-    fakes.pbx.reply = {"call_id": "pbx-2"}
+    fakes.pbx.reply = started("pbx-2")
     with pytest.raises(PbxTimeout, match="may have started the call"):
         _employee_call(fakes, project, key="order-9")
     assert len(fakes.pbx.requests) == 1

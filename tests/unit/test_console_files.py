@@ -46,3 +46,14 @@ def test_no_file_has_inline_script_or_remote_assets() -> None:
     for path in ASSETS.values():
         assert not remote.findall(path.read_text(encoding="utf-8")), path.name  # nothing from a CDN
     assert "innerHTML" not in ASSETS["app.js"].read_text()  # what the PBX sent is put on the page as text
+
+
+def test_the_short_number_field_offers_the_pbxs_points() -> None:
+    # The employee form's short number is tied to a datalist that app.js fills from the admin route listing the PBX's
+    # extensions (the browser test sees it filled from the simulator).
+    html = ASSETS["index.html"].read_text(encoding="utf-8")
+    field = re.search(r"<input id=\"short_number\"[^>]*>", html)
+    assert field is not None and 'list="pbx-points"' in field.group(0)
+    assert '<datalist id="pbx-points"></datalist>' in html
+    script = ASSETS["app.js"].read_text(encoding="utf-8")
+    assert 'api("GET", "/v1/pbx/points")' in script and '$("pbx-points").replaceChildren(' in script

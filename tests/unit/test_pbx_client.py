@@ -9,14 +9,15 @@ import httpx
 import pytest
 
 from iptelefon.adapters.pbx import PbxClient, encode_body, get_pbx_client
-from iptelefon.domain.errors import PbxError, PbxTimeout
+from iptelefon.domain.errors import PbxError, PbxRefused, PbxReplyUnreadable, PbxTimeout
+from iptelefon.domain.models import PBX_CALL_NAMES
 from iptelefon.domain.pbx_connection import PbxConnection
 
 SECRET = "s3cr3t"
 URL = "https://a00.abc.ru/b3/api/v2/start.php"
-# Computed once by hand: hashlib.md5(b"topic=base&method=call-employee&ext=346&phone=79004443322" + b"s3cr3t").
-EMPLOYEE_BODY = "topic=base&method=call-employee&ext=346&phone=79004443322"
-EMPLOYEE_HASH = "5a40714f35de2dbedd6f16f0bd42dd88"
+# Computed once by hand: `printf %s 'topic=base&method=call-me&src=346&dst=79004443322s3cr3t' | md5sum`.
+EMPLOYEE_BODY = "topic=base&method=call-me&src=346&dst=79004443322"
+EMPLOYEE_HASH = "3e1694c7249c0e7cfc276c166b0503bc"
 
 Handler = Callable[[httpx.Request], httpx.Response]
 
@@ -30,7 +31,7 @@ def _recording(reply: httpx.Response | None = None) -> tuple[PbxClient, list[htt
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return reply if reply is not None else httpx.Response(200, json={"result": 1, "data": {"call_id": "1.1"}})
+        return reply if reply is not None else httpx.Response(200, json={"code": "success", "callid": "1.1"})
 
     return _client(handler), seen
 
@@ -124,6 +125,32 @@ def test_group_call_uses_the_projects_method_and_group_parameter_name() -> None:
     assert seen[0].content.decode().startswith("topic=base&method=queue-call&queue=3&phone=79004443322&hash=")
 
 
+def test_a_connection_with_the_classic_names_sends_contract_1s_methods() -> None:
+    # Given a project that keeps contract §1's names (every project stored before issue 19)
+    client, seen = _recording()
+    classic = PBX_CALL_NAMES["classic"]
+    conn = _conn(employee_method=classic.employee_method, group_method=classic.group_method, param_names={})
+
+    # When an employee call and a group call are started
+    client.start_employee_call(conn, "346", "79004443322")
+    client.start_group_call(conn, "3", "79004443322")
+
+    # Then call-employee with ext/phone and call-group with group/phone are sent
+    assert seen[0].content.decode().startswith("topic=base&method=call-employee&ext=346&phone=79004443322&hash=")
+    assert seen[1].content.decode().startswith("topic=base&method=call-group&group=3&phone=79004443322&hash=")
+
+
+def test_the_default_group_call_is_call_me_from_the_groups_number() -> None:
+    # Given a connection with the default names (an assumption for the group call: README)
+    client, seen = _recording()
+
+    # When a group call is started
+    client.start_group_call(_conn(), "3", "79004443322")
+
+    # Then call-me rings the group's number as src and connects dst
+    assert seen[0].content.decode().startswith("topic=base&method=call-me&src=3&dst=79004443322&hash=")
+
+
 def test_method_list_calls_get_method_list() -> None:
     # Given a PBX that lists its methods
     client, seen = _recording(httpx.Response(200, json={"result": 1, "data": ["ping", "call-employee"]}))
@@ -131,9 +158,39 @@ def test_method_list_calls_get_method_list() -> None:
     # When the method list is asked for
     methods = client.method_list(_conn())
 
-    # Then get-method-list is called and its data returned
+    # Then get-method-list is called and its names returned
     assert seen[0].content.decode().startswith("topic=base&method=get-method-list&hash=")
     assert methods == ["ping", "call-employee"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "points"),
+    [
+        (httpx.Response(200, json=["346", "347"]), ["346", "347"]),  # the public integration's bare list
+        (
+            httpx.Response(200, json={"result": 1, "data": [346, {"number": "347"}, {"exten": 348}]}),
+            ["346", "347", "348"],
+        ),
+        (httpx.Response(200, json={"result": 1, "data": {"points": [{"name": "349"}, None, " "]}}), ["349"]),
+        (httpx.Response(200, json={"result": 1, "data": "346, 347"}), ["346", "347"]),
+        (httpx.Response(200, json={"result": 1, "data": []}), []),
+    ],
+    ids=["bare_list", "result_data_mixed", "wrapped_objects", "text", "empty"],
+)
+def test_points_lists_the_pbxs_extensions_whatever_the_shape(reply: httpx.Response, points: list[str]) -> None:
+    # Given a PBX answering get-points in one of the shapes seen or plausible
+    client, seen = _recording(reply)
+
+    # When its points are asked for, then get-points is called and the numbers come back as text
+    assert client.points(_conn()) == points
+    assert seen[0].content.decode().startswith("topic=base&method=get-points&hash=")
+
+
+def test_points_refused_is_a_pbx_refusal() -> None:
+    # Given a PBX without get-points (it says so), when the points are asked for, then its words come back
+    client, _ = _recording(httpx.Response(200, json={"result": 0, "text": "Unknown method"}))
+    with pytest.raises(PbxRefused, match="Unknown method"):
+        client.points(_conn())
 
 
 def test_request_accepts_a_mapping_and_a_topic() -> None:
@@ -147,47 +204,140 @@ def test_request_accepts_a_mapping_and_a_topic() -> None:
     assert seen[0].content.decode().startswith("topic=stat&method=get-calls&date_from=2024-05-01+00%3A00%3A00&hash=")
 
 
-def test_success_returns_the_replys_data() -> None:
-    # Given a PBX that starts the call
-    client, _ = _recording(httpx.Response(200, json={"result": 1, "data": {"call_id": "1716.7"}}))
+@pytest.mark.parametrize(
+    ("reply", "pbx_call_id"),
+    [
+        ({"code": "success", "callid": "1716.7"}, "1716.7"),  # the public integration's call-me
+        ({"code": "Success", "callid": 17167}, "17167"),
+        ({"result": 1, "data": {"call_id": "1716.7"}}, "1716.7"),  # contract §1
+        ({"result": "1", "data": {"linkedid": "1716.8"}}, "1716.8"),
+        ({"result": 1, "data": None}, None),
+        # The PBX said "success" without an id: the call started (its webhook still links it by the phone).
+        ({"code": "success"}, None),
+        ({"code": "success", "callid": ""}, None),
+    ],
+    ids=["code", "code_int_id", "result", "result_text_1", "result_no_data", "code_no_callid", "code_empty_callid"],
+)
+def test_a_started_call_is_read_in_either_shape_with_its_pbx_call_id(reply: object, pbx_call_id: str | None) -> None:
+    # Given a PBX that starts the call and says so
+    client, _ = _recording(httpx.Response(200, json=reply))
 
     # When an employee call is started
-    data = client.start_employee_call(_conn(), "346", "79004443322")
+    started = client.start_employee_call(_conn(), "346", "79004443322")
 
-    # Then the reply's data comes back
-    assert data == {"call_id": "1716.7"}
+    # Then the reply is a confirmed success with the PBX's id of the call (when it named one)
+    assert (started.confirmed, started.pbx_call_id) == (True, pbx_call_id)
 
 
-def test_result_0_raises_pbx_error_with_the_pbx_text() -> None:
+@pytest.mark.parametrize(
+    ("reply", "words"),
+    [
+        ({"result": 0, "text": "Номер занят"}, "Номер занят"),
+        ({"result": "0", "error": "Нет линий"}, "Нет линий"),
+        ({"code": "error", "text": "Неверный номер"}, "Неверный номер"),
+        ({"code": "ERROR", "message": "wrong src"}, "wrong src"),
+        ({"code": "error"}, "code 'error' without text"),
+        ({"result": True, "data": {"call_id": "1"}}, "result True without text"),  # JSON true is not 1
+    ],
+    ids=["result_text", "result_error", "code_text", "code_message", "code_no_text", "result_true"],
+)
+def test_a_clear_refusal_in_either_shape_is_pbx_refused_with_the_pbxs_words(reply: object, words: str) -> None:
     # Given a PBX that refuses the call
-    client, _ = _recording(httpx.Response(200, json={"result": 0, "text": "Номер занят"}))
+    client, _ = _recording(httpx.Response(200, json=reply))
 
     # When an employee call is started
-    with pytest.raises(PbxError) as raised:
+    with pytest.raises(PbxRefused) as raised:
         client.start_employee_call(_conn(), "346", "79004443322")
 
-    # Then the error is a 502 carrying the PBX's own words
-    assert "Номер занят" in raised.value.message
-    assert raised.value.status_code == 502
+    # Then it is a 502 refusal (nothing started) carrying the PBX's own words
+    assert words in raised.value.message
+    assert (raised.value.status_code, raised.value.code) == (502, "pbx_error")
 
 
 @pytest.mark.parametrize(
     "reply",
     [
-        httpx.Response(500, text="<html>Internal Server Error</html>"),
+        httpx.Response(200, text="<html><body>Welcome</body></html>"),
         httpx.Response(200, text="<br /><b>Warning</b>: mysqli_connect()"),
-        httpx.Response(200, json={"data": "no result"}),
-        httpx.Response(200, json=["result", 1]),
-        httpx.Response(302, headers={"Location": "https://a00.abc.ru/login"}),
+        httpx.Response(200, content=b""),
+        httpx.Response(200, json={"status": "ok", "uid": "1716.7"}),
+        httpx.Response(200, json={"code": "queued", "callid": "1716.7"}),
+        httpx.Response(200, json={"text": "ok"}),
+        httpx.Response(200, json=["1716.7"]),
+        httpx.Response(200, json="started"),
     ],
-    ids=["http_500", "not_json", "no_result", "not_an_object", "redirect"],
+    ids=["html", "php_warning", "empty", "unknown_object", "unknown_code", "text_only", "bare_list", "bare_string"],
 )
-def test_a_reply_that_is_not_a_pbx_answer_raises_pbx_error(reply: httpx.Response) -> None:
-    # Given a PBX answering something that is not its JSON
+def test_a_call_start_reply_nobody_can_read_is_unreadable_after_one_request(reply: httpx.Response) -> None:
+    # Given a PBX that got the request and answered in words we do not know (the call may be ringing)
+    client, seen = _recording(reply)
+
+    # When an employee call is started
+    with pytest.raises(PbxReplyUnreadable) as raised:
+        client.start_employee_call(_conn(), "346", "79004443322")
+
+    # Then it is neither a start nor a refusal, and the request was sent once
+    assert not isinstance(raised.value, PbxRefused)
+    assert len(seen) == 1
+
+
+def test_an_unreadable_reply_echoing_the_secret_or_a_hash_is_redacted() -> None:
+    # Given a PBX whose HTML page repeats what it received
+    client, _ = _recording(httpx.Response(200, text=f"<p>hash={EMPLOYEE_HASH} key={SECRET}</p>"))
+
+    # When a call is started, then the error quotes the page without the secret or the hash
+    with pytest.raises(PbxReplyUnreadable) as raised:
+        client.start_employee_call(_conn(), "346", "79004443322")
+    assert SECRET not in raised.value.message and EMPLOYEE_HASH not in raised.value.message
+    assert "key=***" in raised.value.message
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (httpx.Response(500, text="<html>Internal Server Error</html>"), PbxError),
+        (httpx.Response(302, headers={"Location": "https://a00.abc.ru/login"}), PbxRefused),
+        (httpx.Response(403, text="Forbidden"), PbxRefused),
+    ],
+    ids=["http_500", "redirect", "http_403"],
+)
+def test_http_errors_keep_their_meaning(reply: httpx.Response, error: type[PbxError]) -> None:
+    # Given a PBX answering with an HTTP error: a 5xx may have run the method, a 3xx/4xx did not
     client, _ = _recording(reply)
 
-    # When it is called, then it is a PBX error
-    with pytest.raises(PbxError):
+    # When a call is started, then it is that error, never an "unreadable" 202
+    with pytest.raises(PbxError) as raised:
+        client.start_employee_call(_conn(), "346", "79004443322")
+    assert type(raised.value) is error
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [{"result": 1, "data": "pong"}, {"text": "pong"}, {"result": 1, "text": "pong"}, "pong", {"text": " Pong\n"}],
+    ids=["result_data", "text", "result_text", "bare_string", "spaced"],
+)
+def test_ping_is_pong_in_either_shape(reply: object) -> None:
+    # Given a PBX answering ping in one of its shapes, when pinged, then it is "pong"
+    client, seen = _recording(httpx.Response(200, json=reply))
+    assert client.ping(_conn()) == "pong"
+    assert seen[0].content.decode().startswith("topic=base&method=ping&hash=")
+
+
+@pytest.mark.parametrize(
+    ("reply", "error"),
+    [
+        (httpx.Response(200, json={"text": "nope"}), PbxError),
+        (httpx.Response(200, json={"data": "no result"}), PbxError),
+        (httpx.Response(200, json=["result", 1]), PbxError),
+        (httpx.Response(200, json={"result": 0, "text": "bad hash"}), PbxRefused),
+        (httpx.Response(200, text="<br /><b>Warning</b>: mysqli_connect()"), PbxReplyUnreadable),
+    ],
+    ids=["other_text", "no_result", "list", "refused", "not_json"],
+)
+def test_ping_without_pong_is_a_pbx_error(reply: httpx.Response, error: type[PbxError]) -> None:
+    # Given a PBX answering ping with anything but pong, when pinged, then a PBX error says what came
+    client, _ = _recording(reply)
+    with pytest.raises(error):
         client.ping(_conn())
 
 
@@ -245,13 +395,13 @@ def test_connect_failure_then_success_returns_the_data() -> None:
         seen.append(request)
         if len(seen) == 1:
             raise httpx.ConnectError("refused", request=request)
-        return httpx.Response(200, json={"result": 1, "data": {"call_id": "1.2"}})
+        return httpx.Response(200, json={"code": "success", "callid": "1.2"})
 
     # When a call is started
-    data = _client(handler).start_employee_call(_conn(), "346", "79004443322")
+    reply = _client(handler).start_employee_call(_conn(), "346", "79004443322")
 
     # Then the second attempt started it
-    assert data == {"call_id": "1.2"}
+    assert reply.pbx_call_id == "1.2"
     assert len(seen) == 2
 
 

@@ -9,6 +9,7 @@ from typing import Any
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from iptelefon.domain.models import Project
 from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate
 from iptelefon.entry import dependencies
 from iptelefon.entry.api import (
@@ -48,9 +49,19 @@ def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
 @app.post("/v1/settings/check")
 def check_settings() -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
+    return json_body(admin.check_connection(project, _pbx_probe(project)))
+
+
+@app.get("/v1/pbx/points")
+def pbx_points() -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    return json_body(admin.pbx_points(_pbx_probe(project)))
+
+
+def _pbx_probe(project: Project) -> PbxProbe:
     # the PBX client and connection of the call use cases: the same timeouts and budget as a call
-    probe = PbxProbe(dependencies.pbx_client(), calls.pbx_connection(project, dependencies.call_deps()))
-    return json_body(admin.check_connection(project, probe))
+    deps = dependencies.call_deps()
+    return PbxProbe(dependencies.pbx_client(), lambda: calls.pbx_connection(project, deps))
 
 
 @app.get("/v1/employees")

@@ -111,14 +111,31 @@ async function checkConnection() {
   status.textContent = "Проверяем…";
   try {
     const result = await api("POST", "/v1/settings/check");
-    status.textContent = `Подключение работает (${result.ms} мс). Методы АТС: ${result.methods.join(", ") || "—"}`;
+    const listed = (names) => (names === null ? "АТС не сообщила" : names.join(", ") || "—");
+    status.textContent =
+      `Подключение работает (${result.ms} мс). Методы АТС: ${listed(result.methods)}. ` +
+      `Внутренние номера: ${listed(result.points)}`;
   } catch (error) {
     status.textContent = "Нет подключения: " + error.message;
   }
 }
 
 // -- Сотрудники -------------------------------------------------------------------------------------------------------
+// The PBX's extensions (get-points) offered for the short number; a PBX without that list offers nothing.
+async function loadPoints() {
+  const note = $("pbx-points-note");
+  try {
+    const { points } = await api("GET", "/v1/pbx/points");
+    $("pbx-points").replaceChildren(...points.map((point) => el("option", null, { value: point })));
+    note.textContent = points.length ? "Номера из АТС: выберите из списка или введите свой." : "";
+  } catch (error) {
+    $("pbx-points").replaceChildren();
+    note.textContent = "Список номеров из АТС недоступен: " + error.message;
+  }
+}
+
 async function loadEmployees() {
+  loadPoints();
   const rows = $("employee-rows");
   const { employees } = await api("GET", "/v1/employees");
   rows.replaceChildren();
@@ -273,7 +290,10 @@ async function callByApi(clientId, phone) {
   const status = $("call-status");
   try {
     const started = await api("POST", `/v1/clients/${encodeURIComponent(clientId)}/call`, { phone });
-    status.textContent = "Звонок: initiated — АТС звонит вам, затем клиенту";
+    status.textContent =
+      started.status === "unknown"
+        ? "Звонок: unknown — ответ АТС не прочитан, звонок мог начаться: не звоните снова, дождитесь результата"
+        : "Звонок: initiated — АТС звонит вам, затем клиенту";
     followAttempt(started.attempt_id);
   } catch (error) {
     status.textContent = "Звонок не начат: " + error.message;

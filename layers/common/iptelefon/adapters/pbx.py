@@ -3,12 +3,20 @@
 Protocol (contract section 1): `POST <server_url>`, `application/x-www-form-urlencoded`, parameters `topic`, `method`,
 then the method's own parameters, then `hash = md5(<body before "&hash="> + secret)` appended last. The body is built
 once, hashed as is and sent byte for byte. Some installations take `Authorization: Bearer <secret>` instead of `hash`.
-Replies are JSON `{"result": 1, "data": ...}`; any other `result` is an error whose message is in `text`.
+
+Replies: one reader (`read_reply`) for every shape known (README "The PBX's replies"):
+- `{"result": 1, "data": ...}` success, `{"result": 0, "text": "..."}` refusal (contract section 1);
+- `{"code": "success", "callid": "..."}` success, `{"code": "error", ...}` refusal (the public integration's
+  `call-me`);
+- a bare JSON list (`get-points`), a `{"text": "pong"}` answer (`ping`), or any other JSON: read, but not a success
+  the PBX said itself (`PbxReply.confirmed` false): a call-starting method needs one, else `PbxReplyUnreadable`.
+Not JSON at all (HTML with 200, an empty body) is `PbxReplyUnreadable`.
 
 Starting a call is not idempotent on the PBX, so a request that may have reached it is never retried: only a connect
 failure (nothing was sent) is retried, once. Timeouts answer 504 (`PbxTimeout`), every other failure 502 (`PbxError`).
 `PbxRefused` (a `PbxError`, in the domain) marks the failures after which the PBX certainly started nothing: it said no
-(`result != 1`, HTTP 3xx/4xx) or it was never reached. After any other failure a call may be ringing.
+(`result != 1`, `code` "error", HTTP 3xx/4xx) or it was never reached. After any other failure a call may be ringing;
+`PbxReplyUnreadable` (also a `PbxError`) is the one where the PBX answered, just not in words we know.
 The secret and the hash never appear in an exception message or a log line; the server URL may.
 """
 
@@ -25,14 +33,19 @@ from urllib.parse import quote_plus
 
 import httpx
 
-from iptelefon.domain.errors import PbxError, PbxRefused, PbxTimeout
-from iptelefon.domain.pbx_connection import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection
+from iptelefon.domain.errors import PbxError, PbxRefused, PbxReplyUnreadable, PbxTimeout
+from iptelefon.domain.pbx_connection import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection, PbxReply
 from iptelefon.platform.observability import logger
 
 DEFAULT_TOPIC = "base"
 # How much of an unexpected reply is quoted in an error message.
 _QUOTE_CHARS = 200
 _MD5_HEX = re.compile(r"\b[0-9a-fA-F]{32}\b")
+# Where a reply may name the PBX's id of the call it started: the `code` reply's own fields (`callid`), or the
+# classic reply's `data`.
+_PBX_CALL_ID_FIELDS = ("callid", "call_id", "id", "linkedid", "uniqueid")
+# Where a refusal may carry the PBX's words.
+_REFUSAL_TEXT_FIELDS = ("text", "message", "error")
 
 
 def encode_body(pairs: Sequence[tuple[str, str]]) -> str:
@@ -56,22 +69,41 @@ class PbxClient:
     def __init__(self, http: httpx.Client) -> None:
         self._http = http
 
-    def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> Any:
-        """Ask the PBX to ring the employee `short_number`, then connect them to `phone`. Returns the reply's `data`."""
+    def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> PbxReply:
+        """Ask the PBX to ring the employee `short_number`, then connect them to `phone`."""
         params = [(conn.param_name("ext"), short_number), (conn.param_name("phone"), phone)]
-        return self.request(conn, conn.employee_method, params)
+        return self._start_call(conn, conn.employee_method, params)
 
-    def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> Any:
+    def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> PbxReply:
         """Ask the PBX to ring the group `group_id`, then connect whoever answers to `phone`."""
         params = [(conn.param_name("group"), group_id), (conn.param_name("phone"), phone)]
-        return self.request(conn, conn.group_method, params)
+        return self._start_call(conn, conn.group_method, params)
 
-    def ping(self, conn: PbxConnection) -> Any:
-        return self.request(conn, "ping", ())
+    def _start_call(self, conn: PbxConnection, method: str, params: list[tuple[str, str]]) -> PbxReply:
+        reply = self.request(conn, method, params)
+        if not reply.confirmed:
+            # It answered, but not "started" nor "refused": the call may be ringing.
+            raise PbxReplyUnreadable(
+                f"PBX answered {method} without saying whether the call started: {_shown(reply.data, conn)}"
+            )
+        return reply
 
-    def method_list(self, conn: PbxConnection) -> Any:
-        """The PBX's own list of methods: how an operator finds the real names of the call-starting methods."""
-        return self.request(conn, "get-method-list", ())
+    def ping(self, conn: PbxConnection) -> str:
+        """ "pong" when the PBX answers `ping` with it (as `data` or as `text`); PbxError otherwise."""
+        data = self.request(conn, "ping", ()).data
+        said = data.get("text") if isinstance(data, dict) else data
+        if not isinstance(said, str) or said.strip().lower() != "pong":
+            raise PbxError(f"PBX answered ping with {_shown(data, conn)} instead of pong")
+        return "pong"
+
+    def method_list(self, conn: PbxConnection) -> list[str]:
+        """The PBX's own list of methods (`get-method-list`): how an operator finds the real names of the
+        call-starting methods."""
+        return method_names(self.request(conn, "get-method-list", ()).data)
+
+    def points(self, conn: PbxConnection) -> list[str]:
+        """The PBX's extensions (`get-points`): the short numbers an employee may have."""
+        return point_numbers(self.request(conn, "get-points", ()).data)
 
     def request(
         self,
@@ -79,8 +111,8 @@ class PbxClient:
         method: str,
         params: Mapping[str, str] | Sequence[tuple[str, str]],
         topic: str = DEFAULT_TOPIC,
-    ) -> Any:
-        """Call one PBX method and return the reply's `data`; raise `PbxError` / `PbxTimeout` otherwise."""
+    ) -> PbxReply:
+        """Call one PBX method and return its reply as read (`read_reply`); `PbxError` / `PbxTimeout` otherwise."""
         pairs = [("topic", topic), ("method", method), *_pairs(params)]
         content, headers = _build_request(conn, pairs)
         started = time.monotonic()
@@ -90,7 +122,7 @@ class PbxClient:
             "PBX answered",
             extra={"pbx_url": conn.server_url, "pbx_method": method, "status": response.status_code, "ms": elapsed_ms},
         )
-        return _parse_reply(conn, method, response)
+        return read_reply(conn, method, response)
 
     def _send(self, conn: PbxConnection, method: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
         timeout = httpx.Timeout(conn.timeout_seconds, connect=min(conn.timeout_seconds, MAX_CONNECT_TIMEOUT_SECONDS))
@@ -143,7 +175,9 @@ def _build_request(conn: PbxConnection, pairs: list[tuple[str, str]]) -> tuple[b
     return body.encode("ascii"), headers
 
 
-def _parse_reply(conn: PbxConnection, method: str, response: httpx.Response) -> Any:
+def read_reply(conn: PbxConnection, method: str, response: httpx.Response) -> PbxReply:
+    """The PBX's reply to `method`, whatever its shape (see the module's docstring); `PbxRefused` when the PBX said
+    no, `PbxReplyUnreadable` when it answered something that is not JSON, `PbxError` for an HTTP 5xx."""
     status = response.status_code
     if status >= 300:
         where = f" (redirect to {response.headers.get('location')}: check server_url)" if status < 400 else ""
@@ -153,16 +187,43 @@ def _parse_reply(conn: PbxConnection, method: str, response: httpx.Response) -> 
     try:
         reply = json.loads(response.content)
     except ValueError:
-        raise PbxError(
-            f"PBX answered {method} with something that is not JSON: {_redact(response.text, conn)}"
-        ) from None
-    if not isinstance(reply, dict) or "result" not in reply:
-        raise PbxError(f"PBX answered {method} with JSON without `result`: {_redact(response.text, conn)}")
-    result = reply["result"]
-    if result in (1, "1") and result is not True:
-        return reply.get("data")
-    text = _redact(str(reply.get("text") or reply.get("error") or f"result {result!r} without text"), conn)
-    raise PbxRefused(f"PBX error on {method}: {text}")
+        text = _redact(response.text, conn) or "an empty body"
+        raise PbxReplyUnreadable(f"PBX answered {method} with something that is not JSON: {text}") from None
+    if not isinstance(reply, dict):
+        return PbxReply(reply, confirmed=False)  # a bare list (`get-points`) or a bare value
+    if "result" in reply:  # contract section 1
+        result = reply["result"]
+        if result in (1, "1") and result is not True:
+            data = reply["data"] if "data" in reply else reply.get("text")
+            return PbxReply(data, pbx_call_id=_pbx_call_id(data))
+        raise PbxRefused(f"PBX error on {method}: {_refusal_text(reply, 'result', conn)}")
+    if "code" in reply:  # the public integration's `call-me`
+        code = str(reply["code"]).strip().lower()
+        rest = {name: value for name, value in reply.items() if name != "code"}
+        if code == "success":
+            return PbxReply(rest, pbx_call_id=_pbx_call_id(rest))
+        if code == "error":
+            raise PbxRefused(f"PBX error on {method}: {_refusal_text(reply, 'code', conn)}")
+        return PbxReply(reply, confirmed=False)  # a code we do not know: neither yes nor no
+    return PbxReply(reply, confirmed=False)  # `ping`'s {"text": "pong"}, or a shape nobody described
+
+
+def _pbx_call_id(data: Any) -> str | None:
+    if isinstance(data, dict):
+        for name in _PBX_CALL_ID_FIELDS:
+            value = data.get(name)
+            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
+                return str(value).strip()[:128]
+    return None
+
+
+def _refusal_text(reply: dict[str, Any], status_field: str, conn: PbxConnection) -> str:
+    said = next((reply[name] for name in _REFUSAL_TEXT_FIELDS if reply.get(name)), None)
+    return _redact(str(said) if said is not None else f"{status_field} {reply[status_field]!r} without text", conn)
+
+
+def _shown(data: Any, conn: PbxConnection) -> str:
+    return _redact(json.dumps(data, ensure_ascii=False, default=str), conn)
 
 
 def _redact(text: str, conn: PbxConnection) -> str:
@@ -194,17 +255,29 @@ def get_pbx_client() -> PbxClient:
 
 def method_names(data: Any) -> list[str]:
     """Method names from a `get-method-list` reply, whatever its shape (a list of names or of objects, a map)."""
+    return _names(data, containers=("methods", "list"), fields=("method", "name", "id"))
+
+
+def point_numbers(data: Any) -> list[str]:
+    """Extension numbers from a `get-points` reply, whatever its shape (a list of numbers or of objects, a map)."""
+    return _names(
+        data, containers=("points", "list", "items"), fields=("number", "exten", "point", "ext", "name", "id")
+    )
+
+
+def _names(data: Any, *, containers: tuple[str, ...], fields: tuple[str, ...]) -> list[str]:
+    # Nothing documents these lists' shape: take names from strings, numbers, objects (by `fields`) or a map's keys.
     if isinstance(data, str):
         return [name for name in re.split(r"[\s,;]+", data) if name]
     if isinstance(data, dict):
-        inner = data.get("methods") or data.get("list")
-        return method_names(inner) if inner is not None else [str(name) for name in data]
+        inner = next((data[name] for name in containers if data.get(name)), None)
+        return _names(inner, containers=containers, fields=fields) if inner is not None else [str(k) for k in data]
     if isinstance(data, (list, tuple)):
         names = []
         for entry in data:
             if isinstance(entry, dict):
-                entry = entry.get("method") or entry.get("name") or entry.get("id")
-            if entry is not None and str(entry).strip():
+                entry = next((entry[name] for name in fields if entry.get(name) not in (None, "")), None)
+            if entry is not None and not isinstance(entry, bool) and str(entry).strip():
                 names.append(str(entry).strip())
         return names
     return []

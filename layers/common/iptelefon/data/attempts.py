@@ -4,10 +4,11 @@ call use case, the webhook and the reads.
 Items in the main table:
   PROJECT#<pid> / ATTEMPT#<attempt_id>              the attempt: kind, client phone, employee or group, status
                                                     (`starting` / `initiated` / `failed` with `reason` /
-                                                    `completed`), PBX reply
+                                                    `unknown` with `reason` / `completed`), PBX reply
   ATTEMPTPHONE#<pid>#<phone> / <created_at>#<id>    "a call to this phone may be ringing": written with an attempt
                                                     before its PBX request, deleted when the webhook links it or the
-                                                    PBX refused, `expires_at` = created + 1 day (TTL)
+                                                    PBX refused (kept for `initiated`, `unknown` and a `failed` that
+                                                    may have rung), `expires_at` = created + 1 day (TTL)
   ATTEMPTKEY#<pid> / <sha256(route, Idempotency-Key)>  this key started a call (TTL 1 day): a repeat whose first request
                                                     died mid-call gets a 504, never a second ring
   (RATE#<pid> / ...: the rate-limit counters, `data.rate_counters`)

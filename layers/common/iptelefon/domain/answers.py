@@ -154,13 +154,15 @@ class AttemptAnswer(BaseModel):
 
 # -- calls (the call-starting routes) ----------------------------------------------------------------------------------
 class CallStartedAnswer(BaseModel):
-    """202 of POST /v1/calls/employee and /v1/calls/group: the attempt the PBX took."""
+    """202 of POST /v1/calls/employee and /v1/calls/group: the attempt the PBX took (`initiated`), or the attempt
+    whose PBX reply could not be read (`unknown`: the call may be ringing; `message` says what to do)."""
 
     attempt_id: str  # look it up with GET /v1/calls/{attempt_id}
-    status: Literal["initiated"] = "initiated"
+    status: Literal["initiated", "unknown"] = "initiated"
     client_phone: str
     client_phone_e164: str
     pbx_call_id: str | None = None  # the PBX's own id of the call, when its reply had one
+    message: str | None = None  # `unknown` only
 
     def body(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -102,6 +102,11 @@ class PbxRefused(PbxError):
     After any other PBX failure a call may be ringing."""
 
 
+class PbxReplyUnreadable(PbxError):
+    """The request reached the PBX, and its reply is none of the shapes known (HTML with 200, JSON of another shape,
+    nothing): the PBX may have acted on it. A call-starting use case records the attempt as `unknown` (202)."""
+
+
 class PbxTimeout(DomainError):
     """No answer from the PBX in time. The call may or may not have started: never retried."""
 

@@ -28,6 +28,29 @@ AuthMode = Literal["hash", "bearer"]
 # The parameters a call sends the PBX, by their logical names, and the form field name a PBX may call one instead.
 LogicalParam = Literal["ext", "phone", "group"]
 PbxParamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-\[\]]{1,64}$")]
+
+
+@dataclass(frozen=True)
+class PbxCallNames:
+    """The names a PBX gives its call-starting methods and their parameters (logical name → the PBX's name)."""
+
+    employee_method: str
+    group_method: str
+    param_names: dict[LogicalParam, str]
+
+
+# The two sets of names known (issue 19). A new project gets `zeon`; a project keeps the names it was stored with.
+PbxCallNamesPreset = Literal["zeon", "classic"]
+PBX_CALL_NAMES: dict[PbxCallNamesPreset, PbxCallNames] = {
+    # The public integration of the same start.php API (a Webasyst CRM plugin for IPtelefon): `call-me` with `src` =
+    # the employee's extension and `dst` = the client. The group call is an ASSUMPTION (nothing public starts one):
+    # `call-me` with `src` = the group's number, as if the PBX rang a group's number as it rings an extension; a
+    # project whose PBX wants otherwise sets `group_method` / `param_names` (PUT /v1/settings).
+    "zeon": PbxCallNames("call-me", "call-me", {"ext": "src", "phone": "dst", "group": "src"}),
+    # Contract §1's defaults, what projects stored before issue 19 keep (their `param_names` {} = these names).
+    "classic": PbxCallNames("call-employee", "call-group", {"ext": "ext", "phone": "phone", "group": "group"}),
+}
+DEFAULT_PBX_CALL_NAMES = PBX_CALL_NAMES["zeon"]
 # Who a token is: a bot (the call and read routes), an operator (one employee: the console's client card), an admin
 # (the project's settings and employees).
 Role = Literal["bot", "operator", "admin"]
@@ -84,10 +107,14 @@ class Project(BaseModel):
     calls_per_phone_per_hour: int = Field(default=5, ge=1)
     calls_per_project_per_minute: int = Field(default=60, ge=1)
     auth_mode: AuthMode = "hash"
-    employee_method: str = Field(default="call-employee", min_length=1, max_length=64)
-    group_method: str = Field(default="call-group", min_length=1, max_length=64)
-    # Logical PBX parameter name (ext, phone, group) -> the name this PBX expects.
-    param_names: dict[LogicalParam, PbxParamName] = Field(default_factory=dict)
+    # The call-starting methods' names. Defaults: `PBX_CALL_NAMES["zeon"]`; a project stored with other names (every
+    # project made before issue 19: `call-employee`, `call-group`, `param_names` {}) keeps them.
+    employee_method: str = Field(default=DEFAULT_PBX_CALL_NAMES.employee_method, min_length=1, max_length=64)
+    group_method: str = Field(default=DEFAULT_PBX_CALL_NAMES.group_method, min_length=1, max_length=64)
+    # Logical PBX parameter name (ext, phone, group) -> the name this PBX expects; a name left out stays as it is.
+    param_names: dict[LogicalParam, PbxParamName] = Field(
+        default_factory=lambda: dict(DEFAULT_PBX_CALL_NAMES.param_names)
+    )
     # The last segment of the webhook URL is the PBX's API secret (the contract's default), or, when this is set, a
     # random token the service issued (`iptel project create --webhook-token random`), so that the secret that starts
     # calls never travels in URLs. Only the token's sha256 is kept.
@@ -134,14 +161,15 @@ class Client(BaseModel):
     created_at: datetime = Field(default_factory=utc_now)
 
 
-AttemptStatus = Literal["starting", "initiated", "failed", "completed"]
+AttemptStatus = Literal["starting", "initiated", "failed", "unknown", "completed"]
 
 
 class CallAttempt(BaseModel):
     """What a bot or the client card asked the PBX to do, stored before the PBX request (`data.attempts`).
 
-    `starting` → `initiated` (the PBX took it) or `failed` (with `reason`) → `completed` once the PBX's completion
-    webhook is linked to it (`call_key` of that call, `client_id` it matched).
+    `starting` → `initiated` (the PBX took it), `failed` (with `reason`) or `unknown` (the PBX's reply could not be
+    read: it may have started the call; `reason` says what came) → `completed` once the PBX's completion webhook is
+    linked to it (`call_key` of that call, `client_id` it matched).
     """
 
     model_config = ConfigDict(extra="ignore")
@@ -156,7 +184,7 @@ class CallAttempt(BaseModel):
     card_client_id: str | None = None  # source `client_card`: from whose card
     created_at: str  # `utc_stamp`: fixed width, sorts as time
     status: AttemptStatus = "starting"
-    reason: dict[str, str] | None = None  # `failed`: {"error", "message"}
+    reason: dict[str, str] | None = None  # `failed`, `unknown`: {"error", "message"}
     pbx_call_id: str | None = None  # the PBX's id of the started call, when its reply had one
     pbx_reply: str | None = None  # the PBX's reply, secret masked, cut to 2,000 characters
     # `completed`: the call that completed it. Items stored before the vocabulary was fixed name it `call_id`.

@@ -9,6 +9,7 @@ client, the call routes never load the SQS inbox).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -107,18 +108,20 @@ def forget_cached_pbx_settings() -> None:
 
 @dataclass(frozen=True)
 class PbxProbe:
-    """A project's PBX as the settings check asks it (implements `usecases.ports.PbxCheck`)."""
+    """A project's PBX as the settings check asks it (implements `usecases.ports.PbxCheck`). `connection` is built
+    for each request: each gets the read timeout the invocation still has room for."""
 
     client: PbxClient
-    connection: PbxConnection
+    connection: Callable[[], PbxConnection]
 
-    def ping(self) -> Any:
-        return self.client.ping(self.connection)
+    def ping(self) -> str:
+        return self.client.ping(self.connection())
 
     def method_names(self) -> list[str]:
-        from iptelefon.adapters.pbx import method_names
+        return self.client.method_list(self.connection())
 
-        return method_names(self.client.method_list(self.connection))
+    def points(self) -> list[str]:
+        return self.client.points(self.connection())
 
 
 # -- calls (the call-starting routes; the admin API's connection check) ----------------------------------------------

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from iptelefon.domain.errors import InvalidInput, NotFound
+from iptelefon.domain.errors import InvalidInput, NotFound, PbxError, PbxTimeout, StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import ID_PATTERN, Employee, PbxCredentials, Project, is_valid_id
 from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate
@@ -205,19 +206,39 @@ def _settings(project: Project, credentials: PbxCredentials, api_base: str) -> d
 
 
 def check_connection(project: Project, pbx: PbxCheck) -> dict[str, Any]:
-    """`ping` the PBX with the stored connection, then read its method list (PbxError / PbxTimeout otherwise)."""
+    """`ping` the PBX with the stored connection (PbxError / PbxTimeout unless it answers "pong"), then what it tells
+    of itself: its methods (`get-method-list`) and extensions (`get-points`). A PBX that answers neither still passes
+    the check: what it did not tell is null, and `unavailable` says why."""
     started = time.monotonic()
     pbx.ping()
-    methods = pbx.method_names()
+    unavailable: dict[str, str] = {}
+    methods = _told(pbx.method_names, "methods", unavailable)
+    points = _told(pbx.points, "points", unavailable)
+    found = None
+    if methods is not None:
+        found = {"employee_method": project.employee_method in methods, "group_method": project.group_method in methods}
     return {
         "reachable": True,
         "ms": round((time.monotonic() - started) * 1000),
         "methods": methods,
-        "call_methods_found": {
-            "employee_method": project.employee_method in methods,
-            "group_method": project.group_method in methods,
-        },
+        "call_methods_found": found,
+        "points": points,
+        "unavailable": unavailable,
     }
+
+
+def pbx_points(pbx: PbxCheck) -> dict[str, Any]:
+    """GET /v1/pbx/points: the PBX's extensions (`get-points`), for the employee form's short number."""
+    return {"points": pbx.points()}
+
+
+def _told(ask: Callable[[], list[str]], what: str, unavailable: dict[str, str]) -> list[str] | None:
+    # Neither list is documented, nor every PBX's to give: the ping already proved the connection.
+    try:
+        return ask()
+    except (PbxError, PbxTimeout, StorageUnavailable) as error:  # StorageUnavailable: no time left to ask
+        unavailable[what] = error.message
+        return None
 
 
 def who_is(deps: AdminDeps, caller: Caller) -> dict[str, Any]:

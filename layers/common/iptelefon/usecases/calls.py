@@ -3,7 +3,8 @@
 A call-starting request: the client phone is normalized (400) → the toll-fraud guard: the phone's country must be
 allowed (403, `domain.toll_fraud`) → the rate limits per client phone and per project (429 + Retry-After,
 `domain.rate_limits`) → one PBX request (502 / 504) → an attempt record (`ports.Attempts`) whatever the outcome →
-202 `{"attempt_id": ..., "status": "initiated", ...}` (`domain.answers.CallStartedAnswer`).
+202 `{"attempt_id": ..., "status": "initiated", ...}` (`domain.answers.CallStartedAnswer`), or 202 with status
+`unknown` when the PBX answered in words nobody knows (`PbxReplyUnreadable`: the call may be ringing).
 
 `Idempotency-Key` (optional): `usecases.idempotency` says what a repeat gets. Everything the use case talks to comes
 in a `CallDeps` (built by `entry.dependencies.call_deps`; in-memory fakes in the unit tests), with the Lambda context.
@@ -27,6 +28,7 @@ from iptelefon.domain.errors import (
     NotFound,
     PbxError,
     PbxRefused,
+    PbxReplyUnreadable,
     PbxTimeout,
     StorageUnavailable,
 )
@@ -62,8 +64,6 @@ ROUTE_CLIENT_CARD = "POST /v1/clients/{client_id}/call"
 
 # How much of the PBX's reply data an attempt keeps.
 _REPLY_CHARS = 2000
-# Where a PBX may put its own id of the started call in the reply's `data`.
-_PBX_CALL_ID_FIELDS = ("call_id", "callid", "id", "linkedid", "uniqueid")
 
 # The PBX client may try to connect twice, up to 2 s each (MAX_CONNECT_TIMEOUT_SECONDS), before its read timeout.
 PBX_CONNECT_WORST = 2 * MAX_CONNECT_TIMEOUT_SECONDS
@@ -71,6 +71,10 @@ MIN_PBX_SECONDS = 1.0
 KEY_MAY_HAVE_RUNG = (
     "an earlier request with this Idempotency-Key may have started the call (it did not finish): "
     "look at the call's record, or use a new key to call again"
+)
+MAY_HAVE_STARTED = (
+    "the PBX may have started the call: its reply could not be read. Do not call again: wait for the completion "
+    "webhook or look at the attempt (GET /v1/calls/{attempt_id})"
 )
 
 
@@ -267,9 +271,22 @@ def _start_on_pbx(
     logger.info("starting call", extra={**log, "target": target.number, "source": target.source})
     try:
         if target.kind == "employee":
-            data = deps.pbx.start_employee_call(conn, target.number, phone)
+            reply = deps.pbx.start_employee_call(conn, target.number, phone)
         else:
-            data = deps.pbx.start_group_call(conn, target.number, phone)
+            reply = deps.pbx.start_group_call(conn, target.number, phone)
+    except PbxReplyUnreadable as error:
+        # The PBX got the request and may be ringing: an answer the bot must not retry (202, remembered under the
+        # Idempotency-Key like a success), and an attempt its completion webhook can still find (pending).
+        unknown = attempt.model_copy(
+            update={"status": "unknown", "reason": {"error": error.code, "message": error.message}}
+        )
+        _finish_attempt(deps, project, unknown, pending=True, key_scope=key_scope, now=now)
+        logger.warning("call may have started: PBX reply unreadable", extra={**log, "error": error.code})
+        message = MAY_HAVE_STARTED.replace("{attempt_id}", attempt_id)
+        maybe = answer(
+            attempt_id=attempt_id, status="unknown", client_phone=phone, client_phone_e164=e164(phone), message=message
+        )
+        return {"status": 202, "body": maybe.body()}
     except (PbxError, PbxTimeout) as error:
         started_nothing = isinstance(error, PbxRefused)
         failed = attempt.model_copy(
@@ -281,9 +298,9 @@ def _start_on_pbx(
         if started_nothing:
             raise
         return idempotency.failure(error)
-    pbx_call_id = _pbx_call_id(data)
+    pbx_call_id = reply.pbx_call_id
     initiated = attempt.model_copy(
-        update={"status": "initiated", "pbx_call_id": pbx_call_id, "pbx_reply": _reply_text(data, conn)}
+        update={"status": "initiated", "pbx_call_id": pbx_call_id, "pbx_reply": _reply_text(reply.data, conn)}
     )
     _finish_attempt(deps, project, initiated, pending=True, key_scope=key_scope, now=now)
     logger.info("call initiated", extra={**log, "pbx_call_id": pbx_call_id})
@@ -300,15 +317,6 @@ def _finish_attempt(
         deps.attempts.finish(project.id, attempt, pending=pending, key_scope=key_scope, now=now)
     except Exception:
         logger.exception("could not record the PBX's answer on the attempt", extra={"attempt_id": attempt.attempt_id})
-
-
-def _pbx_call_id(data: Any) -> str | None:
-    if isinstance(data, dict):
-        for name in _PBX_CALL_ID_FIELDS:
-            value = data.get(name)
-            if isinstance(value, (str, int)) and not isinstance(value, bool) and str(value).strip():
-                return str(value).strip()[:128]
-    return None
 
 
 def _reply_text(data: Any, conn: PbxConnection) -> str:

@@ -1,12 +1,14 @@
 """The Idempotency-Key rule of the call routes (the header is optional). The record's key is a hash of (project id,
 route, key): two projects or two routes never share a key. The request itself is checked too: the same key with
 another request is a 409. A repeat within 24 h gets:
-- the first answer when it was a success (202, or 200 for the `app` method);
+- the first answer when it was a success (202, or 200 for the `app` method), the 202 `unknown` of a PBX reply that
+  could not be read included;
 - the same 504 / 502, without a PBX request, when the first request may have started a call (timeout, connection
-  broken after sending, HTTP 5xx, an unreadable reply): retrying it could ring the client twice, so that takes a new
-  key (a deliberate "call again");
-- a fresh try when nothing was started: the PBX refused (`result != 1`, HTTP 4xx) or was unreachable, or the request
-  was refused before the PBX (400, 403, 404, 429): the store forgets the record of a piece of work that raised;
+  broken after sending, HTTP 5xx): retrying it could ring the client twice, so that takes a new key (a deliberate
+  "call again");
+- a fresh try when nothing was started: the PBX refused (`result != 1`, `code: error`, HTTP 4xx) or was
+  unreachable, or the request was refused before the PBX (400, 403, 404, 429): the store forgets the record of a
+  piece of work that raised;
 - 409 while the first request is still in flight: retry after a few seconds to get its answer.
 
 The store (`ports.IdempotentRunner`, Powertools in `data.idempotency_store`) is handed in, with the Lambda context.

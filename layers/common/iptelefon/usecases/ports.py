@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:  # only named in annotations: a function imports none of these for the ports
     from iptelefon.domain.call_record import CallRecord
     from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
-    from iptelefon.domain.pbx_connection import PbxConnection
+    from iptelefon.domain.pbx_connection import PbxConnection, PbxReply
     from iptelefon.domain.webhook_body import WebhookRequest
 
 
@@ -153,11 +153,16 @@ class PbxSettings(Protocol):
 
 
 class PbxCheck(Protocol):
-    """The project's PBX as the settings check asks it (`entry.dependencies.PbxProbe`)."""
+    """The project's PBX as the settings check asks it (`entry.dependencies.PbxProbe`). Each raises `PbxError` /
+    `PbxTimeout` when the PBX does not answer it."""
 
-    def ping(self) -> Any: ...
+    def ping(self) -> str: ...
 
     def method_names(self) -> list[str]: ...
+
+    def points(self) -> list[str]:
+        """The PBX's extensions (`get-points`)."""
+        ...
 
 
 # -- calls (`usecases.calls`) ------------------------------------------------------------------------------------------
@@ -179,12 +184,13 @@ class EmployeeLookup(Protocol):
 
 
 class PbxCalls(Protocol):
-    """The PBX's call-starting methods (`adapters.pbx.PbxClient`). Each returns the reply's `data`, or raises
-    `PbxTimeout` / `PbxError` (`PbxRefused` when the PBX certainly started nothing)."""
+    """The PBX's call-starting methods (`adapters.pbx.PbxClient`). Each returns the PBX's "started" reply, or raises
+    `PbxTimeout` / `PbxError` (`PbxRefused` when the PBX certainly started nothing, `PbxReplyUnreadable` when it
+    answered in words nobody knows: the call may be ringing)."""
 
-    def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> Any: ...
+    def start_employee_call(self, conn: PbxConnection, short_number: str, phone: str) -> PbxReply: ...
 
-    def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> Any: ...
+    def start_group_call(self, conn: PbxConnection, group_id: str, phone: str) -> PbxReply: ...
 
 
 class IdempotentRunner(Protocol):
