@@ -28,10 +28,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_field, field_validator
 
-from iptelefon.domain.call_record import CallStatus, Direction, call_key_for
+from iptelefon.domain.call_record import CallStatus, Direction
 from iptelefon.domain.errors import InvalidInput, InvalidPhone
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.live_calls import LiveEvent, LiveState
+from iptelefon.domain.models import call_key_for
 from iptelefon.domain.phones import normalize_phone
 
 _T = TypeVar("_T")

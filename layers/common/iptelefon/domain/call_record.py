@@ -11,20 +11,11 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from iptelefon.domain.hashes import sha256_hex
-from iptelefon.domain.models import is_valid_id
-
 if TYPE_CHECKING:
     from iptelefon.domain.call_aliases import CanonicalCall
 
 Direction = Literal["in", "out"]
 CallStatus = Literal["answered", "missed", "busy", "failed"]
-
-
-def call_key_for(pbx_call_id: str) -> str:
-    """The `call_key` of the PBX's call id: the id itself when it fits a key, else its sha256 (the PBX's own id stays
-    in the record as `pbx_call_id`). A completed call, its live state and a bot's attempt meet under this key."""
-    return pbx_call_id if is_valid_id(pbx_call_id) else sha256_hex(pbx_call_id)
 
 
 class CallRecord(BaseModel):

@@ -18,7 +18,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from iptelefon.domain.call_record import CallRecord, Direction, call_key_for
+from iptelefon.domain.call_record import CallRecord, Direction
+from iptelefon.domain.models import call_key_for
 
 LiveState = Literal["ringing", "answered"]
 LiveOrEnded = Literal["ringing", "answered", "ended"]
