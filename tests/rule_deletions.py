@@ -139,7 +139,7 @@ RULES: tuple[Rule, ...] = (
         f"{LAYER}/domain/call_aliases.py",
         '    if sent is not None and by_alias.first((KIND_FIELD,), _parse_kind) == "history":\n',
         "    if False:\n",
-        (f"{UNIT}/test_zeon_dialect.py::test_a_no_answer_history_that_rang_is_missed_with_no_talk_time",),
+        (f"{UNIT}/test_zeon_dialect.py::test_in_a_history_the_call_status_decides_whatever_the_duration",),
     ),
     Rule(
         "a call start the PBX did not confirm is unknown, never a success",
