@@ -73,7 +73,7 @@ def test_a_rotation_can_be_run_again_with_the_same_secret(project: Any, admin_ta
 
 
 def test_another_projects_secret_is_refused(project: Any, other_project: Any, admin_target: Any) -> None:
-    with pytest.raises(Conflict, match="another project"):
+    with pytest.raises(Conflict, match="cannot be used: choose another one"):
         admin.rotate_secret(admin_target, "proj-a", "pbx-secret-of-project-b")
 
 
