@@ -53,6 +53,7 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("get", "/v1/clients"): ((200,), (400, 401, 503)),
     ("get", "/v1/clients/{client_id}"): ((200,), _READ_ERRORS),
     ("get", "/v1/calls"): ((200,), _READ_ERRORS),
+    ("get", "/v1/calls/live"): ((200,), (401, 503)),
     ("get", "/v1/calls/{call_id}"): ((200,), _READ_ERRORS),
     ("get", "/v1/me"): ((200,), (401, 503)),
     ("get", "/v1/settings"): ((200,), _ADMIN_ERRORS),
@@ -110,15 +111,37 @@ ERROR_SCHEMA: dict[str, Any] = {
     },
 }
 WEBHOOK_ANSWER_SCHEMA: dict[str, Any] = {
-    "type": "object",
     "title": "WebhookAnswer",
-    "required": ["result", "call_key", "client_id", "duplicate"],
-    "properties": {
-        "result": {"type": "integer", "const": 1},
-        "call_key": {"type": "string"},
-        "client_id": {"type": "string"},
-        "duplicate": {"type": "boolean"},
-    },
+    "description": "A completed call (`duplicate`), a live call event of ZEON's `cmd=event` (`live`, `changed`), or "
+    "the request queued while storage is away (`queued`).",
+    "oneOf": [
+        {
+            "type": "object",
+            "required": ["result", "call_key", "client_id", "duplicate"],
+            "properties": {
+                "result": {"type": "integer", "const": 1},
+                "call_key": {"type": "string"},
+                "client_id": {"type": "string"},
+                "duplicate": {"type": "boolean"},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["result", "call_key", "client_id", "live", "changed"],
+            "properties": {
+                "result": {"type": "integer", "const": 1},
+                "call_key": {"type": "string"},
+                "client_id": {"type": "string"},
+                "live": {"type": "string", "enum": ["ringing", "answered", "ended"]},
+                "changed": {"type": "boolean"},
+            },
+        },
+        {
+            "type": "object",
+            "required": ["result", "queued"],
+            "properties": {"result": {"type": "integer", "const": 1}, "queued": {"type": "boolean", "const": True}},
+        },
+    ],
 }
 WEBHOOK_EXAMPLE = {
     "id": "1709290800.1843",
@@ -251,6 +274,7 @@ def webhook_field_names() -> list[str]:
     from iptelefon.domain import call_aliases as p
 
     groups: Iterable[Iterable[str]] = (
+        (p.KIND_FIELD,),
         p.PBX_CALL_ID_ALIASES,
         p.DIRECTION_ALIASES,
         p.CLIENT_PHONE_ALIASES,
@@ -264,6 +288,7 @@ def webhook_field_names() -> list[str]:
         p.TALK_SECONDS_ALIASES,
         p.STATUS_ALIASES,
         p.RECORD_ALIASES,
+        (p.MISSED_FLAG, p.PICKED_UP_FLAG, p.TRANSFERRED_FLAG),
     )
     return list(dict.fromkeys(name for group in groups for name in group))
 
@@ -286,7 +311,8 @@ def _webhook_body() -> dict[str, Any]:
     return {
         "required": False,
         "description": "A completed call, in whatever shape the PBX sends it: the first present alias of each field "
-        "wins (case-insensitive); query parameters are merged in. At most 64 KiB.",
+        "wins (case-insensitive, `-` read as `_`: `call-type`); query parameters are merged in. ZEON's `cmd=event` "
+        "(`call-status` RINGING or ACCEPTED) is a live state of a call, `cmd=history` its completion. At most 64 KiB.",
         "content": {
             "application/x-www-form-urlencoded": {"schema": form, "example": WEBHOOK_EXAMPLE},
             "application/json": {

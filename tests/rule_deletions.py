@@ -120,6 +120,34 @@ RULES: tuple[Rule, ...] = (
         "    if record is None:\n",
         (f"{UNIT}/test_admin.py::test_a_revoked_token_and_a_deleted_employees_token_are_unauthorized",),
     ),
+    Rule(
+        "a live event (cmd=event) is never a completion",
+        f"{LAYER}/usecases/webhook.py",
+        "            if is_live_event(fields)\n",
+        "            if False\n",
+        (f"{UNIT}/test_live_events.py::test_an_event_is_never_a_completion",),
+    ),
+    Rule(
+        "a live call answered never goes back to ringing",
+        f"{LAYER}/domain/live_calls.py",
+        '    if current.state == "ended" or current.state == "answered":',
+        '    if current.state == "ended":',
+        (f"{UNIT}/test_live_events.py::test_ringing_after_accepted_does_not_go_back",),
+    ),
+    Rule(
+        "in a ZEON history the call-status decides, not the duration",
+        f"{LAYER}/domain/call_aliases.py",
+        '    if sent is not None and by_alias.first((KIND_FIELD,), _parse_kind) == "history":\n',
+        "    if False:\n",
+        (f"{UNIT}/test_zeon_dialect.py::test_a_no_answer_history_that_rang_is_missed_with_no_talk_time",),
+    ),
+    Rule(
+        "a call start the PBX did not confirm is unknown, never a success",
+        f"{LAYER}/adapters/pbx.py",
+        "        if not reply.confirmed:\n",
+        "        if False:\n",
+        (f"{UNIT}/test_pbx_client.py::test_a_call_start_reply_nobody_can_read_is_unreadable_after_one_request",),
+    ),
 )
 
 

@@ -39,10 +39,8 @@ TIMEOUT_MS = 20_000
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    # classic: the operator's call is checked as call-employee with ext/phone (contract section 1)
-    process = LocalStackProcess.start(
-        tmp_path_factory.mktemp("console-stack"), "--webhook-delay", "1", "--pbx-dialect", "classic"
-    )
+    # The default dialect (zeon, as `make run`): the operator's call is call-me with src/dst.
+    process = LocalStackProcess.start(tmp_path_factory.mktemp("console-stack"), "--webhook-delay", "1")
     info = process.wait_until_running()
     info["_stack_file"] = str(process.stack_file)
     yield info
@@ -110,7 +108,7 @@ def test_admin_connects_the_pbx_and_sets_an_employee_then_the_operator_calls_fro
     expect(page.locator("#webhook-url")).to_have_value(stack["webhook_url"])
     page.get_by_role("button", name="Проверить подключение").click()
     expect(page.locator("#telephony-status")).to_contain_text("Подключение работает")
-    expect(page.locator("#telephony-status")).to_contain_text("call-employee")
+    expect(page.locator("#telephony-status")).to_contain_text("call-me")
 
     # -- the admin: Сотрудники, 346 by the Iptelefon API (the short-number field only for that method) --------------
     page.get_by_role("button", name="Сотрудники").click()
@@ -119,6 +117,13 @@ def test_admin_connects_the_pbx_and_sets_an_employee_then_the_operator_calls_fro
     expect(page.get_by_label("Короткий номер сотрудника на АТС")).to_be_hidden()
     page.get_by_label("Звонки по API Iptelefon").check()
     expect(page.get_by_label("Короткий номер сотрудника на АТС")).to_be_visible()
+    # the field offers the PBX's extensions (get-points), the simulator's 346, 347, 348
+    expect(page.locator("#pbx-points option")).to_have_count(3)
+    assert page.locator("#pbx-points option").evaluate_all("options => options.map(o => o.value)") == [
+        "346",
+        "347",
+        "348",
+    ]
     page.get_by_label("Короткий номер сотрудника на АТС").fill("346")
     page.locator("#employee-form").get_by_role("button", name="Сохранить").click()
     expect(page.locator("#employee-status")).to_have_text("Сохранено.")
@@ -137,10 +142,11 @@ def test_admin_connects_the_pbx_and_sets_an_employee_then_the_operator_calls_fro
 
     # Then the simulator got the call (its hash checked: it refuses a wrong one) for 346 and the client
     requests = httpx.get(stack["pbx_control_url"] + "/requests").json()
-    calls = [r for r in requests if r["method"] == "call-employee"]
+    calls = [r for r in requests if r["method"] == "call-me"]
     assert len(calls) == 1 and calls[0]["valid"] is True, requests
-    assert (calls[0]["params"]["ext"], calls[0]["params"]["phone"]) == ("346", PHONE), requests
-    # and its completion webhook lands on the open card without a reload: the notification, the recording, completed
+    assert calls[0]["params"] == {"src": "346", "dst": PHONE}, requests
+    # and its webhooks (RINGING, ACCEPTED, then the history) land on the open card without a reload: the notification,
+    # the recording, completed
     expect(page.locator("#card-dialog li")).to_have_count(notes_before + 1)
     expect(page.locator("#recording")).to_be_visible()
     assert page.locator("#player").get_attribute("src", timeout=TIMEOUT_MS).startswith(stack["pbx_url"].split("/b3")[0])

@@ -29,6 +29,7 @@ CONTRACT_ROUTES = {
     ("GET", "/v1/clients/{client_id}"): "ReadApiFunction",
     ("GET", "/v1/calls"): "ReadApiFunction",
     ("GET", "/v1/calls/{call_id}"): "ReadApiFunction",
+    ("GET", "/v1/calls/live"): "ReadApiFunction",  # issue 19: the calls ringing or in talk now
     # issue 12: who a token is, and the admin API of the console
     ("GET", "/v1/me"): "AdminApiFunction",
     ("GET", "/v1/settings"): "AdminApiFunction",

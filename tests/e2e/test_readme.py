@@ -63,12 +63,8 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeRun]:
     folder = tmp_path_factory.mktemp("newcomer")
     (folder / ".venv").symlink_to(ROOT / ".venv")
     ports = {name: free_port() for name in ("API_PORT", "MOTO_PORT", "PBX_PORT", "FAULTS_PORT")}
-    # PBX_DIALECT=classic: the README's bot calls use contract section 1's methods and replies (issue 19 moves the
-    # connector to zeon's; then this goes)
-    variables = [f"{name}={port}" for name, port in ports.items()] + [
-        f"STATE_DIR={folder / '.local'}",
-        "PBX_DIALECT=classic",
-    ]
+    # What a newcomer runs: the default dialect (zeon, the public integration's).
+    variables = [f"{name}={port}" for name, port in ports.items()] + [f"STATE_DIR={folder / '.local'}"]
     log = (folder / "make-run.log").open("wb")
     process = subprocess.Popen(
         [shutil.which("make") or "make", "--no-print-directory", "run", *variables],
@@ -150,12 +146,12 @@ def test_every_make_target_the_readme_names_exists() -> None:
 
 
 def test_make_run_passes_pbx_dialect_to_the_simulator(make_run: MakeRun) -> None:
-    # Given `make run PBX_DIALECT=classic` (the only `make run` of the suite: the Makefile's part is tested here)
+    # Given a plain `make run` (the only `make run` of the suite: the Makefile's part is tested here)
     written = json.loads(make_run.stack_file.read_text())
-    # Then stack.json and the banner say so, and the simulator speaks it
-    assert written["pbx_dialect"] == "classic"
-    assert "PBX dialect: classic" in make_run.log
-    assert httpx.get(f"{written['pbx_control_url']}/config").json()["dialect"] == "classic"
+    # Then the Makefile's default dialect reaches stack.json, the banner and the simulator
+    assert written["pbx_dialect"] == "zeon"
+    assert "PBX dialect: zeon" in make_run.log
+    assert httpx.get(f"{written['pbx_control_url']}/config").json()["dialect"] == "zeon"
 
 
 def test_ctrl_c_on_make_run_removes_the_stack_file(make_run: MakeRun) -> None:

@@ -13,6 +13,7 @@ from fakes.admin import FakeClock
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
+from iptelefon.domain.live_calls import LiveCall
 from iptelefon.domain.models import CallAttempt, Client, PbxCredentials, Project
 from iptelefon.domain.webhook_body import WebhookRequest
 from iptelefon.usecases.reads import ReadDeps
@@ -164,6 +165,41 @@ class FakeAttempts:
 
 
 @dataclass
+class FakeLiveCalls:
+    """Live calls by (project, call key); a write names the version it replaces, as the repository's does."""
+
+    calls: dict[tuple[str, str], LiveCall] = field(default_factory=dict)
+    writes: int = 0
+    # Called before each `put`: a test lets another event or the call's end slip in between a read and a write.
+    before_put: list[Any] = field(default_factory=list)
+
+    def get(self, project_id: str, call_key: str) -> LiveCall | None:
+        return self.calls.get((project_id, call_key))
+
+    def put(self, project_id: str, live: LiveCall, *, replacing: LiveCall | None) -> bool:
+        hooks, self.before_put = self.before_put, []
+        for hook in hooks:
+            hook()
+        stored = self.calls.get((project_id, live.call_key))
+        if (stored.version if stored else None) != (replacing.version if replacing else None):
+            return False
+        self.calls[(project_id, live.call_key)] = live.model_copy(update={"version": live.version + 1})
+        self.writes += 1
+        return True
+
+    def end(self, project_id: str, ended: LiveCall) -> None:
+        stored = self.calls.get((project_id, ended.call_key))
+        kept = {k: v for k, v in (stored.model_dump() if stored else {}).items() if v is not None}
+        merged = {**kept, **ended.model_dump(exclude_none=True), "version": (stored.version if stored else 0) + 1}
+        self.calls[(project_id, ended.call_key)] = LiveCall.model_validate(merged)
+        self.writes += 1
+
+    def of_project(self, project_id: str) -> list[LiveCall]:
+        mine = [c for (pid, _), c in self.calls.items() if pid == project_id and c.state != "ended"]
+        return sorted(mine, key=lambda c: c.since)
+
+
+@dataclass
 class FakeInbox:
     messages: list[str] = field(default_factory=list)
 
@@ -189,6 +225,7 @@ class WebhookWorld:
     clients: FakeClients = field(default_factory=FakeClients)
     calls: FakeCallRecords = field(default_factory=FakeCallRecords)
     attempts: FakeAttempts = field(default_factory=FakeAttempts)
+    live: FakeLiveCalls = field(default_factory=FakeLiveCalls)
     inbox: FakeInbox = field(default_factory=FakeInbox)
     credentials: FakeCredentials = field(default_factory=FakeCredentials)
     clock: FakeClock = field(default_factory=lambda: FakeClock(1_709_290_800.0))
@@ -204,6 +241,7 @@ class WebhookWorld:
             clients=self.clients,
             calls=self.calls,
             attempts=self.attempts,
+            live=self.live,
             pbx_credentials=self.credentials,
             inbox=self.inbox,
             clock=self.clock,
@@ -211,4 +249,6 @@ class WebhookWorld:
 
     @property
     def reads(self) -> ReadDeps:
-        return ReadDeps(clients=self.clients, calls=self.calls, attempts=self.attempts)
+        return ReadDeps(
+            clients=self.clients, calls=self.calls, attempts=self.attempts, live=self.live, clock=self.clock
+        )

@@ -11,7 +11,9 @@ left by a failed request is read in-process while the server is down, and a rest
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import boto3
@@ -276,6 +278,71 @@ def test_unreadable_webhook_during_an_outage_is_queued_and_kept_once_after_recov
     (kept,) = [i for i in stored_items() if i["sk"].startswith("REJECTED#")]
     assert "no-phone-1" in kept["body"]
     assert kept["error"] == "invalid_phone" or kept["status"] == 400
+
+
+# -- ZEON's live call events ------------------------------------------------------------------------------------------
+LIVE_CALL_ID = "1709290800.2001"
+
+
+def zeon_event(context: Any, status: str) -> dict[str, Any]:
+    body = {"cmd": "event", "call-status": status, "callid": LIVE_CALL_ID, "call-type": "IN", "phone": PHONE,
+            "exten": "346", "token": "crm-key"}  # fmt: skip
+    return webhook(context, body)
+
+
+def live_item(project: Project) -> dict[str, Any] | None:
+    found = [i for i in stored_items() if i["pk"] == project_pk(project.id) and i["sk"] == f"LIVE#{LIVE_CALL_ID}"]
+    return found[0] if found else None
+
+
+@pytest.mark.parametrize(
+    "go_down",
+    [lambda server: server.stop(), lambda server: server.stop_at("PutItem", 1)],
+    ids=["before the request", "at the live state's write"],
+)
+def test_a_live_event_during_an_outage_is_queued_and_applied_from_when_it_came(
+    go_down: Callable[[DynamoDBServer], None],
+    dynamodb_server: DynamoDBServer,
+    inbox: Inbox,
+    project: Any,
+    lambda_context: Any,
+) -> None:
+    # Given DynamoDB going down during a RINGING
+    go_down(dynamodb_server)
+    came = time.time()
+    # When it arrives, then it waits in the inbox, and no live state, call or notification exists
+    assert_queued(zeon_event(lambda_context, "RINGING"), inbox)
+    assert not dynamodb_server.running  # the outage did hit inside this request
+    assert "crm-key" not in inbox.messages()[0]["Body"]
+    assert live_item(project.project) is None and calls_recorded(project.project) == []
+    # When DynamoDB is back and the inbox is applied, then the call is ringing since it came, and no call is recorded
+    dynamodb_server.start()
+    assert inbox.drain() == 1
+    item = live_item(project.project)
+    assert item is not None and item["state"] == "ringing"
+    assert came - 1 <= datetime.fromisoformat(item["since"]).timestamp() <= came + 1
+    assert [i for i in stored_items() if i["sk"].startswith("CALL#") or i["pk"].startswith("DIALOG#")] == []
+
+
+def test_a_live_event_applied_from_the_inbox_after_its_history_changes_nothing(
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any, lambda_context: Any
+) -> None:
+    # Given a RINGING queued during an outage, and the call's history recorded once DynamoDB is back
+    dynamodb_server.stop()
+    assert_queued(zeon_event(lambda_context, "RINGING"), inbox)
+    dynamodb_server.start()
+    history = {"cmd": "history", "call-status": "ANSWERED", "callid": LIVE_CALL_ID, "call-type": "IN", "phone": PHONE,
+               "exten": "346", "duration": 30}  # fmt: skip
+    assert answer_json(webhook(lambda_context, history))["duplicate"] is False
+    ended = live_item(project.project)
+    # When the inbox applies the RINGING late, then the call stays ended
+    assert inbox.drain() == 1
+    assert ended is not None and live_item(project.project) == ended and ended["state"] == "ended"
+    assert len(calls_recorded_with_key(project.project, LIVE_CALL_ID)) == 1
+
+
+def calls_recorded_with_key(project: Project, call_key: str) -> list[dict[str, Any]]:
+    return [i for i in stored_items() if i["pk"] == project_pk(project.id) and i["sk"] == call_sk(call_key)]
 
 
 # -- the bot call routes -----------------------------------------------------------------------------------------------

@@ -105,9 +105,9 @@ def is_demo_webhook(path: str) -> bool:
 class WebhookLedger:
     """What every request to the demo project's webhook (its known secret) must have left in the table.
 
-    Each such request is answered 200 (a new call: one new `CALL#<call id>` item; a duplicate: none; queued while
-    storage was slow: at most one, applied by the inbox later) or 4xx (one new `REJECTED#...` item with the raw
-    request: nothing a PBX sent is lost). `verify()` compares with the table.
+    Each such request is answered 200 (a new call: one new `CALL#<call id>` item; a duplicate or a live event: none;
+    queued while storage was slow: at most one, applied by the inbox later) or 4xx (one new `REJECTED#...` item with
+    the raw request: nothing a PBX sent is lost). `verify()` compares with the table.
     """
 
     dynamodb: Any
@@ -119,6 +119,7 @@ class WebhookLedger:
     rejected: int = 0
     duplicates: int = 0
     queued: int = 0
+    live_events: int = 0  # ZEON's `cmd=event`: a live state, no call item
 
     @classmethod
     def open(cls, stack: dict[str, Any]) -> WebhookLedger:
@@ -140,6 +141,10 @@ class WebhookLedger:
         if answer.status == 200 and body.get("queued") is True:
             assert body.get("result") == 1, f"bad 200 body:\n{answer}"
             self.queued += 1
+        elif answer.status == 200 and "live" in body:
+            assert body.get("live") in ("ringing", "answered", "ended"), f"bad 200 body:\n{answer}"
+            assert isinstance(body.get("changed"), bool) and "duplicate" not in body, f"bad 200 body:\n{answer}"
+            self.live_events += 1
         elif answer.status == 200:
             assert body.get("result") == 1 and isinstance(body.get("duplicate"), bool), f"bad 200 body:\n{answer}"
             assert isinstance(body.get("call_key"), str) and isinstance(body.get("client_id"), str), str(answer)

@@ -98,12 +98,16 @@ def watching_the_path() -> Iterator[Path]:
 def test_no_module_is_reentered_on_the_webhooks_path(project: Any, lambda_context: Any) -> None:
     # Given a client whose record-link variable holds a phone (a recording link then takes the path that keeps the
     # phone index right), and webhooks of every kind: a new call, its recording later (a duplicate that brings the
-    # link), an outgoing call (attempt linking) and a body that cannot be read (kept, then a 400)
+    # link), an outgoing call (attempt linking), a ZEON call live (RINGING, ACCEPTED), its history, an event after it,
+    # and a body that cannot be read (kept, then a 400)
     client = Client(id="tel", channel="telephony", phone=PHONE, variables={RECORD_LINK_VARIABLE: "79010000001"})
     ClientStore(get_storage()).add(project.project, client)
     new_call = {"calltype": "in", "client": PHONE, "id": "1709290800.1", "disposition": "ANSWERED", "talktime": "65"}
     recording = {**new_call, "record_link": "https://pbx.test/rec/1709290800.1.mp3"}
     outgoing = {"calltype": "out", "client": "+7 900 444-33-22", "id": "1709290900.2", "disposition": "NO ANSWER"}
+    event = {"cmd": "event", "callid": "1709291000.3", "call-type": "IN", "phone": PHONE, "exten": "346"}
+    ringing, accepted = ({**event, "call-status": state} for state in ("RINGING", "ACCEPTED"))
+    history = {**event, "cmd": "history", "call-status": "ANSWERED", "duration": "40", "pickedup": "true"}
     path_of_secret = {"secret": PBX_SECRET}
     broken = api_event(
         "POST",
@@ -116,16 +120,19 @@ def test_no_module_is_reentered_on_the_webhooks_path(project: Any, lambda_contex
     # When the real handler takes them, watched
     with watching_the_path() as path:
         answers = [
-            lambda_handler(webhook_event(PBX_SECRET, f), lambda_context) for f in (new_call, recording, outgoing)
+            lambda_handler(webhook_event(PBX_SECRET, f), lambda_context)
+            for f in (new_call, recording, outgoing, ringing, accepted, history, ringing)
         ]
         refused = lambda_handler(broken, lambda_context)
 
     # Then each got its answer, the path reached DynamoDB through the repositories, and no module on it was entered
     # again from below
-    assert [answer["statusCode"] for answer in answers] == [200, 200, 200]
-    assert [answer_json(answer)["duplicate"] for answer in answers] == [False, True, False]
+    assert [answer["statusCode"] for answer in answers] == [200] * 7
+    assert [answer_json(answer).get("duplicate") for answer in answers] == [False, True, False, None, None, False, None]
+    assert [answer_json(answer).get("live") for answer in answers[3:]] == ["ringing", "answered", None, "ended"]
     assert refused["statusCode"] == 400
     assert ("iptelefon.data.call_records", "iptelefon.data.gateway") in path.steps
+    assert ("iptelefon.usecases.webhook", "iptelefon.data.live_calls") in path.steps
     assert sorted(path.reentries) == []
     # and each repository is entered from the use case only: none steps into another on the way to the gateway
     assert path.repositories_entered_from_below() == []

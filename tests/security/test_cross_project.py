@@ -1,9 +1,10 @@
 """Tenancy: a project's token or webhook secret never reaches another project's data (moto in-process, real handlers).
 
-Two projects, each with a client, a completed call and a bot call attempt. Every /v1 route is tried with project A's
-token on project B's resources and with B's token on A's: another project's resource is a 404, exactly like one that
-does not exist, a search finds nothing, a call never reaches the other project's PBX. The webhook with one project's
-secret never touches the other project's clients, calls or attempts.
+Two projects, each with a client, a completed call, a bot call attempt and a call ringing now. Every /v1 route is tried
+with project A's token on project B's resources and with B's token on A's: another project's resource is a 404,
+exactly like one that does not exist, a search and the calls ringing now find nothing of the other's, a call never
+reaches the other project's PBX. The webhook with one project's secret never touches the other project's clients,
+calls or attempts.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Tenant:
     client_id: str = ""
     call_key: str = ""
     attempt_id: str = ""
+    live_key: str = ""
 
 
 def webhook(secret: str, form: dict[str, str], context: Any) -> dict[str, Any]:
@@ -77,7 +79,8 @@ def call(
 
 @pytest.fixture
 def tenants(project: Any, other_project: Any, fake_pbx: Any, lambda_context: Any) -> dict[str, Tenant]:
-    """A (telephony clients) and B (a WhatsApp project), each with a client, a call and a bot call attempt."""
+    """A (telephony clients) and B (a WhatsApp project), each with a client, a call, a bot call attempt and a call
+    ringing now (a ZEON live event)."""
     a = Tenant("A", "proj-a", project.token, PBX_SECRET, "https://pbx.test/b3/api/v2/start.php", "79001110001")
     b = Tenant("B", "proj-b", other_project.token, SECRET_B, "https://pbx-b.test/api/v2/start.php", "79002220002")
     for tenant in (a, b):
@@ -90,6 +93,8 @@ def tenants(project: Any, other_project: Any, fake_pbx: Any, lambda_context: Any
         )
         assert started["statusCode"] == 202, started["body"]
         tenant.attempt_id = answer_json(started)["attempt_id"]
+        ringing = {"cmd": "event", "call-status": "RINGING", "callid": f"live-{tenant.name}", "phone": tenant.phone}
+        tenant.live_key = answer_json(webhook(tenant.secret, ringing, lambda_context))["call_key"]
     fake_pbx.requests.clear()
     return {"A": a, "B": b}
 
@@ -103,7 +108,7 @@ def _pair(tenants: dict[str, Tenant], direction: str) -> tuple[Tenant, Tenant]:
 
 
 def _owner_data_absent(answer: dict[str, Any], owner: Tenant) -> None:
-    for value in (owner.client_id, owner.call_key, owner.attempt_id, owner.phone, owner.project_id):
+    for value in (owner.client_id, owner.call_key, owner.attempt_id, owner.live_key, owner.phone, owner.project_id):
         assert value not in answer["body"], f"{value} of project {owner.name} in {answer['body']}"
 
 
@@ -120,6 +125,9 @@ FOREIGN_ID_ROUTES: dict[str, tuple[str, Callable[[str, str, Any], dict[str, Any]
         token, "/v1/calls/{call_id}", f"/v1/calls/{id_}", ctx, params={"call_id": id_}
     )),
     "GET /v1/calls/{call_id} (a bot call attempt)": ("attempt_id", lambda token, id_, ctx: read(
+        token, "/v1/calls/{call_id}", f"/v1/calls/{id_}", ctx, params={"call_id": id_}
+    )),
+    "GET /v1/calls/{call_id} (a call ringing now)": ("live_key", lambda token, id_, ctx: read(
         token, "/v1/calls/{call_id}", f"/v1/calls/{id_}", ctx, params={"call_id": id_}
     )),
     "POST /v1/clients/{client_id}/call": ("client_id", lambda token, id_, ctx: call(
@@ -147,6 +155,19 @@ def test_another_projects_resource_is_404_like_a_missing_one(
     assert foreign["body"].replace(foreign_id, "<id>") == missing["body"].replace(missing_id, "<id>")
     _owner_data_absent({"body": foreign["body"].replace(foreign_id, "<id>")}, owner)
     assert fake_pbx.requests == []
+
+
+@pytest.mark.parametrize("direction", list(DIRECTIONS))
+def test_the_calls_ringing_now_are_the_callers_projects_only(
+    direction: str, tenants: dict[str, Tenant], lambda_context: Any
+) -> None:
+    viewer, owner = _pair(tenants, direction)
+    # When the viewer lists the calls ringing or in talk now
+    answer = read(viewer.token, "/v1/calls/live", "/v1/calls/live", lambda_context)
+    # Then its own call, nothing of the owner's
+    assert answer["statusCode"] == 200
+    assert [c["call_key"] for c in answer_json(answer)["calls"]] == [viewer.live_key]
+    _owner_data_absent(answer, owner)
 
 
 @pytest.mark.parametrize("direction", list(DIRECTIONS))
@@ -219,7 +240,7 @@ def test_an_idempotency_key_of_another_project_starts_a_new_call(
 def test_the_matrix_covers_every_v1_route() -> None:
     v1 = {f"{r.method} {r.path}" for r in Template().routes() if r.path.startswith("/v1/")}
     covered = {name.split(" (")[0].replace("?client_id=", "") for name in FOREIGN_ID_ROUTES}
-    covered |= {"GET /v1/clients", "POST /v1/calls/employee", "POST /v1/calls/group"}  # the tests below the matrix
+    covered |= {"GET /v1/clients", "GET /v1/calls/live", "POST /v1/calls/employee", "POST /v1/calls/group"}  # below
     covered |= {f"{r[0]} {r[1]}" for r in FOREIGN_ADMIN_IDS}  # the admin matrix below
     covered |= {"GET /v1/me", "GET /v1/settings", "PUT /v1/settings", "POST /v1/settings/check", "GET /v1/employees"}
     covered |= {"GET /v1/pbx/points"}  # no id: the token's own project's PBX

@@ -146,3 +146,25 @@ def test_line_breaks_from_the_pbx_do_not_break_the_line() -> None:
     # Given an employee name with a line break and tabs, When formatted, Then the line stays one line
     line = format_call_notification(make_call(employee="Иван\n\tПетров"))
     assert line == "Звонок завершён · входящий · 02:35 · сотрудник Иван Петров"
+
+
+@pytest.mark.parametrize(
+    ("flags", "words"),
+    [
+        ({"picked_up": True}, ["перехвачен"]),
+        ({"transferred": True}, ["переведён"]),
+        ({"picked_up": True, "transferred": True}, ["перехвачен", "переведён"]),
+        ({"picked_up": False, "transferred": False}, []),
+        ({}, []),
+    ],
+)
+def test_a_picked_up_or_transferred_call_says_so_after_its_duration(flags: dict[str, bool], words: list[str]) -> None:
+    text = format_call_notification(make_call(employee="347", **flags))
+    assert text == " · ".join(["Звонок завершён", "входящий", "02:35", *words, "сотрудник 347"])
+
+
+def test_a_zeon_no_answer_history_that_rang_reads_as_missed() -> None:
+    # the 23 s of ringing in `duration` are no talk: "пропущен", not "00:23"
+    assert format_call_notification(load_call("zeon_history_no_answer.json")) == (
+        "Звонок завершён · входящий · пропущен · сотрудник 346"
+    )

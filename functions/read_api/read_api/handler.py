@@ -1,4 +1,5 @@
-"""GET /v1/clients, /v1/clients/{client_id}, /v1/calls, /v1/calls/{call_id}: what a bot or operator may read."""
+"""GET /v1/clients, /v1/clients/{client_id}, /v1/calls, /v1/calls/live, /v1/calls/{call_id}: what a bot or operator
+may read."""
 
 from typing import Annotated, Any
 
@@ -41,6 +42,13 @@ def get_client(client_id: str) -> Response[dict[str, Any]]:
 @app.get("/v1/calls")
 def list_calls(client_id: Annotated[str, Query(min_length=1, max_length=64)]) -> Response[dict[str, Any]]:
     return answer(reads.calls_of_client(dependencies.read_deps(), request_project(app, *READERS), client_id))
+
+
+@app.get("/v1/calls/live")
+def list_live_calls() -> Response[dict[str, Any]]:
+    """The project's calls ringing or in talk now (a literal path: API Gateway and the resolver match it before
+    `/v1/calls/{call_id}`)."""
+    return answer(reads.live_calls(dependencies.read_deps(), request_project(app, *READERS)))
 
 
 @app.get("/v1/calls/<call_id>")

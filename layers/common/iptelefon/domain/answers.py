@@ -12,6 +12,7 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from iptelefon.domain.call_record import CallRecord, CallStatus, Direction
+from iptelefon.domain.live_calls import LiveCall, LiveOrEnded, LiveState
 from iptelefon.domain.models import AttemptStatus, CallAttempt, Channel, Client
 from iptelefon.domain.phones import e164
 
@@ -24,6 +25,17 @@ class CallRecordedAnswer(BaseModel):
     call_key: str
     client_id: str
     duplicate: bool
+
+
+class LiveEventAnswer(BaseModel):
+    """The webhook's answer to a live call event (`cmd=event`): the call's live state after it, whether it changed
+    anything. Never `duplicate`: an event is not a completion."""
+
+    result: Literal[1] = 1
+    call_key: str
+    client_id: str
+    live: LiveOrEnded
+    changed: bool
 
 
 class WebhookQueuedAnswer(BaseModel):
@@ -108,11 +120,51 @@ class CallAnswer(BaseModel):
     status: CallStatus
     record_link: str | None
     record_ref: str | None
+    picked_up: bool | None
+    transferred: bool | None
     received_at: datetime | None
 
     @classmethod
     def of(cls, call: CallRecord) -> CallAnswer:
         return cls(**call.model_dump(), client_phone_e164=e164(call.client_phone))
+
+
+class LiveCallAnswer(BaseModel):
+    """A call ringing or in talk now (no record yet: its `history` has not come)."""
+
+    call_key: str
+    record: Literal["live"] = "live"
+    pbx_call_id: str | None
+    client_id: str
+    client_phone: str | None
+    client_phone_e164: str | None
+    direction: Direction | None
+    employee: str | None  # the extension ringing or talking
+    state: LiveState
+    since: datetime  # when it started ringing, or was answered
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, live: LiveCall) -> LiveCallAnswer:
+        assert live.state != "ended"
+        return cls(
+            call_key=live.call_key,
+            pbx_call_id=live.pbx_call_id,
+            client_id=live.client_id,
+            client_phone=live.client_phone,
+            client_phone_e164=e164(live.client_phone) if live.client_phone else None,
+            direction=live.direction,
+            employee=live.employee,
+            state=live.state,
+            since=live.since,
+            updated_at=live.updated_at,
+        )
+
+
+class LiveCallsAnswer(BaseModel):
+    """GET /v1/calls/live: the project's calls ringing or in talk now, the longest-standing first."""
+
+    calls: list[LiveCallAnswer]
 
 
 class CallsOfClientAnswer(BaseModel):
@@ -141,14 +193,16 @@ class AttemptAnswer(BaseModel):
     linked_at: str | None
     completed_by_call_key: str | None
     call: CallAnswer | None
+    live: LiveState | None  # the PBX's call of this attempt is ringing or in talk now (ZEON's live events)
 
     @classmethod
-    def of(cls, attempt: CallAttempt, completed_by: CallRecord | None) -> AttemptAnswer:
+    def of(cls, attempt: CallAttempt, completed_by: CallRecord | None, live: LiveCall | None = None) -> AttemptAnswer:
         return cls(
             **attempt.model_dump(exclude={"pbx_reply", "call_key"}),
             client_phone_e164=e164(attempt.client_phone),
             completed_by_call_key=attempt.call_key,
             call=CallAnswer.of(completed_by) if completed_by else None,
+            live=live.state if live is not None and live.state != "ended" else None,
         )
 
 

@@ -2,10 +2,14 @@
 
 The first step, from the raw request to flat fields, is `webhook_body`. Pure (no I/O).
 
-Tolerance rule used for every field: aliases are tried in the table's order (keys are case-insensitive) and the first
-alias whose value is present, non-empty and usable for that field wins. A value that cannot be used (an extension
-where a phone is expected, a date that does not parse, an event name in `type`) is skipped, never fatal: the only
-fatal problem here is the one the contract names (no phone that normalizes).
+Tolerance rule used for every field: aliases are tried in the table's order (keys are case-insensitive, and `-` reads
+as `_`: ZEON's `call-type` is `call_type`) and the first alias whose value is present, non-empty and usable for that
+field wins. A value that cannot be used (an extension where a phone is expected, a date that does not parse, an event
+name in `type`) is skipped, never fatal: the only fatal problem here is the one the contract names (no phone that
+normalizes).
+
+ZEON's JSON webhooks say what they are in `cmd`: `history` is a completed call (read here like any completion, with
+its `call-status` as the last word, see `_status`), `event` is a live state of a call (`read_live_event`).
 
 Vocabulary: `pbx_call_id` is the PBX's id of the call (when it sent one); `call_key` is the service's own key of the
 call (that id when it fits a key, else a hash), the key every effect of the call is stored under.
@@ -13,7 +17,6 @@ call (that id when it fits a key, else a hash), the key every effect of the call
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -27,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, computed_fie
 
 from iptelefon.domain.call_record import CallStatus, Direction
 from iptelefon.domain.errors import InvalidInput, InvalidPhone
-from iptelefon.domain.models import is_valid_id
+from iptelefon.domain.hashes import sha256_hex
+from iptelefon.domain.live_calls import LiveEvent, LiveState
+from iptelefon.domain.models import call_key_for
 from iptelefon.domain.phones import normalize_phone
 
 _T = TypeVar("_T")
@@ -35,7 +40,7 @@ _T = TypeVar("_T")
 
 # The alias table of contract section 2, in its order.
 PBX_CALL_ID_ALIASES = ("id", "linkedid", "call_id", "callid", "uniqueid", "pbx_call_id", "entry_id", "call_session_id")
-DIRECTION_ALIASES = ("calltype", "direction", "type", "call_direction")
+DIRECTION_ALIASES = ("calltype", "call_type", "direction", "type", "call_direction")
 CLIENT_PHONE_ALIASES = ("client", "phone", "client_phone", "number", "telnum", "caller_id", "callerid")
 CALLER_ALIASES = ("from", "caller", "a_number", "callfrom")
 CALLEE_ALIASES = ("to", "b_number", "destination", "callto")
@@ -44,6 +49,10 @@ GROUP_ID_ALIASES = ("group", "queue", "group_id")
 STARTED_AT_ALIASES = ("calldate", "start", "start_time", "call_start", "timestart", "date")
 TALK_SECONDS_ALIASES = ("talktime", "duration", "billsec", "talk_duration")
 STATUS_ALIASES = ("disposition", "status", "result", "call_status", "entry_result")
+# ZEON's flags of a `history` ('true'|'false'); `missed` decides the status, the others are kept on the call.
+MISSED_FLAG, PICKED_UP_FLAG, TRANSFERRED_FLAG = "missed", "pickedup", "transfered"  # sic: ZEON's spelling
+# ZEON's kind of webhook: `event` (a live state) or `history` (a completed call); absent in other dialects.
+KIND_FIELD = "cmd"
 RECORD_ALIASES = (
     "record_link",
     "call_record_link",
@@ -68,6 +77,14 @@ _DIRECTIONS: dict[str, Direction] = {
     "исходящий": "out",
     "исходящая": "out",
 }
+# ZEON's `call-status` of a `cmd=event`.
+_LIVE_STATES: dict[str, LiveState] = {
+    "ringing": "ringing",
+    "ring": "ringing",
+    "accepted": "answered",
+    "answered": "answered",
+}
+_FLAGS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 _STATUSES: dict[str, CallStatus] = {
     "answered": "answered",
     "answer": "answered",
@@ -144,6 +161,8 @@ class CanonicalCall(BaseModel):
     status: CallStatus
     record_link: str | None = Field(default=None, max_length=MAX_RECORD_LINK_CHARS)
     record_ref: str | None = Field(default=None, min_length=1, max_length=MAX_ID_CHARS)
+    picked_up: bool | None = None
+    transferred: bool | None = None
 
     @field_validator("started_at")
     @classmethod
@@ -179,16 +198,51 @@ class CanonicalCall(BaseModel):
         call, not a new one.
         """
         if self.pbx_call_id is not None:
-            # An id that fits a key as it is stays readable; any other (long, non-ASCII, `#`, `/`) is hashed, and the
-            # PBX's own id stays in the record as `pbx_call_id`.
-            return self.pbx_call_id if is_valid_id(self.pbx_call_id) else sha256_text(self.pbx_call_id)
-        # The identity is the same as before the fields were renamed: call keys stored before stay the call's keys.
-        identity = self.model_dump(mode="json", exclude={"pbx_call_id", "record_link", "record_ref", "call_key"})
-        return sha256_text(json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
+            return call_key_for(self.pbx_call_id)
+        # The identity is the same as before the fields were renamed or the flags came: call keys stored before stay
+        # the call's keys.
+        identity = self.model_dump(mode="json", exclude=_NOT_IDENTITY)
+        return sha256_hex(json.dumps(identity, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+_NOT_IDENTITY = {"pbx_call_id", "record_link", "record_ref", "call_key", "picked_up", "transferred"}
+
+
+def is_live_event(fields: Mapping[str, Any]) -> bool:
+    """ZEON's `cmd=event`: a live state of a call (ringing, answered), never a completion."""
+    return _FieldsByAlias(fields).first((KIND_FIELD,), _parse_kind) == "event"
+
+
+def read_live_event(fields: Mapping[str, Any], *, default_region: str = "RU") -> LiveEvent:
+    """A `cmd=event` through the same aliases as a completion. Without a call id, a known state or a phone it cannot
+    be kept as a live state: InvalidInput / InvalidPhone naming the field (the request is kept like any unreadable
+    one)."""
+    by_alias = _FieldsByAlias(fields)
+    direction: Direction | None = by_alias.first(DIRECTION_ALIASES, _parse_direction)
+    pbx_call_id = by_alias.first(PBX_CALL_ID_ALIASES, _parse_id)
+    if pbx_call_id is None:
+        raise InvalidInput.for_field("callid", "a live call event (cmd=event) needs the PBX's call id (`callid`)")
+    state = by_alias.first(STATUS_ALIASES, _parse_live_state)
+    if state is None:
+        sent = ", ".join(by_alias.texts(STATUS_ALIASES))[:100] or "nothing"
+        raise InvalidInput.for_field("call-status", f"a live call event is RINGING or ACCEPTED, not {sent}")
+    return LiveEvent(
+        pbx_call_id=pbx_call_id,
+        state=state,
+        client_phone=_client_phone(by_alias, direction, default_region),
+        direction=direction,
+        employee=by_alias.first(EMPLOYEE_ALIASES, _parse_id) or by_alias.first(("members",), _first_member),
+    )
+
+
+def _parse_live_state(value: Any) -> LiveState | None:
+    text = _text(value)
+    return _LIVE_STATES.get(text.lower()) if text else None
+
+
+def _parse_kind(value: Any) -> str | None:
+    text = _text(value)
+    return text.lower() if text else None
 
 
 def canonicalize(fields: Mapping[str, Any], *, default_region: str = "RU") -> CanonicalCall:
@@ -196,6 +250,7 @@ def canonicalize(fields: Mapping[str, Any], *, default_region: str = "RU") -> Ca
     by_alias = _FieldsByAlias(fields)
     direction: Direction | None = by_alias.first(DIRECTION_ALIASES, _parse_direction)
     talk_seconds = by_alias.first(TALK_SECONDS_ALIASES, _parse_talk_seconds) or 0
+    status = _status(by_alias, talk_seconds)
     values = {
         "pbx_call_id": by_alias.first(PBX_CALL_ID_ALIASES, _parse_id),
         "direction": direction,
@@ -203,10 +258,13 @@ def canonicalize(fields: Mapping[str, Any], *, default_region: str = "RU") -> Ca
         "employee": by_alias.first(EMPLOYEE_ALIASES, _parse_id) or by_alias.first(("members",), _first_member),
         "group_id": by_alias.first(GROUP_ID_ALIASES, _parse_id),
         "started_at": by_alias.first(STARTED_AT_ALIASES, _parse_started_at),
-        "talk_seconds": talk_seconds,
-        "status": _status(by_alias, talk_seconds),
+        # An unanswered call had no talk: ZEON's `duration` of a NO ANSWER is how long it rang (kept in the raw body).
+        "talk_seconds": talk_seconds if status == "answered" else 0,
+        "status": status,
         "record_link": by_alias.first(RECORD_ALIASES, _parse_record_link),
         "record_ref": by_alias.first(RECORD_ALIASES, _parse_record_ref),
+        "picked_up": by_alias.first((PICKED_UP_FLAG,), _parse_flag),
+        "transferred": by_alias.first((TRANSFERRED_FLAG,), _parse_flag),
     }
     try:
         return CanonicalCall.model_validate(values)
@@ -221,7 +279,7 @@ class _FieldsByAlias:
     def __init__(self, fields: Mapping[str, Any]) -> None:
         self._values: dict[str, Any] = {}
         for key, value in fields.items():
-            self._values.setdefault(str(key).strip().lower(), value)
+            self._values.setdefault(str(key).strip().lower().replace("-", "_"), value)
 
     def first(self, aliases: Iterable[str], parse: Callable[[Any], _T | None]) -> _T | None:
         for alias in aliases:
@@ -376,13 +434,28 @@ def _seconds_from_text(text: str) -> int | None:
 
 
 def _status(by_alias: _FieldsByAlias, talk_seconds: int) -> CallStatus:
-    """The sent status when it is one we know, but any talk time means answered.
+    """The sent status when it is one we know, but any talk time means answered; except where the PBX says more.
 
-    Without a known status: answered when there was talk time, else missed (this is also where `lost=1` lands).
+    - `missed=true` (ZEON's flag) is missed, whatever the time: the PBX says so in so many words;
+    - in a ZEON `cmd=history`, `duration` is the whole call's (ringing too), so its known `call-status` decides:
+      a NO ANSWER that rang 20 s is missed;
+    - elsewhere (the contract's dialect) the contract's rule holds: any talk time means answered. Without a known
+      status: answered when there was talk time, else missed (this is also where `lost=1` lands).
     """
+    sent: CallStatus | None = by_alias.first(STATUS_ALIASES, _parse_status)
+    if by_alias.first((MISSED_FLAG,), _parse_flag):
+        return "missed"
+    if sent is not None and by_alias.first((KIND_FIELD,), _parse_kind) == "history":
+        return sent
     if talk_seconds > 0:
         return "answered"
-    return by_alias.first(STATUS_ALIASES, _parse_status) or "missed"
+    return sent or "missed"
+
+
+def _parse_flag(value: Any) -> bool | None:
+    """'true'|'false' as ZEON sends them; also 1/0, yes/no and JSON booleans. Anything else: not said (None)."""
+    text = _text(value)
+    return _FLAGS.get(text.lower()) if text else None
 
 
 def _parse_status(value: Any) -> CallStatus | None:

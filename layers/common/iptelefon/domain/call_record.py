@@ -36,6 +36,9 @@ class CallRecord(BaseModel):
     status: CallStatus
     record_link: str | None = None
     record_ref: str | None = None
+    # ZEON's `pickedup` / `transfered` flags of a `history` (None: the PBX did not say).
+    picked_up: bool | None = None
+    transferred: bool | None = None
     received_at: datetime | None = None
 
     @classmethod

@@ -10,6 +10,8 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from iptelefon.domain.hashes import sha256_hex
+
 CallMethod = Literal["disabled", "app", "api"]
 NumberType = Literal[
     "fixed_line",
@@ -69,6 +71,12 @@ _ID_RE = re.compile(ID_PATTERN)
 
 def is_valid_id(value: str) -> bool:
     return bool(_ID_RE.fullmatch(value))
+
+
+def call_key_for(pbx_call_id: str) -> str:
+    """The `call_key` of the PBX's call id: the id itself when it fits a key, else its sha256 (the PBX's own id stays
+    in the record as `pbx_call_id`). A completed call, its live state and a bot's attempt meet under this key."""
+    return pbx_call_id if is_valid_id(pbx_call_id) else sha256_hex(pbx_call_id)
 
 
 def utc_now() -> datetime:

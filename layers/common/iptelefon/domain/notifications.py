@@ -1,6 +1,7 @@
 """Human-readable lines appended to the client's dialog about a call (Russian, as the operators read them).
 
 `Звонок завершён · входящий · 02:35 · сотрудник 346 · группа 3 · запись: https://...`
+`Звонок завершён · входящий · 01:10 · перехвачен · переведён · сотрудник 347` (ZEON's `pickedup`, `transfered`)
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from iptelefon.domain.call_record import CallRecord, CallStatus, Direction
 
 SEPARATOR = " · "
 CALL_FINISHED = "Звонок завершён"
+PICKED_UP = "перехвачен"
+TRANSFERRED = "переведён"
 
 _DIRECTION_WORDS: dict[Direction, str] = {"in": "входящий", "out": "исходящий"}
 # Shown instead of the duration when the call was not answered.
@@ -28,6 +31,10 @@ def format_call_notification(call: CanonicalCall | CallRecord) -> str:
         parts.append(format_duration(call.talk_seconds))
     else:
         parts.append(_STATUS_WORDS[call.status])
+    if call.picked_up:  # another extension took the ringing call
+        parts.append(PICKED_UP)
+    if call.transferred:
+        parts.append(TRANSFERRED)
     if call.employee:
         parts.append(f"сотрудник {_one_line(call.employee)}")
     if call.group_id:

@@ -5,6 +5,10 @@ while storage was away). `extract_fields` turns it (body bytes, content type, qu
 urlencoded form, multipart form or a sniffed body; query parameters merged in; one wrapper level (`data`, `json`,
 `call`) merged up. Pure (no I/O). The only fatal problems here are the ones the contract names: an oversize body,
 broken JSON.
+
+ZEON's webhook carries `token`, a CRM key configured in the PBX: a credential the service never uses. It is blanked
+as the request comes in (`WebhookRequest.from_event`, `blank_credentials`), so it reaches no inbox message, no kept
+raw request, no log.
 """
 
 from __future__ import annotations
@@ -30,6 +34,19 @@ WRAPPER_KEYS = ("data", "json", "call")
 _CHARSET_PARAM = re.compile(r"""charset\s*=\s*["']?([A-Za-z0-9_.:\-]{1,40})""", re.IGNORECASE)
 # Stripped from a multipart Content-Type before it becomes a header line of the parsed message.
 _SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f]")
+# Fields that hold a credential of someone else's (ZEON's `token`: a CRM key), and what is kept of their values.
+CREDENTIAL_FIELDS = frozenset({"token"})
+BLANKED = "***"
+# The value of a credential field in the raw bytes, whatever the body: JSON (a string, or a number/literal), JSON
+# inside a JSON string (a wrapper), a form or query string, a multipart part. Everything else stays byte for byte.
+_NAMES = b"(?:" + b"|".join(re.escape(name.encode()) for name in sorted(CREDENTIAL_FIELDS)) + b")"
+_CREDENTIAL_VALUE = [
+    (rb'("' + _NAMES + rb'"\s*:\s*)(?:"(?:[^"\\]|\\.)*"|[^\s,}\]"]+)', rb'\1"***"'),
+    (rb'(\\"' + _NAMES + rb'\\"\s*:\s*)(?:\\"(?:[^"\\]|\\[^"])*\\"|[^\s,}\]"\\]+)', rb'\1\\"***\\"'),
+    (rb"((?:^|&)" + _NAMES + rb"=)[^&]*", rb"\1***"),
+    (rb'(name="?' + _NAMES + rb'"?\s*\r?\n(?:[^\r\n]+\r?\n)*\r?\n)[^\r\n]*', rb"\1***"),
+]
+_CREDENTIAL_PATTERNS = [(re.compile(pattern, re.IGNORECASE), replacement) for pattern, replacement in _CREDENTIAL_VALUE]
 
 
 class InvalidJson(InvalidInput):
@@ -42,6 +59,7 @@ class WebhookRequest:
     content_type: str | None
     query: dict[str, Any] = field(default_factory=dict)  # a value is a list for `name[]` keys
     method: str = "POST"
+    received_at: float | None = None  # set when it waited in the inbox: when the PBX sent it (epoch seconds)
 
     @classmethod
     def from_event(cls, event: dict[str, Any]) -> WebhookRequest:
@@ -49,14 +67,14 @@ class WebhookRequest:
         body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", errors="replace")
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
         return cls(
-            body=body,
+            body=blank_credentials(body),
             content_type=headers.get("content-type"),
-            query=query_fields(event),
+            query={k: BLANKED if k.lower() in CREDENTIAL_FIELDS else v for k, v in query_fields(event).items()},
             method=str(event.get("httpMethod") or "POST"),
         )
 
-    def to_message(self, secret_sha256: str) -> str:
-        """The inbox message: the exact bytes (base64) and the secret's hash, never the secret."""
+    def to_message(self, secret_sha256: str, *, received_at: float | None = None) -> str:
+        """The inbox message: the exact bytes (base64) and the secret's hash, never the secret; when it came."""
         return json.dumps(
             {
                 "secret_sha256": secret_sha256,
@@ -64,6 +82,7 @@ class WebhookRequest:
                 "content_type": self.content_type,
                 "query": self.query,
                 "method": self.method,
+                "received_at": received_at,
             }
         )
 
@@ -75,8 +94,19 @@ class WebhookRequest:
             content_type=data.get("content_type"),
             query=dict(data.get("query") or {}),
             method=str(data.get("method") or "POST"),
+            received_at=float(data["received_at"]) if data.get("received_at") else None,
         )
         return str(data["secret_sha256"]), request
+
+
+def blank_credentials(body: bytes) -> bytes:
+    """The body with the value of every credential field (`token`) replaced by `***`, the rest byte for byte."""
+    lowered = body.lower()
+    if not any(name.encode() in lowered for name in CREDENTIAL_FIELDS):
+        return body
+    for pattern, replacement in _CREDENTIAL_PATTERNS:
+        body = pattern.sub(replacement, body)
+    return body
 
 
 def query_fields(event: dict[str, Any]) -> dict[str, Any]:

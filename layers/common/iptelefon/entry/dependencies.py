@@ -39,6 +39,7 @@ def webhook_deps() -> WebhookDeps:
     from iptelefon.data.call_records import CallRecordStore
     from iptelefon.data.clients import ClientStore
     from iptelefon.data.inbox import SqsInbox
+    from iptelefon.data.live_calls import LiveCallStore
     from iptelefon.data.pbx_settings import get_pbx_credentials
     from iptelefon.data.projects import project_store
     from iptelefon.usecases.webhook import WebhookDeps
@@ -49,6 +50,7 @@ def webhook_deps() -> WebhookDeps:
         clients=ClientStore(storage),
         calls=CallRecordStore(storage),
         attempts=AttemptStore(storage),
+        live=LiveCallStore(storage),
         pbx_credentials=get_pbx_credentials,
         inbox=SqsInbox(),
         clock=time.time,
@@ -56,13 +58,22 @@ def webhook_deps() -> WebhookDeps:
 
 
 def read_deps() -> ReadDeps:
+    import time
+
     from iptelefon.data.attempts import AttemptStore
     from iptelefon.data.call_records import CallRecordStore
     from iptelefon.data.clients import ClientStore
+    from iptelefon.data.live_calls import LiveCallStore
     from iptelefon.usecases.reads import ReadDeps
 
     storage = get_storage()
-    return ReadDeps(clients=ClientStore(storage), calls=CallRecordStore(storage), attempts=AttemptStore(storage))
+    return ReadDeps(
+        clients=ClientStore(storage),
+        calls=CallRecordStore(storage),
+        attempts=AttemptStore(storage),
+        live=LiveCallStore(storage),
+        clock=time.time,
+    )
 
 
 # -- admin and auth ----------------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # only named in annotations: a function imports none of these for the ports
     from iptelefon.domain.call_record import CallRecord
+    from iptelefon.domain.live_calls import LiveCall
     from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
     from iptelefon.domain.pbx_connection import PbxConnection, PbxReply
     from iptelefon.domain.webhook_body import WebhookRequest
@@ -91,6 +92,24 @@ class CallRecords(Protocol):
     def keep_rejected(
         self, project_id: str, request: WebhookRequest, *, error_code: str, message: str, status: int
     ) -> None: ...
+
+
+class LiveCalls(Protocol):
+    """Calls while they are live, by `call_key` (`data.live_calls`)."""
+
+    def get(self, project_id: str, call_key: str) -> LiveCall | None: ...
+
+    def put(self, project_id: str, live: LiveCall, *, replacing: LiveCall | None) -> bool:
+        """Store `live` in place of `replacing` (None: nothing was stored); False when it changed meanwhile."""
+        ...
+
+    def end(self, project_id: str, ended: LiveCall) -> None:
+        """The call completed: `ended` replaces any live state, whatever it was."""
+        ...
+
+    def of_project(self, project_id: str) -> list[LiveCall]:
+        """The project's ringing and answered calls (expired ones too until they are deleted)."""
+        ...
 
 
 class PbxCredentialsSource(Protocol):

@@ -7,6 +7,7 @@ model of `domain.answers`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from iptelefon.domain.answers import (
     AttemptAnswer,
@@ -16,13 +17,16 @@ from iptelefon.domain.answers import (
     ClientCardAnswer,
     ClientsByPhoneAnswer,
     DialogNoteAnswer,
+    LiveCallAnswer,
+    LiveCallsAnswer,
     NameSearchAnswer,
     PhoneSearchAnswer,
 )
 from iptelefon.domain.errors import InvalidPhone, NotFound
-from iptelefon.domain.models import Client, Project
+from iptelefon.domain.live_calls import LiveCall
+from iptelefon.domain.models import Client, Project, call_key_for
 from iptelefon.domain.phones import e164, normalize_phone
-from iptelefon.usecases.ports import Attempts, CallRecords, Clients
+from iptelefon.usecases.ports import Attempts, CallRecords, Clients, Clock, LiveCalls
 
 MAX_MATCHES = 20
 MAX_SEARCHED_CLIENTS = 5_000
@@ -33,6 +37,8 @@ class ReadDeps:
     clients: Clients
     calls: CallRecords
     attempts: Attempts
+    live: LiveCalls
+    clock: Clock
 
 
 def clients_by_phone(deps: ReadDeps, project: Project, phone: str) -> ClientsByPhoneAnswer:
@@ -79,17 +85,40 @@ def calls_of_client(deps: ReadDeps, project: Project, client_id: str) -> CallsOf
     return CallsOfClientAnswer(client_id=client.id, calls=[CallAnswer.of(r) for r in records])
 
 
-def call_record(deps: ReadDeps, project: Project, key: str) -> CallAnswer | AttemptAnswer:
-    """A completed call by its `call_key`, or a bot's call attempt by the `attempt_id` its 202 answer gave (with the
-    call that completed it, once the PBX's webhook came)."""
+def call_record(deps: ReadDeps, project: Project, key: str) -> CallAnswer | AttemptAnswer | LiveCallAnswer:
+    """A completed call by its `call_key`; a bot's call attempt by the `attempt_id` its 202 answer gave (with the call
+    that completed it, once the PBX's webhook came, or its live state while it rings or talks); or a call ringing or
+    in talk now by its `call_key` (before its `history` came). A completed call has no live state: it is over."""
     record = deps.calls.get(project.id, key)
     if record is not None:
         return CallAnswer.of(record)
     attempt = deps.attempts.get(project.id, key)
-    if attempt is None:
+    if attempt is not None:
+        completed = deps.calls.get(project.id, attempt.call_key) if attempt.call_key else None
+        live = (
+            _live(deps, project, call_key_for(attempt.pbx_call_id)) if attempt.pbx_call_id and not completed else None
+        )
+        return AttemptAnswer.of(attempt, completed, live)
+    live = _live(deps, project, key)
+    if live is None:
         raise NotFound(f"call {key} not found")
-    completed = deps.calls.get(project.id, attempt.call_key) if attempt.call_key else None
-    return AttemptAnswer.of(attempt, completed)
+    return LiveCallAnswer.of(live)
+
+
+def live_calls(deps: ReadDeps, project: Project) -> LiveCallsAnswer:
+    """The project's calls ringing or in talk now, the longest-standing first: one query of the project's live
+    calls."""
+    now = _now(deps)
+    return LiveCallsAnswer(calls=[LiveCallAnswer.of(c) for c in deps.live.of_project(project.id) if c.is_live(now)])
+
+
+def _live(deps: ReadDeps, project: Project, call_key: str) -> LiveCall | None:
+    live = deps.live.get(project.id, call_key)
+    return live if live is not None and live.is_live(_now(deps)) else None
+
+
+def _now(deps: ReadDeps) -> datetime:
+    return datetime.fromtimestamp(deps.clock(), UTC)
 
 
 def _client(deps: ReadDeps, project: Project, client_id: str) -> Client:

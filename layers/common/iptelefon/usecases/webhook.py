@@ -1,7 +1,10 @@
-"""The call-completion webhook (contract section 2): project by secret, then the call's effects exactly once.
+"""The PBX's webhook (contract section 2): project by secret, then a completed call's effects exactly once, or a
+live call's state (ZEON's `cmd=event`: ringing, answered; never a completion, see `domain.live_calls`).
 
-Round trips for a known client, warm: the secret lookup (1), the phone index GetItem (1), one transaction (1);
-the project and its SSM secret come from the warm cache. An outgoing call adds the lookup of the bot's attempt.
+Round trips for a known client, warm: the secret lookup (1), the phone index GetItem (1), one transaction (1), and
+the end of the call's live state when the PBX named the call (1); the project and its SSM secret come from the warm
+cache. An outgoing call adds the lookup of the bot's attempt. A live event: the secret lookup, the live state
+(1), the phone index when the call is new (1), the new state (1).
 
 When storage is unavailable (after the gateway's retries) or the invocation is about to run out of time, the request
 goes to the durable inbox with the sha256 of its secret, never the secret: the PBX hears
@@ -18,20 +21,32 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from iptelefon.domain.answers import CallRecordedAnswer, WebhookQueuedAnswer
-from iptelefon.domain.call_aliases import CanonicalCall, canonicalize
+from iptelefon.domain.answers import CallRecordedAnswer, LiveEventAnswer, WebhookQueuedAnswer
+from iptelefon.domain.call_aliases import CanonicalCall, canonicalize, is_live_event, read_live_event
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
+from iptelefon.domain.live_calls import LiveEvent, LiveOrEnded, advance, ended_by
 from iptelefon.domain.models import Channel, Client, Project, time_ordered_id
 from iptelefon.domain.notifications import format_call_notification
 from iptelefon.domain.phones import mask_phone
 from iptelefon.domain.webhook_body import WebhookRequest, extract_fields
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.settings import get_settings
-from iptelefon.usecases.ports import Attempts, CallRecords, Clients, Clock, Inbox, PbxCredentialsSource, Projects
+from iptelefon.usecases.ports import (
+    Attempts,
+    CallRecords,
+    Clients,
+    Clock,
+    Inbox,
+    LiveCalls,
+    PbxCredentialsSource,
+    Projects,
+)
 
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
+# Events of one call racing each other: each round reads the state the other wrote; more rounds than this is an outage.
+LIVE_WRITE_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -40,6 +55,7 @@ class WebhookDeps:
     clients: Clients
     calls: CallRecords
     attempts: Attempts
+    live: LiveCalls
     pbx_credentials: PbxCredentialsSource  # the PBX secret is the webhook credential of a project without a token
     inbox: Inbox
     clock: Clock
@@ -76,7 +92,8 @@ def receive_webhook(deps: WebhookDeps, secret: str, request: WebhookRequest) -> 
             raise NotFound(UNKNOWN_SECRET)
         return apply_webhook(deps, project, request).model_dump(mode="json")
     except StorageUnavailable as error:
-        deps.inbox.send(request.to_message(secret_sha256))  # StorageUnavailable (503) if SQS cannot take it either
+        # StorageUnavailable (503) if SQS cannot take it either
+        deps.inbox.send(request.to_message(secret_sha256, received_at=deps.clock()))
         logger.warning("storage unavailable: webhook queued in the inbox", extra={"reason": error.message})
         metrics.add_metric(name="WebhookQueued", unit="Count", value=1)
         return WebhookQueuedAnswer().model_dump(mode="json")
@@ -102,7 +119,7 @@ def apply_queued(deps: WebhookDeps, message: str) -> dict[str, Any] | None:
         return {"result": 0, "error": error.code}  # unreadable: `apply_webhook` kept the request for the project
 
 
-def apply_webhook(deps: WebhookDeps, project: Project, request: WebhookRequest) -> CallRecordedAnswer:
+def apply_webhook(deps: WebhookDeps, project: Project, request: WebhookRequest) -> CallRecordedAnswer | LiveEventAnswer:
     try:
         fields = extract_fields(
             body=request.body,
@@ -110,7 +127,11 @@ def apply_webhook(deps: WebhookDeps, project: Project, request: WebhookRequest) 
             query=request.query,
             max_bytes=get_settings().max_webhook_body_bytes,
         )
-        call = canonicalize(fields, default_region=project.default_region)
+        read: LiveEvent | CanonicalCall = (
+            read_live_event(fields, default_region=project.default_region)
+            if is_live_event(fields)
+            else canonicalize(fields, default_region=project.default_region)
+        )
     except DomainError as error:
         # Nothing the PBX sent is lost: the unreadable request is kept for the project before the 4xx goes out.
         deps.calls.keep_rejected(
@@ -119,7 +140,9 @@ def apply_webhook(deps: WebhookDeps, project: Project, request: WebhookRequest) 
         metrics.add_metric(name="WebhookRejected", unit="Count", value=1)
         raise
     try:
-        return record_call(deps, project, call, request)
+        if isinstance(read, LiveEvent):
+            return record_live_event(deps, project, read, request)
+        return record_call(deps, project, read, request)
     except StorageRejected as error:  # DynamoDB refused the call's items: keep what the PBX sent for an operator
         deps.calls.keep_rejected(project.id, request, error_code=error.code, message=error.message, status=500)
         raise
@@ -139,14 +162,17 @@ def record_call(
     client_id, created = deps.clients.match_or_add(project, new_client(project, call.client_phone, now))
     record = CallRecord.from_call(call, client_id=client_id, received_at=datetime.fromtimestamp(now, UTC))
     duplicate = not deps.calls.add_new(project, record, notification=format_call_notification(record), request=request)
+    recorded = record
     if duplicate:
         existing = deps.calls.get(project.id, call.call_key)
         if existing is not None:
-            client_id = existing.client_id
+            recorded, client_id = existing, existing.client_id
             if call.record_link and not existing.record_link:
                 add_record_link(deps, project, existing.model_copy(update={"record_link": call.record_link}))
     if call.direction != "in":  # a bot-started call is an outgoing callback: link it to its attempt
         link_to_attempt(deps, project, call, client_id)
+    if call.pbx_call_id is not None:  # the call is over: out of "now", and a late live event changes nothing
+        deps.live.end(project.id, ended_by(recorded, at=datetime.fromtimestamp(now, UTC)))
     logger.info(
         "call recorded",
         extra={
@@ -159,6 +185,50 @@ def record_call(
     )
     metrics.add_metric(name="WebhookDuplicate" if duplicate else "CallRecorded", unit="Count", value=1)
     return CallRecordedAnswer(call_key=call.call_key, client_id=client_id, duplicate=duplicate)
+
+
+def record_live_event(
+    deps: WebhookDeps, project: Project, event: LiveEvent, request: WebhookRequest
+) -> LiveEventAnswer:
+    """A live state of a call (ZEON's `cmd=event`), keyed by the PBX's call id, moved by the rules of
+    `domain.live_calls.advance`. Never a notification, a client variable or a call record.
+
+    The client is matched now, or created when the phone matches nobody (the same rules as a completed call's), so a
+    call ringing now names its client and the call's `history` lands on the same one. An event that waited in the
+    inbox counts from when it came (`received_at`).
+    """
+    at = datetime.fromtimestamp(request.received_at or deps.clock(), UTC)
+    current = deps.live.get(project.id, event.call_key)
+    if current is not None:
+        client_id = current.client_id
+    else:
+        client_id, _ = deps.clients.match_or_add(project, new_client(project, event.client_phone, deps.clock()))
+    for _ in range(LIVE_WRITE_ROUNDS):
+        following = advance(current, event, client_id=client_id, at=at)
+        if following is None:
+            assert current is not None  # a first event always makes a live call
+            return _live_answer(project, current.client_id, event, current.state, changed=False)
+        if deps.live.put(project.id, following, replacing=current):
+            return _live_answer(project, following.client_id, event, following.state, changed=True)
+        current = deps.live.get(project.id, event.call_key)  # another event, or the call's end, came meanwhile
+    raise StorageUnavailable("the live call kept changing, retry")
+
+
+def _live_answer(
+    project: Project, client_id: str, event: LiveEvent, state: LiveOrEnded, *, changed: bool
+) -> LiveEventAnswer:
+    logger.info(
+        "live call event",
+        extra={
+            "project_id": project.id,
+            "call_key": event.call_key,
+            "event": event.state,
+            "live": state,
+            "changed": changed,
+        },
+    )
+    metrics.add_metric(name="LiveEventChanged" if changed else "LiveEventUnchanged", unit="Count", value=1)
+    return LiveEventAnswer(call_key=event.call_key, client_id=client_id, live=state, changed=changed)
 
 
 def add_record_link(deps: WebhookDeps, project: Project, linked: CallRecord) -> None:
