@@ -40,7 +40,7 @@ def webhook_deps() -> WebhookDeps:
     from iptelefon.data.clients import ClientStore
     from iptelefon.data.inbox import SqsInbox
     from iptelefon.data.live_calls import LiveCallStore
-    from iptelefon.data.pbx_settings import get_pbx_credentials
+    from iptelefon.data.pbx_settings import get_pbx_credentials, get_pbx_credentials_now
     from iptelefon.data.projects import project_store
     from iptelefon.usecases.webhook import WebhookDeps
 
@@ -52,6 +52,7 @@ def webhook_deps() -> WebhookDeps:
         attempts=AttemptStore(storage),
         live=LiveCallStore(storage),
         pbx_credentials=get_pbx_credentials,
+        pbx_credentials_now=get_pbx_credentials_now,
         inbox=SqsInbox(),
         clock=time.time,
     )
