@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--pbx-network",
         choices=["local", "public"],
-        default=os.environ.get("PBX_NETWORK") or "local",
+        default="local",  # not read from PBX_NETWORK: that is the functions' own variable, which tests set
         help="where the functions may send PBX requests: local (also http and 127.0.0.1: the simulator) or public "
         "(as a deployed stage: https to public addresses only)",
     )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -139,18 +138,14 @@ class LocalStackProcess:
     process: subprocess.Popen[bytes]
 
     @classmethod
-    def start(
-        cls, state: Path, *options: str, ports: dict[str, int] | None = None, env: dict[str, str] | None = None
-    ) -> LocalStackProcess:
+    def start(cls, state: Path, *options: str, ports: dict[str, int] | None = None) -> LocalStackProcess:
         ports = ports or {name: free_port() for name in ("api", "moto", "pbx", "faults")}
         command = [sys.executable, "-m", "devstack.run", "--state-dir", str(state), *options]
         for name, port in ports.items():
             command += [f"--{name}-port", str(port)]
         state.mkdir(parents=True, exist_ok=True)
         with (state / "stack.log").open("ab") as log:
-            process = subprocess.Popen(
-                command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
-            )
+            process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         return cls(state, ports, process)
 
     @property

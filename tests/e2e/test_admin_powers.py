@@ -1,6 +1,6 @@
 """Issue 20: a tenant admin's own powers, tried over HTTP through the local gateway as a hostile admin would.
 
-One local stack for the module, run as a deployed stage runs: `PBX_NETWORK=public` (the PBX must be a public https
+One local stack for the module, run as a deployed stage runs: `--pbx-network public` (the PBX must be a public https
 address; only `make run` allows this machine). A listener on 127.0.0.1 stands for every inward target (the Lambda
 runtime API, moto, a metadata service): no refused `server_url` may ever reach it.
 """
@@ -59,7 +59,7 @@ class Listener:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
-    local = LocalStackProcess.start(tmp_path_factory.mktemp("stack"), env={"PBX_NETWORK": "public"})
+    local = LocalStackProcess.start(tmp_path_factory.mktemp("stack"), "--pbx-network", "public")
     info = local.wait_until_running(timeout=60)
     info["_local"] = local
     yield info
