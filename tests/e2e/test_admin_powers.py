@@ -7,8 +7,6 @@ runtime API, moto, a metadata service): no refused `server_url` may ever reach i
 
 from __future__ import annotations
 
-import socket
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,45 +14,13 @@ from typing import Any
 
 import httpx
 import pytest
+from fixtures.inward_listener import INSIDE_MARKER, InwardListener
 from support import LocalStackProcess
 
 from iptel_admin import admin as cli_admin
 
 OTHER_SECRET = "other-project-secret-0123456789"
 SECURITY_HEADERS = {"cache-control": "no-store", "x-content-type-options": "nosniff"}
-
-
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts connections and answers each with a JSON pong (so a request that does
-    reach it ends at once)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            with conn:
-                conn.settimeout(1)
-                try:
-                    conn.recv(65536)
-                    body = b'{"text": "pong", "leak": "inside-the-network"}'
-                    head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                    conn.sendall(head.encode() + body)
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +33,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def listener() -> Iterator[Listener]:
-    inward = Listener()
+def listener() -> Iterator[InwardListener]:
+    inward = InwardListener()
     yield inward
     inward.close()
 
@@ -111,7 +77,7 @@ INWARD_URLS = [
 
 @pytest.mark.parametrize("url", INWARD_URLS)
 def test_a_server_url_that_points_inward_never_gets_a_request(
-    stack: dict[str, Any], listener: Listener, url: str
+    stack: dict[str, Any], listener: InwardListener, url: str
 ) -> None:
     # Given an admin who points the PBX at an inward address (with a new secret: the origin rule is not the reason)
     server_url = url.format(port=listener.port)
@@ -125,7 +91,7 @@ def test_a_server_url_that_points_inward_never_gets_a_request(
         for answer in (check, points):
             assert answer.status_code == 502, answer.text
             assert "refused" in answer.json()["message"]
-            assert "inside-the-network" not in answer.text
+            assert INSIDE_MARKER not in answer.text
     else:
         # Or the address itself is refused, naming server_url
         assert changed.status_code == 400, changed.text

@@ -4,12 +4,12 @@ resolves a host once and connects to the address it checked. A listener on 127.0
 from __future__ import annotations
 
 import socket
-import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpcore
 import pytest
+from fixtures.inward_listener import InwardListener
 
 from iptelefon.adapters import pbx
 from iptelefon.domain.errors import PbxRefused
@@ -19,33 +19,11 @@ from iptelefon.domain.pbx_connection import PbxConnection
 SECRET = "guard-test-secret-0123456789"
 
 
-class Listener:
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port = int(self.sock.getsockname()[1])
-        self.accepted = 0
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            with conn:
-                conn.recv(65536)
-                body = b'{"text": "pong"}'
-                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)
-
-
 @pytest.fixture
-def listener() -> Iterator[Listener]:
-    inward = Listener()
+def listener() -> Iterator[InwardListener]:
+    inward = InwardListener()
     yield inward
-    inward.sock.close()
+    inward.close()
 
 
 def _ping(url: str, network: PbxNetwork) -> str:
@@ -63,14 +41,14 @@ def _ping(url: str, network: PbxNetwork) -> str:
         "https://user:pw@127.0.0.1:{port}/start.php",
     ],
 )
-def test_a_public_stage_never_connects_inward(listener: Listener, url: str) -> None:
+def test_a_public_stage_never_connects_inward(listener: InwardListener, url: str) -> None:
     with pytest.raises(PbxRefused) as refused:
         _ping(url.format(port=listener.port), "public")
     assert refused.value.message.startswith("PBX request refused: ")
     assert listener.accepted == 0
 
 
-def test_a_local_stage_reaches_this_machine_over_http(listener: Listener) -> None:
+def test_a_local_stage_reaches_this_machine_over_http(listener: InwardListener) -> None:
     assert _ping(f"http://127.0.0.1:{listener.port}/start.php", "local") == "pong"
     assert listener.accepted == 1
 
