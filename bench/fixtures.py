@@ -127,10 +127,11 @@ class MatchingTimings:
 
 def matching_timings(clients: int, lookups: int = 300) -> MatchingTimings:
     """Index `clients` clients (phone in a variable), then time lookups of random phones and one naive scan."""
-    from iptelefon.data.client_items import INDEX_SK, phone_of, phone_pk
+    from iptelefon.data.client_items import INDEX_SK, phone_pk
     from iptelefon.data.clients import ClientStore
     from iptelefon.data.gateway import Storage, from_item
     from iptelefon.domain.models import Project
+    from iptelefon.domain.phones import phone_of
 
     with mock.patch.dict(os.environ, aws_environment()), mock_aws():
         dynamodb = boto3.client("dynamodb")

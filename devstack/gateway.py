@@ -212,10 +212,11 @@ class LocalGateway:
 
             do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 
+            route = "(no route)"  # the template's route the request matched, set by `handle`
+
             def log_message(self, format: str, *args: Any) -> None:
-                sys.stderr.write(
-                    f"gateway: {self.command} {self.path.split('?')[0]} -> {args[1] if len(args) > 1 else ''!s}\n"
-                )
+                # The route's template, never the path: a webhook's path holds its secret.
+                sys.stderr.write(f"gateway: {self.command} {self.route} -> {args[1] if len(args) > 1 else ''!s}\n")
 
         self.host = host
         self.server = _Server((host, port), Handler)
@@ -264,6 +265,7 @@ class LocalGateway:
         for route in self.routes:
             params = route.match(request.command, path)
             if params is not None:
+                request.route = route.path  # type: ignore[attr-defined]  # what its log line shows
                 event = build_event(request, route, path, params, split.query, body, self.stage, self.binary_types)
                 event["requestContext"]["path"] = split.path  # with the stage prefix only if the caller sent one
                 try:
@@ -447,13 +449,19 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--stage", default="local")
     parser.add_argument(
+        "--pbx-network",
+        choices=["local", "public"],
+        default="local",
+        help="template parameter PbxNetwork: local lets the functions reach a PBX on this machine (the simulator)",
+    )
+    parser.add_argument(
         "--max-instances",
         type=int,
         default=DEFAULT_MAX_INSTANCES,
         help="execution environments per function (worker processes); LOCAL_LAMBDA_MAX_INSTANCES sets the default",
     )
     args = parser.parse_args()
-    template = Template(parameters={"Stage": args.stage})
+    template = Template(parameters={"Stage": args.stage, "PbxNetwork": args.pbx_network})
     gateway = LocalGateway(template, host=args.host, port=args.port, max_instances=args.max_instances)
     pollers = gateway.start_pollers(boto3.client("sqs"))
     print(

@@ -61,6 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="override the queues' VisibilityTimeout from template.yaml (tests: a failed message returns sooner)",
     )
+    parser.add_argument(
+        "--pbx-network",
+        choices=["local", "public"],
+        default="local",  # not read from PBX_NETWORK: that is the functions' own variable, which tests set
+        help="where the functions may send PBX requests: local (also http and 127.0.0.1: the simulator) or public "
+        "(as a deployed stage: https to public addresses only)",
+    )
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".local")))
     parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds from a call start to its end")
     parser.add_argument(
@@ -159,7 +166,17 @@ class Stack:
         )
         self.spawn(
             "API gateway and queue pollers",
-            [python, "-m", "devstack.gateway", "--port", str(self.args.api_port), "--stage", LOCAL_STAGE],
+            [
+                python,
+                "-m",
+                "devstack.gateway",
+                "--port",
+                str(self.args.api_port),
+                "--stage",
+                LOCAL_STAGE,
+                "--pbx-network",
+                self.args.pbx_network,
+            ],
             env={"AWS_ENDPOINT_URL_DYNAMODB": self.faults_url},  # the functions' DynamoDB goes through the proxy
         )
         wait_for_port(self.args.pbx_port, self.children[-2])
@@ -188,6 +205,7 @@ class Stack:
             ssm=self.client("ssm"),
             ssm_prefix=ssm_prefix,
             api_url=self.api_url,
+            pbx_network="local",  # the demo project's PBX is the simulator on this machine
         )
         created = admin.create_project(
             target,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import socket
 import time
 import uuid
@@ -37,6 +36,7 @@ from iptelefon.domain.models import (
     Project,
     Role,
 )
+from iptelefon.domain.pbx_address import PbxNetwork
 from iptelefon.domain.pbx_connection import PbxConnection
 from iptelefon.entry.dependencies import admin_deps_over
 from iptelefon.usecases import admin as project_admin
@@ -55,11 +55,17 @@ class Target:
     ssm: Any
     ssm_prefix: str
     api_url: str | None = None
+    # Where this target's PBX requests may go: a deployed stage's are public; the local stack's simulator is local.
+    pbx_network: PbxNetwork = "public"
 
     @cached_property
     def deps(self) -> project_admin.AdminDeps:
         """The admin use cases' dependencies over this target's clients: the same the admin API builds."""
-        return admin_deps_over(self.storage, self.ssm, self.ssm_prefix)
+        return admin_deps_over(self.storage, self.ssm, self.ssm_prefix, self.pbx_network)
+
+    @property
+    def pbx(self) -> PbxClient:
+        return get_pbx_client(self.pbx_network)
 
 
 class StackNotRunning(DomainError):
@@ -76,6 +82,7 @@ def local_target(stack_file: Path = DEFAULT_STACK_FILE) -> Target:
         stack = json.loads(stack_file.read_text())
         endpoint_url = stack["aws_endpoint_url"]
         target = connect(endpoint_url, stack["region"], stack["table_name"], stack["ssm_prefix"], stack["api_url"])
+        target.pbx_network = "local"  # the stack's PBX simulator listens on this machine
     except (ValueError, KeyError, TypeError) as error:
         raise InvalidInput(f"{stack_file} is not a stack file written by `make run` ({error!r})") from None
     if endpoint_url and not _listening(endpoint_url):
@@ -149,10 +156,10 @@ def create_project(
     pbx_call_names: PbxCallNamesPreset = "zeon",
 ) -> CreatedProject:
     """A new project. `pbx_call_names`: the names its PBX gives the call-starting methods (`PBX_CALL_NAMES`)."""
-    project_admin.check_server_url(server_url)
-    project_admin.check_secret(secret)
     random_path = webhook_path == "random"
-    path_secret = new_webhook_token() if random_path else secret
+    project_admin.check_server_url(server_url, target.pbx_network)
+    project_admin.check_secret(secret, in_webhook_url=not random_path)
+    path_secret = project_admin.new_webhook_token() if random_path else secret
     names = PBX_CALL_NAMES[pbx_call_names]
     project = Project.model_validate(
         {
@@ -178,11 +185,6 @@ def create_project(
     return CreatedProject(project, webhook_url(target, path_secret), token_id, token)
 
 
-def new_webhook_token() -> str:
-    """A random last segment for the webhook URL: 32 random bytes, URL-safe as they are."""
-    return secrets.token_urlsafe(32)
-
-
 def rotate_secret(target: Target, project_id: str, new_secret: str, *, grace_hours: float = 24) -> dict[str, Any]:
     """The project's new PBX secret: into SSM and, when it is also the webhook path secret, the webhook lookup. The
     old webhook URL keeps working for `grace_hours` (the PBX may still use it until its manager switches), then
@@ -202,12 +204,8 @@ def rotate_secret(target: Target, project_id: str, new_secret: str, *, grace_hou
 def rotate_webhook_token(target: Target, project_id: str, *, grace_hours: float = 24) -> dict[str, Any]:
     """A new random webhook token for the project (which uses its PBX secret in the URL until then). The old webhook
     URL keeps working for `grace_hours`, then answers 404; the PBX secret is not changed."""
-    project = _project(target, project_id)
-    old_hash = project.webhook_token_sha256 or sha256_hex(target.deps.pbx_settings.read(project_id).secret)
-    token = new_webhook_token()
-    valid_until = int(time.time() + grace_hours * 3600)
-    target.deps.projects.rotate_webhook_secret(
-        project_id, old_hash, sha256_hex(token), old_valid_until=valid_until, new_is_token=True
+    token, valid_until = project_admin.rotate_webhook_token(
+        target.deps, _project(target, project_id), grace_hours=grace_hours
     )
     return _rotated(target, project_id, token, valid_until)
 
@@ -226,6 +224,25 @@ ROTATED_NOTE = "configure the new webhook_url in the PBX; the old one answers 40
 
 def webhook_url(target: Target, secret: str) -> str | None:
     return f"{target.api_url.rstrip('/')}/iptelefon_webhook/{secret}" if target.api_url else None
+
+
+def set_guard(target: Target, project_id: str, *, countries: list[int], number_types: list[str]) -> dict[str, Any]:
+    """The toll-fraud guard's widening, the deployment operator's (a tenant admin may only narrow it): the country
+    calling codes and the kinds of line bots may call besides the project's region and personal lines (replaced)."""
+    project = _project(target, project_id)
+    guarded = Project.model_validate(
+        {
+            **project.model_dump(),
+            "allowed_country_codes": countries,
+            "allowed_number_types": list(dict.fromkeys([*PERSONAL_LINES, *number_types])),
+        }
+    )
+    target.deps.projects.update_project(guarded)
+    return {
+        "project_id": project_id,
+        "allowed_country_codes": guarded.allowed_country_codes,
+        "allowed_number_types": guarded.allowed_number_types,
+    }
 
 
 def show_project(target: Target, project_id: str) -> dict[str, Any]:
@@ -316,7 +333,7 @@ def pbx_ping(target: Target, project_id: str, *, client: PbxClient | None = None
     """`ping` the project's PBX: proves the URL, the secret and the auth mode (PbxError / PbxTimeout otherwise)."""
     conn = pbx_connection(target, project_id)
     started = time.monotonic()
-    reply = (client or get_pbx_client()).ping(conn)
+    reply = (client or target.pbx).ping(conn)
     return {
         "project_id": project_id,
         "server_url": conn.server_url,
@@ -329,13 +346,13 @@ def pbx_ping(target: Target, project_id: str, *, client: PbxClient | None = None
 def pbx_methods(target: Target, project_id: str, *, client: PbxClient | None = None) -> list[str]:
     """The method names the project's PBX lists (`get-method-list`): where the real originate names show up."""
     conn = pbx_connection(target, project_id)
-    return (client or get_pbx_client()).method_list(conn)
+    return (client or target.pbx).method_list(conn)
 
 
 def pbx_points(target: Target, project_id: str, *, client: PbxClient | None = None) -> list[str]:
     """The extensions the project's PBX lists (`get-points`): the short numbers its employees may have."""
     conn = pbx_connection(target, project_id)
-    return (client or get_pbx_client()).points(conn)
+    return (client or target.pbx).points(conn)
 
 
 def _project(target: Target, project_id: str) -> Project:

@@ -74,13 +74,36 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rotate.add_argument("project_id")
     rotate.add_argument("--secret", required=True, help="the new PBX API secret (also the new webhook path secret)")
-    rotate.add_argument("--grace-hours", type=float, default=24.0, help="how long the old webhook URL still works")
+    rotate.add_argument(
+        "--grace-hours",
+        type=float,
+        default=24.0,
+        help="how long the old webhook URL still works (0-72; 0 ends every earlier URL of the project at once)",
+    )
     rotate_token = project.add_parser(
         "rotate-webhook-token",
         help="a new random webhook URL (the PBX secret no longer in it); the old URL works for a grace period",
     )
     rotate_token.add_argument("project_id")
-    rotate_token.add_argument("--grace-hours", type=float, default=24.0, help="how long the old webhook URL works")
+    rotate_token.add_argument(
+        "--grace-hours", type=float, default=24.0, help="how long the old webhook URL works (0-72; 0: none)"
+    )
+    guard = project.add_parser(
+        "guard",
+        help="what bots may call besides the project's region and personal lines (the operator's: a tenant admin may "
+        "only narrow it)",
+    )
+    guard.add_argument("project_id")
+    guard.add_argument(
+        "--allow-country", type=int, action="append", default=[], help="a country calling code (375 adds Belarus)"
+    )
+    guard.add_argument(
+        "--allow-number-type",
+        action="append",
+        default=[],
+        choices=get_args(NumberType),
+        help="a kind of line besides fixed_line and mobile (e.g. toll_free)",
+    )
     show = project.add_parser("show", help="project settings, employees, tokens (never the secret)")
     show.add_argument("project_id")
 
@@ -177,6 +200,10 @@ def run(args: argparse.Namespace) -> Any:
             return admin.rotate_secret(target, args.project_id, args.secret, grace_hours=args.grace_hours)
         case "project", "rotate-webhook-token":
             return admin.rotate_webhook_token(target, args.project_id, grace_hours=args.grace_hours)
+        case "project", "guard":
+            return admin.set_guard(
+                target, args.project_id, countries=args.allow_country, number_types=args.allow_number_type
+            )
         case "project", "show":
             return admin.show_project(target, args.project_id)
         case "employee", "set":

@@ -34,11 +34,22 @@ class FakeProjects:
         self.projects[project.id] = project
 
     def rotate_webhook_secret(
-        self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int, new_is_token: bool = False
+        self,
+        project_id: str,
+        old_hash: str,
+        new_hash: str,
+        *,
+        old_valid_until: int,
+        new_is_token: bool = False,
+        cut_earlier: bool = False,
     ) -> None:
         taken = self.lookups.get(new_hash)
         if taken is not None and taken["project_id"] != project_id:
-            raise Conflict("this webhook secret is already used by another project")
+            raise Conflict("this secret cannot be used: choose another one")
+        if cut_earlier:
+            for lookup in self.lookups.values():
+                if lookup["project_id"] == project_id and lookup.get("valid_until", old_valid_until) > old_valid_until:
+                    lookup["valid_until"] = old_valid_until
         self.lookups[new_hash] = {"project_id": project_id}
         if new_is_token:
             self.projects[project_id] = self.projects[project_id].model_copy(update={"webhook_token_sha256": new_hash})

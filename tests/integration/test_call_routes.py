@@ -182,7 +182,7 @@ def test_an_unreadable_pbx_reply_is_202_unknown_and_its_key_answers_the_same(
     # And the attempt is `unknown` with what came
     (attempt,) = _attempts("proj-a")
     assert (attempt["attempt_id"], attempt["status"]) == (body["attempt_id"], "unknown")
-    assert "with something that is not JSON: <br /> <b>Warning</b>" in attempt["reason"]["message"]
+    assert attempt["reason"]["message"].endswith("with something that is not JSON (not_json)")
     # And a repeat with the same key, the PBX well again, answers the same without a second request
     simulated_pbx.set_fault("none")
     again = _call(CALL_ROUTES[route], lambda_context, project.token, key="bot-msg-9")

@@ -86,7 +86,7 @@ def _pbx_answering(monkeypatch: pytest.MonkeyPatch, reply: Any) -> list[str]:
         return httpx.Response(200, json=reply)
 
     pbx = PbxClient(httpx.Client(transport=httpx.MockTransport(answer)))
-    monkeypatch.setattr(admin, "get_pbx_client", lambda: pbx)
+    monkeypatch.setattr(admin, "get_pbx_client", lambda network: pbx)
     return seen
 
 

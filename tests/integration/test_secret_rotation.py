@@ -73,7 +73,7 @@ def test_a_rotation_can_be_run_again_with_the_same_secret(project: Any, admin_ta
 
 
 def test_another_projects_secret_is_refused(project: Any, other_project: Any, admin_target: Any) -> None:
-    with pytest.raises(Conflict, match="another project"):
+    with pytest.raises(Conflict, match="cannot be used: choose another one"):
         admin.rotate_secret(admin_target, "proj-a", "pbx-secret-of-project-b")
 
 
@@ -188,3 +188,13 @@ def test_the_cli_creates_a_project_with_a_random_webhook_token(
     code = cli.main(["--stack-file", str(stack), "project", "rotate-webhook-token", "tok-cli"])
     rotated = json.loads(capsys.readouterr().out)
     assert code == 0 and rotated["webhook_url"] != printed["webhook_url"]
+
+
+def test_a_new_secret_works_at_once_in_a_warm_lambda(project: Any, admin_target: Any, lambda_context: Any) -> None:
+    # Given a warm webhook Lambda that read the project's PBX secret (SSM cached for minutes)
+    assert post(lambda_context, PBX_SECRET, "warm-1")["statusCode"] == 200
+    # When the admin sets a new secret elsewhere (the console's Lambda, the CLI), this Lambda's cache untouched
+    admin.rotate_secret(admin_target, "proj-a", NEW_SECRET, grace_hours=24)
+    # Then the new webhook URL works at once (the README's promise), the old one still within its grace period
+    assert post(lambda_context, NEW_SECRET, "warm-2")["statusCode"] == 200
+    assert post(lambda_context, PBX_SECRET, "warm-3")["statusCode"] == 200

@@ -108,7 +108,7 @@ def test_cli_creates_shows_a_project_and_sets_an_employee(
             "--server-url",
             "https://a00.abc.ru/b3/api/v2/start.php",
             "--secret",
-            "cli-secret-123",
+            "cli-secret-1234567890",
             "--messenger",
             "whatsapp",
             "--allow-country",
@@ -120,7 +120,7 @@ def test_cli_creates_shows_a_project_and_sets_an_employee(
     created = json.loads(capsys.readouterr().out)
     # Then it prints the id, the webhook URL and a token once
     assert code == 0
-    assert created["webhook_url"] == "http://127.0.0.1:3000/iptelefon_webhook/cli-secret-123"
+    assert created["webhook_url"] == "http://127.0.0.1:3000/iptelefon_webhook/cli-secret-1234567890"
     assert created["bot_token"].startswith("iptb_")
     # And an employee can be set and the project shown without its secret
     assert (
@@ -147,7 +147,7 @@ def test_cli_creates_shows_a_project_and_sets_an_employee(
     capsys.readouterr()
     assert cli.main(["--stack-file", str(stack), "project", "show", created["project_id"]]) == 0
     shown = capsys.readouterr().out
-    assert "cli-secret-123" not in shown
+    assert "cli-secret-1234567890" not in shown
     assert json.loads(shown)["employees"][0]["short_number"] == "346"
     assert json.loads(shown)["project"]["messengers"] == ["whatsapp"]
     # And the toll-fraud guard adds what was allowed to the project's own region and personal lines

@@ -339,3 +339,31 @@ def test_an_empty_query_parameter_name_is_stored_and_read_back(
     record = call_item("wh", "emptykey-1")
     assert record is not None and json.loads(record["raw"]["query"]) == {"": "x", "src": PHONE, "id": "emptykey-1"}
     assert answer_json(lambda_handler(event, lambda_context))["duplicate"] is True
+
+
+@pytest.mark.parametrize("kind", ["form", "json", "query"])
+def test_the_kept_raw_payload_loses_a_recording_links_user_and_password(
+    pbx_project: Any, lambda_context: Any, kind: str
+) -> None:
+    # Given a PBX whose recording link carries a user and password, as a form, as JSON, or in the query
+    link = "https://rec:hunter2pw@z138.fpg.ru/records/ui-1.mp3"
+    fields = zeon_form(id=f"ui-{kind}", link=link)
+    if kind == "form":
+        answer = post(fields, context=lambda_context)
+    elif kind == "json":
+        answer = post(json.dumps(fields), context=lambda_context)
+    else:
+        event = api_event(
+            "GET",
+            "/iptelefon_webhook/{secret}",
+            f"/iptelefon_webhook/{SECRET}",
+            path_params={"secret": SECRET},
+            query=fields,
+        )
+        answer = lambda_handler(event, lambda_context)
+    assert answer["statusCode"] == 200, answer
+    # Then nothing stored with the call holds the password, and the link is kept without it
+    record = call_item("wh", f"ui-{kind}")
+    assert record is not None
+    assert "hunter2pw" not in json.dumps(record)
+    assert "z138.fpg.ru/records/ui-1.mp3" in urllib.parse.unquote(json.dumps(record["raw"]))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fakes.admin import FakeClock, FakePbxSettings, FakeProjects, admin_deps, auth_deps
 
-from iptelefon.domain.errors import InvalidInput, NotFound, Unauthorized
+from iptelefon.domain.errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthorized
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import Employee, PbxCredentials, Project
 from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate
@@ -13,7 +13,7 @@ from iptelefon.usecases import admin
 from iptelefon.usecases.admin import AdminDeps
 from iptelefon.usecases.auth import authenticate, issue_token
 
-SECRET = "pbx-secret-1234"
+SECRET = "pbx-secret-1234567890"
 API = "https://api.test/v1"
 
 
@@ -48,14 +48,14 @@ def test_the_settings_view_reads_the_pbx_connection_once_and_never_answers_the_s
 
 
 def test_a_new_secret_is_one_read_and_keeps_the_old_webhook_url_until_its_grace_end(deps: AdminDeps) -> None:
-    view = admin.update_settings(deps, _project(deps), SettingsUpdate(secret="pbx-secret-new1"), API)
+    view = admin.update_settings(deps, _project(deps), SettingsUpdate(secret="pbx-secret-new1234567"), API)
 
     assert _reads(deps) == 1
-    assert deps.pbx_settings.read("a") == PbxCredentials("https://pbx.test/start.php", "pbx-secret-new1")
+    assert deps.pbx_settings.read("a") == PbxCredentials("https://pbx.test/start.php", "pbx-secret-new1234567")
     assert view["old_webhook_url_valid_until"] == "2023-11-15T22:13:20+00:00"  # the fake clock + 24 h
     projects = deps.projects
     assert isinstance(projects, FakeProjects)
-    assert projects.lookups[sha256_hex("pbx-secret-new1")] == {"project_id": "a"}
+    assert projects.lookups[sha256_hex("pbx-secret-new1234567")] == {"project_id": "a"}
     assert projects.lookups[sha256_hex(f"{SECRET}-a")]["valid_until"] == 1_700_000_000 + 24 * 3600
 
 
@@ -66,7 +66,9 @@ def test_a_settings_change_without_the_connection_writes_the_project_and_reads_s
     assert "old_webhook_url_valid_until" not in view
 
 
-@pytest.mark.parametrize("secret", ["has/slash-1", "has space 1", "per%cent-12", "short"])
+@pytest.mark.parametrize(
+    "secret", ["has/slash-1234567890", "has space 1234567890", "per%cent-1234567890", "short", "sixteen-chars-16"]
+)
 def test_a_secret_that_cannot_stand_in_a_url_path_is_invalid_input(deps: AdminDeps, secret: str) -> None:
     with pytest.raises(InvalidInput) as refused:
         admin.update_settings(deps, _project(deps), SettingsUpdate(secret=secret), API)
@@ -103,3 +105,64 @@ def test_a_revoked_token_and_a_deleted_employees_token_are_unauthorized(deps: Ad
         with pytest.raises(Unauthorized):
             authenticate(auth_deps(deps), f"Bearer {token}")
     assert admin.employees_view(deps, _project(deps)) == {"employees": []}
+
+
+# -- the admin's powers, bounded (issue 20) ---------------------------------------------------------------------------
+def _lookups(deps: AdminDeps) -> dict[str, dict[str, object]]:
+    assert isinstance(deps.projects, FakeProjects)
+    return deps.projects.lookups
+
+
+def test_a_server_url_on_another_host_needs_the_secret_in_the_same_request(deps: AdminDeps) -> None:
+    moved = SettingsUpdate(server_url="https://pbx.elsewhere.test/start.php", auth_mode="bearer")
+    with pytest.raises(InvalidInput) as refused:
+        admin.update_settings(deps, _project(deps), moved, API)
+    assert refused.value.details[0]["field"] == "secret"
+    assert deps.pbx_settings.read("a").server_url == "https://pbx.test/start.php"
+    assert _project(deps).auth_mode == "hash"  # nothing of the request was written
+
+
+@pytest.mark.parametrize("server_url", ["https://pbx.test/other/start.php", "https://PBX.test:443/start.php"])
+def test_the_same_origin_needs_no_secret(deps: AdminDeps, server_url: str) -> None:
+    view = admin.update_settings(deps, _project(deps), SettingsUpdate(server_url=server_url), API)
+    assert view["server_url"] == server_url
+
+
+def test_a_refused_part_of_a_settings_change_writes_nothing(deps: AdminDeps) -> None:
+    before = dict(_lookups(deps))
+    update = SettingsUpdate(secret="pbx-secret-never-stored", allowed_number_types=["fixed_line", "premium_rate"])
+    with pytest.raises(Forbidden, match="iptel project guard a"):
+        admin.update_settings(deps, _project(deps), update, API)
+    assert deps.pbx_settings.read("a").secret == f"{SECRET}-a"
+    assert _lookups(deps) == before
+
+
+def test_a_secret_of_another_project_is_refused_without_naming_it(deps: AdminDeps) -> None:
+    with pytest.raises(Conflict) as refused:
+        admin.update_settings(deps, _project(deps), SettingsUpdate(secret=f"{SECRET}-b"), API)
+    assert refused.value.message == admin.SECRET_REFUSED  # the same words whoever holds it
+    assert deps.pbx_settings.read("a").secret == f"{SECRET}-a"
+
+
+def test_a_rotation_with_grace_zero_ends_every_earlier_secret_now(deps: AdminDeps) -> None:
+    admin.update_settings(deps, _project(deps), SettingsUpdate(secret="pbx-secret-second-1234"), API)
+    admin.update_settings(deps, _project(deps), SettingsUpdate(secret="pbx-secret-third-12345", grace_hours=0), API)
+    now = 1_700_000_000
+    lookups = _lookups(deps)
+    assert lookups[sha256_hex(f"{SECRET}-a")]["valid_until"] == now
+    assert lookups[sha256_hex("pbx-secret-second-1234")]["valid_until"] == now
+    assert "valid_until" not in lookups[sha256_hex("pbx-secret-third-12345")]
+
+
+@pytest.mark.parametrize("hours", [-0.5, 72.5])
+def test_the_cli_grace_period_is_bounded_as_the_apis(deps: AdminDeps, hours: float) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        admin.change_pbx_connection(deps, _project(deps), secret="pbx-secret-bounded-123", grace_hours=hours)
+    assert refused.value.details[0]["field"] == "grace_hours"
+
+
+def test_a_secret_kept_out_of_the_webhook_url_may_be_shorter(deps: AdminDeps) -> None:
+    admin.rotate_webhook_token(deps, _project(deps), grace_hours=1)
+    view = admin.update_settings(deps, _project(deps), SettingsUpdate(secret="short-12"), API)
+    assert view["webhook_path"] == "random"
+    assert deps.pbx_settings.read("a").secret == "short-12"

@@ -23,6 +23,7 @@ from iptelefon.domain.errors import (
     PbxRefused,
     PbxReplyUnreadable,
     PbxTimeout,
+    PhoneNotOfClient,
     RateLimited,
     StorageUnavailable,
 )
@@ -42,7 +43,10 @@ CONTEXT = object()  # the Lambda context the handler passes on
 @pytest.fixture
 def fakes() -> Fakes:
     fakes = Fakes()
-    fakes.clients.add("p", Client(id="c-1", channel="telephony", phone=PHONE, can_message=False))
+    fakes.clients.add(
+        "p",
+        Client(id="c-1", channel="telephony", phone=PHONE, variables={"mobile": "8 900 111-22-33"}, can_message=False),
+    )
     fakes.clients.add("p", Client(id="c-2", channel="telegram"))
     for employee in (
         Employee(id="346", name="Api", call_method="api", short_number="346"),
@@ -382,7 +386,9 @@ def test_card_call_by_an_api_employee_without_a_short_number_is_403(fakes: Fakes
     assert fakes.pbx.requests == []
 
 
-def test_card_call_method_api_calls_the_short_number_and_the_given_phone(fakes: Fakes, project: Project) -> None:
+def test_card_call_method_api_calls_the_short_number_and_the_clients_other_phone(
+    fakes: Fakes, project: Project
+) -> None:
     status, body = _card_call(fakes, project, "346", phone="8 900 111-22-33")
     assert (status, body["method"], body["client_phone"]) == (202, "api", OTHER_PHONE)
     assert list(body) == ["method", "attempt_id", "status", "client_phone", "client_phone_e164", "pbx_call_id"]
@@ -390,6 +396,18 @@ def test_card_call_method_api_calls_the_short_number_and_the_given_phone(fakes: 
     assert (request.kind, request.number, request.phone) == ("employee", "346", OTHER_PHONE)
     (attempt,) = fakes.attempts.of("p")
     assert (attempt.source, attempt.employee_id, attempt.card_client_id) == ("client_card", "346", "c-1")
+
+
+@pytest.mark.parametrize("employee_id", ["346", "soft"])
+def test_card_call_to_a_number_that_is_not_the_clients_is_refused(
+    employee_id: str, fakes: Fakes, project: Project
+) -> None:
+    # Given a client with two phones, when a card call names a third number (by the PBX or the softphone)
+    with pytest.raises(PhoneNotOfClient) as refused:
+        _card_call(fakes, project, employee_id, phone="+7 900 555-66-77")
+    # Then it is a 403 and nothing reached the PBX
+    assert (refused.value.status_code, refused.value.code) == (403, "phone_not_of_client")
+    assert fakes.pbx.requests == []
 
 
 @pytest.mark.parametrize(

@@ -281,15 +281,21 @@ def test_a_call_start_reply_nobody_can_read_is_unreadable_after_one_request(repl
     assert len(seen) == 1
 
 
-def test_an_unreadable_reply_echoing_the_secret_or_a_hash_is_redacted() -> None:
+def test_an_unreadable_reply_is_logged_redacted_and_never_quoted_to_the_caller(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     # Given a PBX whose HTML page repeats what it received
-    client, _ = _recording(httpx.Response(200, text=f"<p>hash={EMPLOYEE_HASH} key={SECRET}</p>"))
+    client, _ = _recording(httpx.Response(200, text=f"<p>hash={EMPLOYEE_HASH} key={SECRET} inside</p>"))
+    caplog.set_level(logging.INFO)
 
-    # When a call is started, then the error quotes the page without the secret or the hash
+    # When a call is started, then the caller gets the short reason only
     with pytest.raises(PbxReplyUnreadable) as raised:
         client.start_employee_call(_conn(), "346", "79004443322")
-    assert SECRET not in raised.value.message and EMPLOYEE_HASH not in raised.value.message
-    assert "key=***" in raised.value.message
+    assert raised.value.message == "PBX answered call-me with something that is not JSON (not_json)"
+    # and the log keeps the page, without the secret or the hash
+    logged = _service_log(caplog)
+    assert "key=*** inside" in logged
+    assert SECRET not in logged and EMPLOYEE_HASH not in logged
 
 
 @pytest.mark.parametrize(
@@ -382,9 +388,9 @@ def test_connect_failure_is_retried_once_then_pbx_unreachable(exc_type: type[htt
     with pytest.raises(PbxError) as raised:
         client.start_employee_call(_conn(), "346", "79004443322")
 
-    # Then exactly two attempts were made, and the error names the PBX
+    # Then exactly two attempts were made, and the error says why in one word (a closed port looks like a dead host)
     assert len(seen) == 2
-    assert raised.value.message.startswith(f"PBX unreachable at {URL}")
+    assert raised.value.message == "PBX unreachable (unreachable)"
 
 
 def test_connect_failure_then_success_returns_the_data() -> None:
@@ -462,3 +468,51 @@ def test_repr_of_a_connection_hides_the_secret() -> None:
 def test_get_pbx_client_is_one_cached_client() -> None:
     # Given the factory, when it is called twice, then the same client (and connection pool) comes back
     assert get_pbx_client() is get_pbx_client()
+
+
+# -- what a caller is told (issue 20): a short reason, never the PBX's body or a redirect target -----------------------
+BODY_OF_SOMETHING_ELSE = '<?xml version="1.0"?><ListAllMyBucketsResult><Name>internal-bucket</Name>'
+
+
+@pytest.mark.parametrize(
+    ("reply", "message"),
+    [
+        (
+            httpx.Response(200, text=BODY_OF_SOMETHING_ELSE),
+            "PBX answered ping with something that is not JSON (not_json)",
+        ),
+        (
+            httpx.Response(302, headers={"Location": "http://169.254.169.254/internal-bucket"}),
+            "PBX answered HTTP 302 to ping (a redirect: check server_url)",
+        ),
+        (httpx.Response(200, json={"data": {"internal-bucket": 1}}), "PBX answered ping without pong"),
+        (httpx.Response(200, json={"text": "wrong hash"}), "PBX answered ping without pong: wrong hash"),
+        (httpx.Response(200, json={"result": 0, "text": "wrong hash"}), "PBX error on ping: wrong hash"),
+    ],
+    ids=["not_json", "redirect", "other_json", "pbx_text", "pbx_refusal"],
+)
+def test_a_failed_check_tells_a_short_reason_or_the_pbxs_own_text(reply: httpx.Response, message: str) -> None:
+    client, _ = _recording(reply)
+    with pytest.raises(PbxError) as raised:
+        client.ping(_conn())
+    assert raised.value.message == message
+    assert "internal-bucket" not in str(raised.value.body())
+
+
+def test_the_pbx_url_is_logged_without_userinfo_or_query(caplog: pytest.LogCaptureFixture) -> None:
+    client, _ = _recording(httpx.Response(200, json={"text": "pong"}))
+    caplog.set_level(logging.INFO)
+    client.ping(PbxConnection(server_url="https://admin:hunter2pw@a00.abc.ru/start.php?key=k9", secret=SECRET))
+    logged = _service_log(caplog)
+    assert "https://a00.abc.ru/start.php" in logged
+    assert "hunter2pw" not in logged and "k9" not in logged
+
+
+def _service_log(caplog: pytest.LogCaptureFixture) -> str:
+    return "\n".join(str(r.__dict__) for r in caplog.records if r.name == "iptelefon-connector")
+
+
+def test_the_shared_client_keeps_httpx_from_logging_request_urls() -> None:
+    # httpx logs every request's full URL at INFO: the shared client's module turns that down
+    get_pbx_client()
+    assert logging.getLogger("httpx").getEffectiveLevel() >= logging.WARNING

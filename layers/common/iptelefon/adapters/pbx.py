@@ -12,33 +12,45 @@ Replies: one reader (`read_reply`) for every shape known (README "The PBX's repl
   the PBX said itself (`PbxReply.confirmed` false): a call-starting method needs one, else `PbxReplyUnreadable`.
 Not JSON at all (HTML with 200, an empty body) is `PbxReplyUnreadable`.
 
+Where requests go (issue 20, `domain.pbx_address`): only https to public addresses, or also plain http and loopback
+on a `local` stage (`PBX_NETWORK`). The shared client's transport resolves the host itself, refuses it unless every
+address is allowed, connects to the address it checked (no second lookup: no DNS-rebinding window) and checks the
+peer it got. Callers get a short reason (`refused`, `unreachable`, `tls`, `timeout`, `not_json`, `HTTP <status>`, the
+PBX's own `text`), never the PBX's body or a redirect target; the details go to the logs, redacted.
+
 Starting a call is not idempotent on the PBX, so a request that may have reached it is never retried: only a connect
 failure (nothing was sent) is retried, once. Timeouts answer 504 (`PbxTimeout`), every other failure 502 (`PbxError`).
 `PbxRefused` (a `PbxError`, in the domain) marks the failures after which the PBX certainly started nothing: it said no
 (`result != 1`, `code` "error", HTTP 3xx/4xx) or it was never reached. After any other failure a call may be ringing;
 `PbxReplyUnreadable` (also a `PbxError`) is the one where the PBX answered, just not in words we know.
-The secret and the hash never appear in an exception message or a log line; the server URL may.
+The secret and the hash never appear in an exception message or a log line; the server URL is logged without its
+`user:password@` and query (`redacted_url`).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import re
+import socket
+import ssl
 import time
 from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus
 
+import httpcore
 import httpx
 
 from iptelefon.domain.errors import PbxError, PbxRefused, PbxReplyUnreadable, PbxTimeout
+from iptelefon.domain.pbx_address import PbxNetwork, address_allowed, redacted_url
 from iptelefon.domain.pbx_connection import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection, PbxReply
 from iptelefon.platform.observability import logger
 
 DEFAULT_TOPIC = "base"
-# How much of an unexpected reply is quoted in an error message.
+# How much of the PBX's own `text` an error message quotes, and of an unexpected reply a log line keeps.
 _QUOTE_CHARS = 200
 _MD5_HEX = re.compile(r"\b[0-9a-fA-F]{32}\b")
 # Where a reply may name the PBX's id of the call it started: the `code` reply's own fields (`callid`), or the
@@ -83,9 +95,8 @@ class PbxClient:
         reply = self.request(conn, method, params)
         if not reply.confirmed:
             # It answered, but not "started" nor "refused": the call may be ringing.
-            raise PbxReplyUnreadable(
-                f"PBX answered {method} without saying whether the call started: {_shown(reply.data, conn)}"
-            )
+            _log_unexpected(conn, method, _shown(reply.data, conn))
+            raise PbxReplyUnreadable(f"PBX answered {method} without saying whether the call started")
         return reply
 
     def ping(self, conn: PbxConnection) -> str:
@@ -93,7 +104,10 @@ class PbxClient:
         data = self.request(conn, "ping", ()).data
         said = data.get("text") if isinstance(data, dict) else data
         if not isinstance(said, str) or said.strip().lower() != "pong":
-            raise PbxError(f"PBX answered ping with {_shown(data, conn)} instead of pong")
+            _log_unexpected(conn, "ping", _shown(data, conn))
+            # Only the PBX's own words (a string it sent), never the rest of what answered
+            words = f": {_redact(said, conn)}" if isinstance(said, str) and said.strip() else ""
+            raise PbxError(f"PBX answered ping without pong{words}")
         return "pong"
 
     def method_list(self, conn: PbxConnection) -> list[str]:
@@ -120,43 +134,57 @@ class PbxClient:
         elapsed_ms = round((time.monotonic() - started) * 1000)
         logger.info(
             "PBX answered",
-            extra={"pbx_url": conn.server_url, "pbx_method": method, "status": response.status_code, "ms": elapsed_ms},
+            extra={
+                "pbx_url": redacted_url(conn.server_url),
+                "pbx_method": method,
+                "status": response.status_code,
+                "ms": elapsed_ms,
+            },
         )
         return read_reply(conn, method, response)
 
     def _send(self, conn: PbxConnection, method: str, content: bytes, headers: dict[str, str]) -> httpx.Response:
         timeout = httpx.Timeout(conn.timeout_seconds, connect=min(conn.timeout_seconds, MAX_CONNECT_TIMEOUT_SECONDS))
+        where = {"pbx_url": redacted_url(conn.server_url), "pbx_method": method}
         for attempt in (1, 2):
             try:
                 return self._http.post(conn.server_url, content=content, headers=headers, timeout=timeout)
+            except PbxAddressRefused as refused:
+                logger.warning("PBX request refused", extra={**where, "reason": str(refused)})
+                raise PbxRefused(f"PBX request refused: {refused}") from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
                 # Nothing reached the PBX: safe to try once more.
-                logger.warning(
-                    "PBX connect failed",
-                    extra={"pbx_url": conn.server_url, "pbx_method": method, "attempt": attempt, "error": _kind(exc)},
-                )
+                reason = _connect_failure(exc)
+                logger.warning("PBX connect failed", extra={**where, "attempt": attempt, "error": str(exc)[:200]})
                 if attempt == 2:
-                    raise PbxRefused(f"PBX unreachable at {conn.server_url} ({_kind(exc)})") from exc
+                    raise PbxRefused(f"PBX unreachable ({reason})") from exc
             except httpx.TimeoutException as exc:
                 # The request may have reached the PBX (a call may be ringing): never retried.
-                logger.warning("PBX timeout", extra={"pbx_url": conn.server_url, "pbx_method": method})
+                logger.warning("PBX timeout", extra=where)
                 raise PbxTimeout(
-                    f"PBX did not answer {method} within {conn.timeout_seconds:g} s (it may have received the request)"
+                    f"PBX did not answer {method} within {conn.timeout_seconds:g} s (timeout; it may have received "
+                    "the request)"
                 ) from exc
-            except httpx.UnsupportedProtocol:
-                raise PbxRefused(f"PBX server_url must be an http(s) URL: {conn.server_url!r}") from None
+            except (httpx.UnsupportedProtocol, httpx.InvalidURL):
+                raise PbxRefused("PBX request refused: server_url is not a valid http(s) URL") from None
             except httpx.HTTPError as exc:
                 # Read/write errors, resets, protocol errors: the request may have reached the PBX: never retried.
-                logger.warning(
-                    "PBX request failed",
-                    extra={"pbx_url": conn.server_url, "pbx_method": method, "error": _kind(exc)},
-                )
+                logger.warning("PBX request failed", extra={**where, "error": _kind(exc)})
                 raise PbxError(
                     f"PBX connection failed during {method} ({_kind(exc)}); the request may have reached the PBX"
                 ) from exc
-            except httpx.InvalidURL:
-                raise PbxRefused(f"PBX server_url is not a valid URL: {conn.server_url!r}") from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _connect_failure(exc: Exception) -> str:
+    """`tls` when the handshake or the certificate failed, else `unreachable` (the same for a closed port and a host
+    that does not answer: the check is no port scanner)."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, ssl.SSLError):
+            return "tls"
+        cause = cause.__cause__ or cause.__context__
+    return "unreachable"
 
 
 def _pairs(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -180,15 +208,18 @@ def read_reply(conn: PbxConnection, method: str, response: httpx.Response) -> Pb
     no, `PbxReplyUnreadable` when it answered something that is not JSON, `PbxError` for an HTTP 5xx."""
     status = response.status_code
     if status >= 300:
-        where = f" (redirect to {response.headers.get('location')}: check server_url)" if status < 400 else ""
+        if status < 400:  # where it points stays in the log: it may be anything the PBX's host chose
+            location = redacted_url(response.headers.get("location") or "")
+            logger.warning("PBX redirected", extra={"pbx_url": redacted_url(conn.server_url), "location": location})
+        where = " (a redirect: check server_url)" if status < 400 else ""
         # 3xx (not followed) and 4xx: the script never ran the method. 5xx: it may have, then crashed.
         error = PbxError if status >= 500 else PbxRefused
         raise error(f"PBX answered HTTP {status} to {method}{where}")
     try:
         reply = json.loads(response.content)
     except ValueError:
-        text = _redact(response.text, conn) or "an empty body"
-        raise PbxReplyUnreadable(f"PBX answered {method} with something that is not JSON: {text}") from None
+        _log_unexpected(conn, method, _redact(response.text, conn) or "an empty body")
+        raise PbxReplyUnreadable(f"PBX answered {method} with something that is not JSON (not_json)") from None
     if not isinstance(reply, dict):
         return PbxReply(reply, confirmed=False)  # a bare list (`get-points`) or a bare value
     if "result" in reply:  # contract section 1
@@ -238,14 +269,81 @@ def _quote(text: str) -> str:
     return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "…"
 
 
+def _log_unexpected(conn: PbxConnection, method: str, excerpt: str) -> None:
+    # What the PBX answered is for the operator's log, not for the caller (it may be any host's page).
+    logger.warning(
+        "PBX reply not understood",
+        extra={"pbx_url": redacted_url(conn.server_url), "pbx_method": method, "reply": excerpt},
+    )
+
+
 def _kind(exc: Exception) -> str:
     return type(exc).__name__
 
 
-@lru_cache(maxsize=1)
-def get_pbx_client() -> PbxClient:
-    """One `PbxClient` with one shared `httpx.Client` per warm Lambda (connection reuse across invocations)."""
+# -- where requests may go --------------------------------------------------------------------------------------------
+class PbxAddressRefused(Exception):
+    """The request's URL or host is not one this stage sends PBX requests to: nothing was sent."""
+
+
+class _GuardedBackend(httpcore.SyncBackend):
+    """Opens each connection to an address it checked: the host resolved once, every address allowed, the socket
+    connected to one of them, and its peer checked again."""
+
+    def __init__(self, network: PbxNetwork) -> None:
+        self.network = network
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Any = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except (OSError, UnicodeError) as exc:
+            raise httpcore.ConnectError(f"cannot resolve the PBX's host: {exc}") from exc
+        addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in found))
+        if not addresses or not all(address_allowed(address, self.network) for address in addresses):
+            raise PbxAddressRefused("server_url's host is not a public address")
+        stream = super().connect_tcp(addresses[0], port, timeout, local_address, socket_options)
+        peer = stream.get_extra_info("server_addr")
+        if not peer or not address_allowed(str(peer[0]).split("%")[0], self.network):
+            stream.close()
+            raise PbxAddressRefused("server_url's host is not a public address")
+        return stream
+
+
+class GuardedTransport(httpx.HTTPTransport):
+    """httpx's transport over `_GuardedBackend`, refusing a URL with userinfo or a scheme the stage does not allow."""
+
+    def __init__(self, network: PbxNetwork) -> None:
+        super().__init__(trust_env=False)  # no proxy from the environment: every connection passes the guard
+        self.network = network
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(), network_backend=_GuardedBackend(network)
+        )
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        schemes = ("https", "http") if self.network == "local" else ("https",)
+        if request.url.scheme not in schemes:
+            raise PbxAddressRefused("server_url must be an https URL")
+        if request.url.userinfo:
+            raise PbxAddressRefused("server_url must not carry a user name or password")
+        return super().handle_request(request)
+
+
+@lru_cache(maxsize=2)
+def get_pbx_client(network: PbxNetwork = "public") -> PbxClient:
+    """One `PbxClient` with one shared `httpx.Client` per warm Lambda (connection reuse across invocations), sending
+    only where the stage's `network` allows."""
+    # httpx logs each request's full URL (a query, a user:password@) at INFO: our own log line is the redacted one.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     http = httpx.Client(
+        transport=GuardedTransport(network),
+        trust_env=False,
         timeout=httpx.Timeout(10.0, connect=MAX_CONNECT_TIMEOUT_SECONDS),
         follow_redirects=False,  # a redirected POST would be replayed as GET or resent: report it instead
         headers={"User-Agent": "iptelefon-connector"},

@@ -20,7 +20,7 @@ from typing import Any
 
 from iptelefon.data.client_items import client_sk, variable_writes
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
-from iptelefon.domain.call_record import CallRecord
+from iptelefon.domain.call_record import CallRecord, without_url_userinfo
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.models import Client, Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.domain.webhook_body import WebhookRequest
@@ -212,13 +212,15 @@ def kept_request(request: WebhookRequest) -> dict[str, Any]:
     and may be empty, which a map cannot hold), the body as text up to MAX_KEPT_BODY_BYTES. Every part is bounded so
     the item stays under DynamoDB's 400 KB whatever was sent; the real sizes are kept beside them."""
     body, query = request.body, request.query
-    query_text = json.dumps(query, ensure_ascii=False) if query else None
+    query_text = without_url_userinfo(json.dumps(query, ensure_ascii=False)) if query else None
+    # A URL's user:password@ goes before the cut, so that the cut cannot leave half of one behind
+    kept_body = without_url_userinfo(body.decode("utf-8", errors="replace")).encode("utf-8")
     return {
         "method": request.method[:MAX_KEPT_HEADER_CHARS],
         "content_type": request.content_type[:MAX_KEPT_HEADER_CHARS] if request.content_type else None,
         "query": query_text[:MAX_KEPT_QUERY_CHARS] if query_text else None,
         "query_chars": len(query_text) if query_text else 0,
-        "body": body[:MAX_KEPT_BODY_BYTES].decode("utf-8", errors="replace"),
+        "body": kept_body[:MAX_KEPT_BODY_BYTES].decode("utf-8", errors="ignore"),
         "body_bytes": len(body),
         "truncated": len(body) > MAX_KEPT_BODY_BYTES or len(query_text or "") > MAX_KEPT_QUERY_CHARS,
     }

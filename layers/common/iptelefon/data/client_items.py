@@ -11,9 +11,9 @@ from collections import defaultdict
 from typing import Any
 
 from iptelefon.data.gateway import ConditionFailed, Write, project_pk, update
-from iptelefon.domain.errors import InvalidPhone, PhoneShared
+from iptelefon.domain.errors import PhoneShared
 from iptelefon.domain.models import Client, Project, utc_stamp
-from iptelefon.domain.phones import mask_phone, normalize_phone
+from iptelefon.domain.phones import mask_phone, phone_of
 
 RANK_TELEPHONY = "1"
 RANK_OTHER = "2"
@@ -41,14 +41,6 @@ def index_entry(rank: str, client: Client, source: str) -> str:
 
 def entry_client_id(entry: str) -> str:
     return entry.split("#")[2]
-
-
-def phone_of(value: object, region: str) -> str | None:
-    """The canonical phone a variable value stands for, or None when it is not a phone."""
-    try:
-        return normalize_phone(value, default_region=region)
-    except InvalidPhone:
-        return None
 
 
 def client_item(project_id: str, client: Client) -> dict[str, Any]:

@@ -39,11 +39,14 @@ def ssm_provider() -> SSMProvider:
     return SSMProvider(boto3_client=boto3.client("ssm", config=SSM_CONFIG))
 
 
-def get_pbx_credentials(project_id: str) -> PbxCredentials:
+def get_pbx_credentials(project_id: str, *, now: bool = False) -> PbxCredentials:
+    """The project's PBX connection from the warm Lambda's cache (`ssm_cache_seconds`), or read `now` (and cached)."""
     settings = get_settings()
     path = project_ssm_path(settings.ssm_prefix, project_id)
     try:
-        values: dict[str, Any] = ssm_provider().get_multiple(path, decrypt=True, max_age=settings.ssm_cache_seconds)
+        values: dict[str, Any] = ssm_provider().get_multiple(
+            path, decrypt=True, max_age=settings.ssm_cache_seconds, force_fetch=now
+        )
     except GetParameterError as error:
         if _unavailable(error.__context__):  # Powertools wraps every SDK error; the SDK's own is its context
             raise StorageUnavailable("the project's PBX settings are unavailable, retry later") from error
@@ -51,6 +54,10 @@ def get_pbx_credentials(project_id: str) -> PbxCredentials:
     if not values.get("server_url") or not values.get("secret"):
         raise NotFound(f"project {project_id} has no PBX connection configured")
     return PbxCredentials(server_url=str(values["server_url"]), secret=str(values["secret"]))
+
+
+def get_pbx_credentials_now(project_id: str) -> PbxCredentials:
+    return get_pbx_credentials(project_id, now=True)
 
 
 def _unavailable(error: BaseException | None) -> bool:

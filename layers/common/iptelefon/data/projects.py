@@ -4,22 +4,27 @@ Keys (MainTable):
     PROJECT#<project_id> / PROJECT        the project's settings (`domain.models.Project`)
     WEBHOOK#<sha256(secret)> / WEBHOOK    webhook secret -> project_id; a rotated one also `valid_until` (epoch s)
                                           and `expires_at` (TTL, a day later)
+    PROJECT#<project_id> / WEBHOOKREF#<sha256(secret)>   the project's listing of its lookups (written with each), so
+                                          that a rotation with no grace period can end every earlier one
 """
 
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from functools import lru_cache
 from typing import Any
 
-from iptelefon.data.gateway import ConditionFailed, Storage, get_storage, project_pk, put, update
+from iptelefon.data.gateway import ConditionFailed, Storage, Write, get_storage, project_pk, put, update
 from iptelefon.domain.errors import Conflict
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.models import Project
 
 PROJECT_CACHE_SECONDS = 60
 SECRET_IN_USE = "secret in use"  # noqa: S105 - the label of a lookup's "not taken yet" condition
-SECRET_TAKEN = "this webhook secret is already used by another project"  # noqa: S105 - an error message
+# Said without naming whose: no answer may tell that another project uses a secret.
+SECRET_TAKEN = "this secret cannot be used: choose another one (ask the Iptelefon manager for a new key)"  # noqa: S105
+WEBHOOK_REF = "WEBHOOKREF#"
 
 
 def webhook_pk(secret_hash: str) -> str:
@@ -29,6 +34,10 @@ def webhook_pk(secret_hash: str) -> str:
 def webhook_lookup_item(secret_hash: str, project_id: str) -> dict[str, Any]:
     """Webhook secret (by its sha256) -> project: how the webhook finds its project with one GetItem."""
     return {"pk": webhook_pk(secret_hash), "sk": "WEBHOOK", "project_id": project_id}
+
+
+def _webhook_ref(project_id: str, secret_hash: str) -> Write:
+    return put({"pk": project_pk(project_id), "sk": f"{WEBHOOK_REF}{secret_hash}", "type": "webhook_ref"})
 
 
 def _project_item(project: Project) -> dict[str, Any]:
@@ -48,6 +57,7 @@ class ProjectStore:
                 [
                     put(_project_item(project), only_if="attribute_not_exists(pk)", label="project exists"),
                     put(lookup_item, only_if="attribute_not_exists(pk)", label=SECRET_IN_USE),
+                    _webhook_ref(project.id, sha256_hex(webhook_secret)),
                 ]
             )
         except ConditionFailed as failed:
@@ -78,10 +88,18 @@ class ProjectStore:
         return self.storage.get(webhook_pk(secret_sha256), "WEBHOOK")
 
     def rotate_webhook_secret(
-        self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int, new_is_token: bool = False
+        self,
+        project_id: str,
+        old_hash: str,
+        new_hash: str,
+        *,
+        old_valid_until: int,
+        new_is_token: bool = False,
+        cut_earlier: bool = False,
     ) -> None:
         """The new secret's lookup, and the old one kept until `old_valid_until` (then TTL removes it a day later).
         `new_is_token`: the new one is a random webhook token, whose hash the project item keeps (same transaction).
+        `cut_earlier`: every earlier lookup of the project still in its grace period ends at `old_valid_until` too.
 
         Repeatable: a rotation that stopped half-way (SSM not yet updated) can be run again with the same secret."""
         writes = [
@@ -90,7 +108,8 @@ class ProjectStore:
                 only_if="attribute_not_exists(pk) OR project_id = :pid",
                 values={":pid": project_id},
                 label=SECRET_IN_USE,
-            )
+            ),
+            _webhook_ref(project_id, new_hash),
         ]
         if new_is_token:
             writes.append(
@@ -104,6 +123,7 @@ class ProjectStore:
                 )
             )
         if old_hash != new_hash:
+            writes.append(_webhook_ref(project_id, old_hash))  # a project made before the listing has none of it
             writes.append(
                 update(
                     webhook_pk(old_hash),
@@ -120,6 +140,24 @@ class ProjectStore:
             if SECRET_IN_USE in failed.failed:
                 raise Conflict(SECRET_TAKEN) from None
             raise Conflict(f"project {project_id}'s current secret has no webhook lookup") from None
+        if cut_earlier:
+            self._end_earlier_lookups(project_id, keep=new_hash, until=old_valid_until)
+
+    def _end_earlier_lookups(self, project_id: str, *, keep: str, until: int) -> None:
+        for ref in self.storage.query(project_pk(project_id), WEBHOOK_REF):
+            secret_hash = str(ref["sk"]).removeprefix(WEBHOOK_REF)
+            if secret_hash == keep:
+                continue
+            with suppress(ConditionFailed):  # gone already (TTL), or ended earlier
+                self.storage.write(
+                    update(
+                        webhook_pk(secret_hash),
+                        "WEBHOOK",
+                        "SET valid_until = :until, expires_at = :gone",
+                        only_if="project_id = :pid AND (attribute_not_exists(valid_until) OR valid_until > :until)",
+                        values={":until": until, ":gone": until + 86_400, ":pid": project_id},
+                    )
+                )
 
 
 @lru_cache(maxsize=1)

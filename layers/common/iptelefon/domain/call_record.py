@@ -6,6 +6,7 @@ they are, next to the raw request, and reads them back into it. No parsing happe
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
@@ -49,3 +50,14 @@ class CallRecord(BaseModel):
             client_id=client_id,
             received_at=received_at,
         )
+
+
+# `scheme://user:password@` in a raw request as sent: plain or JSON-escaped (`:\/\/`), or form-encoded (`%3A%2F%2F`).
+_USERINFO_PLAIN = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*:(?:\\?/){2})[^\s/\\?#@\"'<>]+@")
+_USERINFO_ENCODED = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*%3A(?:%2F){2})(?:(?!%2F|%40)[^&\s/?#@\"'])+%40")
+
+
+def without_url_userinfo(text: str) -> str:
+    """A raw request's text with every URL's `user:password@` dropped (issue 20: a recording link's password would
+    sit in the stored payload), whether the URL is written plain, JSON-escaped or form-encoded."""
+    return _USERINFO_ENCODED.sub(r"\1", _USERINFO_PLAIN.sub(r"\1", text))

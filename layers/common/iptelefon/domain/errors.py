@@ -66,6 +66,12 @@ class NumberNotAllowed(Forbidden):
     code = "number_not_allowed"
 
 
+class PhoneNotOfClient(Forbidden):
+    """A card call names a number that is none of the client's phones (the card calls its client, nobody else)."""
+
+    code = "phone_not_of_client"
+
+
 class NotFound(DomainError):
     status_code = 404
     code = "not_found"

@@ -25,6 +25,8 @@ NumberType = Literal[
     "uan",
     "voicemail",
 ]
+# A country calling code (ITU E.164: 1 to 3 digits), e.g. 375 for Belarus.
+CountryCallingCode = Annotated[int, Field(ge=1, le=999)]
 PERSONAL_LINES: tuple[NumberType, ...] = ("fixed_line", "mobile")  # what a bot calls unless a project allows more
 AuthMode = Literal["hash", "bearer"]
 # The parameters a call sends the PBX, by their logical names, and the form field name a PBX may call one instead.
@@ -109,7 +111,7 @@ class Project(BaseModel):
     default_region: str = Field(default="RU", pattern=r"^[A-Z]{2}$")
     # Toll-fraud guard: a bot calls numbers of the project's own region and of these country calling codes (every
     # region sharing one: 7 is Russia and Kazakhstan), and only these kinds of line (`phones.NUMBER_TYPES`).
-    allowed_country_codes: list[int] = Field(default_factory=list)
+    allowed_country_codes: list[CountryCallingCode] = Field(default_factory=list, max_length=50)
     allowed_number_types: list[NumberType] = Field(default_factory=lambda: list(PERSONAL_LINES))
     # Toll-fraud guard: calls a bot may start per client phone and per project in a window.
     calls_per_phone_per_hour: int = Field(default=5, ge=1)

@@ -54,6 +54,14 @@ def normalize_phone(raw: object, *, default_region: str = "RU", field: str = "ph
     return canonical
 
 
+def phone_of(value: object, region: str) -> str | None:
+    """The canonical phone a value (a client variable) stands for, or None when it is not a phone."""
+    try:
+        return normalize_phone(value, default_region=region)
+    except InvalidPhone:
+        return None
+
+
 def e164(canonical: str) -> str:
     """The phone as answers give it next to the canonical form: `+84912345678` is read back as Vietnam whatever the
     project's region, where `84912345678` would be a Russian `8…` number."""

@@ -10,7 +10,18 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from iptelefon.domain.models import ID_PATTERN, AuthMode, EmployeeFields, LogicalParam, NumberType, PbxParamName
+from iptelefon.domain.models import (
+    ID_PATTERN,
+    AuthMode,
+    CountryCallingCode,
+    EmployeeFields,
+    LogicalParam,
+    NumberType,
+    PbxParamName,
+)
+
+# How long an old webhook URL may keep working after a rotation (the API's, the console's and the CLI's bound).
+MAX_GRACE_HOURS = 72.0
 
 
 class EmployeeUpdate(EmployeeFields):
@@ -20,7 +31,8 @@ class EmployeeUpdate(EmployeeFields):
 
 
 class SettingsUpdate(BaseModel):
-    """PUT /v1/settings: the fields to change (left out: unchanged). The secret is write-only."""
+    """PUT /v1/settings: the fields to change (left out: unchanged). The secret is write-only; `grace_hours`: how long
+    the old webhook URL keeps working when a new secret changes it (default 24, 0 ends every earlier one at once)."""
 
     model_config = {"extra": "forbid"}
 
@@ -31,8 +43,9 @@ class SettingsUpdate(BaseModel):
     group_method: str | None = Field(default=None, min_length=1, max_length=64)
     param_names: dict[LogicalParam, PbxParamName] | None = None
     messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] | None = None
-    allowed_country_codes: list[int] | None = None
+    allowed_country_codes: list[CountryCallingCode] | None = Field(default=None, max_length=50)
     allowed_number_types: list[NumberType] | None = None
+    grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
 
 
 class EmployeeCallRequest(BaseModel):

@@ -33,8 +33,13 @@ from iptelefon.usecases.auth import Caller, authenticate
 serialize = partial(json.dumps, separators=(",", ":"), cls=Encoder, ensure_ascii=False)
 
 
+# On every answer (issue 20): no cache keeps a token or the settings, no browser reads an answer as another type. Every
+# answer is built here (`json_body`, `error_response`: the routes', the error map's and the token check's).
+SECURITY_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
 def error_response(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers)
+    return json_body(body, status, headers)
 
 
 def domain_error_response(error: DomainError) -> Response:
@@ -119,8 +124,15 @@ def create_resolver(*, validation: bool = True) -> APIGatewayRestResolver:
     return app
 
 
-def json_body(payload: dict[str, Any], status: int = HTTPStatus.OK) -> Response[dict[str, Any]]:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=payload)
+def json_body(
+    payload: dict[str, Any], status: int = HTTPStatus.OK, headers: dict[str, str] | None = None
+) -> Response[dict[str, Any]]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=payload,
+        headers={**SECURITY_HEADERS, **(headers or {})},
+    )
 
 
 def resolve_with_token(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from iptelefon.platform.settings import get_settings
 if TYPE_CHECKING:
     from iptelefon.adapters.pbx import PbxClient
     from iptelefon.data.idempotency_store import IdempotencyStore
+    from iptelefon.domain.pbx_address import PbxNetwork
     from iptelefon.domain.pbx_connection import PbxConnection
     from iptelefon.usecases.admin import AdminDeps
     from iptelefon.usecases.auth import AuthDeps
@@ -39,7 +40,7 @@ def webhook_deps() -> WebhookDeps:
     from iptelefon.data.clients import ClientStore
     from iptelefon.data.inbox import SqsInbox
     from iptelefon.data.live_calls import LiveCallStore
-    from iptelefon.data.pbx_settings import get_pbx_credentials
+    from iptelefon.data.pbx_settings import get_pbx_credentials, get_pbx_credentials_now
     from iptelefon.data.projects import project_store
     from iptelefon.usecases.webhook import WebhookDeps
 
@@ -51,6 +52,7 @@ def webhook_deps() -> WebhookDeps:
         attempts=AttemptStore(storage),
         live=LiveCallStore(storage),
         pbx_credentials=get_pbx_credentials,
+        pbx_credentials_now=get_pbx_credentials_now,
         inbox=SqsInbox(),
         clock=time.time,
     )
@@ -90,12 +92,13 @@ def admin_deps() -> AdminDeps:
     """What the admin use cases change: the table through this Lambda's storage client, SSM through its SSM client."""
     from iptelefon.data.pbx_settings import ssm_provider
 
-    return admin_deps_over(get_storage(), ssm_provider().client, get_settings().ssm_prefix)
+    settings = get_settings()
+    return admin_deps_over(get_storage(), ssm_provider().client, settings.ssm_prefix, settings.pbx_network)
 
 
-def admin_deps_over(storage: Storage, ssm_client: Any, ssm_prefix: str) -> AdminDeps:
+def admin_deps_over(storage: Storage, ssm_client: Any, ssm_prefix: str, pbx_network: PbxNetwork) -> AdminDeps:
     """The admin dependencies over given clients: the Lambda's own, or the admin CLI's target (a stage, the local
-    stack)."""
+    stack), with where that target's PBX requests may go."""
     from iptelefon.data.employees import EmployeeStore
     from iptelefon.data.pbx_settings import PbxSettingsStore
     from iptelefon.data.projects import project_store
@@ -107,6 +110,7 @@ def admin_deps_over(storage: Storage, ssm_client: Any, ssm_prefix: str) -> Admin
         employees=EmployeeStore(storage),
         tokens=TokenStore(storage),
         pbx_settings=PbxSettingsStore(ssm_client, ssm_prefix),
+        pbx_network=pbx_network,
     )
 
 
@@ -137,10 +141,10 @@ class PbxProbe:
 
 # -- calls (the call-starting routes; the admin API's connection check) ----------------------------------------------
 def pbx_client() -> PbxClient:
-    """The PBX client (one shared httpx client per warm Lambda)."""
+    """The PBX client (one shared httpx client per warm Lambda), sending only where the stage allows."""
     from iptelefon.adapters.pbx import get_pbx_client
 
-    return get_pbx_client()
+    return get_pbx_client(get_settings().pbx_network)
 
 
 @lru_cache(maxsize=1)

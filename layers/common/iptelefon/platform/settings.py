@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import os
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import BaseModel, Field
+
+# Where PBX requests may go (`domain.pbx_address`): `public` https addresses only, or also this machine over http
+# (`local`: the local stack's PBX simulator). An explicit setting of the stage, never guessed from a host name.
+PbxNetwork = Literal["public", "local"]
 
 
 class Settings(BaseModel):
@@ -17,6 +22,7 @@ class Settings(BaseModel):
     pbx_timeout_seconds: float = Field(default=10.0, gt=0, le=25)
     ssm_cache_seconds: int = Field(default=300, ge=0)
     max_webhook_body_bytes: int = 64 * 1024
+    pbx_network: PbxNetwork = "public"
     # The webhook's durable inbox (SQS); only the webhook function has it.
     inbox_queue_url: str | None = None
 
@@ -32,5 +38,6 @@ def get_settings() -> Settings:
         "pbx_timeout_seconds": env.get("PBX_TIMEOUT_SECONDS"),
         "ssm_cache_seconds": env.get("SSM_CACHE_SECONDS"),
         "inbox_queue_url": env.get("INBOX_QUEUE_URL"),
+        "pbx_network": env.get("PBX_NETWORK"),
     }
     return Settings.model_validate({k: v for k, v in values.items() if v is not None})

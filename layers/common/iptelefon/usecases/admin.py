@@ -3,22 +3,39 @@
 The admin API (the console's "Телефония" and "Сотрудники" screens) calls these with the admin token's project; the
 rules they keep (a URL the PBX can be reached at, a secret that can stand in a URL path, the webhook lookup rotated
 with the secret) are the same the admin CLI keeps.
+
+What a tenant admin may not do (issue 20): send the stored secret to a new host (a new origin needs the secret in the
+same request), point the PBX inward (`domain.pbx_address`), learn that another project uses a secret, or widen the
+toll-fraud guard (that is the deployment operator's: `iptel project guard`). A settings change is checked whole
+before anything is written: all of it or nothing.
 """
 
 from __future__ import annotations
 
 import re
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
-from iptelefon.domain.errors import InvalidInput, NotFound, PbxError, PbxTimeout, StorageUnavailable
+from pydantic import ValidationError
+
+from iptelefon.domain import pbx_address
+from iptelefon.domain.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PbxError,
+    PbxTimeout,
+    StorageUnavailable,
+)
 from iptelefon.domain.hashes import sha256_hex
-from iptelefon.domain.models import ID_PATTERN, Employee, PbxCredentials, Project, is_valid_id
-from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate
+from iptelefon.domain.models import ID_PATTERN, PERSONAL_LINES, Employee, PbxCredentials, Project, is_valid_id
+from iptelefon.domain.pbx_address import PbxNetwork
+from iptelefon.domain.requests import MAX_GRACE_HOURS, EmployeeUpdate, SettingsUpdate
 from iptelefon.usecases.auth import Caller, issue_token
 from iptelefon.usecases.ports import Clock, Employees, PbxCheck, PbxSettings, ProjectSettings, Tokens
 
@@ -35,29 +52,108 @@ class AdminDeps:
     tokens: Tokens
     pbx_settings: PbxSettings
     clock: Clock = time.time
+    pbx_network: PbxNetwork = "public"  # where this stage's PBX requests may go (settings)
 
 
 # -- rules ------------------------------------------------------------------------------------------------------------
-def check_server_url(server_url: str) -> None:
-    parts = urlsplit(server_url)
-    local = parts.hostname in ("127.0.0.1", "localhost")
-    if parts.scheme not in ("https", "http") or not parts.hostname or (parts.scheme == "http" and not local):
+# A secret that is also the webhook URL's last segment must be too long to guess (the PBX issues 17-character keys):
+# the webhook answers 404 to a wrong one, and a refused collision tells that a secret is in use.
+MIN_URL_SECRET_CHARS = 17
+MIN_SECRET_CHARS = 8
+SECRET_REFUSED = "this secret cannot be used: choose another one (ask the Iptelefon manager for a new key)"  # noqa: S105
+
+
+def check_server_url(server_url: str, network: PbxNetwork) -> None:
+    pbx_address.check_server_url(server_url, network)
+
+
+def check_secret(secret: str, *, in_webhook_url: bool) -> None:
+    # The secret may also be the last segment of the webhook URL: `/`, `?`, `#`, `%` or a space would break that URL.
+    shortest = MIN_URL_SECRET_CHARS if in_webhook_url else MIN_SECRET_CHARS
+    if not (shortest <= len(secret) <= 200 and re.fullmatch(r"[A-Za-z0-9._~-]+", secret)):
+        why = " (it is also the webhook URL's last segment: a shorter one could be guessed)" if in_webhook_url else ""
         raise InvalidInput.for_field(
-            "server_url", "must be the full https URL of start.php, e.g. https://a00.abc.ru/b3/api/v2/start.php"
+            "secret",
+            f"must be {shortest}-200 characters{why} that can stand in a URL path as they are: letters, digits, '.', "
+            "'_', '~', '-' (ask the Iptelefon manager for such a key)",
         )
 
 
-def check_secret(secret: str) -> None:
-    # The secret is also the last segment of the webhook URL: `/`, `?`, `#`, `%` or a space would break that URL.
-    if not re.fullmatch(r"[A-Za-z0-9._~-]{8,200}", secret):
-        raise InvalidInput.for_field(
-            "secret",
-            "must be 8-200 characters that can stand in a URL path as they are: letters, digits, '.', '_', '~', '-' "
-            "(ask the Iptelefon manager for such a key)",
+def check_grace_hours(grace_hours: float) -> None:
+    if not 0 <= grace_hours <= MAX_GRACE_HOURS:
+        raise InvalidInput.for_field("grace_hours", f"must be 0 to {MAX_GRACE_HOURS:g} hours")
+
+
+def check_guard_not_widened(current: Project, updated: Project) -> None:
+    """A tenant admin may narrow the toll-fraud guard, or bring it back to the project's region and personal lines;
+    anything wider (another country, premium rate, ...) is the deployment operator's (`iptel project guard`)."""
+    codes = sorted(set(updated.allowed_country_codes) - set(current.allowed_country_codes))
+    kinds = sorted(set(updated.allowed_number_types) - {*current.allowed_number_types, *PERSONAL_LINES})
+    if codes or kinds:
+        wider = ", ".join([*(f"+{code}" for code in codes), *(k.replace("_", " ") for k in kinds)])
+        raise Forbidden(
+            f"calls to {wider} numbers are allowed by the deployment's operator only "
+            f"(iptel project guard {current.id} --allow-country ... --allow-number-type ...)"
         )
 
 
 # -- the PBX connection -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _ConnectionChange:
+    stored: PbxCredentials
+    credentials: PbxCredentials  # what will be stored
+    rotates: bool  # the secret is the webhook URL's: its lookup rotates
+
+
+def _checked_connection_change(
+    deps: AdminDeps, project: Project, server_url: str | None, secret: str | None, grace_hours: float
+) -> _ConnectionChange:
+    """Every rule of a new server URL and/or secret, checked before anything is written."""
+    in_url = project.webhook_token_sha256 is None
+    if server_url is not None:
+        check_server_url(server_url, deps.pbx_network)
+    if secret is not None:
+        check_secret(secret, in_webhook_url=in_url)
+    check_grace_hours(grace_hours)
+    stored = deps.pbx_settings.read(project.id)
+    if (
+        server_url is not None
+        and secret is None
+        and pbx_address.origin(server_url) != pbx_address.origin(stored.server_url)
+    ):
+        # The stored secret is never sent to a host it was not given for.
+        raise InvalidInput.for_field(
+            "secret", "a server_url on another host (scheme, host or port) needs the PBX secret in the same request"
+        )
+    rotates = secret is not None and in_url
+    if rotates and secret is not None:
+        taken = deps.projects.find_webhook_secret(sha256_hex(secret))
+        if taken is not None and taken.get("project_id") != project.id:
+            raise Conflict(SECRET_REFUSED)  # said without naming whose: the storage's condition says the same
+    return _ConnectionChange(stored, PbxCredentials(server_url or stored.server_url, secret or stored.secret), rotates)
+
+
+def _apply_connection_change(
+    deps: AdminDeps, project: Project, change: _ConnectionChange, grace_hours: float
+) -> dict[str, Any]:
+    changed: dict[str, Any] = {}
+    if change.rotates:
+        valid_until = int(deps.clock() + grace_hours * 3600)
+        deps.projects.rotate_webhook_secret(
+            project.id,
+            sha256_hex(change.stored.secret),
+            sha256_hex(change.credentials.secret),
+            old_valid_until=valid_until,
+            cut_earlier=grace_hours == 0,
+        )
+        changed = {
+            "webhook_url_changed": change.credentials.secret != change.stored.secret,
+            "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
+        }
+    deps.pbx_settings.write(project.id, change.credentials)
+    return changed
+
+
 def change_pbx_connection(
     deps: AdminDeps,
     project: Project,
@@ -67,41 +163,55 @@ def change_pbx_connection(
     grace_hours: float = DEFAULT_GRACE_HOURS,
 ) -> tuple[PbxCredentials, dict[str, Any]]:
     """A new server URL and/or PBX secret. When the secret is also the webhook path secret, its webhook lookup is
-    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until`. Returns the connection now
-    stored, and that time and whether the URL changed (nothing when the secret is not in the URL). Repeatable: a
-    rotation that stopped half-way can be run again."""
-    if server_url is not None:
-        check_server_url(server_url)
-    if secret is not None:
-        check_secret(secret)
-    stored = deps.pbx_settings.read(project.id)
-    changed: dict[str, Any] = {}
-    if secret is not None and project.webhook_token_sha256 is None:  # the secret is in the webhook URL
-        valid_until = int(deps.clock() + grace_hours * 3600)
-        deps.projects.rotate_webhook_secret(
-            project.id, sha256_hex(stored.secret), sha256_hex(secret), old_valid_until=valid_until
-        )
-        changed = {
-            "webhook_url_changed": secret != stored.secret,
-            "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
-        }
-    credentials = PbxCredentials(server_url or stored.server_url, secret or stored.secret)
-    deps.pbx_settings.write(project.id, credentials)
-    return credentials, changed
+    rotated: the new URL works at once, the old one until `old_webhook_url_valid_until` (`grace_hours` 0: every
+    earlier one stops at once). Returns the connection now stored, and that time and whether the URL changed (nothing
+    when the secret is not in the URL). Repeatable: a rotation that stopped half-way can be run again."""
+    change = _checked_connection_change(deps, project, server_url, secret, grace_hours)
+    return change.credentials, _apply_connection_change(deps, project, change, grace_hours)
+
+
+def new_webhook_token() -> str:
+    """A random last segment for the webhook URL: 32 random bytes, URL-safe as they are."""
+    return secrets.token_urlsafe(32)
+
+
+def rotate_webhook_token(deps: AdminDeps, project: Project, *, grace_hours: float) -> tuple[str, int]:
+    """A new random webhook token (the PBX secret leaves the URL, if it was there): (the token, shown once; until when
+    the old webhook URL still works). `grace_hours` 0: every earlier URL of the project stops at once."""
+    check_grace_hours(grace_hours)
+    old_hash = project.webhook_token_sha256 or sha256_hex(deps.pbx_settings.read(project.id).secret)
+    token = new_webhook_token()
+    valid_until = int(deps.clock() + grace_hours * 3600)
+    deps.projects.rotate_webhook_secret(
+        project.id,
+        old_hash,
+        sha256_hex(token),
+        old_valid_until=valid_until,
+        new_is_token=True,
+        cut_earlier=grace_hours == 0,
+    )
+    return token, valid_until
 
 
 def update_settings(deps: AdminDeps, project: Project, update: SettingsUpdate, api_base: str) -> dict[str, Any]:
     """The project's settings with `update` applied (fields left out stay as they are), answered as `settings_view`
-    does, with `old_webhook_url_valid_until` when the webhook URL changed (the old URL works until then)."""
-    credentials: PbxCredentials | None = None
-    changed: dict[str, Any] = {}
+    does, with `old_webhook_url_valid_until` when the webhook URL changed (the old URL works until then). Every rule is
+    checked before the first write: a refused change changes nothing."""
+    fields = update.model_dump(exclude_unset=True, exclude_none=True, exclude={"server_url", "secret", "grace_hours"})
+    try:
+        updated = Project.model_validate({**project.model_dump(), **fields})
+    except ValidationError as error:
+        first = error.errors()[0]
+        raise InvalidInput.for_field(".".join(str(p) for p in first["loc"]), str(first["msg"])) from None
+    check_guard_not_widened(project, updated)
+    grace = DEFAULT_GRACE_HOURS if update.grace_hours is None else update.grace_hours
+    change = None
     if update.server_url is not None or update.secret is not None:
-        credentials, changed = change_pbx_connection(deps, project, server_url=update.server_url, secret=update.secret)
-    fields = update.model_dump(exclude_unset=True, exclude_none=True, exclude={"server_url", "secret"})
-    updated = Project.model_validate({**project.model_dump(), **fields})
+        change = _checked_connection_change(deps, project, update.server_url, update.secret, grace)
+    changed = _apply_connection_change(deps, project, change, grace) if change else {}
     if fields:
         deps.projects.update_project(updated)
-    view = _settings(updated, credentials or deps.pbx_settings.read(project.id), api_base)
+    view = _settings(updated, change.credentials if change else deps.pbx_settings.read(project.id), api_base)
     if changed.get("webhook_url_changed"):
         view["old_webhook_url_valid_until"] = changed["old_webhook_url_valid_until"]
     return view

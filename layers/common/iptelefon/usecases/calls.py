@@ -30,17 +30,19 @@ from iptelefon.domain.errors import (
     PbxRefused,
     PbxReplyUnreadable,
     PbxTimeout,
+    PhoneNotOfClient,
     StorageUnavailable,
 )
 from iptelefon.domain.models import (
     CallAttempt,
+    Client,
     PbxCredentials,
     Project,
     time_ordered_id,
     utc_stamp,
 )
 from iptelefon.domain.pbx_connection import MAX_CONNECT_TIMEOUT_SECONDS, PbxConnection
-from iptelefon.domain.phones import e164, mask_phone
+from iptelefon.domain.phones import e164, mask_phone, phone_of
 from iptelefon.domain.rate_limits import RateCounters, check_rate_limits
 from iptelefon.domain.requests import ClientCardCallRequest, EmployeeCallRequest, GroupCallRequest
 from iptelefon.domain.toll_fraud import callable_phone
@@ -194,6 +196,8 @@ def call_from_client_card(
         if not raw_phone:
             raise InvalidInput.for_field("phone", "the client has no phone on record: pass the number to call")
         phone = callable_phone(project, raw_phone, field="phone")
+        if phone not in client_phones(project, client):
+            raise PhoneNotOfClient(f"phone: not a phone of client {client.id} (a card call dials one of them)")
         if employee.call_method == "disabled":
             raise CallsDisabled(f"employee {employee.id} does not make calls from the client card")
         if employee.call_method == "app":
@@ -212,6 +216,12 @@ def call_from_client_card(
         request={"client_id": client_id, **request.model_dump(mode="json")},
         work=start,
     )
+
+
+def client_phones(project: Project, client: Client) -> set[str]:
+    """The client's phones: its own and every variable that is one (matching rule 2's)."""
+    found = {phone_of(value, project.default_region) for value in client.variables.values()}
+    return {phone for phone in (client.phone, *found) if phone}
 
 
 # -- the project's PBX -------------------------------------------------------------------------------------------------

@@ -133,7 +133,14 @@ class ProjectSettings(Projects, Protocol):
     def update_project(self, project: Project) -> None: ...
 
     def rotate_webhook_secret(
-        self, project_id: str, old_hash: str, new_hash: str, *, old_valid_until: int, new_is_token: bool = False
+        self,
+        project_id: str,
+        old_hash: str,
+        new_hash: str,
+        *,
+        old_valid_until: int,
+        new_is_token: bool = False,
+        cut_earlier: bool = False,
     ) -> None: ...
 
 

@@ -59,6 +59,8 @@ class WebhookDeps:
     pbx_credentials: PbxCredentialsSource  # the PBX secret is the webhook credential of a project without a token
     inbox: Inbox
     clock: Clock
+    # The same, read now (a warm Lambda's copy may predate a secret set a moment ago); None: `pbx_credentials` is.
+    pbx_credentials_now: PbxCredentialsSource | None = None
 
 
 def find_project(deps: WebhookDeps, secret_sha256: str) -> Project | None:
@@ -73,8 +75,17 @@ def find_project(deps: WebhookDeps, secret_sha256: str) -> Project | None:
         return project if deps.clock() < float(lookup["valid_until"]) else None
     if is_current_credential(deps, project, secret_sha256):
         return project
-    fresh = deps.projects.get_project(project.id)  # the cached settings may predate a new webhook token
-    return fresh if fresh is not None and is_current_credential(deps, fresh, secret_sha256) else None
+    # The cached settings may predate a new webhook token, the cached PBX secret a new secret: read both again. Only
+    # a hash with a current lookup item gets here (an unknown one is a 404 above), so a guesser causes no re-read.
+    fresh = deps.projects.get_project(project.id)
+    if fresh is None:
+        return None
+    if is_current_credential(deps, fresh, secret_sha256):
+        return fresh
+    if fresh.webhook_token_sha256 is None and deps.pbx_credentials_now is not None:
+        current = sha256_hex(deps.pbx_credentials_now(project.id).secret)
+        return fresh if hmac.compare_digest(current.encode(), secret_sha256.encode()) else None
+    return None
 
 
 def is_current_credential(deps: WebhookDeps, project: Project, secret_sha256: str) -> bool:
