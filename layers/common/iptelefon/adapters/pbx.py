@@ -322,6 +322,9 @@ class GuardedTransport(httpx.HTTPTransport):
     def __init__(self, network: PbxNetwork) -> None:
         super().__init__(trust_env=False)  # no proxy from the environment: every connection passes the guard
         self.network = network
+        # httpx takes no network backend of its own: its pool (the `_pool` httpx 0.28 builds the same way) is
+        # replaced by one over the guarded backend. Pinned httpx/httpcore; tests/integration/test_pbx_address_guard.py
+        # fails if a new version stops using it.
         self._pool = httpcore.ConnectionPool(
             ssl_context=httpx.create_ssl_context(), network_backend=_GuardedBackend(network)
         )
