@@ -148,6 +148,29 @@ RULES: tuple[Rule, ...] = (
         "        if False:\n",
         (f"{UNIT}/test_pbx_client.py::test_a_call_start_reply_nobody_can_read_is_unreadable_after_one_request",),
     ),
+    Rule(
+        "the stored PBX secret never follows a server_url to another origin",
+        f"{LAYER}/usecases/admin.py",
+        "        and pbx_address.origin(server_url) != pbx_address.origin(stored.server_url)\n",
+        "        and False\n",
+        (f"{UNIT}/test_admin.py::test_a_server_url_on_another_host_needs_the_secret_in_the_same_request",),
+    ),
+    Rule(
+        "PBX requests go to public addresses only",
+        f"{LAYER}/domain/pbx_address.py",
+        "    return ip.is_global and not (ip.is_multicast or ip.is_reserved or ip.is_unspecified)\n",
+        "    return True\n",
+        (
+            "tests/integration/test_pbx_address_guard.py::test_a_local_stage_still_refuses_private_and_link_local_addresses",
+        ),
+    ),
+    Rule(
+        "a card call dials one of the client's phones",
+        f"{LAYER}/usecases/calls.py",
+        "        if phone not in client_phones(project, client):\n",
+        "        if False:\n",
+        (f"{UNIT}/test_calls.py::test_card_call_to_a_number_that_is_not_the_clients_is_refused",),
+    ),
 )
 
 
