@@ -291,15 +291,33 @@ def check_ports_free(args: argparse.Namespace) -> None:
         if port in seen:
             raise CannotStart(f"port {port} is given as both {seen[port]} and {variable}: give each its own port")
         seen[port] = variable
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise CannotStart(
-                    f"port {port} ({variable}) is in use: stop what listens there (another `make run`?), "
-                    f"or choose another port, e.g. `make run {variable}={port + 100}`"
-                ) from None
+    for option, variable in PORTS.items():
+        port = getattr(args, option)
+        if not port_is_free(port):
+            other = free_port_near(port + 100, avoid=set(seen))
+            raise CannotStart(
+                f"port {port} ({variable}) is in use: stop what listens there (another `make run`?), "
+                f"or choose another port, e.g. `make run {variable}={other}` (free a moment ago)"
+            )
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_near(start: int, *, avoid: set[int]) -> int:
+    """The first port from `start` up that nothing listens on and the stack does not use already: a suggestion a
+    person can paste (the next `make run` checks it again)."""
+    for port in range(start, min(start + 1000, 65536)):
+        if port not in avoid and port_is_free(port):
+            return port
+    raise CannotStart(f"no free port between {start} and {start + 999}: stop some local servers")
 
 
 def hold_state_dir(state_dir: Path) -> IO[str]:
