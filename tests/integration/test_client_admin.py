@@ -111,9 +111,7 @@ def test_importing_the_same_file_again_reports_existing_ids(
 def test_import_reads_the_usual_names_of_the_phone_and_name_columns(
     header: str, row: str, stack_file: Path, admin_target: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    csv_file = tmp_path / "clients.csv"
-    csv_file.write_text(f"{header}\n{row}\n", encoding="utf-8")
-    assert _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file))["created"] == 1
+    assert _import(stack_file, capsys, tmp_path / "clients.csv", f"{header}\n{row}\n")["created"] == 1
     store = ClientStore(admin_target.storage)
     [found] = store.match("proj-a", "79004443322")
     client = store.get("proj-a", found)
@@ -129,6 +127,11 @@ def test_two_columns_meaning_one_field_are_refused(
     assert "the columns 'Телефон' and 'phone' all mean phone: keep one" in capsys.readouterr().err
 
 
+def _import(stack_file: Path, capsys: pytest.CaptureFixture[str], csv_file: Path, text: str, *options: str) -> Any:
+    csv_file.write_text(text, encoding="utf-8")
+    return _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file), *options)
+
+
 def _clients_of(admin_target: Any, phone: str) -> list[Any]:
     store = ClientStore(admin_target.storage)
     return [store.get("proj-a", client_id) for client_id in store.match("proj-a", phone, limit=10)]
@@ -139,19 +142,17 @@ def test_update_merges_by_phone_and_reports_created_updated_unchanged(
 ) -> None:
     # Given two clients imported once
     csv_file = tmp_path / "clients.csv"
-    csv_file.write_text("Телефон;Имя;Город\n79004443322;Иван;Москва\n79001112233;Ольга;Тверь\n", encoding="utf-8")
-    _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file))
+    _import(stack_file, capsys, csv_file, "Телефон;Имя;Город\n79004443322;Иван;Москва\n79001112233;Ольга;Тверь\n")
     # When the CRM's next export is imported with --update: Ivan moved, Olga is as she was, Anna is new, and a second
     # row for Anna's phone adds her email
-    csv_file.write_text(
+    next_export = (
         "Телефон;Имя;Город;email\n"
         "8 900 444-33-22;Иван;Казань;\n"
         "79001112233;Ольга;Тверь;\n"
         "79005556677;Анна;Сочи;\n"
-        "+7 900 555-66-77;Анна;Сочи;anna@example.ru\n",
-        encoding="utf-8",
+        "+7 900 555-66-77;Анна;Сочи;anna@example.ru\n"
     )
-    report = _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file), "--update")
+    report = _import(stack_file, capsys, csv_file, next_export, "--update")
     # Then one client per phone, merged, and the report says which was which
     assert report == {"created": 1, "updated": 2, "unchanged": 1, "imported": 3, "skipped": []}
     [ivan] = _clients_of(admin_target, "79004443322")
@@ -165,10 +166,8 @@ def test_update_merges_by_phone_and_reports_created_updated_unchanged(
 def test_without_update_the_same_phone_is_another_client(
     stack_file: Path, admin_target: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    csv_file = tmp_path / "clients.csv"
-    csv_file.write_text("phone,name\n79004443322,Иван\n", encoding="utf-8")
-    _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file))
-    _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file))
+    _import(stack_file, capsys, tmp_path / "clients.csv", "phone,name\n79004443322,Иван\n")
+    _import(stack_file, capsys, tmp_path / "clients.csv", "phone,name\n79004443322,Иван\n")
     assert len(_clients_of(admin_target, "79004443322")) == 2
 
 
@@ -177,14 +176,10 @@ def test_a_dry_run_reports_what_would_happen_and_writes_nothing(
 ) -> None:
     # Given Ivan stored
     csv_file = tmp_path / "clients.csv"
-    csv_file.write_text("Телефон;Имя\n79004443322;Иван\n", encoding="utf-8")
-    _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file))
+    _import(stack_file, capsys, csv_file, "Телефон;Имя\n79004443322;Иван\n")
     # When a file that renames him, adds Olga twice and has a bad phone is tried with --dry-run
-    csv_file.write_text(
-        "Телефон;Имя\n79004443322;Иван Петров\n79001112233;Ольга\n79001112233;Ольга\nnot a phone;Х\n",
-        encoding="utf-8",
-    )
-    report = _run(stack_file, capsys, "client", "import", "proj-a", str(csv_file), "--update", "--dry-run")
+    tried = "Телефон;Имя\n79004443322;Иван Петров\n79001112233;Ольга\n79001112233;Ольга\nnot a phone;Х\n"
+    report = _import(stack_file, capsys, csv_file, tried, "--update", "--dry-run")
     # Then the report is what the import would do
     assert report["dry_run"] is True and "nothing was written" in report["note"]
     assert (report["created"], report["updated"], report["unchanged"]) == (1, 1, 1)
