@@ -251,7 +251,7 @@ class LocalGateway:
 
     # -- one request ---------------------------------------------------------------------------------------------
     def handle(self, request: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(request.path)
+        split = urlsplit(as_sent(request.path))
         path = split.path
         if path.startswith(f"/{self.stage}/"):  # accept the deployed URL shape too: /<stage>/v1/...
             path = path[len(self.stage) + 1 :]
@@ -422,6 +422,16 @@ def build_event(
         "body": text if body else None,
         "isBase64Encoded": is_base64,
     }
+
+
+def as_sent(target: str) -> str:
+    """The request target as the client meant it. http.server reads the request line as latin-1; a client that sent
+    UTF-8 unencoded (`curl '…/v1/clients?q=Ольга'`) meant UTF-8, and API Gateway reads it so. Percent-encoded
+    targets are ASCII and come back unchanged."""
+    try:
+        return target.encode("latin-1").decode("utf-8")
+    except UnicodeError:  # not UTF-8 after all: left as read
+        return target
 
 
 def too_large_reason(request: BaseHTTPRequestHandler, body_bytes: int) -> str | None:

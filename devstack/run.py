@@ -7,6 +7,9 @@ away and back while the stack runs (`POST {control_url}/faults`). The admin CLI 
 The PBX simulator speaks `--pbx-dialect` (`make run PBX_DIALECT=classic`; default zeon, the public integration's);
 for classic the demo project is seeded with the classic method names, so its bot calls work in either dialect.
 
+Keeps the local data across restarts (`saved_data`: saved on stop, loaded on start; `make run FRESH=1` starts clean);
+the demo project is seeded once and its tokens stay the same.
+
 Writes <state-dir>/stack.json ({"api_url", "pbx_url", "pbx_dialect", "project_id", "bot_token", "webhook_url", ...})
 and stops everything it started on Ctrl-C, SIGTERM or SIGHUP, when a child dies or the start fails, removing
 stack.json each time. A port in use or a state dir held by another `make run` is refused before anything starts.
@@ -28,6 +31,7 @@ from typing import IO, Any
 
 import boto3
 
+from devstack import saved_data
 from devstack.pbx_simulator import DEFAULT_DIALECT, DIALECTS
 from devstack.template import LOCAL_REGION, Template, create_queues, create_tables
 
@@ -69,6 +73,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "(as a deployed stage: https to public addresses only)",
     )
     parser.add_argument("--state-dir", type=Path, default=Path(os.environ.get("STATE_DIR", ".local")))
+    parser.add_argument(
+        "--fresh",
+        action="store_true",
+        default=os.environ.get("FRESH", "") not in ("", "0"),
+        help="start without the data saved when the stack last stopped (`make run FRESH=1`); it is replaced on stop",
+    )
     parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds from a call start to its end")
     parser.add_argument(
         "--pbx-dialect",
@@ -104,6 +114,9 @@ class Stack:
         self.pbx_base = f"http://127.0.0.1:{args.pbx_port}"
         self.faults_url = f"http://127.0.0.1:{args.faults_port}"
         self.env = {**os.environ, **local_aws_env(self.moto_url), "PYTHONUNBUFFERED": "1"}
+        self.tables: list[str] = []
+        self.saved: dict[str, Any] | None = None  # what was loaded from the last run: its demo tokens and item count
+        self.ready = False  # started and seeded: only such a stack's data is worth saving over the last one's
 
     def spawn(self, name: str, command: list[str], log: Path | None = None, env: dict[str, str] | None = None) -> None:
         output = open(log, "ab") if log else None  # noqa: SIM115 - lives as long as the child
@@ -127,9 +140,11 @@ class Stack:
             log=state / "moto.log",
         )
         wait_for_port(self.args.moto_port, self.children[-1])
-        tables = create_tables(self.client("dynamodb"), self.template)
+        self.tables = create_tables(self.client("dynamodb"), self.template)
         queues = create_queues(self.client("sqs"), self.template, visibility_timeout=self.args.queue_visibility_timeout)
-        print(f"created from template.yaml: tables {', '.join(tables)}; queues {', '.join(queues)}", flush=True)
+        print(f"created from template.yaml: tables {', '.join(self.tables)}; queues {', '.join(queues)}", flush=True)
+        if not self.args.fresh:
+            self.saved = saved_data.load(self.saved_file, dynamodb=self.client("dynamodb"), ssm=self.client("ssm"))
         self.spawn(
             f"DynamoDB fault proxy (conflict rate {self.args.conflict_rate:g})",
             [
@@ -183,7 +198,34 @@ class Stack:
         wait_for_port(self.args.api_port, self.children[-1])
         stack = self.seed()
         (state / "stack.json").write_text(json.dumps(stack, indent=2))
+        self.ready = True
         return stack
+
+    @property
+    def saved_file(self) -> Path:
+        return self.args.state_dir / saved_data.SAVED_DATA
+
+    def save(self, demo: dict[str, Any]) -> None:
+        """This run's data, for the next `make run`; a failure is said and leaves the last saved data as it was."""
+        if not self.ready:
+            return
+        try:
+            count = saved_data.save(
+                self.saved_file,
+                dynamodb=self.client("dynamodb"),
+                ssm=self.client("ssm"),
+                tables=self.tables,
+                ssm_prefix=self.ssm_prefix,
+                demo=demo,
+            )
+        except Exception as error:  # moto died with the stack, say: the data of the last clean stop stays
+            print(f"could not save the local data ({error}); {self.saved_file} is as it was", flush=True)
+            return
+        print(f"saved the local data ({count} items) to {self.saved_file}; `make run FRESH=1` starts clean", flush=True)
+
+    @property
+    def ssm_prefix(self) -> str:
+        return str(self.template.functions()["WebhookFunction"].environment["SSM_PREFIX"])
 
     def client(self, service: Any) -> Any:
         return boto3.client(
@@ -198,7 +240,7 @@ class Stack:
         from iptel_admin import admin  # the same code path as `iptel project create`
         from iptelefon.data.gateway import Storage
 
-        ssm_prefix = self.template.functions()["WebhookFunction"].environment["SSM_PREFIX"]
+        ssm_prefix = self.ssm_prefix
         table_name = self.template.physical_name("MainTable")
         target = admin.Target(
             storage=Storage(self.client("dynamodb"), table_name),
@@ -207,11 +249,45 @@ class Stack:
             api_url=self.api_url,
             pbx_network="local",  # the demo project's PBX is the simulator on this machine
         )
+        server_url = self.pbx_base + DEMO_PBX_PATH
+        if self.saved and target.deps.projects.get_project(DEMO_PROJECT_ID):
+            tokens = self.reconnect_demo(target, server_url)
+        else:
+            tokens = self.create_demo(target, server_url)
+        return {
+            "api_url": self.api_url,
+            "console_url": self.api_url + "/console",
+            "admin_token": tokens["admin_token"],
+            "operator_token": tokens["operator_token"],
+            "pbx_url": self.pbx_base + DEMO_PBX_PATH,
+            "pbx_control_url": self.pbx_base + "/_sim",
+            "pbx_dialect": self.args.pbx_dialect,
+            "project_id": DEMO_PROJECT_ID,
+            "bot_token": tokens["bot_token"],
+            "webhook_url": admin.webhook_url(target, DEMO_SECRET),
+            "saved_data": f"loaded {self.saved['items']} items from {self.saved_file}"
+            if self.saved
+            else "a fresh start",
+            "aws_endpoint_url": self.moto_url,
+            "control_url": self.faults_url + "/_control",
+            "inbox_queue_url": self.template.queue_url("WebhookInbox"),
+            "dead_letter_queue_url": self.template.queue_url("WebhookInboxDeadLetters"),
+            "region": LOCAL_REGION,
+            "table_name": table_name,
+            "ssm_prefix": ssm_prefix,
+            "demo_employee": "346",
+            "demo_group": "3",
+        }
+
+    def create_demo(self, target: Any, server_url: str) -> dict[str, str]:
+        """The demo project, its employees and its tokens, as `iptel` would make them."""
+        from iptel_admin import admin
+
         created = admin.create_project(
             target,
             project_id=DEMO_PROJECT_ID,
             name="Demo project",
-            server_url=self.pbx_base + DEMO_PBX_PATH,
+            server_url=server_url,
             secret=DEMO_SECRET,
             messengers=[],
             # The demo project talks to the simulator in the dialect it speaks (the names of `PBX_CALL_NAMES`).
@@ -239,27 +315,25 @@ class Stack:
         # The console's demo users: the project's admin, and employee 346 (calls by the Iptelefon API) as operator.
         _, admin_token = admin.create_token(target, DEMO_PROJECT_ID, role="admin")
         _, operator_token = admin.create_token(target, DEMO_PROJECT_ID, role="operator", employee_id="346")
-        return {
-            "api_url": self.api_url,
-            "console_url": self.api_url + "/console",
-            "admin_token": admin_token,
-            "operator_token": operator_token,
-            "pbx_url": self.pbx_base + DEMO_PBX_PATH,
-            "pbx_control_url": self.pbx_base + "/_sim",
-            "pbx_dialect": self.args.pbx_dialect,
-            "project_id": DEMO_PROJECT_ID,
-            "bot_token": created.token,
-            "webhook_url": created.webhook_url,
-            "aws_endpoint_url": self.moto_url,
-            "control_url": self.faults_url + "/_control",
-            "inbox_queue_url": self.template.queue_url("WebhookInbox"),
-            "dead_letter_queue_url": self.template.queue_url("WebhookInboxDeadLetters"),
-            "region": LOCAL_REGION,
-            "table_name": table_name,
-            "ssm_prefix": ssm_prefix,
-            "demo_employee": "346",
-            "demo_group": "3",
+        return {"bot_token": created.token, "admin_token": admin_token, "operator_token": operator_token}
+
+    def reconnect_demo(self, target: Any, server_url: str) -> dict[str, str]:
+        """The saved demo project pointed at this run's simulator (its port and dialect may have changed); its
+        employees and whatever else was changed stay. Returns the tokens saved with it (stored only as hashes)."""
+        from iptelefon.domain.models import PBX_CALL_NAMES, PbxCredentials, Project
+
+        assert self.saved is not None
+        deps = target.deps
+        names = PBX_CALL_NAMES[self.args.pbx_dialect]
+        project = deps.projects.get_project(DEMO_PROJECT_ID)
+        updated = {
+            "employee_method": names.employee_method,
+            "group_method": names.group_method,
+            "param_names": dict(names.param_names),
         }
+        deps.projects.update_project(Project.model_validate({**project.model_dump(), **updated}))
+        deps.pbx_settings.write(DEMO_PROJECT_ID, PbxCredentials(server_url=server_url, secret=DEMO_SECRET))
+        return {name: self.saved[name] for name in ("bot_token", "admin_token", "operator_token")}
 
     def stop(self) -> None:
         for child in reversed(self.children):
@@ -291,15 +365,33 @@ def check_ports_free(args: argparse.Namespace) -> None:
         if port in seen:
             raise CannotStart(f"port {port} is given as both {seen[port]} and {variable}: give each its own port")
         seen[port] = variable
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                raise CannotStart(
-                    f"port {port} ({variable}) is in use: stop what listens there (another `make run`?), "
-                    f"or choose another port, e.g. `make run {variable}={port + 100}`"
-                ) from None
+    for option, variable in PORTS.items():
+        port = getattr(args, option)
+        if not port_is_free(port):
+            other = free_port_near(port + 100, avoid=set(seen))
+            raise CannotStart(
+                f"port {port} ({variable}) is in use: stop what listens there (another `make run`?), "
+                f"or choose another port, e.g. `make run {variable}={other}` (free a moment ago)"
+            )
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the servers do: TIME_WAIT is no owner
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_port_near(start: int, *, avoid: set[int]) -> int:
+    """The first port from `start` up that nothing listens on and the stack does not use already: a suggestion a
+    person can paste (the next `make run` checks it again)."""
+    for port in range(start, min(start + 1000, 65536)):
+        if port not in avoid and port_is_free(port):
+            return port
+    raise CannotStart(f"no free port between {start} and {start + 999}: stop some local servers")
 
 
 def hold_state_dir(state_dir: Path) -> IO[str]:
@@ -345,6 +437,7 @@ iptelefon-connector is running locally ({state_dir / "stack.json"})
   PBX simulator (start.php):       {stack["pbx_url"]}   requests: {stack["pbx_control_url"]}/requests
   PBX dialect: {stack["pbx_dialect"]} (make run PBX_DIALECT=zeon|classic)
   demo project: {stack["project_id"]}   bot token: {token}
+  local data: {stack["saved_data"]} (kept across restarts; make run FRESH=1 starts clean)
   webhook URL (configured in the simulator): {stack["webhook_url"]}
 
 Try:
@@ -391,8 +484,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # SIGINT too: also when started from a script that ignores Ctrl-C
     previous = {stop_signal: signal.signal(stop_signal, on_signal) for stop_signal in STOP_SIGNALS}
+    demo_tokens: dict[str, Any] = {}
     try:
-        print_welcome(stack.start(), args.state_dir)
+        started = stack.start()
+        demo_tokens = {name: started[name] for name in ("bot_token", "admin_token", "operator_token")}
+        print_welcome(started, args.state_dir)
         code = stack.watch()
     except KeyboardInterrupt:
         code = 0
@@ -403,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         for stop_signal in STOP_SIGNALS:  # a second Ctrl-C must not cut the clean-up short
             signal.signal(stop_signal, signal.SIG_IGN)
         (args.state_dir / "stack.json").unlink(missing_ok=True)  # first: the CLI stops pointing at a dying stack
+        stack.save(demo_tokens)
         stack.stop()
         lock.close()
         print("stopped the local stack", flush=True)

@@ -21,6 +21,7 @@ from iptelefon.adapters.pbx import PbxClient, get_pbx_client
 from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import Storage, dynamodb_client
+from iptelefon.data.projects import ProjectStore
 from iptelefon.domain.answers import CallAnswer
 from iptelefon.domain.errors import DomainError, InvalidInput, NotFound
 from iptelefon.domain.hashes import sha256_hex
@@ -252,11 +253,24 @@ def show_project(target: Target, project_id: str) -> dict[str, Any]:
         "server_url": target.deps.pbx_settings.read(project_id).server_url,
         "secret": "(in SSM, SecureString)",
         "employees": [e.model_dump(mode="json") for e in target.deps.employees.list_employees(project_id)],
-        "tokens": [
-            {"token_id": t["sk"].removeprefix("TOKENREF#"), "created_at": t["created_at"]}
-            for t in target.deps.tokens.list_tokens(project_id)
-        ],
+        "tokens": project_admin.list_tokens(target.deps, project),
     }
+
+
+def list_projects(target: Target) -> list[dict[str, Any]]:
+    """Every project: id, name, region, messengers (a scan of the table; never a secret)."""
+    return [
+        {"project_id": p.id, "name": p.name, "default_region": p.default_region, "messengers": p.messengers}
+        for p in ProjectStore(target.storage).list_projects()
+    ]
+
+
+def list_tokens(target: Target, project_id: str) -> list[dict[str, Any]]:
+    return project_admin.list_tokens(target.deps, _project(target, project_id))
+
+
+def delete_employee(target: Target, project_id: str, employee_id: str) -> None:
+    project_admin.delete_employee(target.deps, _project(target, project_id), employee_id)
 
 
 def set_employee(
@@ -287,10 +301,17 @@ def add_client(
     return client
 
 
-def import_clients(target: Target, project_id: str, path: Path, *, progress: bool = True) -> ImportReport:
+def import_clients(
+    target: Target, project_id: str, path: Path, *, update: bool = False, dry_run: bool = False, progress: bool = True
+) -> ImportReport:
     project = _project(target, project_id)
     return client_import.import_clients(
-        ClientStore(target.storage), project, path, progress=client_import.progress_bar if progress else None
+        ClientStore(target.storage),
+        project,
+        path,
+        update=update,
+        dry_run=dry_run,
+        progress=client_import.progress_bar if progress else None,
     )
 
 

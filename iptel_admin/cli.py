@@ -9,7 +9,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, cast, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
@@ -19,9 +19,39 @@ from iptelefon.domain.errors import DomainError, InvalidInput
 from iptelefon.domain.models import MESSENGERS, NumberType, PbxCallNamesPreset, Role
 from iptelefon.platform.observability import logger
 
+GRAMMAR = "iptel <area> <verb> [<project>] [options]: the project is the first word after the verb"
+OLD_PROJECT_OPTION = "the old spelling of <project> (kept until the next release)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, except that a command's own mistakes are reported with that command's usage (argparse
+    hands an unknown option up to `iptel`'s usage, which does not show the command's options)."""
+
+    hint: str | None = None  # one line more for an unknown option, e.g. how a client's variable is given
+
+    def parse_known_args(self, args: Any = None, namespace: Any = None) -> Any:
+        parsed, extras = super().parse_known_args(args, namespace)
+        if extras and not self._subparsers:  # a command (a leaf): its mistake, not `iptel`'s
+            self.error(f"unrecognized arguments: {' '.join(extras)}" + (f"; {self.hint}" if self.hint else ""))
+        return parsed, extras
+
+
+def _area(commands: Any, name: str, text: str) -> Any:
+    """An area (`project`, `employee`, …): its verbs; the area alone prints their usage (see `main`)."""
+    area = commands.add_parser(name, help=text, description=text)
+    area.set_defaults(usage_of=area)
+    return area.add_subparsers(dest="action", metavar="<verb>")
+
+
+def _with_project(command: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    command.add_argument("project_id", nargs="?", metavar="<project>", help="the project id")
+    command.add_argument("--project", dest="project_option", metavar="<project>", help=OLD_PROJECT_OPTION)
+    return command
+
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="iptel", description="iptelefon-connector admin")
+    parser = _Parser(prog="iptel", description="iptelefon-connector admin", epilog=GRAMMAR)
+    parser.set_defaults(usage_of=parser)
     where = parser.add_argument_group("target (default: the local stack of `make run`)")
     where.add_argument("--stack-file", type=Path, default=admin.DEFAULT_STACK_FILE, help="local stack description")
     where.add_argument("--stage", help="a deployed stage (reads the CloudFormation stack's outputs)")
@@ -29,9 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--region", help="AWS region")
     where.add_argument("--stack-name", help="CloudFormation stack (default: iptelefon-connector-<stage>)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the service's log lines (on stderr)")
-    commands = parser.add_subparsers(dest="area", required=True)
+    commands = parser.add_subparsers(dest="area", metavar="<area>")
 
-    project = commands.add_parser("project", help="projects (tenants)").add_subparsers(dest="action", required=True)
+    project = _area(commands, "project", "projects (tenants)")
+    project.add_parser("list", help="every project: id, name, region (never a secret)")
     create = project.add_parser("create", help="connect a PBX: stores the secret in SSM, prints a bot token once")
     create.add_argument("--name", required=True)
     create.add_argument(
@@ -72,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate = project.add_parser(
         "rotate-secret", help="a new PBX secret; the old webhook URL keeps working for a grace period"
     )
-    rotate.add_argument("project_id")
+    _with_project(rotate)
     rotate.add_argument("--secret", required=True, help="the new PBX API secret (also the new webhook path secret)")
     rotate.add_argument(
         "--grace-hours",
@@ -84,7 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate-webhook-token",
         help="a new random webhook URL (the PBX secret no longer in it); the old URL works for a grace period",
     )
-    rotate_token.add_argument("project_id")
+    _with_project(rotate_token)
     rotate_token.add_argument(
         "--grace-hours", type=float, default=24.0, help="how long the old webhook URL works (0-72; 0: none)"
     )
@@ -93,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="what bots may call besides the project's region and personal lines (the operator's: a tenant admin may "
         "only narrow it)",
     )
-    guard.add_argument("project_id")
+    _with_project(guard)
     guard.add_argument(
         "--allow-country", type=int, action="append", default=[], help="a country calling code (375 adds Belarus)"
     )
@@ -104,26 +135,20 @@ def build_parser() -> argparse.ArgumentParser:
         choices=get_args(NumberType),
         help="a kind of line besides fixed_line and mobile (e.g. toll_free)",
     )
-    show = project.add_parser("show", help="project settings, employees, tokens (never the secret)")
-    show.add_argument("project_id")
+    _with_project(project.add_parser("show", help="project settings, employees, tokens (never the secret)"))
 
-    employee = commands.add_parser("employee", help="employees and their call method").add_subparsers(
-        dest="action", required=True
-    )
-    set_ = employee.add_parser("set", help="create or update an employee")
-    set_.add_argument("--project", required=True)
+    employee = _area(commands, "employee", "employees and their call method")
+    set_ = _with_project(employee.add_parser("set", help="create or update an employee"))
     set_.add_argument("--id", required=True)
     set_.add_argument("--name", required=True)
     set_.add_argument("--method", choices=["disabled", "app", "api"], required=True)
     set_.add_argument("--short-number", help="PBX short number, required for --method api")
-    list_ = employee.add_parser("list")
-    list_.add_argument("--project", required=True)
+    _with_project(employee.add_parser("list", help="the project's employees"))
+    delete = _with_project(employee.add_parser("delete", help="an employee, and their operator tokens revoked"))
+    delete.add_argument("--id", required=True)
 
-    token = commands.add_parser("token", help="bot, operator and admin tokens").add_subparsers(
-        dest="action", required=True
-    )
-    token_create = token.add_parser("create", help="a new token, shown once")
-    token_create.add_argument("--project", required=True)
+    token = _area(commands, "token", "bot, operator and admin tokens")
+    token_create = _with_project(token.add_parser("create", help="a new token, shown once"))
     token_create.add_argument(
         "--role",
         choices=get_args(Role),
@@ -131,39 +156,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="bot: calls and reads; operator: one employee in the console (--employee); admin: settings and employees",
     )
     token_create.add_argument("--employee", help="the employee an operator token acts as")
-    token_revoke = token.add_parser("revoke")
-    token_revoke.add_argument("--project", required=True)
+    _with_project(token.add_parser("list", help="the project's live tokens: id, role, employee (never a token)"))
+    token_revoke = _with_project(token.add_parser("revoke", help="a token answers 401 from now on"))
     token_revoke.add_argument("--token-id", required=True)
 
-    client = commands.add_parser("client", help="clients and the phone index").add_subparsers(
-        dest="action", required=True
-    )
-    client_add = client.add_parser("add", help="a client with variables (indexed for matching)")
-    client_add.add_argument("--project", required=True)
+    client = _area(commands, "client", "clients and the phone index")
+    client_add = _with_project(client.add_parser("add", help="a client with variables (indexed for matching)"))
+    cast(_Parser, client_add).hint = "a client's variables are given as --var NAME=VALUE, e.g. --var name=Ivan"
     client_add.add_argument("--channel", default="telephony", choices=["telephony", *MESSENGERS])
     client_add.add_argument("--phone", help="the client's own phone (required for telephony)")
     client_add.add_argument("--var", action="append", default=[], metavar="NAME=VALUE", help="a client variable")
-    client_import = client.add_parser(
-        "import", help="clients from a CSV file (phone, channel, id, created_at, every other column a variable)"
+    client_import = _with_project(
+        client.add_parser(
+            "import", help="clients from a CSV file (phone, name, channel, id, created_at, other columns variables)"
+        )
     )
-    client_import.add_argument("--project", required=True)
     client_import.add_argument("csv", type=Path)
+    client_import.add_argument(
+        "--update", action="store_true", help="a phone that is a client already updates that client's variables"
+    )
+    client_import.add_argument("--dry-run", action="store_true", help="say what would happen; write nothing")
 
-    calls = commands.add_parser("calls", help="call records").add_subparsers(dest="action", required=True)
-    calls_list = calls.add_parser("list", help="newest first")
-    calls_list.add_argument("--project", required=True)
+    calls = _area(commands, "calls", "call records")
+    calls_list = _with_project(calls.add_parser("list", help="newest first"))
     calls_list.add_argument("--client", help="only this client's calls")
     calls_list.add_argument("--limit", type=int, default=50)
 
-    pbx = commands.add_parser("pbx", help="talk to a project's PBX").add_subparsers(dest="action", required=True)
+    pbx = _area(commands, "pbx", "talk to a project's PBX")
     for name, text in (
         ("ping", "check the PBX connection (URL, secret, auth mode)"),
         ("methods", "list the PBX's method names (get-method-list): find the real originate method names"),
         ("points", "list the PBX's extensions (get-points): the short numbers employees may have"),
     ):
-        command = pbx.add_parser(name, help=text)
-        command.add_argument("project_id", nargs="?", help="the project (or --project)")
-        command.add_argument("--project", dest="project_option", help="the project")
+        _with_project(pbx.add_parser(name, help=text))
     return parser
 
 
@@ -192,20 +217,23 @@ def run(args: argparse.Namespace) -> Any:
             return {
                 "project_id": created.project.id,
                 "webhook_url": created.webhook_url,
-                "bot_token": created.token,
-                "token_id": created.token_id,
+                **new_token_answer(created.token_id, "bot", created.token),
                 "note": "the bot token is shown once; configure webhook_url in the PBX",
             }
+        case "project", "list":
+            return admin.list_projects(target)
+    project_id = _project_arg(args)
+    match args.area, args.action:
         case "project", "rotate-secret":
-            return admin.rotate_secret(target, args.project_id, args.secret, grace_hours=args.grace_hours)
+            return admin.rotate_secret(target, project_id, args.secret, grace_hours=args.grace_hours)
         case "project", "rotate-webhook-token":
-            return admin.rotate_webhook_token(target, args.project_id, grace_hours=args.grace_hours)
+            return admin.rotate_webhook_token(target, project_id, grace_hours=args.grace_hours)
         case "project", "guard":
             return admin.set_guard(
-                target, args.project_id, countries=args.allow_country, number_types=args.allow_number_type
+                target, project_id, countries=args.allow_country, number_types=args.allow_number_type
             )
         case "project", "show":
-            return admin.show_project(target, args.project_id)
+            return admin.show_project(target, project_id)
         case "employee", "set":
             if args.method == "api" and not args.short_number:
                 raise InvalidInput.for_field(
@@ -214,37 +242,55 @@ def run(args: argparse.Namespace) -> Any:
                 )
             return admin.set_employee(
                 target,
-                project_id=args.project,
+                project_id=project_id,
                 employee_id=args.id,
                 name=args.name,
                 method=args.method,
                 short_number=args.short_number,
             ).model_dump()
         case "employee", "list":
-            return [e.model_dump() for e in admin.list_employees(target, args.project)]
+            return [e.model_dump() for e in admin.list_employees(target, project_id)]
+        case "employee", "delete":
+            admin.delete_employee(target, project_id, args.id)
+            return {"deleted": args.id, "note": "their operator tokens are revoked"}
         case "token", "create":
-            token_id, token = admin.create_token(target, args.project, role=args.role, employee_id=args.employee)
-            return {"token_id": token_id, "role": args.role, f"{args.role}_token": token, "note": "shown once"}
+            token_id, token = admin.create_token(target, project_id, role=args.role, employee_id=args.employee)
+            return {**new_token_answer(token_id, args.role, token), "note": "shown once"}
+        case "token", "list":
+            return admin.list_tokens(target, project_id)
         case "token", "revoke":
-            admin.revoke_token(target, args.project, args.token_id)
+            admin.revoke_token(target, project_id, args.token_id)
             return {"revoked": args.token_id}
         case "client", "add":
             variables = dict(_name_value(v) for v in args.var)
             return admin.add_client(
-                target, project_id=args.project, channel=args.channel, phone=args.phone, variables=variables
+                target, project_id=project_id, channel=args.channel, phone=args.phone, variables=variables
             ).model_dump(mode="json")
         case "client", "import":
-            report = admin.import_clients(target, args.project, args.csv, progress=sys.stderr.isatty())
-            return {"imported": report.imported, "skipped": report.skipped}
+            report = admin.import_clients(
+                target,
+                project_id,
+                args.csv,
+                update=args.update,
+                dry_run=args.dry_run,
+                progress=sys.stderr.isatty() and not args.dry_run,
+            )
+            return report.answer()
         case "calls", "list":
-            return admin.list_calls(target, args.project, client_id=args.client, limit=args.limit)
+            return admin.list_calls(target, project_id, client_id=args.client, limit=args.limit)
         case "pbx", "ping":
-            return admin.pbx_ping(target, _project_arg(args))
+            return admin.pbx_ping(target, project_id)
         case "pbx", "methods":
-            return admin.pbx_methods(target, _project_arg(args))
+            return admin.pbx_methods(target, project_id)
         case "pbx", "points":
-            return admin.pbx_points(target, _project_arg(args))
+            return admin.pbx_points(target, project_id)
     raise SystemExit(f"unknown command {args.area} {args.action}")
+
+
+def new_token_answer(token_id: str, role: str, token: str) -> dict[str, str]:
+    """A new token as every command prints it: `token` with its `role` beside it. `<role>_token` is the old name of
+    the same field, kept until the next release for scripts that read it."""
+    return {"token_id": token_id, "role": role, "token": token, f"{role}_token": token}
 
 
 def _name_value(text: str) -> tuple[str, str]:
@@ -255,10 +301,17 @@ def _name_value(text: str) -> tuple[str, str]:
 
 
 def _project_arg(args: argparse.Namespace) -> str:
-    project_id = args.project_option or args.project_id
-    if not project_id:
-        raise InvalidInput.for_field("project", "name the project: iptel pbx {ping|methods|points} --project <id>")
-    return str(project_id)
+    """The project: `iptel <area> <verb> <project>`, or the old `--project <project>`."""
+    positional, option = args.project_id, args.project_option
+    if positional and option and positional != option:
+        raise InvalidInput.for_field(
+            "project", f"two projects named ({positional} and --project {option}): name one, after the verb"
+        )
+    if not (positional or option):
+        raise InvalidInput.for_field(
+            "project", f"name the project: iptel {args.area} {args.action} <project> (see iptel {args.area} --help)"
+        )
+    return str(positional or option)
 
 
 @contextmanager
@@ -285,6 +338,9 @@ def _service_logs(verbose: bool) -> Iterator[None]:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "action", None) is None:  # `iptel`, `iptel project`: the areas' (or the verbs') usage
+        args.usage_of.print_help(sys.stderr)
+        return 2
     with _service_logs(args.verbose):
         try:
             result = run(args)

@@ -57,18 +57,18 @@ def test_import_reads_excel_encodings_and_separators(
     encoding: str, delimiter: str, project: Any, stack_file: Path, capsys: Any, tmp_path: Path, admin_target: Any
 ) -> None:
     # Given a CSV with Cyrillic headers and values, in the encoding and with the separator Excel may have used
-    rows = [["Phone", "Имя", "Город"], ["8 900 444-33-22", "Иван", "Москва, центр"], ["79001112233", "Ольга", ""]]
+    rows = [["Телефон", "Имя", "Город"], ["8 900 444-33-22", "Иван", "Москва, центр"], ["79001112233", "Ольга", ""]]
     csv_file = tmp_path / "clients.csv"
     lines = [delimiter.join(f'"{cell}"' if delimiter in cell else cell for cell in row) for row in rows]
     csv_file.write_bytes(("\r\n".join(lines) + "\r\n").encode(encoding))
     # When imported
     report = _succeeds(capsys, stack_file, "client", "import", "--project", "proj-a", str(csv_file))
-    # Then both clients are in, with readable variables, and matched by their phones
-    assert report == {"imported": 2, "skipped": []}
+    # Then both clients are in, with readable variables (the name as `name`), and matched by their phones
+    assert report == {"created": 2, "updated": 0, "unchanged": 0, "imported": 2, "skipped": []}
     store = ClientStore(admin_target.storage)
     [ivan] = store.match("proj-a", "79004443322")
     client = store.get("proj-a", ivan)
-    assert client is not None and client.variables == {"Имя": "Иван", "Город": "Москва, центр"}
+    assert client is not None and client.variables == {"name": "Иван", "Город": "Москва, центр"}
 
 
 @pytest.mark.parametrize("delimiter", [",", ";"])
@@ -76,9 +76,9 @@ def test_import_without_a_phone_column_names_the_columns_it_found(
     delimiter: str, project: Any, stack_file: Path, capsys: Any, tmp_path: Path
 ) -> None:
     csv_file = tmp_path / "clients.csv"
-    csv_file.write_text(f"Телефон{delimiter}Имя\n79004443322{delimiter}Иван\n", encoding="utf-8")
+    csv_file.write_text(f"Мобила{delimiter}Имя\n79004443322{delimiter}Иван\n", encoding="utf-8")
     err = _fails(capsys, stack_file, "client", "import", "--project", "proj-a", str(csv_file))
-    assert "no phone column" in err and "'Телефон', 'Имя'" in err and repr(delimiter) in err
+    assert "no phone column" in err and "'Мобила', 'Имя'" in err and repr(delimiter) in err
 
 
 def test_import_of_messenger_clients_needs_no_phone_column(
@@ -86,7 +86,7 @@ def test_import_of_messenger_clients_needs_no_phone_column(
 ) -> None:
     csv_file = tmp_path / "clients.csv"
     csv_file.write_text("channel;name\ntelegram;Ivan\n", encoding="utf-8")
-    assert _succeeds(capsys, stack_file, "client", "import", "--project", "proj-a", str(csv_file))["imported"] == 1
+    assert _succeeds(capsys, stack_file, "client", "import", "--project", "proj-a", str(csv_file))["created"] == 1
 
 
 # -- clients ---------------------------------------------------------------------------------------------------------

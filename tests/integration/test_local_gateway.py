@@ -5,6 +5,8 @@ It serves tests/gateway_template/template.yaml: a probe function that says which
 
 from __future__ import annotations
 
+import json
+import socket
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -106,3 +108,19 @@ def test_hundreds_of_simultaneous_connections_are_all_answered(gateway: LocalGat
     # More connections at once than the environments: none is reset, each waits for its turn
     answers = together(gateway, 200, {})
     assert [a.status_code for a in answers] == [200] * 200
+
+
+@pytest.mark.parametrize("query", ["q=Ольга", "q=%D0%9E%D0%BB%D1%8C%D0%B3%D0%B0"], ids=["raw-utf-8", "percent-encoded"])
+def test_a_query_is_decoded_as_utf_8_whether_sent_raw_or_percent_encoded(gateway: LocalGateway, query: str) -> None:
+    # Given a request line as `curl '…?q=Ольга'` sends it: UTF-8 bytes, not percent-encoded (httpx would encode them)
+    host, port = gateway.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as connection:
+        head = f"POST /probe?{query} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 2\r\nConnection: close\r\n"
+        connection.sendall(f"{head}\r\n{{}}".encode())
+        reply = b""
+        while chunk := connection.recv(65536):
+            reply += chunk
+    # Then the function gets the text the client meant, as API Gateway hands it over
+    status, _, body = reply.partition(b"\r\n\r\n")
+    assert status.startswith(b"HTTP/1.1 200"), status
+    assert json.loads(body)["query"] == {"q": "Ольга"}

@@ -143,7 +143,7 @@ def test_token_create_and_revoke_and_employee_list(
 ) -> None:
     # When a token is created, then it is shown once with its id
     code, created, _ = _run(capsys, stack_file, "token", "create", "--project", "proj-a")
-    assert code == 0 and created["bot_token"].startswith("iptb_")
+    assert code == 0 and created["token"].startswith("iptb_")
     # And it can be revoked by id; an unknown id is an error
     assert _run(capsys, stack_file, "token", "revoke", "--project", "proj-a", "--token-id", created["token_id"])[0] == 0
     assert _run(capsys, stack_file, "token", "revoke", "--project", "proj-a", "--token-id", "nope")[0] == 2

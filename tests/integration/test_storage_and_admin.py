@@ -121,7 +121,7 @@ def test_cli_creates_shows_a_project_and_sets_an_employee(
     # Then it prints the id, the webhook URL and a token once
     assert code == 0
     assert created["webhook_url"] == "http://127.0.0.1:3000/iptelefon_webhook/cli-secret-1234567890"
-    assert created["bot_token"].startswith("iptb_")
+    assert created["token"].startswith("iptb_")
     # And an employee can be set and the project shown without its secret
     assert (
         cli.main(

@@ -207,6 +207,24 @@ class Storage:
                 return items
             args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
+    def scan_sort_key(self, sk: str, *, attributes: str | None = None) -> list[dict[str, Any]]:
+        """Every item whose sort key is `sk`, read through the whole table: for the admin CLI's rare listings, never
+        on a request's path (its cost grows with the table)."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "FilterExpression": "sk = :sk",
+            "ExpressionAttributeValues": {":sk": {"S": sk}},
+        }
+        if attributes:
+            args["ProjectionExpression"] = attributes
+        items: list[dict[str, Any]] = []
+        while True:
+            reply = self._call("Scan", args, [])
+            items.extend(from_item(i) for i in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                return items
+            args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
     def _call(self, operation: str, args: dict[str, Any], labels: list[str]) -> dict[str, Any]:
         method = getattr(self.client, xform_name(operation))
         for attempt in range(1, MAX_ATTEMPTS + 1):

@@ -72,6 +72,11 @@ class ProjectStore:
         item = self.storage.get(project_pk(project_id), "PROJECT")
         return Project.model_validate(item) if item else None
 
+    def list_projects(self) -> list[Project]:
+        """Every project, by id (a scan of the table: the admin CLI's `project list`)."""
+        items = self.storage.scan_sort_key("PROJECT")
+        return sorted((Project.model_validate(item) for item in items), key=lambda project: project.id)
+
     def get_project_cached(self, project_id: str) -> Project | None:
         """A warm Lambda reads a project at most once a minute (settings change rarely; webhooks come often)."""
         now = time.monotonic()

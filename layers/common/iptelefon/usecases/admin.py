@@ -275,13 +275,28 @@ def operator_tokens(deps: AdminDeps, project: Project, employee_id: str) -> list
 def _token_ids(refs: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
     """The live tokens of a role, as the token listing names them (id, employee, created_at)."""
     return [
+        {key: summary[key] for key in ("token_id", "employee_id", "created_at")}
+        for summary in _live_tokens(refs)
+        if summary["role"] == role
+    ]
+
+
+def list_tokens(deps: AdminDeps, project: Project) -> list[dict[str, Any]]:
+    """The project's live tokens: id, role, employee, created_at; never a token nor its hash."""
+    return _live_tokens(deps.tokens.list_tokens(project.id))
+
+
+def _live_tokens(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # An allow-list of the listing's fields: its token_hash stays out of every answer.
+    return [
         {
             "token_id": ref["sk"].removeprefix("TOKENREF#"),
+            "role": ref.get("role", "bot"),  # tokens listed before roles existed were bot tokens
             "employee_id": ref.get("employee_id"),
             "created_at": ref.get("created_at"),
         }
         for ref in refs
-        if ref.get("role", "bot") == role and not ref.get("revoked")
+        if not ref.get("revoked")
     ]
 
 

@@ -1,4 +1,4 @@
-"""Answers {"pid", "name", "remaining_ms", "started_at", "ended_at"} after sleeping `sleep` seconds;
+"""Answers {"pid", "name", "remaining_ms", "started_at", "ended_at", "query"} after sleeping `sleep` seconds;
 `{"crash": true}` raises."""
 
 from __future__ import annotations
@@ -19,5 +19,5 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     started_at = time.time()
     time.sleep(float(request.get("sleep", 0)))
     answer = describe(os.getpid(), os.environ["PROBE_NAME"], context.get_remaining_time_in_millis())
-    answer.update(started_at=started_at, ended_at=time.time())
+    answer.update(started_at=started_at, ended_at=time.time(), query=event.get("queryStringParameters"))
     return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": json.dumps(answer)}
