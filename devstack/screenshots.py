@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
         sign_in(page, stack["console_url"], stack["admin_token"])
         page.screenshot(path=args.out / "console-telephony.png")
         page.get_by_role("button", name="Сотрудники").click()
-        page.get_by_role("button", name="Изменить Operator 346").click()
+        page.get_by_role("button", name="Изменить Ольга Петрова").click()
         page.screenshot(path=args.out / "console-employees.png", full_page=True)
         for name, viewport in (("console-card", (1200, 1000)), ("console-card-phone", (390, 844))):
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})

@@ -5,13 +5,65 @@
 const API = location.pathname.replace(/\/console\/?.*$/, ""); // the API this page is served by
 const TOKEN_KEY = "iptelefon-token"; // the tab's session only: never in a URL, gone when the tab closes
 const RECORD_LINK = "iptelefon_call_record_link";
-const METHODS = { disabled: "Отключить звонки", app: "Звонки через приложение", api: "Звонки по API Iptelefon" };
+const METHODS = { disabled: "Звонки отключены", app: "Звонки через приложение", api: "Звонки по API Iptelefon" };
+// The API answers in machine-readable English; the operator reads Russian. Call and attempt states:
+const STATES = {
+  starting: "начинается",
+  initiated: "АТС звонит вам, затем клиенту",
+  unknown: "ответ АТС не прочитан, звонок мог начаться: не звоните снова, дождитесь результата",
+  completed: "завершён",
+  failed: "не состоялся",
+  answered: "отвечен",
+  missed: "пропущен",
+  busy: "занято",
+  ringing: "звонит",
+};
+// Error codes (README "Errors") -> what happened and what to do.
+const ERRORS = {
+  validation_error: "Значение не подходит: проверьте поле и попробуйте снова.",
+  invalid_json: "Запрос не прочитан: обновите страницу и попробуйте снова.",
+  invalid_phone: "Номер телефона не распознан: введите его полностью, с кодом страны.",
+  unauthorized: "Токен не подошёл или отозван: войдите снова с действующим токеном.",
+  forbidden: "Это действие недоступно для вашей роли: обратитесь к администратору проекта.",
+  calls_disabled: "Звонки для вас отключены: администратор может включить их в разделе «Сотрудники».",
+  country_not_allowed: "Звонки в эту страну запрещены настройками проекта.",
+  number_not_allowed: "На такие номера (платные, служебные) звонить запрещено настройками проекта.",
+  phone_not_of_client: "Этого номера нет у клиента: позвоните по номеру из карточки.",
+  not_found: "Не найдено: возможно, запись удалили. Обновите страницу.",
+  conflict: "Такой запрос уже выполняется: подождите несколько секунд.",
+  rate_limited: "Слишком много звонков подряд: подождите и попробуйте позже.",
+  pbx_error: "АТС отказала: проверьте адрес сервера и секретный ключ в разделе «Телефония».",
+  pbx_timeout: "АТС не ответила вовремя: попробуйте ещё раз через минуту.",
+  storage_unavailable: "Сервис временно недоступен: попробуйте ещё раз через минуту.",
+  storage_rejected: "Сервис не сохранил данные: попробуйте ещё раз через минуту.",
+  phone_shared_too_widely: "Этот номер есть у слишком многих клиентов: уточните поиск по имени.",
+  payload_too_large: "Слишком большой запрос: сократите данные.",
+  unsupported_media_type: "Запрос не прочитан: обновите страницу и попробуйте снова.",
+  internal_error: "Внутренняя ошибка сервиса: попробуйте ещё раз; если повторится, сообщите администратору.",
+};
+// The fields a 400 names, as the forms label them, and what each one needs.
+const FIELDS = {
+  server_url: "«Адрес сервера»: нужен полный https-адрес start.php на публичном сервере АТС, без логина и пароля",
+  secret:
+    "«Секретный ключ»: при смене адреса сервера введите ключ заново; ключ выдаёт менеджер Iptelefon " +
+    "(17–200 латинских букв, цифр или знаков . _ ~ -)",
+  grace_hours: "«Старый адрес вебхука работает ещё»: от 0 до 72 часов",
+  auth_mode: "«Подпись запросов»",
+  employee_id: "«ID»: латинские буквы, цифры, точка, дефис или подчёркивание",
+  name: "«Имя»: не пустое",
+  call_method: "«Способ совершения звонков»",
+  short_number: "«Короткий номер»: от 2 до 8 цифр",
+  phone: "«Телефон»",
+  q: "«Телефон или имя»",
+};
 const REFRESH_MS = 3000;
+const ROLES = { admin: "администратор", operator: "оператор", bot: "бот" };
 
 const $ = (id) => document.getElementById(id);
 let me = null;
 let typedSecret = null; // the secret typed in this tab, to show the full webhook URL once
 let cardTimer = null;
+let callStarting = false; // a card call's request is on its way: the phone icons are disabled
 
 function el(tag, text, attrs = {}) {
   const node = document.createElement(tag);
@@ -20,17 +72,35 @@ function el(tag, text, attrs = {}) {
   return node;
 }
 
-async function api(method, path, body) {
-  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) };
+async function api(method, path, body, extraHeaders = {}) {
+  const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY), ...extraHeaders };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const answer = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let answer;
+  try {
+    answer = await fetch(API + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  } catch (failure) {
+    throw Object.assign(new Error("Нет связи с сервисом: проверьте интернет и попробуйте снова."), { status: 0 });
+  }
   const data = await answer.json().catch(() => ({}));
   if (!answer.ok) {
-    const error = new Error(data.message || "ошибка " + answer.status);
+    const error = new Error(russianError(data, answer.status));
     error.status = answer.status;
+    error.code = data.error;
     throw error;
   }
   return data;
+}
+
+function russianError(data, status) {
+  const fields = (data.details || []).map((detail) => FIELDS[detail.field]).filter(Boolean);
+  if (data.error === "validation_error" && fields.length) return "Проверьте поле " + fields.join("; ") + ".";
+  return ERRORS[data.error] || `Ошибка ${status}: попробуйте ещё раз; если повторится, сообщите администратору.`;
+}
+
+// One key per click: a repeat of the same request (a retry, a script sending it twice) rings once.
+function newIdempotencyKey() {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  return "console-" + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 // -- sign in, pages ---------------------------------------------------------------------------------------------------
@@ -40,12 +110,12 @@ async function signIn(token) {
     me = await api("GET", "/v1/me");
   } catch (error) {
     sessionStorage.removeItem(TOKEN_KEY);
-    $("signin-error").textContent = error.status === 401 ? "Токен не подошёл" : error.message;
+    $("signin-error").textContent = error.status === 401 ? "Токен не подошёл: проверьте, что скопировали его целиком." : error.message;
     return;
   }
   $("signin").hidden = true;
   $("nav").hidden = $("who").hidden = $("signout").hidden = false;
-  const name = me.employee ? `${me.employee.name} (${METHODS[me.employee.call_method]})` : me.role;
+  const name = me.employee ? `${me.employee.name} (${METHODS[me.employee.call_method]})` : ROLES[me.role] || me.role;
   $("who").textContent = `${me.project.name} · ${name}`;
   for (const button of document.querySelectorAll("#nav button")) {
     button.hidden = button.dataset.role === "admin" && me.role !== "admin";
@@ -54,6 +124,7 @@ async function signIn(token) {
 }
 
 function show(page) {
+  if (!me) return; // nothing opens before sign-in
   for (const id of ["telephony", "employees", "clients"]) $(id).hidden = id !== page;
   for (const button of document.querySelectorAll("#nav button")) {
     button.setAttribute("aria-current", button.dataset.page === page ? "page" : "false");
@@ -102,7 +173,8 @@ async function saveSettings(event) {
       ? `Сохранено. Старый адрес вебхука работает до ${settings.old_webhook_url_valid_until}.`
       : "Сохранено.";
   } catch (error) {
-    status.textContent = "Не сохранено: " + error.message;
+    const refused = error.code === "conflict" ? "Этот ключ нельзя использовать: попросите у менеджера Iptelefon новый." : "";
+    status.textContent = "Не сохранено: " + (refused || error.message);
   }
 }
 
@@ -188,6 +260,11 @@ async function saveEmployee(event) {
 
 async function issueOperatorToken() {
   const id = $("employee_id").value.trim();
+  if (!id) {
+    $("employee-status").textContent = "Введите ID сотрудника (или нажмите «Изменить» в таблице), затем выдайте токен.";
+    $("employee_id").focus();
+    return;
+  }
   try {
     const issued = await api("POST", `/v1/employees/${encodeURIComponent(id)}/operator-token`);
     $("employee-status").textContent = `Токен оператора (показан один раз): ${issued.token}`;
@@ -256,7 +333,9 @@ function describeCall(call) {
   const when = new Date(call.started_at || call.received_at).toLocaleString("ru-RU");
   const talk = call.talk_seconds ? `${Math.floor(call.talk_seconds / 60)}:${String(call.talk_seconds % 60).padStart(2, "0")}` : "—";
   const who = call.employee ? `сотрудник ${call.employee}` : "";
-  return [when, DIRECTIONS[call.direction] || call.direction, talk, who, call.status].filter(Boolean).join(" · ");
+  return [when, DIRECTIONS[call.direction] || call.direction, talk, who, STATES[call.status] || call.status]
+    .filter(Boolean)
+    .join(" · ");
 }
 
 function phonesOf(client) {
@@ -279,6 +358,7 @@ function renderPhones(client) {
       item.append(el("a", "☎", { class: "phone-icon", href: "tel:+" + phone, "aria-label": "Позвонить +" + phone }));
     } else if (method === "api") {
       const button = el("button", "☎", { type: "button", class: "phone-icon", "aria-label": "Позвонить +" + phone });
+      button.disabled = callStarting; // the card refreshes every few seconds: a new icon stays disabled too
       button.addEventListener("click", () => callByApi(client.id, phone));
       item.append(button);
     }
@@ -286,17 +366,25 @@ function renderPhones(client) {
   }
 }
 
+function setCallStarting(starting) {
+  callStarting = starting;
+  for (const button of document.querySelectorAll("#card-phones button.phone-icon")) button.disabled = starting;
+}
+
 async function callByApi(clientId, phone) {
+  if (callStarting) return; // one click, one call: a second click while the first starts does nothing
+  setCallStarting(true);
   const status = $("call-status");
+  status.textContent = "Звонок: " + STATES.starting + "…";
   try {
-    const started = await api("POST", `/v1/clients/${encodeURIComponent(clientId)}/call`, { phone });
-    status.textContent =
-      started.status === "unknown"
-        ? "Звонок: unknown — ответ АТС не прочитан, звонок мог начаться: не звоните снова, дождитесь результата"
-        : "Звонок: initiated — АТС звонит вам, затем клиенту";
+    const path = `/v1/clients/${encodeURIComponent(clientId)}/call`;
+    const started = await api("POST", path, { phone }, { "Idempotency-Key": newIdempotencyKey() });
+    status.textContent = "Звонок: " + STATES[started.status];
     followAttempt(started.attempt_id);
   } catch (error) {
     status.textContent = "Звонок не начат: " + error.message;
+  } finally {
+    setCallStarting(false);
   }
 }
 
@@ -306,7 +394,7 @@ function followAttempt(attemptId) {
       const attempt = await api("GET", "/v1/calls/" + encodeURIComponent(attemptId));
       if (attempt.status === "completed" || attempt.status === "failed") {
         clearInterval(timer);
-        $("call-status").textContent = attempt.status === "completed" ? "Звонок: completed" : "Звонок: failed";
+        $("call-status").textContent = "Звонок: " + STATES[attempt.status];
       }
     } catch (error) {
       clearInterval(timer);
