@@ -288,3 +288,43 @@ def test_an_operator_token_for_no_employee_is_not_requested(stack: dict[str, Any
         "Введите ID сотрудника (или нажмите «Изменить» в таблице), затем выдайте токен."
     )
     assert sent == []
+
+
+def test_the_webhook_url_is_shown_once_then_masked_and_a_random_one_is_one_click(
+    stack: dict[str, Any], page: Page
+) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    webhook = page.locator("#webhook-url")
+    # Given an admin who did not make the URL in this tab: masked, nothing to show or copy (never a `{secret}`)
+    sign_in(page, stack, stack["admin_token"])
+    expect(webhook).to_have_value(re.compile(r"/iptelefon_webhook/•+$"))
+    expect(page.get_by_role("button", name="Показать")).to_be_hidden()
+    expect(page.locator("#copy-webhook")).to_be_disabled()
+    # A grace period out of 0..72: said in Russian, nothing sent
+    sent: list[str] = []
+    page.on("request", lambda r: sent.append(r.url) if "webhook-token" in r.url else None)
+    page.get_by_label("Старый адрес вебхука работает ещё").fill("99")
+    page.get_by_role("button", name="Выдать случайный адрес вебхука").click()
+    expect(page.locator("#webhook-status")).to_contain_text("от 0 до 72 часов")
+    assert sent == []
+    # When the admin takes a random webhook URL, the old one kept for an hour
+    page.get_by_label("Старый адрес вебхука работает ещё").fill("1")
+    page.get_by_role("button", name="Выдать случайный адрес вебхука").click()
+    # Then the new URL is shown once, whole, and works; the old one still works for the hour
+    expect(page.locator("#webhook-status")).to_contain_text("Старый адрес работает до")
+    expect(webhook).to_have_value(re.compile(r"/iptelefon_webhook/[A-Za-z0-9_-]{43}$"))
+    new_url = webhook.input_value()
+    assert new_url.startswith(stack["api_url"]) and len(sent) == 1
+    post = {"calltype": "IN", "src": PHONE, "talktime": "3"}
+    assert httpx.post(new_url, data={**post, "id": "via-new-url"}).status_code == 200
+    assert httpx.post(stack["webhook_url"], data={**post, "id": "via-old-url"}).status_code == 200
+    page.locator("#copy-webhook").click()
+    assert page.evaluate("navigator.clipboard.readText()") == new_url
+    # masked on "Скрыть", whole again on "Показать"; after a reload the service cannot show it again
+    page.get_by_role("button", name="Скрыть").click()
+    expect(webhook).to_have_value(re.compile(r"/iptelefon_webhook/•+$"))
+    page.get_by_role("button", name="Показать").click()
+    expect(webhook).to_have_value(new_url)
+    page.reload()
+    expect(webhook).to_have_value(re.compile(r"/iptelefon_webhook/•+$"))
+    expect(page.locator("#webhook-note")).to_contain_text("не может показать его снова")

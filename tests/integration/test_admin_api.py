@@ -51,6 +51,8 @@ ADMIN_ROUTES = [
     ("GET", "/v1/settings", None, None, None),
     ("PUT", "/v1/settings", None, None, {"employee_method": "call-employee"}),
     ("POST", "/v1/settings/check", None, None, None),
+    ("POST", "/v1/settings/webhook-token", None, None, {"grace_hours": 1}),
+    ("GET", "/v1/tokens", None, None, None),
     ("GET", "/v1/pbx/points", None, None, None),
     ("GET", "/v1/employees", None, None, None),
     ("PUT", "/v1/employees/{employee_id}", "/v1/employees/9", {"employee_id": "9"}, {"name": "N"}),
@@ -107,6 +109,52 @@ def test_settings_never_show_the_secret_and_a_new_one_rotates_the_webhook(
     form = {"id": "after-rotation", "calltype": "IN", "src": "79004443322", "talktime": "5"}
     assert webhook_handler(webhook_event(NEW_SECRET, form), lambda_context)["statusCode"] == 200
     assert webhook_handler(webhook_event(PBX_SECRET, {**form, "id": "old"}), lambda_context)["statusCode"] == 200
+
+
+def test_a_new_random_webhook_url_is_shown_once_and_works_at_once(tokens: dict[str, str], lambda_context: Any) -> None:
+    # When the admin asks for a random webhook URL, the old one cut at once (grace 0)
+    issued = call(lambda_context, "POST", "/v1/settings/webhook-token", body={"grace_hours": 0}, token=tokens["admin"])
+    # Then the answer is the new URL (201: shown this once), which works, while the PBX secret's URL stops
+    assert issued["statusCode"] == 201, issued["body"]
+    url = answer_json(issued)["webhook_url"]
+    token = url.rsplit("/iptelefon_webhook/", 1)[1]
+    assert url.startswith("https://") and len(token) >= 40 and PBX_SECRET not in url
+    form = {"id": "after-token", "calltype": "IN", "src": "79004443322", "talktime": "5"}
+    assert webhook_handler(webhook_event(token, form), lambda_context)["statusCode"] == 200
+    assert webhook_handler(webhook_event(PBX_SECRET, {**form, "id": "old"}), lambda_context)["statusCode"] == 404
+    # and the settings never show it again: only that the URL is a random token's
+    shown = call(lambda_context, "GET", "/v1/settings", token=tokens["admin"])
+    assert token not in shown["body"] and answer_json(shown)["webhook_path"] == "random"
+
+
+@pytest.mark.parametrize("body", [{"grace_hours": 73}, {"grace_hours": -1}, {"grace_hours": "soon"}, {"ttl": 1}])
+def test_a_bad_grace_period_for_a_new_webhook_url_is_a_400_naming_it(
+    body: dict[str, Any], tokens: dict[str, str], lambda_context: Any
+) -> None:
+    answer = call(lambda_context, "POST", "/v1/settings/webhook-token", body=body, token=tokens["admin"])
+    assert answer["statusCode"] == 400, answer["body"]
+    assert next(iter(body)) in answer["body"]
+    # and nothing changed: the PBX secret's URL still works
+    form = {"id": "still", "calltype": "IN", "src": "79004443322", "talktime": "5"}
+    assert webhook_handler(webhook_event(PBX_SECRET, form), lambda_context)["statusCode"] == 200
+
+
+def test_the_token_list_names_each_live_token_and_never_shows_one(
+    project: Any, tokens: dict[str, str], lambda_context: Any
+) -> None:
+    # Given the project's tokens (tokens: an admin and three operators; project: a bot), one of them revoked
+    revoked_id, _ = issue_token(TokenStore(get_storage()), "proj-a", role="operator", employee_id="soft")
+    TokenStore(get_storage()).revoke_token("proj-a", revoked_id)
+    # When the admin lists them
+    answer = call(lambda_context, "GET", "/v1/tokens", token=tokens["admin"])
+    listed = answer_json(answer)["tokens"]
+    # Then each live one is named by id, role and employee; no token, no hash; the revoked one is not there
+    assert Counter((t["role"], t["employee_id"]) for t in listed) == Counter(
+        {("bot", None): 1, ("admin", None): 1, ("operator", "346"): 1, ("operator", "soft"): 1, ("operator", "off"): 1}
+    )
+    assert revoked_id not in {t["token_id"] for t in listed}
+    assert all(set(t) == {"token_id", "role", "employee_id", "created_at"} for t in listed)
+    assert not any(token in answer["body"] for token in tokens.values()) and "hash" not in answer["body"]
 
 
 @pytest.mark.parametrize(

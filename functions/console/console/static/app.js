@@ -61,7 +61,10 @@ const ROLES = { admin: "администратор", operator: "оператор
 
 const $ = (id) => document.getElementById(id);
 let me = null;
-let typedSecret = null; // the secret typed in this tab, to show the full webhook URL once
+// The full webhook URL made in this tab (a secret typed here, or a random token just issued): kept in memory only,
+// shown on "Показать". The service cannot send it again (a token is stored as a hash, the PBX secret is write-only).
+let knownWebhookUrl = null;
+let webhookShown = false;
 let cardTimer = null;
 let callStarting = false; // a card call's request is on its way: the phone icons are disabled
 
@@ -141,21 +144,68 @@ async function loadSettings() {
     const settings = await api("GET", "/v1/settings");
     $("server_url").value = settings.server_url;
     $("auth_mode").value = settings.auth_mode;
+    lastSettings = settings;
     showWebhookUrl(settings);
   } catch (error) {
     status.textContent = error.message;
   }
 }
 
+const MASK = "••••••••••••";
+
 function showWebhookUrl(settings) {
-  const template = settings.webhook_url_template;
-  const known = typedSecret && template.includes("{secret}");
-  $("webhook-url").value = known ? template.replace("{secret}", typedSecret) : template;
+  const known = knownWebhookUrl !== null;
+  const masked = settings.webhook_url_template.replace(/\{(secret|token)\}$/, MASK);
+  $("webhook-url").value = known && webhookShown ? knownWebhookUrl : known ? knownWebhookUrl.replace(/[^/]+$/, MASK) : masked;
+  $("show-webhook").hidden = !known;
+  $("show-webhook").textContent = webhookShown ? "Скрыть" : "Показать";
+  $("copy-webhook").disabled = !known;
   $("webhook-note").textContent = known
-    ? ""
-    : template.includes("{secret}")
-      ? "Вместо {secret} — секретный ключ Iptelefon (он не показывается после сохранения)."
-      : "Вместо {token} — токен вебхука, выданный при его создании.";
+    ? "Адрес показан один раз: скопируйте его и передайте менеджеру Iptelefon. После обновления страницы его не будет видно."
+    : settings.webhook_path === "random"
+      ? "Адрес со случайным токеном: сервис хранит только его отпечаток и не может показать его снова. " +
+        "Потеряли — выдайте новый случайный адрес."
+      : "Последняя часть адреса — секретный ключ Iptelefon: он не показывается после сохранения. " +
+        "Введите ключ заново или выдайте случайный адрес, чтобы увидеть полный адрес.";
+}
+
+let lastSettings = null;
+
+function toggleWebhookUrl() {
+  webhookShown = !webhookShown;
+  showWebhookUrl(lastSettings);
+}
+
+function graceHours() {
+  const field = $("grace_hours");
+  return field.checkValidity() ? Number(field.value) : null;
+}
+
+async function issueWebhookToken() {
+  const status = $("webhook-status");
+  const grace = graceHours();
+  if (grace === null) {
+    status.textContent = "Проверьте поле " + FIELDS.grace_hours + ".";
+    $("grace_hours").focus();
+    return;
+  }
+  try {
+    const issued = await api("POST", "/v1/settings/webhook-token", { grace_hours: grace });
+    knownWebhookUrl = issued.webhook_url;
+    webhookShown = true; // shown this once
+    lastSettings = await api("GET", "/v1/settings");
+    showWebhookUrl(lastSettings);
+    status.textContent = `Новый адрес вебхука выдан. ${oldUrlUntil(issued.old_webhook_url_valid_until)}`;
+  } catch (error) {
+    status.textContent = "Адрес не выдан: " + error.message;
+  }
+}
+
+function oldUrlUntil(iso) {
+  const until = new Date(iso);
+  return until <= new Date()
+    ? "Старый адрес больше не работает."
+    : `Старый адрес работает до ${until.toLocaleString("ru-RU")}.`;
 }
 
 async function saveSettings(event) {
@@ -163,14 +213,19 @@ async function saveSettings(event) {
   const body = { server_url: $("server_url").value.trim(), auth_mode: $("auth_mode").value };
   const secret = $("secret").value.trim();
   if (secret) body.secret = secret;
+  body.grace_hours = graceHours();
   const status = $("telephony-status");
   try {
     const settings = await api("PUT", "/v1/settings", body);
-    if (secret) typedSecret = secret;
+    if (secret && settings.webhook_path === "pbx-secret") {
+      knownWebhookUrl = settings.webhook_url_template.replace("{secret}", secret);
+      webhookShown = true; // shown this once
+    }
     $("secret").value = "";
+    lastSettings = settings;
     showWebhookUrl(settings);
     status.textContent = settings.old_webhook_url_valid_until
-      ? `Сохранено. Старый адрес вебхука работает до ${settings.old_webhook_url_valid_until}.`
+      ? `Сохранено. ${oldUrlUntil(settings.old_webhook_url_valid_until)}`
       : "Сохранено.";
   } catch (error) {
     const refused = error.code === "conflict" ? "Этот ключ нельзя использовать: попросите у менеджера Iptelefon новый." : "";
@@ -189,6 +244,15 @@ async function checkConnection() {
       `Внутренние номера: ${listed(result.points)}`;
   } catch (error) {
     status.textContent = "Нет подключения: " + error.message;
+  }
+}
+
+async function copy(text, status) {
+  try {
+    await navigator.clipboard.writeText(text);
+    status.textContent = "Скопировано.";
+  } catch (error) {
+    status.textContent = "Не удалось скопировать: выделите текст и нажмите Ctrl+C.";
   }
 }
 
@@ -418,7 +482,9 @@ document.addEventListener("DOMContentLoaded", () => {
   }
   $("telephony-form").addEventListener("submit", saveSettings);
   $("check").addEventListener("click", checkConnection);
-  $("copy-webhook").addEventListener("click", () => navigator.clipboard.writeText($("webhook-url").value));
+  $("copy-webhook").addEventListener("click", () => copy(knownWebhookUrl, $("webhook-status")));
+  $("show-webhook").addEventListener("click", toggleWebhookUrl);
+  $("new-webhook-token").addEventListener("click", issueWebhookToken);
   $("employee-form").addEventListener("submit", saveEmployee);
   for (const radio of document.querySelectorAll("input[name=call_method]")) radio.addEventListener("change", showShortNumber);
   $("issue-operator-token").addEventListener("click", issueOperatorToken);

@@ -48,6 +48,14 @@ class SettingsUpdate(BaseModel):
     grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
 
 
+class WebhookTokenRequest(BaseModel):
+    """POST /v1/settings/webhook-token: a new random webhook URL; `grace_hours` as in SettingsUpdate (default 24)."""
+
+    model_config = {"extra": "forbid"}
+
+    grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
+
+
 class EmployeeCallRequest(BaseModel):
     client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
     # ASCII digits only, the PBX's own format (a regex `\d` would let `٣٤٦` through to the PBX).
