@@ -328,3 +328,19 @@ def test_the_webhook_url_is_shown_once_then_masked_and_a_random_one_is_one_click
     page.reload()
     expect(webhook).to_have_value(re.compile(r"/iptelefon_webhook/•+$"))
     expect(page.locator("#webhook-note")).to_contain_text("не может показать его снова")
+
+
+def test_a_client_named_in_fio_or_first_and_last_name_is_shown_by_name(stack: dict[str, Any], page: Page) -> None:
+    iptel(stack, "client", "add", "--project", "demo", "--phone", "79001230009", "--var", "ФИО=Звонарёва Ольга")
+    iptel(stack, "client", "add", "--project", "demo", "--phone", "79001230010",
+          "--var", "first_name=Anna", "--var", "last_name=Smirnova")  # fmt: skip
+    sign_in(page, stack, stack["operator_token"])
+    page.get_by_role("button", name="Клиенты").click()
+    page.get_by_label("Телефон или имя").fill("ольга")
+    page.get_by_role("button", name="Найти").click()
+    expect(page.locator("#results button")).to_have_text(["Звонарёва Ольга"])
+    page.get_by_label("Телефон или имя").fill("+7 900 123-00-10")
+    page.get_by_role("button", name="Найти").click()
+    expect(page.locator("#results button")).to_have_text(["Anna Smirnova"])
+    page.locator("#results button").first.click()
+    expect(page.locator("#card-title")).to_have_text("Anna Smirnova")

@@ -363,6 +363,45 @@ def test_an_operator_finds_clients_by_name_or_phone(
     assert call(lambda_context, "GET", "/v1/clients", token=tokens["operator"])["statusCode"] == 400
 
 
+def test_display_names_follow_the_projects_order_in_the_card_and_the_search(
+    project: Any, admin_target: Any, tokens: dict[str, str], lambda_context: Any
+) -> None:
+    # Given clients named in the usual variables
+    def add(phone: str, variables: dict[str, str]) -> str:
+        client = admin.add_client(
+            admin_target, project_id="proj-a", channel="telephony", phone=phone, variables=variables
+        )
+        return client.id
+
+    fio = add("79001230001", {"ФИО": "Звонарёва Ольга", "name": "lead-17"})
+    imya = add("79001230002", {"Имя": "Пётр", "Город": "Тула"})
+    split = add("79001230003", {"first_name": "Anna", "last_name": "Smirnova"})
+
+    def names(text: str) -> dict[str, str | None]:
+        answer = call(lambda_context, "GET", "/v1/clients", query={"q": text}, token=tokens["operator"])
+        return {c["id"]: c["display_name"] for c in answer_json(answer)["clients"]}
+
+    # Then the card and the search answer the name by the default order, and a name search looks in those variables
+    card = read_api_handler(
+        api_event("GET", "/v1/clients/{client_id}", f"/v1/clients/{fio}", path_params={"client_id": fio},
+                  token=tokens["operator"]),
+        lambda_context,
+    )  # fmt: skip
+    assert answer_json(card)["display_name"] == "lead-17"  # `name` comes first by default
+    assert names("пётр") == {imya: "Пётр"}
+    assert names("smirnova") == {split: "Anna Smirnova"}
+    assert names("тула") == {}  # a city is not a name
+    # When the admin puts ФИО first
+    order = {"name_variables": ["ФИО", "Имя", "first_name+last_name", "name"]}
+    saved = call(lambda_context, "PUT", "/v1/settings", body=order, token=tokens["admin"])
+    assert saved["statusCode"] == 200 and answer_json(saved)["name_variables"] == order["name_variables"]
+    # Then the same client is named by its ФИО
+    assert names("79001230001") == {fio: "Звонарёва Ольга"}
+    # and an order that names nothing is a 400 naming the field
+    bad = call(lambda_context, "PUT", "/v1/settings", body={"name_variables": []}, token=tokens["admin"])
+    assert bad["statusCode"] == 400 and "name_variables" in bad["body"]
+
+
 @pytest.mark.parametrize(
     ("method", "resource", "path", "params", "body", "status"),
     [

@@ -346,7 +346,7 @@ async function search(event) {
     const found = await api("GET", "/v1/clients?q=" + encodeURIComponent($("search").value.trim()));
     $("search-status").textContent = found.clients.length ? "" : "Никого не нашли";
     for (const client of found.clients) {
-      const label = client.variables.name || client.phone_e164 || client.id;
+      const label = clientName(client);
       const button = el("button", label, { type: "button" });
       button.addEventListener("click", () => openCard(client.id));
       const item = el("li");
@@ -356,6 +356,11 @@ async function search(event) {
   } catch (error) {
     $("search-status").textContent = error.message;
   }
+}
+
+// The API names the client by the project's rule (`display_name`: name, ФИО, Имя, first_name + last_name, …).
+function clientName(client) {
+  return client.display_name || client.phone_e164 || client.id;
 }
 
 async function openCard(clientId) {
@@ -377,7 +382,7 @@ async function renderCard(clientId) {
     api("GET", path),
     api("GET", "/v1/calls?client_id=" + encodeURIComponent(clientId)),
   ]);
-  $("card-title").textContent = client.variables.name || client.phone_e164 || client.id;
+  $("card-title").textContent = clientName(client);
   renderPhones(client);
   const variables = $("card-variables");
   variables.replaceChildren();

@@ -333,6 +333,7 @@ def _settings(project: Project, credentials: PbxCredentials, api_base: str) -> d
         "default_region": project.default_region,
         "allowed_country_codes": project.allowed_country_codes,
         "allowed_number_types": project.allowed_number_types,
+        "name_variables": project.name_variables,
         "webhook_path": webhook_form,
         # The URL to give to the Iptelefon manager, the secret (or the random token, shown when it was issued) left
         # for the reader to fill in: it is never sent back.
