@@ -344,3 +344,57 @@ def test_a_client_named_in_fio_or_first_and_last_name_is_shown_by_name(stack: di
     expect(page.locator("#results button")).to_have_text(["Anna Smirnova"])
     page.locator("#results button").first.click()
     expect(page.locator("#card-title")).to_have_text("Anna Smirnova")
+
+
+def test_the_phone_icon_keeps_its_colour_on_hover(stack: dict[str, Any], page: Page) -> None:
+    post_webhook(stack, id="console-hover")
+    sign_in(page, stack, stack["operator_token"])
+    open_card(page, PHONE)
+    icon = page.get_by_role("button", name=f"Позвонить +{PHONE}")
+    style = "e => [getComputedStyle(e).backgroundColor, getComputedStyle(e).color]"
+    assert icon.evaluate(style) == ["rgb(20, 99, 216)", "rgb(255, 255, 255)"]
+    icon.hover()
+    # a darker blue, still white on it (it used to take the pale button hover and fade); `make screenshots` shows it
+    assert icon.evaluate(style) == ["rgb(13, 79, 179)", "rgb(255, 255, 255)"]
+
+
+def test_the_card_dialog_shows_times_and_an_empty_card_says_so(stack: dict[str, Any], page: Page) -> None:
+    iptel(stack, "client", "add", "--project", "demo", "--phone", "79001230011")
+    sign_in(page, stack, stack["operator_token"])
+    open_card(page, "79001230011")
+    expect(page.locator("#card-dialog")).to_have_text("Заметок пока нет")
+    expect(page.locator("#card-calls")).to_have_text("Звонков пока не было")
+    expect(page.locator("#card-variables")).to_have_text("Переменных нет")
+    httpx.post(stack["webhook_url"], data={"calltype": "IN", "src": "79001230011", "id": "console-time"})
+    expect(page.locator("#card-dialog li time")).to_have_count(1)  # the card refreshes by itself
+    assert re.fullmatch(r"\d\d\.\d\d\.\d{4}, \d\d:\d\d:\d\d", page.locator("#card-dialog li time").inner_text())
+
+
+def test_the_admin_lists_and_revokes_tokens_deletes_an_employee_and_copies_a_new_token(
+    stack: dict[str, Any], page: Page
+) -> None:
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations of delete and revoke
+    sign_in(page, stack, stack["admin_token"])
+    expect(page.locator("link[rel=icon]")).to_have_attribute("href", "console/favicon.svg")
+    assert httpx.get(stack["api_url"] + "/console/favicon.svg").headers["content-type"] == "image/svg+xml"
+    page.get_by_role("button", name="Сотрудники").click()
+    # the token list names the admin's own token, which it does not offer to revoke
+    expect(page.locator("#token-rows tr", has_text="ваш токен")).to_contain_text("администратор")
+    # a new employee, a token for them: shown once, with a copy button
+    page.get_by_label("ID", exact=True).fill("temp")
+    page.get_by_label("Имя", exact=True).fill("Временный Сотрудник")
+    page.locator("#employee-form").get_by_role("button", name="Сохранить").click()
+    expect(page.locator("#employee-rows")).to_contain_text("Временный Сотрудник")
+    page.get_by_role("button", name="Выдать токен оператора").click()
+    token = page.locator("#new-token-value")
+    expect(token).to_have_value(re.compile(r"^iptb_"))
+    page.get_by_role("button", name="Копировать токен").click()
+    assert page.evaluate("navigator.clipboard.readText()") == token.input_value()
+    expect(page.locator("#token-rows tr", has_text="temp")).to_contain_text("оператор")
+    # deleting the employee revokes their token: gone from both lists, and it signs in no more
+    page.get_by_role("button", name="Удалить Временный Сотрудник").click()
+    expect(page.locator("#employee-rows")).not_to_contain_text("Временный Сотрудник")
+    expect(page.locator("#token-rows")).not_to_contain_text("temp")
+    me = httpx.get(stack["api_url"] + "/v1/me", headers={"Authorization": "Bearer " + token.input_value()})
+    assert me.status_code == 401

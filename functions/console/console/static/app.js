@@ -270,21 +270,82 @@ async function loadPoints() {
   }
 }
 
+// A table body with nothing in it says so, in one row across the columns.
+function emptyRow(columns, text) {
+  const row = el("tr");
+  row.append(el("td", text, { colspan: String(columns), class: "empty" }));
+  return row;
+}
+
 async function loadEmployees() {
   loadPoints();
+  loadTokens();
   const rows = $("employee-rows");
   const { employees } = await api("GET", "/v1/employees");
   rows.replaceChildren();
+  if (!employees.length) rows.append(emptyRow(5, "Сотрудников пока нет: добавьте первого в форме ниже."));
   for (const employee of employees) {
     const row = el("tr");
     row.append(el("td", employee.id), el("td", employee.name), el("td", METHODS[employee.call_method]));
     row.append(el("td", employee.short_number || ""));
     const edit = el("button", "Изменить", { type: "button", "aria-label": "Изменить " + employee.name });
     edit.addEventListener("click", () => editEmployee(employee));
-    const cell = el("td");
-    cell.append(edit);
+    const remove = el("button", "Удалить", { type: "button", "aria-label": "Удалить " + employee.name });
+    remove.addEventListener("click", () => deleteEmployee(employee));
+    const cell = el("td", null, { class: "row-buttons" });
+    cell.append(edit, remove);
     row.append(cell);
     rows.append(row);
+  }
+}
+
+async function deleteEmployee(employee) {
+  if (!confirm(`Удалить сотрудника «${employee.name}»? Его токены оператора перестанут работать.`)) return;
+  const status = $("employee-status");
+  try {
+    await api("DELETE", "/v1/employees/" + encodeURIComponent(employee.id));
+    status.textContent = `Сотрудник «${employee.name}» удалён.`;
+    await loadEmployees();
+  } catch (error) {
+    status.textContent = "Не удалено: " + error.message;
+  }
+}
+
+async function loadTokens() {
+  const rows = $("token-rows");
+  try {
+    const { tokens } = await api("GET", "/v1/tokens");
+    rows.replaceChildren();
+    if (!tokens.length) rows.append(emptyRow(5, "Токенов нет."));
+    for (const token of tokens) {
+      const row = el("tr");
+      const created = token.created_at ? new Date(token.created_at).toLocaleString("ru-RU") : "—";
+      row.append(el("td", token.token_id), el("td", ROLES[token.role] || token.role));
+      row.append(el("td", token.employee_id || "—"), el("td", created));
+      const cell = el("td");
+      if (token.token_id === me.token_id) {
+        cell.textContent = "ваш токен";
+      } else {
+        const revoke = el("button", "Отозвать", { type: "button", "aria-label": "Отозвать " + token.token_id });
+        revoke.addEventListener("click", () => revokeToken(token));
+        cell.append(revoke);
+      }
+      row.append(cell);
+      rows.append(row);
+    }
+  } catch (error) {
+    $("token-status").textContent = error.message;
+  }
+}
+
+async function revokeToken(token) {
+  if (!confirm(`Отозвать токен ${token.token_id}? Он сразу перестанет работать.`)) return;
+  try {
+    await api("DELETE", "/v1/tokens/" + encodeURIComponent(token.token_id));
+    $("token-status").textContent = `Токен ${token.token_id} отозван.`;
+    await loadTokens();
+  } catch (error) {
+    $("token-status").textContent = "Не отозван: " + error.message;
   }
 }
 
@@ -331,7 +392,10 @@ async function issueOperatorToken() {
   }
   try {
     const issued = await api("POST", `/v1/employees/${encodeURIComponent(id)}/operator-token`);
-    $("employee-status").textContent = `Токен оператора (показан один раз): ${issued.token}`;
+    $("employee-status").textContent = `Токен оператора для «${id}» показан один раз: скопируйте его и передайте сотруднику.`;
+    $("new-token-value").value = issued.token;
+    $("new-token").hidden = false;
+    loadTokens();
   } catch (error) {
     $("employee-status").textContent = error.message;
   }
@@ -390,10 +454,21 @@ async function renderCard(clientId) {
   const link = client.variables[RECORD_LINK];
   $("recording").hidden = !link;
   if (link && $("player").getAttribute("src") !== link) $("player").setAttribute("src", link);
-  const dialog = $("card-dialog");
-  dialog.replaceChildren(...client.dialog.map((note) => el("li", note.text)));
-  const calls = $("card-calls");
-  calls.replaceChildren(...history.calls.map((call) => el("li", describeCall(call))));
+  if (!Object.keys(client.variables).length) variables.append(el("dt", "Переменных нет", { class: "empty" }));
+  $("card-dialog").replaceChildren(...listOr(client.dialog.map(dialogLine), "Заметок пока нет"));
+  $("card-calls").replaceChildren(...listOr(history.calls.map((call) => el("li", describeCall(call))), "Звонков пока не было"));
+}
+
+// An empty list says so (one grey line) rather than showing nothing.
+function listOr(items, emptyText) {
+  return items.length ? items : [el("li", emptyText, { class: "empty" })];
+}
+
+function dialogLine(note) {
+  const item = el("li");
+  const when = new Date(note.created_at);
+  item.append(el("time", when.toLocaleString("ru-RU"), { datetime: note.created_at }), " ", note.text);
+  return item;
 }
 
 const DIRECTIONS = { in: "входящий", out: "исходящий" };
@@ -421,6 +496,7 @@ function renderPhones(client) {
   const list = $("card-phones");
   list.replaceChildren();
   const method = me.employee ? me.employee.call_method : "disabled";
+  if (!phonesOf(client).length) list.append(el("li", "Телефонов нет", { class: "empty" }));
   for (const phone of phonesOf(client)) {
     const item = el("li", "+" + phone + " ");
     if (method === "app") {
@@ -493,6 +569,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("employee-form").addEventListener("submit", saveEmployee);
   for (const radio of document.querySelectorAll("input[name=call_method]")) radio.addEventListener("change", showShortNumber);
   $("issue-operator-token").addEventListener("click", issueOperatorToken);
+  $("copy-token").addEventListener("click", () => copy($("new-token-value").value, $("employee-status")));
   $("search-form").addEventListener("submit", search);
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
