@@ -205,8 +205,8 @@ def test_a_double_click_on_the_phone_icon_rings_once(stack: dict[str, Any], page
     page.on("request", lambda r: sent.append(r.headers.get("idempotency-key")) if r.url.endswith("/call") else None)
     # When the operator double-clicks the phone icon
     page.get_by_role("button", name=f"Позвонить +{phone}").dblclick()
-    # Then the icon is disabled while the call starts, and the PBX got one call: one request left the page
-    expect(page.get_by_role("button", name=f"Позвонить +{phone}")).to_be_disabled()
+    # Then the PBX got one call: one request left the page (the icon is disabled until the API answers; how long that
+    # lasts depends on the machine, so the requests are counted rather than the disabled state caught)
     expect(page.locator("#call-status")).to_have_text("Звонок: АТС звонит вам, затем клиенту")
     expect(page.get_by_role("button", name=f"Позвонить +{phone}")).to_be_enabled()
     page.wait_for_timeout(1000)  # a second call would have reached the simulator by now
