@@ -59,6 +59,8 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("get", "/v1/settings"): ((200,), _ADMIN_ERRORS),
     ("put", "/v1/settings"): ((200,), (400, *_ADMIN_ERRORS, 409)),
     ("post", "/v1/settings/check"): ((200,), (*_ADMIN_ERRORS, 502, 504)),
+    ("post", "/v1/settings/webhook-token"): ((201,), (400, *_ADMIN_ERRORS)),
+    ("get", "/v1/tokens"): ((200,), _ADMIN_ERRORS),
     ("get", "/v1/pbx/points"): ((200,), (*_ADMIN_ERRORS, 502, 504)),
     ("get", "/v1/employees"): ((200,), _ADMIN_ERRORS),
     ("put", "/v1/employees/{employee_id}"): ((200,), (400, *_ADMIN_ERRORS)),

@@ -294,13 +294,18 @@ class Stack:
             pbx_call_names=self.args.pbx_dialect,
         )
         admin.set_employee(
-            target, project_id=DEMO_PROJECT_ID, employee_id="346", name="Operator 346", method="api", short_number="346"
+            target,
+            project_id=DEMO_PROJECT_ID,
+            employee_id="346",
+            name="Ольга Петрова",
+            method="api",
+            short_number="346",
         )
         admin.set_employee(
             target,
             project_id=DEMO_PROJECT_ID,
             employee_id="zoiper",
-            name="Softphone user",
+            name="Иван Соколов",
             method="app",
             short_number=None,
         )
@@ -308,7 +313,7 @@ class Stack:
             target,
             project_id=DEMO_PROJECT_ID,
             employee_id="intern",
-            name="No calls",
+            name="Пётр Орлов",
             method="disabled",
             short_number=None,
         )

@@ -1,8 +1,9 @@
 """Screenshots of the console for the README, taken from a running `make run` (reads its stack.json).
 
 Run: .venv/bin/python -m devstack.screenshots [--state-dir .local] [--out docs]
-Writes console-telephony.png, console-employees.png and console-card.png (a laptop screen) and console-card-phone.png
-(a phone screen), after posting one call completion so the card has a notification and a recording.
+Writes console-telephony.png, console-employees.png and console-card.png (a laptop screen), console-card-phone.png
+(a phone screen) and console-phone-hover.png (the ☎ under the pointer), after posting one call completion so the card
+has a notification and a recording.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
         sign_in(page, stack["console_url"], stack["admin_token"])
         page.screenshot(path=args.out / "console-telephony.png")
         page.get_by_role("button", name="Сотрудники").click()
-        page.get_by_role("button", name="Изменить Operator 346").click()
+        page.get_by_role("button", name="Изменить Ольга Петрова").click()
         page.screenshot(path=args.out / "console-employees.png", full_page=True)
         for name, viewport in (("console-card", (1200, 1000)), ("console-card-phone", (390, 844))):
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
@@ -52,6 +53,10 @@ def main(argv: list[str] | None = None) -> None:
             page.locator("#results button").first.click()
             page.locator("#card-dialog li").first.wait_for()
             page.screenshot(path=args.out / f"{name}.png", full_page=True)
+        # The phone icon under the pointer (an operator of the API method): it keeps its blue, only darker.
+        icon = page.locator("#card-phones .phone-icon").first
+        icon.hover()
+        page.locator("#card-phones").screenshot(path=args.out / "console-phone-hover.png")
         browser.close()
     print(f"screenshots in {args.out}/")
 

@@ -35,6 +35,8 @@ CONTRACT_ROUTES = {
     ("GET", "/v1/settings"): "AdminApiFunction",
     ("PUT", "/v1/settings"): "AdminApiFunction",
     ("POST", "/v1/settings/check"): "AdminApiFunction",
+    ("POST", "/v1/settings/webhook-token"): "AdminApiFunction",  # issue 20: the random webhook URL in one click
+    ("GET", "/v1/tokens"): "AdminApiFunction",  # issue 21: the console's token list
     ("GET", "/v1/pbx/points"): "AdminApiFunction",
     ("GET", "/v1/employees"): "AdminApiFunction",
     ("PUT", "/v1/employees/{employee_id}"): "AdminApiFunction",

@@ -51,6 +51,8 @@ ADMIN_ROUTES = [
     ("GET", "/v1/settings", None, None, None),
     ("PUT", "/v1/settings", None, None, {"employee_method": "call-employee"}),
     ("POST", "/v1/settings/check", None, None, None),
+    ("POST", "/v1/settings/webhook-token", None, None, {"grace_hours": 1}),
+    ("GET", "/v1/tokens", None, None, None),
     ("GET", "/v1/pbx/points", None, None, None),
     ("GET", "/v1/employees", None, None, None),
     ("PUT", "/v1/employees/{employee_id}", "/v1/employees/9", {"employee_id": "9"}, {"name": "N"}),
@@ -107,6 +109,52 @@ def test_settings_never_show_the_secret_and_a_new_one_rotates_the_webhook(
     form = {"id": "after-rotation", "calltype": "IN", "src": "79004443322", "talktime": "5"}
     assert webhook_handler(webhook_event(NEW_SECRET, form), lambda_context)["statusCode"] == 200
     assert webhook_handler(webhook_event(PBX_SECRET, {**form, "id": "old"}), lambda_context)["statusCode"] == 200
+
+
+def test_a_new_random_webhook_url_is_shown_once_and_works_at_once(tokens: dict[str, str], lambda_context: Any) -> None:
+    # When the admin asks for a random webhook URL, the old one cut at once (grace 0)
+    issued = call(lambda_context, "POST", "/v1/settings/webhook-token", body={"grace_hours": 0}, token=tokens["admin"])
+    # Then the answer is the new URL (201: shown this once), which works, while the PBX secret's URL stops
+    assert issued["statusCode"] == 201, issued["body"]
+    url = answer_json(issued)["webhook_url"]
+    token = url.rsplit("/iptelefon_webhook/", 1)[1]
+    assert url.startswith("https://") and len(token) >= 40 and PBX_SECRET not in url
+    form = {"id": "after-token", "calltype": "IN", "src": "79004443322", "talktime": "5"}
+    assert webhook_handler(webhook_event(token, form), lambda_context)["statusCode"] == 200
+    assert webhook_handler(webhook_event(PBX_SECRET, {**form, "id": "old"}), lambda_context)["statusCode"] == 404
+    # and the settings never show it again: only that the URL is a random token's
+    shown = call(lambda_context, "GET", "/v1/settings", token=tokens["admin"])
+    assert token not in shown["body"] and answer_json(shown)["webhook_path"] == "random"
+
+
+@pytest.mark.parametrize("body", [{"grace_hours": 73}, {"grace_hours": -1}, {"grace_hours": "soon"}, {"ttl": 1}])
+def test_a_bad_grace_period_for_a_new_webhook_url_is_a_400_naming_it(
+    body: dict[str, Any], tokens: dict[str, str], lambda_context: Any
+) -> None:
+    answer = call(lambda_context, "POST", "/v1/settings/webhook-token", body=body, token=tokens["admin"])
+    assert answer["statusCode"] == 400, answer["body"]
+    assert next(iter(body)) in answer["body"]
+    # and nothing changed: the PBX secret's URL still works
+    form = {"id": "still", "calltype": "IN", "src": "79004443322", "talktime": "5"}
+    assert webhook_handler(webhook_event(PBX_SECRET, form), lambda_context)["statusCode"] == 200
+
+
+def test_the_token_list_names_each_live_token_and_never_shows_one(
+    project: Any, tokens: dict[str, str], lambda_context: Any
+) -> None:
+    # Given the project's tokens (tokens: an admin and three operators; project: a bot), one of them revoked
+    revoked_id, _ = issue_token(TokenStore(get_storage()), "proj-a", role="operator", employee_id="soft")
+    TokenStore(get_storage()).revoke_token("proj-a", revoked_id)
+    # When the admin lists them
+    answer = call(lambda_context, "GET", "/v1/tokens", token=tokens["admin"])
+    listed = answer_json(answer)["tokens"]
+    # Then each live one is named by id, role and employee; no token, no hash; the revoked one is not there
+    assert Counter((t["role"], t["employee_id"]) for t in listed) == Counter(
+        {("bot", None): 1, ("admin", None): 1, ("operator", "346"): 1, ("operator", "soft"): 1, ("operator", "off"): 1}
+    )
+    assert revoked_id not in {t["token_id"] for t in listed}
+    assert all(set(t) == {"token_id", "role", "employee_id", "created_at"} for t in listed)
+    assert not any(token in answer["body"] for token in tokens.values()) and "hash" not in answer["body"]
 
 
 @pytest.mark.parametrize(
@@ -313,6 +361,45 @@ def test_an_operator_finds_clients_by_name_or_phone(
     assert search("+7 (900) 444-33-22") == [card_client.id]
     assert search("Сидоров") == []
     assert call(lambda_context, "GET", "/v1/clients", token=tokens["operator"])["statusCode"] == 400
+
+
+def test_display_names_follow_the_projects_order_in_the_card_and_the_search(
+    project: Any, admin_target: Any, tokens: dict[str, str], lambda_context: Any
+) -> None:
+    # Given clients named in the usual variables
+    def add(phone: str, variables: dict[str, str]) -> str:
+        client = admin.add_client(
+            admin_target, project_id="proj-a", channel="telephony", phone=phone, variables=variables
+        )
+        return client.id
+
+    fio = add("79001230001", {"ФИО": "Звонарёва Ольга", "name": "lead-17"})
+    imya = add("79001230002", {"Имя": "Пётр", "Город": "Тула"})
+    split = add("79001230003", {"first_name": "Anna", "last_name": "Smirnova"})
+
+    def names(text: str) -> dict[str, str | None]:
+        answer = call(lambda_context, "GET", "/v1/clients", query={"q": text}, token=tokens["operator"])
+        return {c["id"]: c["display_name"] for c in answer_json(answer)["clients"]}
+
+    # Then the card and the search answer the name by the default order, and a name search looks in those variables
+    card = read_api_handler(
+        api_event("GET", "/v1/clients/{client_id}", f"/v1/clients/{fio}", path_params={"client_id": fio},
+                  token=tokens["operator"]),
+        lambda_context,
+    )  # fmt: skip
+    assert answer_json(card)["display_name"] == "lead-17"  # `name` comes first by default
+    assert names("пётр") == {imya: "Пётр"}
+    assert names("smirnova") == {split: "Anna Smirnova"}
+    assert names("тула") == {}  # a city is not a name
+    # When the admin puts ФИО first
+    order = {"name_variables": ["ФИО", "Имя", "first_name+last_name", "name"]}
+    saved = call(lambda_context, "PUT", "/v1/settings", body=order, token=tokens["admin"])
+    assert saved["statusCode"] == 200 and answer_json(saved)["name_variables"] == order["name_variables"]
+    # Then the same client is named by its ФИО
+    assert names("79001230001") == {fio: "Звонарёва Ольга"}
+    # and an order that names nothing is a 400 naming the field
+    bad = call(lambda_context, "PUT", "/v1/settings", body={"name_variables": []}, token=tokens["admin"])
+    assert bad["statusCode"] == 400 and "name_variables" in bad["body"]
 
 
 @pytest.mark.parametrize(

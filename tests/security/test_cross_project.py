@@ -244,6 +244,7 @@ def test_the_matrix_covers_every_v1_route() -> None:
     covered |= {f"{r[0]} {r[1]}" for r in FOREIGN_ADMIN_IDS}  # the admin matrix below
     covered |= {"GET /v1/me", "GET /v1/settings", "PUT /v1/settings", "POST /v1/settings/check", "GET /v1/employees"}
     covered |= {"GET /v1/pbx/points"}  # no id: the token's own project's PBX
+    covered |= {"POST /v1/settings/webhook-token", "GET /v1/tokens"}  # no id: the token's own project (tested below)
     covered |= {"PUT /v1/employees/{employee_id}"}  # no foreign id: it names an employee of the token's own project
     assert covered == v1
 
@@ -281,6 +282,36 @@ def test_an_admin_cannot_reach_another_projects_employees_or_tokens(
     assert answer["statusCode"] == 404, answer["body"]
     assert EmployeeStore(get_storage()).get_employee("proj-b", "b1") is not None
     assert authenticate(auth_deps(), f"Bearer {other_project.token}").project.id == "proj-b"
+
+
+def test_an_admins_token_list_and_new_webhook_url_are_its_own_projects(
+    project: Any, other_project: Any, lambda_context: Any
+) -> None:
+    from admin_api.handler import lambda_handler as admin_handler
+    from iptelefon.data.gateway import get_storage
+    from iptelefon.data.projects import ProjectStore
+    from iptelefon.data.tokens import TokenStore
+    from iptelefon.usecases.auth import issue_token
+
+    # Given an admin of A, and B's bot token
+    admin_id, admin_a = issue_token(TokenStore(get_storage()), "proj-a", role="admin")
+    b_before = ProjectStore(get_storage()).get_project("proj-b")
+    # When A's admin lists the tokens and takes a new random webhook URL
+    listed = answer_json(admin_handler(api_event("GET", "/v1/tokens", "/v1/tokens", token=admin_a), lambda_context))[
+        "tokens"
+    ]
+    issued = admin_handler(
+        api_event(
+            "POST", "/v1/settings/webhook-token", "/v1/settings/webhook-token", body={"grace_hours": 0}, token=admin_a
+        ),
+        lambda_context,
+    )
+    # Then only A's tokens are listed (no secret, no hash), and B's webhook lookup is as it was
+    ids = {t["token_id"] for t in listed}
+    assert admin_id in ids and project.token_id in ids and other_project.token_id not in ids
+    assert all(set(t) == {"token_id", "role", "employee_id", "created_at"} for t in listed)
+    assert issued["statusCode"] == 201, issued["body"]
+    assert ProjectStore(get_storage()).get_project("proj-b") == b_before
 
 
 # -- the webhook: one project's secret, the other project's clients ---------------------------------------------

@@ -388,6 +388,8 @@ def admin_api_requests(s: Scenario) -> None:
     s.expect(200, fn, employee_event("PUT", "anna", body={"name": "Анна", "call_method": "app"}))
     issued = s.expect(201, fn, employee_event("POST", "anna", "/operator-token"))
     s.expect(200, fn, admin_event("GET", "/v1/employees"))
+    s.expect(200, fn, admin_event("GET", "/v1/tokens"))
+    s.expect(201, fn, admin_event("POST", "/v1/settings/webhook-token", body={"grace_hours": 1}))
     s.expect(200, fn, admin_event("DELETE", "/v1/tokens/{token_id}", f"/v1/tokens/{issued['token_id']}",
                                   path_params={"token_id": issued["token_id"]}))  # fmt: skip
     s.expect(200, fn, employee_event("DELETE", "anna"))

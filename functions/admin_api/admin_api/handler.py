@@ -10,7 +10,7 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.domain.models import Project
-from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate
+from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate, WebhookTokenRequest
 from iptelefon.entry import dependencies
 from iptelefon.entry.api import (
     api_base_url,
@@ -44,6 +44,13 @@ def put_settings(body: SettingsUpdate) -> Response[dict[str, Any]]:
     view = admin.update_settings(admin_deps(), request_project(app, "admin"), body, api_base_url(app))
     dependencies.forget_cached_pbx_settings()  # read again here at once; other Lambdas within their cache time
     return json_body(view)
+
+
+@app.post("/v1/settings/webhook-token")
+def new_webhook_token(body: WebhookTokenRequest) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    issued = admin.issue_webhook_url(admin_deps(), project, api_base_url(app), grace_hours=body.grace_hours)
+    return json_body(issued, status=201)
 
 
 @app.post("/v1/settings/check")
@@ -88,6 +95,11 @@ def issue_operator_token(employee_id: str) -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
     issued = admin.issue_operator_token(admin_deps(), project, employee_id)
     return json_body(issued, status=201)
+
+
+@app.get("/v1/tokens")
+def list_tokens() -> Response[dict[str, Any]]:
+    return json_body({"tokens": admin.list_tokens(admin_deps(), request_project(app, "admin"))})
 
 
 @app.delete("/v1/tokens/<token_id>")

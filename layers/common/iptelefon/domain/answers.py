@@ -6,12 +6,14 @@ added to a stored item (a key, the raw payload, a PBX reply) stays out of every 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel
 
 from iptelefon.domain.call_record import CallRecord, CallStatus, Direction
+from iptelefon.domain.client_names import display_name
 from iptelefon.domain.live_calls import LiveCall, LiveOrEnded, LiveState
 from iptelefon.domain.models import AttemptStatus, CallAttempt, Channel, Client
 from iptelefon.domain.phones import e164
@@ -51,17 +53,19 @@ class ClientAnswer(BaseModel):
     phone: str | None
     phone_e164: str | None
     variables: dict[str, str]
+    display_name: str | None  # by the project's `name_variables`; None: no name (show the phone)
     can_message: bool
     created_at: datetime
 
     @classmethod
-    def of(cls, client: Client) -> ClientAnswer:
+    def of(cls, client: Client, name_variables: Sequence[str]) -> ClientAnswer:
         return cls(
             id=client.id,
             channel=client.channel,
             phone=client.phone,
             phone_e164=e164(client.phone) if client.phone else None,
             variables=client.variables,
+            display_name=display_name(client.variables, name_variables),
             can_message=client.can_message,
             created_at=client.created_at,
         )

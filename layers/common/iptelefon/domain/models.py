@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from iptelefon.domain.client_names import DEFAULT_NAME_VARIABLES, MAX_NAME_VARIABLES, NAME_VARIABLE_ENTRY
 from iptelefon.domain.hashes import sha256_hex
 
 CallMethod = Literal["disabled", "app", "api"]
@@ -32,6 +33,7 @@ AuthMode = Literal["hash", "bearer"]
 # The parameters a call sends the PBX, by their logical names, and the form field name a PBX may call one instead.
 LogicalParam = Literal["ext", "phone", "group"]
 PbxParamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-\[\]]{1,64}$")]
+NameVariableEntry = Annotated[str, Field(pattern=NAME_VARIABLE_ENTRY)]  # `ФИО`, `first_name+last_name`
 
 
 @dataclass(frozen=True)
@@ -129,6 +131,10 @@ class Project(BaseModel):
     # random token the service issued (`iptel project create --webhook-token random`), so that the secret that starts
     # calls never travels in URLs. Only the token's sha256 is kept.
     webhook_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    # Which variables name a client, first found first (`client_names.display_name`).
+    name_variables: list[NameVariableEntry] = Field(
+        default_factory=lambda: list(DEFAULT_NAME_VARIABLES), min_length=1, max_length=MAX_NAME_VARIABLES
+    )
     created_at: datetime = Field(default_factory=utc_now)
 
     @property

@@ -10,12 +10,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from iptelefon.domain.client_names import MAX_NAME_VARIABLES
 from iptelefon.domain.models import (
     ID_PATTERN,
     AuthMode,
     CountryCallingCode,
     EmployeeFields,
     LogicalParam,
+    NameVariableEntry,
     NumberType,
     PbxParamName,
 )
@@ -45,6 +47,15 @@ class SettingsUpdate(BaseModel):
     messengers: list[Literal["whatsapp", "telegram", "viber", "vk", "instagram"]] | None = None
     allowed_country_codes: list[CountryCallingCode] | None = Field(default=None, max_length=50)
     allowed_number_types: list[NumberType] | None = None
+    grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
+    name_variables: list[NameVariableEntry] | None = Field(default=None, min_length=1, max_length=MAX_NAME_VARIABLES)
+
+
+class WebhookTokenRequest(BaseModel):
+    """POST /v1/settings/webhook-token: a new random webhook URL; `grace_hours` as in SettingsUpdate (default 24)."""
+
+    model_config = {"extra": "forbid"}
+
     grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
 
 

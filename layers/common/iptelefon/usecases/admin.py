@@ -193,6 +193,22 @@ def rotate_webhook_token(deps: AdminDeps, project: Project, *, grace_hours: floa
     return token, valid_until
 
 
+def issue_webhook_url(deps: AdminDeps, project: Project, api_base: str, *, grace_hours: float | None) -> dict[str, Any]:
+    """POST /v1/settings/webhook-token: a new random webhook URL, shown this once (only its hash is stored); the old
+    URL works until `old_webhook_url_valid_until`."""
+    token, valid_until = rotate_webhook_token(
+        deps, project, grace_hours=DEFAULT_GRACE_HOURS if grace_hours is None else grace_hours
+    )
+    return {
+        "webhook_url": webhook_url(api_base, token),
+        "old_webhook_url_valid_until": datetime.fromtimestamp(valid_until, UTC).isoformat(),
+    }
+
+
+def webhook_url(api_base: str, last_segment: str) -> str:
+    return f"{api_base}/iptelefon_webhook/{last_segment}"
+
+
 def update_settings(deps: AdminDeps, project: Project, update: SettingsUpdate, api_base: str) -> dict[str, Any]:
     """The project's settings with `update` applied (fields left out stay as they are), answered as `settings_view`
     does, with `old_webhook_url_valid_until` when the webhook URL changed (the old URL works until then). Every rule is
@@ -248,6 +264,20 @@ def issue_operator_token(deps: AdminDeps, project: Project, employee_id: str) ->
     return {"token_id": token_id, "token": token, "employee_id": employee_id, "role": "operator"}
 
 
+def list_tokens(deps: AdminDeps, project: Project) -> list[dict[str, Any]]:
+    """The project's live tokens (id, role, employee, created_at), oldest first: never a token nor its hash."""
+    return [
+        {
+            "token_id": ref["sk"].removeprefix("TOKENREF#"),
+            "role": ref.get("role", "bot"),  # tokens made before roles were bots
+            "employee_id": ref.get("employee_id"),
+            "created_at": ref.get("created_at"),
+        }
+        for ref in deps.tokens.list_tokens(project.id)
+        if not ref.get("revoked")
+    ]
+
+
 def revoke_token(deps: AdminDeps, project: Project, token_id: str) -> None:
     if not is_valid_id(token_id) or not deps.tokens.revoke_token(project.id, token_id):
         raise NotFound(f"token {token_id} not found")
@@ -255,12 +285,12 @@ def revoke_token(deps: AdminDeps, project: Project, token_id: str) -> None:
 
 def employees_view(deps: AdminDeps, project: Project) -> dict[str, Any]:
     """The employees with their call methods and the ids of their operator tokens (never the tokens)."""
-    tokens = deps.tokens.list_tokens(project.id)
+    tokens = _operator_tokens(deps, project)
     return {
         "employees": [
             {
                 **employee.model_dump(mode="json"),
-                "operator_tokens": [t for t in _token_ids(tokens, "operator") if t["employee_id"] == employee.id],
+                "operator_tokens": [t for t in tokens if t["employee_id"] == employee.id],
             }
             for employee in deps.employees.list_employees(project.id)
         ]
@@ -268,35 +298,15 @@ def employees_view(deps: AdminDeps, project: Project) -> dict[str, Any]:
 
 
 def operator_tokens(deps: AdminDeps, project: Project, employee_id: str) -> list[dict[str, Any]]:
-    tokens = _token_ids(deps.tokens.list_tokens(project.id), "operator")
-    return [t for t in tokens if t["employee_id"] == employee_id]
+    return [t for t in _operator_tokens(deps, project) if t["employee_id"] == employee_id]
 
 
-def _token_ids(refs: list[dict[str, Any]], role: str) -> list[dict[str, Any]]:
-    """The live tokens of a role, as the token listing names them (id, employee, created_at)."""
+def _operator_tokens(deps: AdminDeps, project: Project) -> list[dict[str, Any]]:
+    # as the employee listing has always named them: id, employee, created_at
     return [
-        {key: summary[key] for key in ("token_id", "employee_id", "created_at")}
-        for summary in _live_tokens(refs)
-        if summary["role"] == role
-    ]
-
-
-def list_tokens(deps: AdminDeps, project: Project) -> list[dict[str, Any]]:
-    """The project's live tokens: id, role, employee, created_at; never a token nor its hash."""
-    return _live_tokens(deps.tokens.list_tokens(project.id))
-
-
-def _live_tokens(refs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # An allow-list of the listing's fields: its token_hash stays out of every answer.
-    return [
-        {
-            "token_id": ref["sk"].removeprefix("TOKENREF#"),
-            "role": ref.get("role", "bot"),  # tokens listed before roles existed were bot tokens
-            "employee_id": ref.get("employee_id"),
-            "created_at": ref.get("created_at"),
-        }
-        for ref in refs
-        if not ref.get("revoked")
+        {key: token[key] for key in ("token_id", "employee_id", "created_at")}
+        for token in list_tokens(deps, project)
+        if token["role"] == "operator"
     ]
 
 
@@ -323,10 +333,11 @@ def _settings(project: Project, credentials: PbxCredentials, api_base: str) -> d
         "default_region": project.default_region,
         "allowed_country_codes": project.allowed_country_codes,
         "allowed_number_types": project.allowed_number_types,
+        "name_variables": project.name_variables,
         "webhook_path": webhook_form,
         # The URL to give to the Iptelefon manager, the secret (or the random token, shown when it was issued) left
         # for the reader to fill in: it is never sent back.
-        "webhook_url_template": f"{api_base}/iptelefon_webhook/{placeholder}",
+        "webhook_url_template": webhook_url(api_base, placeholder),
     }
 
 

@@ -22,6 +22,7 @@ from iptelefon.domain.answers import (
     NameSearchAnswer,
     PhoneSearchAnswer,
 )
+from iptelefon.domain.client_names import name_values
 from iptelefon.domain.errors import InvalidPhone, NotFound
 from iptelefon.domain.live_calls import LiveCall
 from iptelefon.domain.models import Client, Project, call_key_for
@@ -47,13 +48,16 @@ def clients_by_phone(deps: ReadDeps, project: Project, phone: str) -> ClientsByP
     ids = deps.clients.match(project.id, canonical, limit=MAX_MATCHES)
     clients = [client for client in (deps.clients.get(project.id, i) for i in ids) if client is not None]
     return ClientsByPhoneAnswer(
-        phone=canonical, phone_e164=e164(canonical), clients=[ClientAnswer.of(c) for c in clients]
+        phone=canonical,
+        phone_e164=e164(canonical),
+        clients=[ClientAnswer.of(c, project.name_variables) for c in clients],
     )
 
 
 def search_clients(deps: ReadDeps, project: Project, text: str) -> PhoneSearchAnswer | NameSearchAnswer:
     """The console's search box: a phone finds the clients a webhook would match, in that order; other text finds the
-    clients with a name-like variable (`name`, `first_name`, `ФИО`, …) that contains it, case aside. A name search
+    clients with a name variable of the project's `name_variables` (`name`, `ФИО`, `first_name`, …) that contains it,
+    case aside. A name search
     reads at most MAX_SEARCHED_CLIENTS clients of the project: a search box, not a report."""
     try:
         return PhoneSearchAnswer(query=text, **dict(clients_by_phone(deps, project, text)))
@@ -63,20 +67,17 @@ def search_clients(deps: ReadDeps, project: Project, text: str) -> PhoneSearchAn
     found = [
         client
         for client in deps.clients.first(project.id, MAX_SEARCHED_CLIENTS)
-        if any(needle in value.casefold() for key, value in client.variables.items() if _is_name(key))
+        if any(needle in value.casefold() for value in name_values(client.variables, project.name_variables))
     ]
-    return NameSearchAnswer(query=text, clients=[ClientAnswer.of(c) for c in found[:MAX_MATCHES]])
-
-
-def _is_name(variable: str) -> bool:
-    key = variable.casefold()
-    return any(hint in key for hint in ("name", "имя", "фио", "fio"))
+    return NameSearchAnswer(
+        query=text, clients=[ClientAnswer.of(c, project.name_variables) for c in found[:MAX_MATCHES]]
+    )
 
 
 def client_card(deps: ReadDeps, project: Project, client_id: str) -> ClientCardAnswer:
     client = _client(deps, project, client_id)
     dialog = [DialogNoteAnswer.of(note) for note in deps.calls.dialog(project.id, client.id)]
-    return ClientCardAnswer(**dict(ClientAnswer.of(client)), dialog=dialog)
+    return ClientCardAnswer(**dict(ClientAnswer.of(client, project.name_variables)), dialog=dialog)
 
 
 def calls_of_client(deps: ReadDeps, project: Project, client_id: str) -> CallsOfClientAnswer:
