@@ -286,7 +286,7 @@ class Stack:
         created = admin.create_project(
             target,
             project_id=DEMO_PROJECT_ID,
-            name="Demo project",
+            name="Демо-проект",
             server_url=server_url,
             secret=DEMO_SECRET,
             messengers=[],

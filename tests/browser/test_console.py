@@ -254,7 +254,7 @@ def test_nothing_but_the_sign_in_box_shows_before_sign_in(stack: dict[str, Any],
 
 def test_the_console_speaks_russian(stack: dict[str, Any], page: Page) -> None:
     sign_in(page, stack, stack["admin_token"])
-    expect(page.locator("#who")).to_have_text("Demo project · администратор")
+    expect(page.locator("#who")).to_have_text("Демо-проект · администратор")
     # a server error (a new server address without the secret): what is wrong and what to do, in Russian
     expect(page.get_by_label("Адрес сервера")).to_have_value(stack["pbx_url"])  # the stored settings came
     page.get_by_label("Адрес сервера").fill("https://pbx.example.org/b3/api/v2/start.php")
