@@ -270,7 +270,7 @@ def test_client_import_retries_a_throttled_batch_and_reports_nobody_as_existing(
     report = import_clients(ClientStore(get_storage()), project.project, csv_file)
 
     # Then all three are imported and none is reported as "already exists"
-    assert (report.imported, report.skipped) == (3, [])
+    assert (report.created, report.skipped) == (3, [])
     assert injected.injected == 1
     assert sorted(c["id"] for c in stored(project.project, client_sk(""))) == ["b1", "b2", "b3"]
 
@@ -286,7 +286,7 @@ def test_client_import_names_only_the_clients_that_really_exist(
 
     # When the import runs, then only b2 is skipped, as existing
     report = import_clients(ClientStore(get_storage()), project.project, csv_file)
-    assert report.imported == 2
+    assert report.created == 2
     assert report.skipped == [{"line": 3, "error": "client b2 already exists"}]
 
 
