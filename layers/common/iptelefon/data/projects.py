@@ -25,6 +25,8 @@ SECRET_IN_USE = "secret in use"  # noqa: S105 - the label of a lookup's "not tak
 # Said without naming whose: no answer may tell that another project uses a secret.
 SECRET_TAKEN = "this secret cannot be used: choose another one (ask the Iptelefon manager for a new key)"  # noqa: S105
 WEBHOOK_REF = "WEBHOOKREF#"
+# How long an ended secret's lookup stays after its `valid_until` before TTL removes it.
+ENDED_LOOKUP_KEPT_SECONDS = 86_400
 
 
 def webhook_pk(secret_hash: str) -> str:
@@ -130,13 +132,8 @@ class ProjectStore:
         if old_hash != new_hash:
             writes.append(_webhook_ref(project_id, old_hash))  # a project made before the listing has none of it
             writes.append(
-                update(
-                    webhook_pk(old_hash),
-                    "WEBHOOK",
-                    "SET valid_until = :until, expires_at = :gone",
-                    only_if="project_id = :pid",
-                    values={":until": old_valid_until, ":gone": old_valid_until + 86_400, ":pid": project_id},
-                    label="old secret not this project's",
+                _lookup_ended(
+                    old_hash, project_id, old_valid_until, "project_id = :pid", "old secret not this project's"
                 )
             )
         try:
@@ -154,15 +151,8 @@ class ProjectStore:
             if secret_hash == keep:
                 continue
             with suppress(ConditionFailed):  # gone already (TTL), or ended earlier
-                self.storage.write(
-                    update(
-                        webhook_pk(secret_hash),
-                        "WEBHOOK",
-                        "SET valid_until = :until, expires_at = :gone",
-                        only_if="project_id = :pid AND (attribute_not_exists(valid_until) OR valid_until > :until)",
-                        values={":until": until, ":gone": until + 86_400, ":pid": project_id},
-                    )
-                )
+                only_if = "project_id = :pid AND (attribute_not_exists(valid_until) OR valid_until > :until)"
+                self.storage.write(_lookup_ended(secret_hash, project_id, until, only_if))
 
 
 @lru_cache(maxsize=1)
@@ -174,3 +164,15 @@ def project_store(storage: Storage) -> ProjectStore:
 
 def get_project_store() -> ProjectStore:
     return project_store(get_storage())
+
+
+def _lookup_ended(secret_hash: str, project_id: str, until: int, only_if: str, label: str = "") -> Write:
+    """A webhook secret's lookup valid until `until` (epoch seconds), removed by TTL a day later."""
+    return update(
+        webhook_pk(secret_hash),
+        "WEBHOOK",
+        "SET valid_until = :until, expires_at = :gone",
+        only_if=only_if,
+        values={":until": until, ":gone": until + ENDED_LOOKUP_KEPT_SECONDS, ":pid": project_id},
+        label=label,
+    )
