@@ -280,8 +280,8 @@ class LocalGateway:
         self._gateway_reply(request, "MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", 403)
 
     def _gateway_reply(self, request: BaseHTTPRequestHandler, response_type: str, message: str, status: int) -> None:
-        status, body = self.template.gateway_response(response_type, message, status)
-        self._write(request, status, {"Content-Type": "application/json"}, body)
+        answer = self.template.gateway_response(response_type, message, status)
+        self._write(request, answer.status, answer.headers, answer.body)
 
     def _reply_lambda(self, request: BaseHTTPRequestHandler, answer: dict[str, Any]) -> None:
         headers = {str(k): str(v) for k, v in (answer.get("headers") or {}).items()}

@@ -49,6 +49,15 @@ class QueueSource:
     report_batch_item_failures: bool
 
 
+@dataclass(frozen=True)
+class GatewayAnswer:
+    """An answer API Gateway gives by itself (GatewayResponses)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
 class Template:
     def __init__(
         self,
@@ -172,9 +181,10 @@ class Template:
         """The API's BinaryMediaTypes, SAM's `~1` read as `/`."""
         return [str(t).replace("~1", "/") for t in self.api_properties().get("BinaryMediaTypes", [])]
 
-    def gateway_response(self, response_type: str, message: str, default_status: int) -> tuple[int, bytes]:
+    def gateway_response(self, response_type: str, message: str, default_status: int) -> GatewayAnswer:
         """What API Gateway answers by itself (an unknown route, a body too large): the template's GatewayResponses
-        entry for `response_type`, else its DEFAULT_4XX / DEFAULT_5XX, with `$context.error.messageString` filled in."""
+        entry for `response_type`, else its DEFAULT_4XX / DEFAULT_5XX, with `$context.error.messageString` filled in
+        and its `ResponseParameters` headers (static values, quoted as API Gateway wants them: `"'no-store'"`)."""
         responses = self.api_properties().get("GatewayResponses", {})
         fallback = "DEFAULT_5XX" if default_status >= 500 else "DEFAULT_4XX"
         spec = responses.get(response_type) or responses.get(fallback) or {}
@@ -182,7 +192,10 @@ class Template:
             spec.get("ResponseTemplates", {}).get("application/json", '{"message": $context.error.messageString}')
         )
         body = template.replace("$context.error.messageString", json.dumps(message))
-        return int(spec.get("StatusCode", default_status)), body.encode()
+        headers = {"Content-Type": "application/json"}
+        for name, value in spec.get("ResponseParameters", {}).get("Headers", {}).items():
+            headers[str(name)] = str(value).strip("'")
+        return GatewayAnswer(int(spec.get("StatusCode", default_status)), headers, body.encode())
 
     def layer_dirs(self) -> list[Path]:
         return [

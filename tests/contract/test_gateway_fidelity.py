@@ -64,15 +64,31 @@ def test_the_deployed_api_answers_an_unknown_route_in_the_services_error_shape()
         "message": "no such route",
     }
     # And the local gateway renders the same answer from the same template
-    assert TEST_TEMPLATE.gateway_response("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", 403) == (
-        404,
-        b'{"error": "not_found", "message": "no such route"}',
-    )
+    answer = TEST_TEMPLATE.gateway_response("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token", 403)
+    assert (answer.status, answer.body) == (404, b'{"error": "not_found", "message": "no such route"}')
+
+
+@pytest.mark.parametrize(
+    "response_type", ["MISSING_AUTHENTICATION_TOKEN", "REQUEST_TOO_LARGE", "THROTTLED", "UNAUTHORIZED"]
+)
+def test_the_gateways_own_answers_say_no_store_and_nosniff(response_type: str) -> None:
+    """Issue 20: every answer, API Gateway's own too (an unknown route, 413, 429, the default 4XX/5XX), is never cached
+    and never sniffed; the deployed API's entries carry the same headers the local gateway renders."""
+    (api,) = resources_of("AWS::ApiGateway::RestApi").values()
+    responses = api["Properties"]["Body"]["x-amazon-apigateway-gateway-responses"]
+    for entry in responses.values():
+        assert entry["responseParameters"] == {
+            "gatewayresponse.header.Cache-Control": "'no-store'",
+            "gatewayresponse.header.X-Content-Type-Options": "'nosniff'",
+        }
+    answer = TEST_TEMPLATE.gateway_response(response_type, "refused", 400)
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_a_gateway_refusal_without_its_own_entry_uses_the_default_4xx_with_the_message() -> None:
-    status, body = TEST_TEMPLATE.gateway_response("UNAUTHORIZED", "Unauthorized", 401)
-    assert (status, json.loads(body)) == (401, {"error": "bad_request", "message": "Unauthorized"})
+    answer = TEST_TEMPLATE.gateway_response("UNAUTHORIZED", "Unauthorized", 401)
+    assert (answer.status, json.loads(answer.body)) == (401, {"error": "bad_request", "message": "Unauthorized"})
 
 
 @pytest.mark.parametrize(
