@@ -4,6 +4,7 @@ resolves a host once and connects to the address it checked. A listener on 127.0
 from __future__ import annotations
 
 import socket
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -95,3 +96,30 @@ def test_a_name_with_one_inward_address_among_public_ones_is_refused(monkeypatch
     monkeypatch.setattr(pbx.socket, "getaddrinfo", lambda *args, **kwargs: mixed)
     with pytest.raises(PbxRefused, match="refused"):
         _ping("https://mixed.example/start.php", "public")
+
+
+def test_a_resolver_that_does_not_answer_ends_in_the_connect_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a DNS lookup that hangs until the test releases it (getaddrinfo itself takes no timeout)
+    released = threading.Event()
+    lookups: list[str] = []
+    answered: list[str] = []
+
+    def hanging(host: str, *args: Any, **kwargs: Any) -> list[Any]:
+        lookups.append(host)
+        released.wait(3)
+        answered.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443))]
+
+    monkeypatch.setattr(pbx.socket, "getaddrinfo", hanging)
+    try:
+        # When the client pings it with a short connect timeout
+        with pytest.raises(PbxRefused) as refused:
+            pbx.get_pbx_client("public").ping(
+                PbxConnection(server_url="https://slow-dns.example/start.php", secret=SECRET, timeout_seconds=0.2)
+            )
+        # Then both attempts gave up while the lookups were still hanging: nothing was connected, the reason is short
+        assert answered == []
+        assert lookups == ["slow-dns.example", "slow-dns.example"]
+        assert refused.value.message == "PBX unreachable (unreachable)"
+    finally:
+        released.set()

@@ -37,6 +37,7 @@ import socket
 import ssl
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 from typing import Any
 from urllib.parse import quote_plus
@@ -301,10 +302,7 @@ class _GuardedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Any = None,
     ) -> httpcore.NetworkStream:
-        try:
-            found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except (OSError, UnicodeError) as exc:
-            raise httpcore.ConnectError(f"cannot resolve the PBX's host: {exc}") from exc
+        found = _resolve(host, port, timeout)
         addresses = list(dict.fromkeys(str(info[4][0]).split("%")[0] for info in found))
         if not addresses or not all(address_allowed(address, self.network) for address in addresses):
             raise PbxAddressRefused("server_url's host is not a public address")
@@ -314,6 +312,21 @@ class _GuardedBackend(httpcore.SyncBackend):
             stream.close()
             raise PbxAddressRefused("server_url's host is not a public address")
         return stream
+
+
+# getaddrinfo takes no timeout (a dead resolver holds it for the OS's retries, 5 s and more per try): it runs here, and
+# the connection gives up after its connect timeout while the lookup finishes on its own.
+_RESOLVER = ThreadPoolExecutor(max_workers=4, thread_name_prefix="pbx-dns")
+
+
+def _resolve(host: str, port: int, timeout: float | None) -> list[Any]:
+    lookup = _RESOLVER.submit(socket.getaddrinfo, host, port, type=socket.SOCK_STREAM)
+    try:
+        return lookup.result(timeout=timeout)
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(f"the PBX's host did not resolve within {timeout:g} s") from exc
+    except (OSError, UnicodeError) as exc:
+        raise httpcore.ConnectError(f"cannot resolve the PBX's host: {exc}") from exc
 
 
 class GuardedTransport(httpx.HTTPTransport):
