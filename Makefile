@@ -71,16 +71,20 @@ lint: venv tools
 	$(TOOLS)/bin/sam validate --lint --region us-east-1
 	@$(call took,lint)
 
-# The runtime's Python (template.yaml's Runtime, e.g. python3.11) compiles what the build ships.
+# The runtime's Python (template.yaml's Runtime, e.g. python3.13) compiles what the build ships, and SAM finds it first
+# on PATH (it builds the layer's wheels for that version). On PATH or pyenv's (devstack/runtime_python.py); the dev
+# virtualenv may be on another version (3.11 and up).
 RUNTIME := $(shell sed -n 's/^ *Runtime: *\(python[0-9.]*\).*/\1/p' template.yaml | head -n 1)
+RUNTIME_PYTHON = $(shell python3 devstack/runtime_python.py $(RUNTIME))
 
 # `sam build`, then every module of the layer and of each function compiled for the runtime's exact Python, next to
 # its source (__pycache__/*.cpython-3XX.pyc, which `sam package` zips as it zips the rest). A layer lives on a read-only
 # path: without these, every cold start compiles everything it imports. unchecked-hash: the zip's timestamps (1980)
 # do not matter. $(1): template, $(2): build dir.
 define sam_build
-	$(TOOLS)/bin/sam build --template $(1) --base-dir . --build-dir $(2)
-	$(RUNTIME) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(2)
+	@test -n "$(RUNTIME_PYTHON)"
+	PATH="$(dir $(RUNTIME_PYTHON)):$$PATH" $(TOOLS)/bin/sam build --template $(1) --base-dir . --build-dir $(2)
+	$(RUNTIME_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(2)
 endef
 
 build: tools
