@@ -104,7 +104,7 @@ def seeded_stub() -> Iterator[tuple[str, str]]:
             table = TEMPLATE.physical_name("MainTable")
             ssm = boto3.client("ssm")
             prefix = environment["SSM_PREFIX"]
-            target = admin.Target(storage=Storage(dynamodb, table), ssm=ssm, ssm_prefix=prefix)
+            target = admin.Target(storage=Storage(dynamodb, table), ssm=ssm, ssm_prefix=prefix, pbx_network="local")
             created = admin.create_project(
                 target, name="Bench", server_url=url + PBX_PATH, secret=SECRET, messengers=[], project_id=PROJECT_ID
             )
