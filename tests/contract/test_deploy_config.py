@@ -82,3 +82,30 @@ def test_the_pipeline_deploys_dev_smoke_tests_it_then_prod() -> None:
         assert deploy < smoke == len(lines) - 1
         assert f"iptelefon-connector-{stage}" in lines[smoke]
     assert (ROOT / "devstack" / "smoke.py").is_file()
+
+
+CHECKOV_CONFIG = yaml.safe_load((ROOT / ".checkov.yaml").read_text())
+
+
+def test_every_checkov_skip_is_triaged_in_the_readme_with_its_reason() -> None:
+    # Given the checks .checkov.yaml skips for the whole template, and the ones skipped on one resource
+    readme = (ROOT / "README.md").read_text()
+    global_skips = CHECKOV_CONFIG["skip-check"]
+    resource_skips = [
+        skip["id"]
+        for resource in TEMPLATE.doc["Resources"].values()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+
+    # Then each has a row in the README's triage table, and every one on a resource says why
+    assert global_skips and resource_skips
+    for check_id in [*global_skips, *resource_skips]:
+        assert re.search(rf"^\| {check_id} \| .+ \| .+ \|$", readme, flags=re.MULTILINE), check_id
+    assert all(
+        skip.get("comment")
+        for resource in TEMPLATE.doc["Resources"].values()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    )
+    # and it runs offline, on the template
+    assert CHECKOV_CONFIG["skip-download"] is True
+    assert CHECKOV_CONFIG["file"] == ["template.yaml"]
