@@ -135,6 +135,11 @@ def test_the_api_gateway_account_role_is_created_only_when_asked() -> None:
         "Fn::Equals": [{"Ref": "CreateApiGatewayAccount"}, "true"]
     }
     assert deployed()["Parameters"]["CreateApiGatewayAccount"]["Default"] == "false"
+    # and the API (its stage's access log) waits for the account setting when the stack makes it
+    ready = resources()["ApiGatewayAccountReady"]
+    assert ready["Metadata"]["WaitsFor"] == {"Fn::If": ["CreatesApiGatewayAccount", {"Ref": "ApiGatewayAccount"}, ""]}
+    (api_id,) = resources_of("AWS::ApiGateway::RestApi")
+    assert "ApiGatewayAccountReady" in resources()[api_id]["DependsOn"]
 
 
 # --- alarms ----------------------------------------------------------------------------------------------------------
@@ -329,7 +334,7 @@ def test_the_webhook_can_reserve_concurrency_by_parameter() -> None:
         "Fn::If": ["ReservesWebhookConcurrency", {"Ref": "WebhookReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
     }
     assert deployed()["Conditions"]["ReservesWebhookConcurrency"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookReservedConcurrency"}, 0]}]
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "WebhookReservedConcurrency"}, "0"]}]
     }
     others = [f for f, r in functions().items() if "ReservedConcurrentExecutions" in r["Properties"]]
     assert others == ["WebhookFunction"]
