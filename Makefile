@@ -85,7 +85,7 @@ lint: venv tools checkov
 # on PATH (it builds the layer's wheels for that version). On PATH or pyenv's (devstack/runtime_python.py); the dev
 # virtualenv may be on another version (3.11 and up).
 RUNTIME := $(shell sed -n 's/^ *Runtime: *\(python[0-9.]*\).*/\1/p' template.yaml | head -n 1)
-RUNTIME_PYTHON = $(shell python3 devstack/runtime_python.py $(RUNTIME))
+RUNTIME_PYTHON = $(shell $(PYTHON) devstack/runtime_python.py $(RUNTIME))
 
 # `sam build`, then every module of the layer and of each function compiled for the runtime's exact Python, next to
 # its source (__pycache__/*.cpython-3XX.pyc, which `sam package` zips as it zips the rest). A layer lives on a read-only
