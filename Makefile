@@ -12,7 +12,7 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip on this machine warns about local mirror folders it does not have; keep the output readable.
 PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help venv tools browser screenshots run test lint build bench bench-build resilience fuzz rule-check clean
+.PHONY: help venv tools checkov browser screenshots run test lint build bench bench-build resilience fuzz rule-check clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
@@ -33,8 +33,17 @@ $(TOOLS)/.installed: requirements-tools.txt
 	@$(TOOLS)/bin/pip install -q -r requirements-tools.txt $(PIP_QUIET)
 	@touch $@
 
+# checkov (the template's security scan) pins many packages of its own, too.
+CHECKOV := .venv-checkov
+$(CHECKOV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV)/bin/python || $(PYTHON) -m venv $(CHECKOV)
+	@echo "installing checkov into $(CHECKOV) ..."
+	@$(CHECKOV)/bin/pip install -q -r requirements-checkov.txt $(PIP_QUIET)
+	@touch $@
+
 venv: $(BIN)/.installed
 tools: $(TOOLS)/.installed
+checkov: $(CHECKOV)/.installed
 
 # The console's browser tests drive Debian's Chromium with Playwright (Playwright's own browser download cannot reach
 # the internet here). Installed once, by apt (as root, or through sudo).
@@ -61,7 +70,7 @@ run: venv
 started = $(eval $(1)_started := $(shell date +%s))
 took = echo "== $(1) took $$(( $$(date +%s) - $($(1)_started) )) s"
 
-lint: venv tools
+lint: venv tools checkov
 	$(call started,lint)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -69,18 +78,23 @@ lint: venv tools
 	$(BIN)/lint-imports  # the rooms of the layer: [tool.importlinter] in pyproject.toml
 	$(BIN)/cfn-lint template.yaml
 	$(TOOLS)/bin/sam validate --lint --region us-east-1
+	$(CHECKOV)/bin/checkov --config-file .checkov.yaml  # skips and their reasons: .checkov.yaml, README (Deploy)
 	@$(call took,lint)
 
-# The runtime's Python (template.yaml's Runtime, e.g. python3.11) compiles what the build ships.
+# The runtime's Python (template.yaml's Runtime, e.g. python3.13) compiles what the build ships, and SAM finds it first
+# on PATH (it builds the layer's wheels for that version). On PATH or pyenv's (devstack/runtime_python.py); the dev
+# virtualenv may be on another version (3.11 and up).
 RUNTIME := $(shell sed -n 's/^ *Runtime: *\(python[0-9.]*\).*/\1/p' template.yaml | head -n 1)
+RUNTIME_PYTHON = $(shell $(PYTHON) devstack/runtime_python.py $(RUNTIME))
 
 # `sam build`, then every module of the layer and of each function compiled for the runtime's exact Python, next to
 # its source (__pycache__/*.cpython-3XX.pyc, which `sam package` zips as it zips the rest). A layer lives on a read-only
 # path: without these, every cold start compiles everything it imports. unchecked-hash: the zip's timestamps (1980)
 # do not matter. $(1): template, $(2): build dir.
 define sam_build
-	$(TOOLS)/bin/sam build --template $(1) --base-dir . --build-dir $(2)
-	$(RUNTIME) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(2)
+	@test -n "$(RUNTIME_PYTHON)"
+	PATH="$(dir $(RUNTIME_PYTHON)):$$PATH" $(TOOLS)/bin/sam build --template $(1) --base-dir . --build-dir $(2)
+	$(RUNTIME_PYTHON) -m compileall -q -j 0 --invalidation-mode unchecked-hash $(2)
 endef
 
 build: tools
@@ -119,7 +133,7 @@ rule-check: venv
 	$(BIN)/python tests/rule_deletions.py
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .aws-sam .local .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) $(CHECKOV) .aws-sam .local .mypy_cache .ruff_cache .pytest_cache .hypothesis
 
 # A long fuzz of every route through the real local stack (>= 10,000 generated requests; `make test` runs a bounded
 # one with FUZZ_EXAMPLES=25 per test). Prints how many requests each test sent and their statuses.

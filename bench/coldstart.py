@@ -14,10 +14,8 @@ from __future__ import annotations
 import base64
 import json
 import os
-import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.parse
@@ -33,12 +31,13 @@ from moto import mock_aws
 
 from bench.aws_stub import PBX_PATH, StubData, running_stub
 from bench.fixtures import TEMPLATE, aws_environment
+from devstack.runtime_python import runtime_python
 from devstack.template import ROOT, create_tables
 
-RUNTIME = TEMPLATE.doc["Globals"]["Function"]["Runtime"]  # e.g. python3.11
+RUNTIME = TEMPLATE.doc["Globals"]["Function"]["Runtime"]  # e.g. python3.13
 CHILD = (Path(__file__).parent / "lambda_process.py").read_text()
 # What the Lambda runtime brings besides the layer: boto3 (pinned as in requirements-dev.txt), with its bytecode.
-RUNTIME_DIR = ROOT / ".aws-sam" / "lambda-runtime"
+RUNTIME_DIR = ROOT / ".aws-sam" / f"lambda-runtime-{RUNTIME}"
 FUNCTIONS = {
     "webhook": "WebhookFunction",
     "employee_call": "EmployeeCallFunction",
@@ -69,13 +68,12 @@ class Job:
     payload: dict[str, Any]
 
 
-def runtime_python() -> str:
+def the_runtimes_python() -> str:
     """The real interpreter of the runtime's version (not a pyenv shim: its start-up would be measured)."""
-    found = shutil.which(RUNTIME)
+    found = runtime_python(RUNTIME)
     if not found:
         raise SystemExit(f"{RUNTIME} not found: the bench runs the functions with the runtime's Python version")
-    answer = subprocess.run([found, "-c", "import sys; print(sys.executable)"], check=True, capture_output=True)
-    return answer.stdout.decode().strip()
+    return found
 
 
 def lambda_runtime() -> Path:
@@ -85,7 +83,7 @@ def lambda_runtime() -> Path:
             line for line in (ROOT / "requirements-dev.txt").read_text().splitlines() if line.startswith("boto3==")
         )
         subprocess.run(
-            [sys.executable, "-m", "pip", "install", "-q", "--target", str(RUNTIME_DIR), boto3_pin], check=True
+            [the_runtimes_python(), "-m", "pip", "install", "-q", "--target", str(RUNTIME_DIR), boto3_pin], check=True
         )
         stamp.touch()
     return RUNTIME_DIR
@@ -106,7 +104,7 @@ def seeded_stub() -> Iterator[tuple[str, str]]:
             table = TEMPLATE.physical_name("MainTable")
             ssm = boto3.client("ssm")
             prefix = environment["SSM_PREFIX"]
-            target = admin.Target(storage=Storage(dynamodb, table), ssm=ssm, ssm_prefix=prefix)
+            target = admin.Target(storage=Storage(dynamodb, table), ssm=ssm, ssm_prefix=prefix, pbx_network="local")
             created = admin.create_project(
                 target, name="Bench", server_url=url + PBX_PATH, secret=SECRET, messengers=[], project_id=PROJECT_ID
             )
@@ -244,7 +242,7 @@ class Pair:
 
 
 def paired_samples(build: Path, rounds: int, warm_requests: int) -> dict[str, list[Pair]]:
-    python = runtime_python()
+    python = the_runtimes_python()
     with seeded_stub() as (endpoint, token), tempfile.TemporaryDirectory() as home:
         events = first_events(token)
         pairs: dict[str, list[Pair]] = {name: [] for name in FUNCTIONS}

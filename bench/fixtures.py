@@ -22,7 +22,8 @@ from moto import mock_aws
 from devstack.template import Template, create_queues, create_tables
 
 SECRET = "bench-secret-0123456789"
-TEMPLATE = Template(parameters={"Stage": "bench"})
+# The PBX is a stub on 127.0.0.1: the local stack's network setting (a deployed stage refuses such an address).
+TEMPLATE = Template(parameters={"Stage": "bench", "PbxNetwork": "local"})
 # As Lambda lays it out: each function's code directory importable (the layer is installed in the venv).
 sys.path[:0] = [str(spec.code_dir) for spec in TEMPLATE.functions().values()]
 

@@ -214,7 +214,29 @@ class Template:
             if name == "Fn::GetAtt":
                 logical_id, attribute = arg if isinstance(arg, list) else str(arg).split(".", 1)
                 return self._get_att(str(logical_id), str(attribute))
+            if name == "Fn::If":  # [condition, value if true, value if false], as the stack's parameters decide
+                condition, when_true, when_false = arg
+                return self.resolve(when_true if self.condition(str(condition)) else when_false)
         return value
+
+    def condition(self, name: str) -> bool:
+        """A condition of the template's Conditions, for this template's parameters (Equals, Not, And, Or)."""
+        return self._holds(self.doc["Conditions"][name])
+
+    def _holds(self, expression: Any) -> bool:
+        ((name, arg),) = expression.items()
+        if name == "Fn::Equals":
+            left, right = (str(self.resolve(side)) for side in arg)
+            return left == right
+        if name == "Fn::Not":
+            return not self._holds(arg[0])
+        if name == "Fn::And":
+            return all(self._holds(part) for part in arg)
+        if name == "Fn::Or":
+            return any(self._holds(part) for part in arg)
+        if name == "Condition":
+            return self.condition(str(arg))
+        raise KeyError(f"template.yaml: condition function {name} is not known to the local stack")
 
     def _ref(self, name: str) -> str:
         pseudo = {"AWS::Region": self.region, "AWS::AccountId": LOCAL_ACCOUNT, "AWS::Partition": "aws"}

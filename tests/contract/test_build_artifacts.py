@@ -8,25 +8,25 @@ source, unchecked-hash (a zip's timestamps never invalidate it), and the zip `sa
 
 from __future__ import annotations
 
-import importlib.util
+import json
 import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from devstack.runtime_python import runtime_python
 from devstack.template import ROOT, Template
 
 BUILD = ROOT / ".aws-sam" / "build"
 SAM_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
 TEMPLATE = Template()
-RUNTIME = TEMPLATE.doc["Globals"]["Function"]["Runtime"]  # e.g. python3.11
-RUNTIME_VERSION = tuple(int(n) for n in RUNTIME.removeprefix("python").split("."))
-CACHE_TAG = "cpython-" + "".join(str(n) for n in RUNTIME_VERSION)
-# PEP 552 flags: bit 0 = hash-based, bit 1 = check the source. Unchecked-hash: only bit 0.
-UNCHECKED_HASH_FLAGS = 0b01
+RUNTIME = TEMPLATE.doc["Globals"]["Function"]["Runtime"]  # e.g. python3.13
+RUNTIME_VERSION = RUNTIME.removeprefix("python")
+CACHE_TAG = "cpython-" + RUNTIME_VERSION.replace(".", "")
 ARTIFACTS = sorted([*TEMPLATE.resources("AWS::Serverless::LayerVersion"), *TEMPLATE.functions()])
+# Lambda's arm64 is aarch64 Linux; a compiled extension must be built for it and for the runtime's ABI.
+ARCH = {"arm64": "aarch64", "x86_64": "x86_64"}[TEMPLATE.doc["Globals"]["Function"]["Architectures"][0]]
 
 
 def artifact_dir(logical_id: str) -> Path:
@@ -35,42 +35,59 @@ def artifact_dir(logical_id: str) -> Path:
     return folder
 
 
-def sources(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*.py") if p.is_file())
+def the_runtimes_python() -> str:
+    found = runtime_python(RUNTIME)
+    assert found, f"{RUNTIME} not found: the bytecode is checked by the runtime's own interpreter"
+    return found
 
 
-def expected_pyc(source: Path) -> Path:
-    return source.parent / "__pycache__" / f"{source.stem}.{CACHE_TAG}.pyc"
+def test_the_runtime_is_a_lambda_python_and_its_interpreter_is_here() -> None:
+    # Given the template's Runtime
+    # When its interpreter is looked up (PATH, then pyenv) and asked its version
+    answer = subprocess.run(
+        [the_runtimes_python(), "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
 
-
-def test_the_tests_run_on_the_runtimes_python() -> None:
-    # The magic number below is this interpreter's: it must be the runtime's minor version for the checks to mean it.
-    assert sys.version_info[:2] == RUNTIME_VERSION, f"run the tests with {RUNTIME} (the Lambda runtime)"
+    # Then it is that very version (the layer, the functions and the tests all agree on 3.13)
+    assert RUNTIME == "python3.13"
+    assert answer.stdout.strip() == RUNTIME_VERSION
+    (layer,) = TEMPLATE.resources("AWS::Serverless::LayerVersion").values()
+    assert layer["Properties"]["CompatibleRuntimes"] == [RUNTIME]
+    assert layer["Metadata"]["BuildMethod"] == RUNTIME
 
 
 @pytest.mark.parametrize("logical_id", ARTIFACTS)
 def test_every_module_has_unchecked_hash_bytecode_of_its_own_source(logical_id: str) -> None:
     # Given the built folder of a function or of the layer
-    modules = sources(artifact_dir(logical_id))
-    assert modules, f"{logical_id}: no Python module in the build"
+    folder = artifact_dir(logical_id)
 
-    # When each .py's bytecode for the runtime's interpreter is read
-    problems = []
-    for source in modules:
-        pyc = expected_pyc(source)
-        if not pyc.is_file():
-            problems.append(f"{source.relative_to(BUILD)}: no {pyc.name}")
-            continue
-        header = pyc.read_bytes()[:16]
-        if header[:4] != importlib.util.MAGIC_NUMBER:
-            problems.append(f"{pyc.relative_to(BUILD)}: compiled by another Python version")
-        elif int.from_bytes(header[4:8], "little") != UNCHECKED_HASH_FLAGS:
-            problems.append(f"{pyc.relative_to(BUILD)}: not unchecked-hash")
-        elif header[8:16] != importlib.util.source_hash(source.read_bytes()):
-            problems.append(f"{pyc.relative_to(BUILD)}: compiled from another source (stale)")
+    # When the runtime's interpreter reads each .py's bytecode (its magic number, flags, source hash)
+    answer = subprocess.run(
+        [the_runtimes_python(), str(Path(__file__).with_name("pyc_check.py")), str(folder)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    report = json.loads(answer.stdout)
 
-    # Then every one is there, for this interpreter, unchecked-hash, and of the source it sits next to
-    assert problems == []
+    # Then every one is there, for that interpreter, unchecked-hash, and of the source it sits next to
+    assert report["modules"] > 0, f"{logical_id}: no Python module in the build"
+    assert report["problems"] == []
+
+
+def test_the_layers_compiled_wheels_are_for_the_runtime_and_its_architecture() -> None:
+    # Given the layer's compiled extensions (pydantic-core at least)
+    extensions = sorted(artifact_dir("CommonLayer").rglob("*.so"))
+    assert any(p.name.startswith("_pydantic_core.") for p in extensions)
+
+    # When their file names (the ABI tag pip chose) are read
+    wrong = [p.name for p in extensions if not p.name.endswith(f".{CACHE_TAG}-{ARCH}-linux-gnu.so")]
+
+    # Then each is CPython of the runtime's version, for Lambda's architecture (not this machine's)
+    assert wrong == []
 
 
 @pytest.mark.parametrize("logical_id", ["CommonLayer", "WebhookFunction"])

@@ -8,36 +8,14 @@ from __future__ import annotations
 
 import base64
 import json
-import subprocess
-from functools import lru_cache
 from typing import Any
 
 import pytest
 from fixtures.aws import TEST_TEMPLATE
+from fixtures.deployed import resources_of
 
 from devstack.gateway import build_event, is_binary
-from devstack.template import ROOT, Route
-
-TOOLS_PYTHON = ROOT / ".venv-tools" / "bin" / "python"
-
-
-@lru_cache(maxsize=1)
-def deployed() -> dict[str, Any]:
-    """template.yaml as SAM transforms it for CloudFormation."""
-    assert TOOLS_PYTHON.exists(), "the tools virtualenv is missing: `make tools` (make test builds it)"
-    done = subprocess.run(
-        [str(TOOLS_PYTHON), "-m", "devstack.sam_transform", "dev"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    return dict(json.loads(done.stdout))
-
-
-def resources_of(kind: str) -> dict[str, Any]:
-    return {name: r for name, r in deployed()["Resources"].items() if r["Type"] == kind}
+from devstack.template import Route
 
 
 def test_the_deployed_api_has_only_the_real_stage() -> None:

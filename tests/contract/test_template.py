@@ -216,8 +216,9 @@ def test_layer_is_built_by_sam_from_layers_common_without_a_python_folder() -> N
     (layer_dir,) = TEMPLATE.layer_dirs()
 
     # When its build settings and source folder are read
-    # Then SAM builds it for python3.11 from layers/common/, which holds the package and requirements, no `python/`
-    assert layer["Metadata"]["BuildMethod"] == "python3.11"
+    # Then SAM builds it for the functions' runtime from layers/common/, which holds the package and requirements, no
+    # `python/`
+    assert layer["Metadata"]["BuildMethod"] == TEMPLATE.doc["Globals"]["Function"]["Runtime"]
     assert layer["Properties"]["ContentUri"] == "layers/common/"
     assert not (layer_dir / "python").exists()
     assert (layer_dir / LAYER_PACKAGE / "__init__.py").is_file()

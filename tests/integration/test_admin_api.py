@@ -127,6 +127,33 @@ def test_a_new_random_webhook_url_is_shown_once_and_works_at_once(tokens: dict[s
     assert token not in shown["body"] and answer_json(shown)["webhook_path"] == "random"
 
 
+def test_webhook_urls_use_the_stages_stable_domain_whatever_host_the_console_was_opened_on(
+    tokens: dict[str, str], lambda_context: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a stage deployed with DomainName (the template sets PUBLIC_BASE_URL), the console opened on execute-api
+    from iptelefon.platform.settings import get_settings
+
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://pbx.example.com")
+    get_settings.cache_clear()
+    try:
+        # When the admin reads the settings and asks for a new webhook URL
+        shown = answer_json(call(lambda_context, "GET", "/v1/settings", token=tokens["admin"]))
+        issued = call(
+            lambda_context, "POST", "/v1/settings/webhook-token", body={"grace_hours": 1}, token=tokens["admin"]
+        )
+    finally:
+        monkeypatch.delenv("PUBLIC_BASE_URL")
+        get_settings.cache_clear()
+
+    # Then both are on the domain (the PBX keeps its URL when the stack and its API id are created anew)
+    assert shown["webhook_url_template"] == "https://pbx.example.com/iptelefon_webhook/{secret}"
+    assert answer_json(issued)["webhook_url"].startswith("https://pbx.example.com/iptelefon_webhook/")
+    # and without it, the host the request came in on, as before
+    assert not answer_json(call(lambda_context, "GET", "/v1/settings", token=tokens["admin"]))[
+        "webhook_url_template"
+    ].startswith("https://pbx.example.com/")
+
+
 @pytest.mark.parametrize("body", [{"grace_hours": 73}, {"grace_hours": -1}, {"grace_hours": "soon"}, {"ttl": 1}])
 def test_a_bad_grace_period_for_a_new_webhook_url_is_a_400_naming_it(
     body: dict[str, Any], tokens: dict[str, str], lambda_context: Any

@@ -23,9 +23,11 @@ from iptelefon.entry.api import (
 from iptelefon.entry.dependencies import PbxProbe, admin_deps
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
+from iptelefon.platform.snapstart import prime_before_snapshot
 from iptelefon.usecases import admin, calls
 
 app = create_resolver()
+prime_before_snapshot(dependencies.admin_deps, dependencies.auth_deps)  # SnapStart only (the snapshot)
 
 
 @app.get("/v1/me")

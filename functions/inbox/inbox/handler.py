@@ -15,7 +15,10 @@ from iptelefon.data.gateway import WORST_CALL_SECONDS
 from iptelefon.entry import dependencies
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
+from iptelefon.platform.snapstart import prime_before_snapshot
 from iptelefon.usecases.webhook import apply_queued
+
+prime_before_snapshot(dependencies.webhook_deps)  # SnapStart only (the snapshot)
 
 # When every message fails (storage still away), say so per message, as for some: no invocation error to alarm on.
 processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)

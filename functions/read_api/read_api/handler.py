@@ -14,9 +14,11 @@ from iptelefon.entry import dependencies
 from iptelefon.entry.api import create_resolver, json_body, request_project, resolve_with_token
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
+from iptelefon.platform.snapstart import prime_before_snapshot
 from iptelefon.usecases import reads
 
 app = create_resolver()
+prime_before_snapshot(dependencies.read_deps, dependencies.auth_deps)  # SnapStart only (the snapshot)
 READERS: tuple[Role, ...] = ("bot", "operator", "admin")
 
 

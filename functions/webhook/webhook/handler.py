@@ -12,9 +12,11 @@ from iptelefon.entry import dependencies
 from iptelefon.entry.api import create_resolver, json_body
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
+from iptelefon.platform.snapstart import prime_before_snapshot
 from iptelefon.usecases.webhook import receive_webhook
 
 app = create_resolver(validation=False)  # the route reads the raw request itself (`WebhookRequest`)
+prime_before_snapshot(dependencies.webhook_deps)  # SnapStart only (the snapshot)
 # A storage call starts only if, at its worst, it still leaves the time to put the request into the inbox.
 RESERVE_SECONDS = WORST_CALL_SECONDS + SEND_WORST_SECONDS
 

@@ -27,6 +27,7 @@ from iptelefon.domain.errors import DomainError
 from iptelefon.domain.models import Project, Role
 from iptelefon.entry.dependencies import auth_deps
 from iptelefon.platform.observability import logger
+from iptelefon.platform.settings import get_settings
 from iptelefon.usecases.auth import Caller, authenticate
 
 # Powertools' own serializer, but UTF-8 as it is: "Звонок", not "\u0417\u0432..." (answers are UTF-8 JSON).
@@ -160,8 +161,12 @@ def request_project(app: APIGatewayRestResolver, *roles: Role) -> Project:
 
 
 def api_base_url(app: APIGatewayRestResolver) -> str:
-    """The API's base URL as the caller reached it: `https://<domain>/<stage>` on API Gateway's own domain (the stage
-    is the part of the request's path before the route's), `https://<custom domain>` on a custom one."""
+    """The API's base URL for the URLs we hand out: the stage's stable domain when it has one (PUBLIC_BASE_URL), else
+    as the caller reached it: `https://<domain>/<stage>` on API Gateway's own domain (the stage is the part of the
+    request's path before the route's), `https://<custom domain>` on a custom one."""
+    public = get_settings().public_base_url
+    if public:
+        return public
     event = app.current_event
     context: Mapping[str, Any] = event.raw_event.get("requestContext") or {}
     host = context.get("domainName") or event.headers.get("host") or "localhost"

@@ -25,6 +25,9 @@ class Settings(BaseModel):
     pbx_network: PbxNetwork = "public"
     # The webhook's durable inbox (SQS); only the webhook function has it.
     inbox_queue_url: str | None = None
+    # The stage's stable domain (template parameter DomainName) as https://<domain>: webhook URLs use it whichever
+    # host the console was opened on. None (empty): the URL the request came in on.
+    public_base_url: str | None = Field(default=None, pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?$")
 
 
 @lru_cache(maxsize=1)
@@ -39,5 +42,6 @@ def get_settings() -> Settings:
         "ssm_cache_seconds": env.get("SSM_CACHE_SECONDS"),
         "inbox_queue_url": env.get("INBOX_QUEUE_URL"),
         "pbx_network": env.get("PBX_NETWORK"),
+        "public_base_url": env.get("PUBLIC_BASE_URL") or None,
     }
     return Settings.model_validate({k: v for k, v in values.items() if v is not None})
