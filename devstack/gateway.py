@@ -37,6 +37,8 @@ from devstack.template import ROOT, QueueSource, Route, Template
 MAX_BODY_BYTES = 10 * 1024 * 1024  # payload
 MAX_REQUEST_LINE_AND_HEADERS_BYTES = 10_240  # "total combined size of request line and header values"
 INTEGRATION_TIMEOUT_SECONDS = 29.0
+# RFC 9110: a 204 or 304 answer has no content (and so no Content-Length of its own).
+BODILESS_STATUSES = frozenset({204, 304})
 # How many execution environments one function may have at once here (Lambda's are many more; a laptop's are not).
 DEFAULT_MAX_INSTANCES = int(os.environ.get("LOCAL_LAMBDA_MAX_INSTANCES") or 4)
 
@@ -297,11 +299,13 @@ class LocalGateway:
         for name, value in headers.items():
             if name.lower() not in ("content-length", "connection"):
                 request.send_header(name, value)
-        request.send_header("Content-Length", str(len(payload)))
+        bodiless = status in BODILESS_STATUSES  # as API Gateway: a 304 (If-None-Match) goes out without content
+        if not bodiless:
+            request.send_header("Content-Length", str(len(payload)))
         if request.close_connection:
             request.send_header("Connection", "close")
         request.end_headers()
-        if request.command != "HEAD":
+        if request.command != "HEAD" and not bodiless:
             request.wfile.write(payload)
 
 

@@ -11,7 +11,9 @@ Powertools' `OpenAPIMerge`, and what a resolver cannot see is added here:
   as query parameters, all optional;
 - the answers the service really gives: our error body (`iptelefon.entry.api`) for 4xx/5xx instead of the 422 that
   Powertools documents and the service never sends (validation errors are 400), and 202 for started calls with
-  their bodies (`iptelefon.domain.answers`).
+  their bodies (`iptelefon.domain.answers`);
+- the `If-None-Match` header, the `ETag` and the 304 of the polled route (`GET /v1/calls/live`,
+  `entry.api.json_body_tagged`).
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ CALL_STARTING_ROUTES = {
     ("post", "/v1/calls/group"),
     ("post", "/v1/clients/{client_id}/call"),
 }
+# Routes answered with a strong ETag, and 304 without a body when `If-None-Match` names it.
+ETAG_ROUTES = {("get", "/v1/calls/live")}
 _CALL_ERRORS = (400, 401, 403, 409, 429, 502, 503, 504)
 _READ_ERRORS = (400, 401, 404, 503)
 _ADMIN_ERRORS = (401, 403, 404, 503)  # 403: not an admin token; 404: another project's id, or none
@@ -53,7 +57,7 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("get", "/v1/clients"): ((200,), (400, 401, 503)),
     ("get", "/v1/clients/{client_id}"): ((200,), _READ_ERRORS),
     ("get", "/v1/calls"): ((200,), _READ_ERRORS),
-    ("get", "/v1/calls/live"): ((200,), (401, 503)),
+    ("get", "/v1/calls/live"): ((200, 304), (401, 503)),
     ("get", "/v1/calls/{call_id}"): ((200,), _READ_ERRORS),
     ("get", "/v1/me"): ((200,), (401, 503)),
     ("get", "/v1/settings"): ((200,), _ADMIN_ERRORS),
@@ -70,6 +74,7 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
 }
 _SUCCESS_TEXT = {
     200: "OK",
+    304: "Not Modified: `If-None-Match` names the current ETag (nothing changed since); no body",
     201: "Created: the token is shown this once",
     202: "The PBX accepted the call request: it rings the employee (or group), then the client (`initiated`); or "
     "its reply could not be read and the call may be ringing (`unknown`: do not retry)",
@@ -239,14 +244,21 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
         operation["security"] = [{BEARER_AUTH: []}]
     if (method, path) in CALL_STARTING_ROUTES:
         operation["parameters"] = [*operation.get("parameters", []), _idempotency_header()]
+    tagged = (method, path) in ETAG_ROUTES
+    if tagged:
+        operation["parameters"] = [*operation.get("parameters", []), _if_none_match_header()]
     responses: dict[str, Any] = {}
     for status in successes:
         responses[str(status)] = {"description": _SUCCESS_TEXT[status]}
         if (method, path, status) in CALL_ANSWERS:
             ref = _REF_PREFIX + CALL_ANSWERS[(method, path, status)]
             responses[str(status)]["content"] = {"application/json": {"schema": {"$ref": ref}}}
-        elif success_body:
+        elif success_body and status != 304:
             responses[str(status)]["content"] = success_body
+        if tagged:
+            responses[str(status)]["headers"] = {
+                "ETag": {"description": "A strong tag of this answer's body", "schema": {"type": "string"}}
+            }
     for status in errors:
         responses[str(status)] = {
             "description": _ERROR_TEXT[status],
@@ -268,6 +280,16 @@ def _idempotency_header() -> dict[str, Any]:
         "required": False,
         "description": "A repeat within 24 h returns the first answer and never starts a second call.",
         "schema": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": "^[\\x20-\\x7e]+$"},
+    }
+
+
+def _if_none_match_header() -> dict[str, Any]:
+    return {
+        "name": "If-None-Match",
+        "in": "header",
+        "required": False,
+        "description": "The ETag of the answer the caller has: 304 without a body when nothing changed.",
+        "schema": {"type": "string", "maxLength": 200},
     }
 
 

@@ -30,7 +30,8 @@ Control API (JSON), next to the PBX endpoint:
                                                     "pickedup": false}
     POST /_sim/incoming                            {"phone": "79001234567", "exten": "346", "answer": "..."}
                                                     -> {"callid": "..."}: a client calls in
-    GET /_sim/webhooks, DELETE /_sim/webhooks      the webhooks posted, with the connector's answers
+    GET /_sim/webhooks, DELETE /_sim/webhooks      the webhooks posted, each with `sent_at` (unix seconds) and the
+                                                    connector's answer
     GET /_sim/calls                                the finished calls (what get-calls returns, classic)
     GET /records/<call id>.mp3                     a few bytes of "recording"
 
@@ -510,6 +511,7 @@ class PbxSimulator:
             headers={"Content-Type": content_type, "User-Agent": "ZEON-PBX-simulator"},
             method="POST",
         )
+        outcome["sent_at"] = time.time()  # unix seconds as it went out (`make bench-card` measures from it)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
                 outcome["status"], outcome["answer"] = response.status, _json_or_text(response.read())

@@ -2,8 +2,8 @@
 
 Run: .venv/bin/python -m devstack.screenshots [--state-dir .local] [--out docs]
 Writes console-telephony.png, console-employees.png and console-card.png (a laptop screen), console-card-phone.png
-(a phone screen) and console-phone-hover.png (the ☎ under the pointer), after posting one call completion so the card
-has a notification and a recording.
+(a phone screen), console-phone-hover.png (the ☎ under the pointer), after posting one call completion so the card
+has a notification and a recording, and console-incoming-call.png (that client calling 346 again: «Звонки сейчас»).
 """
 
 from __future__ import annotations
@@ -57,6 +57,17 @@ def main(argv: list[str] | None = None) -> None:
         icon = page.locator("#card-phones .phone-icon").first
         icon.hover()
         page.locator("#card-phones").screenshot(path=args.out / "console-phone-hover.png")
+        # The incoming-call card: the same client calls 346 and it rings long enough to be seen.
+        control = stack["pbx_control_url"]
+        httpx.post(control + "/config", json={"ring_seconds": 20, "talk_seconds": 1}).raise_for_status()
+        try:
+            httpx.post(control + "/incoming", json={"phone": PHONE, "exten": "346"}).raise_for_status()
+            page = browser.new_page(viewport={"width": 1200, "height": 860})
+            sign_in(page, stack["console_url"], stack["operator_token"])
+            page.locator("#live-calls > li").first.wait_for()
+            page.locator("#live").screenshot(path=args.out / "console-incoming-call.png")
+        finally:
+            httpx.post(control + "/config", json={"ring_seconds": None, "talk_seconds": None}).raise_for_status()
         browser.close()
     print(f"screenshots in {args.out}/")
 

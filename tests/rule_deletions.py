@@ -171,6 +171,20 @@ RULES: tuple[Rule, ...] = (
         "        if False:\n",
         (f"{UNIT}/test_calls.py::test_card_call_to_a_number_that_is_not_the_clients_is_refused",),
     ),
+    Rule(
+        "an operator sees the live calls at its own extension only",
+        f"{LAYER}/usecases/reads.py",
+        "    return live_calls(deps, caller.project, extension=employee.short_number)\n",
+        "    return live_calls(deps, caller.project)\n",
+        (f"{UNIT}/test_incoming_card.py::test_an_operator_sees_the_calls_at_its_extension_admin_and_bot_see_all",),
+    ),
+    Rule(
+        "the incoming-call card: a known client without an earlier call is new",
+        f"{LAYER}/domain/live_calls.py",
+        "        is_new=created or not lines,\n",
+        "        is_new=created,\n",
+        (f"{UNIT}/test_incoming_card.py::test_a_known_client_without_an_earlier_call_is_new",),
+    ),
 )
 
 

@@ -398,3 +398,57 @@ def test_the_admin_lists_and_revokes_tokens_deletes_an_employee_and_copies_a_new
     expect(page.locator("#token-rows")).not_to_contain_text("temp")
     me = httpx.get(stack["api_url"] + "/v1/me", headers={"Authorization": "Bearer " + token.input_value()})
     assert me.status_code == 401
+
+
+def test_the_incoming_call_card_rings_is_answered_and_goes_away_for_its_extension_only(
+    stack: dict[str, Any], page: Page, browser: Browser
+) -> None:
+    # Given a client named by ФИО with one call behind it, and an operator of another extension (347)
+    known, unknown = "79007778899", "79007778800"
+    iptel(stack, "client", "add", "--project", "demo", "--phone", known, "--var", "ФИО=Соколова Мария")
+    post_webhook(stack, id="card-earlier", src=known, exten="346")
+    iptel(stack, "employee", "set", "--project", "demo", "--id", "ivan", "--name", "Иван Смирнов", "--method", "api",
+          "--short-number", "347")  # fmt: skip
+    other_token = iptel(stack, "token", "create", "--project", "demo", "--role", "operator", "--employee", "ivan")
+    other_context = browser.new_context(viewport={"width": 1280, "height": 800})
+    other_context.set_default_timeout(TIMEOUT_MS)
+    other = other_context.new_page()
+    sign_in(other, stack, other_token["operator_token"])
+    sign_in(page, stack, stack["operator_token"])
+    expect(page.locator("#live")).to_be_hidden()  # nothing rings yet
+    control = stack["pbx_control_url"]
+    # calls that ring long enough to be seen ringing, then talk a little
+    httpx.post(control + "/config", json={"ring_seconds": 8, "talk_seconds": 4}).raise_for_status()
+    try:
+        # When the known client calls 346 and an unknown number calls 347
+        httpx.post(control + "/incoming", json={"phone": known, "exten": "346"}).raise_for_status()
+        httpx.post(control + "/incoming", json={"phone": unknown, "exten": "347"}).raise_for_status()
+        # Then 346's operator sees the known client ringing: name, phone, the last dialog line, not new
+        card = page.locator("#live-calls > li")
+        expect(card.locator(".live-state")).to_have_text("звонит · сотрудник 346")
+        expect(card).to_have_count(1)
+        expect(card.locator("h3")).to_have_text("Соколова Мария")
+        expect(card.locator(".live-phone")).to_have_text("+" + known)
+        expect(card.locator(".live-dialog li")).to_have_count(1)
+        expect(card.locator(".live-dialog li")).to_contain_text("Звонок завершён")
+        expect(card.locator(".badge")).to_have_count(0)
+        # and 347's operator sees only its own call: the unknown number, a new client
+        other_card = other.locator("#live-calls > li")
+        expect(other_card.locator(".live-state")).to_have_text("звонит · сотрудник 347")
+        expect(other_card).to_have_count(1)
+        expect(other_card.locator("h3")).to_have_text("+" + unknown + "новый клиент")
+        expect(other_card.locator(".badge")).to_have_text("новый клиент")
+        # When 346 answers: "в разговоре", still one card
+        expect(card.locator(".live-state")).to_have_text("в разговоре · сотрудник 346", timeout=TIMEOUT_MS)
+        expect(card).to_have_count(1)
+        expect(other_card).not_to_contain_text("Соколова")
+        # "Открыть карточку" opens the client's card
+        card.get_by_role("button", name="Открыть карточку").click()
+        expect(page.locator("#card-title")).to_have_text("Соколова Мария")
+        # When the call's history comes, the card goes away (the client card now shows the new call too)
+        expect(page.locator("#live")).to_be_hidden(timeout=TIMEOUT_MS)
+        expect(page.locator("#card-dialog li")).to_have_count(2, timeout=TIMEOUT_MS)
+        expect(other.locator("#live")).to_be_hidden(timeout=TIMEOUT_MS)
+    finally:
+        httpx.post(control + "/config", json={"ring_seconds": None, "talk_seconds": None}).raise_for_status()
+        other_context.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from fakes.admin import FakeClock
+from fakes.admin import FakeClock, FakeEmployees
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
@@ -226,6 +226,7 @@ class WebhookWorld:
     calls: FakeCallRecords = field(default_factory=FakeCallRecords)
     attempts: FakeAttempts = field(default_factory=FakeAttempts)
     live: FakeLiveCalls = field(default_factory=FakeLiveCalls)
+    employees: FakeEmployees = field(default_factory=FakeEmployees)
     inbox: FakeInbox = field(default_factory=FakeInbox)
     credentials: FakeCredentials = field(default_factory=FakeCredentials)
     clock: FakeClock = field(default_factory=lambda: FakeClock(1_709_290_800.0))
@@ -250,5 +251,10 @@ class WebhookWorld:
     @property
     def reads(self) -> ReadDeps:
         return ReadDeps(
-            clients=self.clients, calls=self.calls, attempts=self.attempts, live=self.live, clock=self.clock
+            clients=self.clients,
+            calls=self.calls,
+            attempts=self.attempts,
+            live=self.live,
+            employees=self.employees,
+            clock=self.clock,
         )

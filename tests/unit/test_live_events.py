@@ -286,7 +286,7 @@ def test_the_live_list_shows_ringing_and_answered_calls_of_the_project_longest_f
         ("c-b", "answered", "347", "79001110002"),
     ]
     assert set(shown[0]) == {"call_key", "record", "pbx_call_id", "client_id", "client_phone", "client_phone_e164",
-                             "direction", "employee", "state", "since", "updated_at"}  # fmt: skip
+                             "direction", "employee", "state", "since", "updated_at", "client"}  # fmt: skip
 
 
 def test_a_call_whose_history_never_came_leaves_the_live_list_when_it_expires() -> None:

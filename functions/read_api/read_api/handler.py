@@ -11,7 +11,14 @@ from pydantic import BaseModel
 from iptelefon.domain.errors import InvalidInput
 from iptelefon.domain.models import Role
 from iptelefon.entry import dependencies
-from iptelefon.entry.api import create_resolver, json_body, request_project, resolve_with_token
+from iptelefon.entry.api import (
+    create_resolver,
+    json_body,
+    json_body_tagged,
+    request_caller,
+    request_project,
+    resolve_with_token,
+)
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.snapstart import prime_before_snapshot
@@ -47,10 +54,12 @@ def list_calls(client_id: Annotated[str, Query(min_length=1, max_length=64)]) ->
 
 
 @app.get("/v1/calls/live")
-def list_live_calls() -> Response[dict[str, Any]]:
-    """The project's calls ringing or in talk now (a literal path: API Gateway and the resolver match it before
-    `/v1/calls/{call_id}`)."""
-    return answer(reads.live_calls(dependencies.read_deps(), request_project(app, *READERS)))
+def list_live_calls() -> Response[Any]:
+    """The calls ringing or in talk now that the token sees (a literal path: API Gateway and the resolver match it
+    before `/v1/calls/{call_id}`); with an ETag, `If-None-Match` answered 304 when nothing changed."""
+    request_project(app, *READERS)
+    seen = reads.live_calls_seen_by(dependencies.read_deps(), request_caller(app))
+    return json_body_tagged(app, seen.model_dump(mode="json"))
 
 
 @app.get("/v1/calls/<call_id>")

@@ -57,6 +57,9 @@ const FIELDS = {
   q: "«Телефон или имя»",
 };
 const REFRESH_MS = 3000;
+// Звонки сейчас: polled every second with the last ETag (most answers are a bodiless 304), paused in a hidden tab.
+const LIVE_POLL_MS = 1000;
+const LIVE_STATES = { ringing: "звонит", answered: "в разговоре" };
 const ROLES = { admin: "администратор", operator: "оператор", bot: "бот" };
 
 const $ = (id) => document.getElementById(id);
@@ -67,6 +70,9 @@ let knownWebhookUrl = null;
 let webhookShown = false;
 let cardTimer = null;
 let callStarting = false; // a card call's request is on its way: the phone icons are disabled
+let liveTimer = null;
+let liveTag = null; // the ETag of the last list shown
+let livePolling = false; // one poll at a time: a slow answer is never overtaken by an older one
 
 function el(tag, text, attrs = {}) {
   const node = document.createElement(tag);
@@ -124,6 +130,7 @@ async function signIn(token) {
     button.hidden = button.dataset.role === "admin" && me.role !== "admin";
   }
   show(me.role === "admin" ? "telephony" : "clients");
+  if (me.role === "operator" || me.role === "admin") startLivePolling();
 }
 
 function show(page) {
@@ -545,6 +552,70 @@ function followAttempt(attemptId) {
       clearInterval(timer);
     }
   }, REFRESH_MS / 2);
+}
+
+// -- Звонки сейчас: the incoming-call card ---------------------------------------------------------------------------
+function startLivePolling() {
+  liveTimer = setInterval(pollLive, LIVE_POLL_MS);
+  document.addEventListener("visibilitychange", () => document.hidden || pollLive());
+  pollLive();
+}
+
+function stopLivePolling() {
+  if (liveTimer) clearInterval(liveTimer);
+  liveTimer = null;
+  $("live").hidden = true;
+}
+
+async function pollLive() {
+  if (document.hidden || livePolling || !liveTimer) return;
+  livePolling = true;
+  try {
+    const headers = { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) };
+    if (liveTag) headers["If-None-Match"] = liveTag;
+    const answer = await fetch(API + "/v1/calls/live", { headers, cache: "no-store" });
+    if (answer.status === 304) return; // nothing changed since the list shown
+    if (answer.status === 401 || answer.status === 403) return stopLivePolling();
+    if (!answer.ok) return; // the next poll tries again
+    const { calls } = await answer.json();
+    liveTag = answer.headers.get("ETag");
+    renderLive(calls);
+  } catch (failure) {
+    // no connection now: the next poll tries again
+  } finally {
+    livePolling = false;
+  }
+}
+
+function renderLive(calls) {
+  $("live-calls").replaceChildren(...calls.map(liveCard));
+  $("live").hidden = !calls.length;
+}
+
+// One call: who calls (name, phone, "новый клиент"), ringing or in talk, the last dialog lines, and the card button.
+// Everything the PBX or a bot sent goes in as text.
+function liveCard(call) {
+  const client = call.client || { display_name: null, phone_e164: call.client_phone_e164, is_new: false, dialog: [] };
+  const phone = client.phone_e164 || call.client_phone_e164 || "";
+  const item = el("li", null, { class: "live-call", "data-state": call.state, "data-call": call.call_key });
+  const title = el("h3", client.display_name || phone || "Номер не определён");
+  if (client.is_new) title.append(el("span", "новый клиент", { class: "badge" }));
+  item.append(title);
+  if (client.display_name && phone) item.append(el("p", phone, { class: "live-phone" }));
+  const where = call.employee ? ` · сотрудник ${call.employee}` : "";
+  item.append(el("p", (LIVE_STATES[call.state] || call.state) + where, { class: "live-state" }));
+  if (client.dialog.length) {
+    const lines = el("ol", null, { class: "live-dialog", "aria-label": "Последние записи диалога" });
+    lines.append(...client.dialog.map(dialogLine));
+    item.append(lines);
+  }
+  const open = el("button", "Открыть карточку", { type: "button" });
+  open.addEventListener("click", () => {
+    show("clients");
+    openCard(call.client_id).catch((error) => ($("search-status").textContent = error.message));
+  });
+  item.append(open);
+  return item;
 }
 
 // -- wiring -----------------------------------------------------------------------------------------------------------

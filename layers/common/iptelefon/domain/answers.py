@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from iptelefon.domain.call_record import CallRecord, CallStatus, Direction
 from iptelefon.domain.client_names import display_name
-from iptelefon.domain.live_calls import LiveCall, LiveOrEnded, LiveState
+from iptelefon.domain.live_calls import ClientSnapshot, LiveCall, LiveOrEnded, LiveState
 from iptelefon.domain.models import AttemptStatus, CallAttempt, Channel, Client
 from iptelefon.domain.phones import e164
 
@@ -133,6 +133,31 @@ class CallAnswer(BaseModel):
         return cls(**call.model_dump(), client_phone_e164=e164(call.client_phone))
 
 
+class CardLineAnswer(BaseModel):
+    text: str
+    created_at: str
+
+
+class LiveClientAnswer(BaseModel):
+    """The incoming-call card's client, as it was when the call began to ring."""
+
+    display_name: str | None  # None: no name (show the phone)
+    phone: str | None
+    phone_e164: str | None
+    is_new: bool  # created by this call or no call before: "новый клиент"
+    dialog: list[CardLineAnswer]  # the last three lines, the newest first
+
+    @classmethod
+    def of(cls, snapshot: ClientSnapshot) -> LiveClientAnswer:
+        return cls(
+            display_name=snapshot.display_name,
+            phone=snapshot.phone,
+            phone_e164=e164(snapshot.phone) if snapshot.phone else None,
+            is_new=snapshot.is_new,
+            dialog=[CardLineAnswer(text=line.text, created_at=line.created_at) for line in snapshot.dialog],
+        )
+
+
 class LiveCallAnswer(BaseModel):
     """A call ringing or in talk now (no record yet: its `history` has not come)."""
 
@@ -147,6 +172,7 @@ class LiveCallAnswer(BaseModel):
     state: LiveState
     since: datetime  # when it started ringing, or was answered
     updated_at: datetime
+    client: LiveClientAnswer | None  # the card's client (None: a call stored before the card existed)
 
     @classmethod
     def of(cls, live: LiveCall) -> LiveCallAnswer:
@@ -162,6 +188,7 @@ class LiveCallAnswer(BaseModel):
             state=live.state,
             since=live.since,
             updated_at=live.updated_at,
+            client=LiveClientAnswer.of(live.client) if live.client is not None else None,
         )
 
 

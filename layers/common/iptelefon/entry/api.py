@@ -9,6 +9,7 @@ to read is a 400, and only then does Powertools validate the body against the ro
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from functools import partial
@@ -134,6 +135,30 @@ def json_body(
         body=payload,
         headers={**SECURITY_HEADERS, **(headers or {})},
     )
+
+
+def json_body_tagged(app: APIGatewayRestResolver, payload: dict[str, Any]) -> Response[Any]:
+    """A 200 with a strong ETag over its exact body, or a 304 without a body when the request's `If-None-Match`
+    names that tag (a poller that already has this answer): the console polls `GET /v1/calls/live` every second and
+    most answers are "nothing changed". `no-store` stays: the poller keeps the answer and sends the tag itself."""
+    body = serialize(payload)
+    tag = f'"{hashlib.sha256(body.encode()).hexdigest()[:32]}"'
+    if _names_tag(app.current_event.headers.get("if-none-match"), tag):
+        return Response(status_code=HTTPStatus.NOT_MODIFIED, body=None, headers={**SECURITY_HEADERS, "ETag": tag})
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        body=body,
+        headers={**SECURITY_HEADERS, "ETag": tag},
+    )
+
+
+def _names_tag(if_none_match: str | None, tag: str) -> bool:
+    """RFC 9110 13.1.2: `*`, or a list of tags compared weakly (`W/"x"` names `"x"`)."""
+    if not if_none_match:
+        return False
+    named = [part.strip().removeprefix("W/") for part in if_none_match.split(",")]
+    return "*" in named or tag in named
 
 
 def resolve_with_token(app: APIGatewayRestResolver, event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

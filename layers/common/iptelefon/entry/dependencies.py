@@ -64,6 +64,7 @@ def read_deps() -> ReadDeps:
     from iptelefon.data.attempts import AttemptStore
     from iptelefon.data.call_records import CallRecordStore
     from iptelefon.data.clients import ClientStore
+    from iptelefon.data.employees import EmployeeStore
     from iptelefon.data.live_calls import LiveCallStore
     from iptelefon.usecases.reads import ReadDeps
 
@@ -73,6 +74,7 @@ def read_deps() -> ReadDeps:
         calls=CallRecordStore(storage),
         attempts=AttemptStore(storage),
         live=LiveCallStore(storage),
+        employees=EmployeeStore(storage),
         clock=time.time,
     )
 

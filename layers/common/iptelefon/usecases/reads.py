@@ -27,7 +27,8 @@ from iptelefon.domain.errors import InvalidPhone, NotFound
 from iptelefon.domain.live_calls import LiveCall
 from iptelefon.domain.models import Client, Project, call_key_for
 from iptelefon.domain.phones import e164, normalize_phone
-from iptelefon.usecases.ports import Attempts, CallRecords, Clients, Clock, LiveCalls
+from iptelefon.usecases.auth import Caller
+from iptelefon.usecases.ports import Attempts, CallRecords, Clients, Clock, EmployeeLookup, LiveCalls
 
 MAX_MATCHES = 20
 MAX_SEARCHED_CLIENTS = 5_000
@@ -39,6 +40,7 @@ class ReadDeps:
     calls: CallRecords
     attempts: Attempts
     live: LiveCalls
+    employees: EmployeeLookup  # an operator's short number: the extension whose calls it sees now
     clock: Clock
 
 
@@ -106,11 +108,28 @@ def call_record(deps: ReadDeps, project: Project, key: str) -> CallAnswer | Atte
     return LiveCallAnswer.of(live)
 
 
-def live_calls(deps: ReadDeps, project: Project) -> LiveCallsAnswer:
+def live_calls(deps: ReadDeps, project: Project, *, extension: str | None = None) -> LiveCallsAnswer:
     """The project's calls ringing or in talk now, the longest-standing first: one query of the project's live
-    calls."""
+    calls. `extension`: only the calls ringing or in talk at that short number."""
     now = _now(deps)
-    return LiveCallsAnswer(calls=[LiveCallAnswer.of(c) for c in deps.live.of_project(project.id) if c.is_live(now)])
+    return LiveCallsAnswer(
+        calls=[
+            LiveCallAnswer.of(c)
+            for c in deps.live.of_project(project.id)
+            if c.is_live(now) and (extension is None or c.employee == extension)
+        ]
+    )
+
+
+def live_calls_seen_by(deps: ReadDeps, caller: Caller) -> LiveCallsAnswer:
+    """GET /v1/calls/live: an operator sees the calls at its employee's short number (none without one, or when the
+    employee is gone); an admin or a bot, all the project's calls now."""
+    if caller.role != "operator":
+        return live_calls(deps, caller.project)
+    employee = deps.employees.get_employee(caller.project.id, caller.employee_id) if caller.employee_id else None
+    if employee is None or not employee.short_number:
+        return LiveCallsAnswer(calls=[])
+    return live_calls(deps, caller.project, extension=employee.short_number)
 
 
 def _live(deps: ReadDeps, project: Project, call_key: str) -> LiveCall | None:

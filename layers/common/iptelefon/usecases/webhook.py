@@ -4,7 +4,8 @@ live call's state (ZEON's `cmd=event`: ringing, answered; never a completion, se
 Round trips for a known client, warm: the secret lookup (1), the phone index GetItem (1), one transaction (1), and
 the end of the call's live state when the PBX named the call (1); the project and its SSM secret come from the warm
 cache. An outgoing call adds the lookup of the bot's attempt. A live event: the secret lookup, the live state
-(1), the phone index when the call is new (1), the new state (1).
+(1), the phone index when the call is new (1), the new state (1); the call's first event of a known client also reads
+the client and its last dialog lines (2) for the incoming-call card.
 
 When storage is unavailable (after the gateway's retries) or the invocation is about to run out of time, the request
 goes to the durable inbox with the sha256 of its secret, never the secret: the PBX hears
@@ -33,6 +34,7 @@ from iptelefon.domain.phones import mask_phone
 from iptelefon.domain.webhook_body import WebhookRequest, extract_fields
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.settings import get_settings
+from iptelefon.usecases.incoming_card import client_snapshot
 from iptelefon.usecases.ports import (
     Attempts,
     CallRecords,
@@ -210,12 +212,15 @@ def record_live_event(
     """
     at = datetime.fromtimestamp(request.received_at or deps.clock(), UTC)
     current = deps.live.get(project.id, event.call_key)
+    snapshot = None
     if current is not None:
         client_id = current.client_id
     else:
-        client_id, _ = deps.clients.match_or_add(project, new_client(project, event.client_phone, deps.clock()))
+        client_id, created = deps.clients.match_or_add(project, new_client(project, event.client_phone, deps.clock()))
+        # the incoming-call card's client, kept on the live call (issue 22)
+        snapshot = client_snapshot(deps.clients, deps.calls, project, client_id, event.client_phone, created=created)
     for _ in range(LIVE_WRITE_ROUNDS):
-        following = advance(current, event, client_id=client_id, at=at)
+        following = advance(current, event, client_id=client_id, at=at, snapshot=snapshot)
         if following is None:
             assert current is not None  # a first event always makes a live call
             return _live_answer(project, current.client_id, event, current.state, changed=False)
