@@ -9,7 +9,9 @@ timed-out Lambda); API Gateway's own limits apply: 10 MB payload, 10,240 bytes o
 integration timeout. The answer is translated back to HTTP.
 
 It also runs the template's SQS event sources the way Lambda's event source mapping does (`QueuePoller`): long-poll
-the queue, invoke the function with a batch, delete the messages it did not report as failed.
+the queue, invoke the function with a batch, delete the messages it did not report as failed; its DynamoDB Stream
+sources (`StreamPoller`: moto's own dynamodbstreams, read from the latest record, filtered by the template's
+FilterCriteria) and its Schedule events (`SchedulePoller`, at their rate).
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 
 from devstack.lambda_worker import LOCAL_ACCOUNT, FunctionSpec
-from devstack.template import ROOT, QueueSource, Route, Template
+from devstack.template import ROOT, QueueSource, Route, ScheduleSource, StreamSource, Template
 
 # API Gateway's quotas for a REST API
 MAX_BODY_BYTES = 10 * 1024 * 1024  # payload
@@ -228,6 +230,18 @@ class LocalGateway:
     def url(self) -> str:
         return f"http://{self.host}:{self.server.server_port}"
 
+    def start_sources(self, dynamodb: Any, streams: Any) -> list[StreamPoller | SchedulePoller]:
+        """Run the template's DynamoDB Stream sources and Schedule events (boto3 `dynamodb`, `dynamodbstreams`)."""
+        started: list[StreamPoller | SchedulePoller] = [
+            StreamPoller(self.functions[source.function], source, self.template, dynamodb, streams).start()
+            for source in self.template.stream_sources()
+        ]
+        started += [
+            SchedulePoller(self.functions[source.function], source).start()
+            for source in self.template.schedule_sources()
+        ]
+        return started
+
     def start_pollers(self, sqs: Any) -> list[QueuePoller]:
         """Run the template's SQS event sources against `sqs` (a boto3 client)."""
         self.pollers = [
@@ -376,6 +390,107 @@ class QueuePoller:
         }
 
 
+class StreamPoller:
+    """One DynamoDB Stream event source mapping of template.yaml over moto's dynamodbstreams: read the table's stream
+    from its latest record on, keep the records one of the source's filter patterns matches, invoke the function with
+    them (in order; a failed invocation is retried with the same records, as Lambda does, up to 10 times)."""
+
+    INTERVAL_SECONDS = 0.1
+
+    def __init__(self, function: Invocable, source: StreamSource, template: Template, dynamodb: Any, streams: Any):
+        self.function, self.source, self.streams = function, source, streams
+        table = dynamodb.describe_table(TableName=template.physical_name(source.table))["Table"]
+        self.stream_arn = str(table["LatestStreamArn"])
+        shard = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self.iterator = streams.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"stream-{source.table}", daemon=True)
+
+    def start(self) -> StreamPoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.poll_once():
+                    self._stop.wait(self.INTERVAL_SECONDS)
+            except Exception as error:
+                sys.stderr.write(f"stream: {self.source.table}: {type(error).__name__}: {error}\n")
+                self._stop.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Read what came since the last read and invoke the function with the matching records; returns how many."""
+        reply = self.streams.get_records(ShardIterator=self.iterator, Limit=1000)
+        self.iterator = reply.get("NextShardIterator", self.iterator)
+        # as Lambda hands them over: JSON, times as epoch seconds
+        found = json.loads(json.dumps(reply.get("Records", []), default=lambda t: t.timestamp()))
+        records = [
+            {**r, "eventSource": "aws:dynamodb", "eventSourceARN": self.stream_arn}
+            for r in found
+            if any(matches(pattern, r) for pattern in self.source.patterns) or not self.source.patterns
+        ]
+        for start in range(0, len(records), self.source.batch_size):
+            batch = records[start : start + self.source.batch_size]
+            for _ in range(10):
+                try:
+                    self.function.invoke({"Records": batch}, request_id=str(uuid.uuid4()))
+                    break
+                except Exception as error:
+                    sys.stderr.write(f"stream: {self.source.function} raised {type(error).__name__}: {error}\n")
+                    time.sleep(0.5)
+        return len(records)
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """Whether `value` matches an event filter pattern (Lambda's FilterCriteria: nested objects, allowed values)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and matches(p, value[k]) for k, p in pattern.items())
+    if isinstance(pattern, list):
+        return value in pattern
+    return bool(pattern == value)
+
+
+class SchedulePoller:
+    """A Schedule event of template.yaml: the function runs every `seconds` (LOCAL_SCHEDULE_SECONDS overrides the
+    rate, for a stack that should not wait a minute), with a Scheduled Event as EventBridge sends it."""
+
+    def __init__(self, function: Invocable, source: ScheduleSource) -> None:
+        self.function, self.source = function, source
+        self.seconds = float(os.environ.get("LOCAL_SCHEDULE_SECONDS") or source.seconds)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{source.function}", daemon=True)
+
+    def start(self) -> SchedulePoller:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            event_id = str(uuid.uuid4())
+            event = {
+                "id": event_id,
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "detail": {},
+            }
+            try:
+                self.function.invoke(event, request_id=event_id)
+            except Exception as error:
+                sys.stderr.write(f"schedule: {self.source.function} raised {type(error).__name__}: {error}\n")
+
+
 def build_event(
     request: BaseHTTPRequestHandler,
     route: Route,
@@ -473,9 +588,10 @@ def main() -> None:
     args = parser.parse_args()
     template = Template(parameters={"Stage": args.stage, "PbxNetwork": args.pbx_network})
     gateway = LocalGateway(template, host=args.host, port=args.port, max_instances=args.max_instances)
-    pollers = gateway.start_pollers(boto3.client("sqs"))
+    pollers: list[QueuePoller | StreamPoller | SchedulePoller] = [*gateway.start_pollers(boto3.client("sqs"))]
+    pollers += gateway.start_sources(boto3.client("dynamodb"), boto3.client("dynamodbstreams"))
     print(
-        f"gateway: serving {gateway.url} ({len(gateway.routes)} routes, {len(pollers)} queue sources, template.yaml)",
+        f"gateway: serving {gateway.url} ({len(gateway.routes)} routes, {len(pollers)} event sources, template.yaml)",
         flush=True,
     )
     try:

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from iptelefon.domain.pbx_connection import PbxConnection
     from iptelefon.usecases.admin import AdminDeps
     from iptelefon.usecases.auth import AuthDeps
+    from iptelefon.usecases.call_events import EventDeps
     from iptelefon.usecases.calls import CallDeps
     from iptelefon.usecases.reads import ReadDeps
     from iptelefon.usecases.webhook import WebhookDeps
@@ -182,3 +183,37 @@ def call_deps() -> CallDeps:
 def _spare_seconds_for_the_pbx() -> float:
     # What is left of the invocation once recording the PBX's answer (one storage call at its worst) is set aside.
     return budget.spare_seconds() - WORST_CALL_SECONDS
+
+
+# -- call events (the events function; the admin API's endpoints and replays) -----------------------------------------
+def event_deps(*, sending: bool = False) -> EventDeps:
+    """What the call events' use cases talk to over this Lambda's clients; `sending`: with the HTTP sender."""
+    from iptelefon.data.pbx_settings import ssm_provider
+
+    settings = get_settings()
+    return event_deps_over(get_storage(), ssm_provider().client, settings.ssm_prefix, settings.pbx_network, sending)
+
+
+def event_deps_over(
+    storage: Storage, ssm_client: Any, ssm_prefix: str, network: PbxNetwork, sending: bool = False
+) -> EventDeps:
+    """The same over given clients (the admin CLI's target)."""
+    from iptelefon.data.call_events import CallEventStore
+    from iptelefon.data.delivery_queue import SqsDeliveryQueue
+    from iptelefon.data.endpoint_secrets import EndpointSecretStore
+    from iptelefon.usecases.call_events import EventDeps
+
+    sender = None
+    if sending:
+        from iptelefon.adapters.event_sender import get_event_sender
+
+        sender = get_event_sender(network)
+    settings = get_settings()
+    return EventDeps(
+        events=CallEventStore(storage),
+        secrets=EndpointSecretStore(ssm_client, ssm_prefix),
+        queue=SqsDeliveryQueue(settings.event_queue_url),
+        sender=sender,
+        network=network,
+        time_scale=settings.events_time_scale,
+    )

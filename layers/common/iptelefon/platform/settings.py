@@ -25,6 +25,10 @@ class Settings(BaseModel):
     pbx_network: PbxNetwork = "public"
     # The webhook's durable inbox (SQS); only the webhook function has it.
     inbox_queue_url: str | None = None
+    # Call events' delivery queue (the events function and the admin API's replays).
+    event_queue_url: str | None = None
+    # > 1 shrinks the call events' waits (retries, disabling): the local bench's simulated hours; 1 when deployed.
+    events_time_scale: float = Field(default=1.0, ge=1.0, le=100_000)
 
 
 @lru_cache(maxsize=1)
@@ -38,6 +42,8 @@ def get_settings() -> Settings:
         "pbx_timeout_seconds": env.get("PBX_TIMEOUT_SECONDS"),
         "ssm_cache_seconds": env.get("SSM_CACHE_SECONDS"),
         "inbox_queue_url": env.get("INBOX_QUEUE_URL"),
+        "event_queue_url": env.get("EVENT_QUEUE_URL"),
+        "events_time_scale": env.get("EVENTS_TIME_SCALE"),
         "pbx_network": env.get("PBX_NETWORK"),
     }
     return Settings.model_validate({k: v for k, v in values.items() if v is not None})
