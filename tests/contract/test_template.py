@@ -270,8 +270,8 @@ def test_function_policy_has_no_wildcard_resource(logical_id: str) -> None:
             assert isinstance(resource, str), f"{logical_id}: unresolved Resource {resource!r}"
             assert resource.startswith("arn:aws:"), f"{logical_id}: {resource}"
             assert "*" not in resource or resource in (SSM_PROJECTS_ARN, SSM_ENDPOINT_SECRETS_ARN), (
-                    f"{logical_id}: wildcard Resource {resource}"
-                )
+                f"{logical_id}: wildcard Resource {resource}"
+            )
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))

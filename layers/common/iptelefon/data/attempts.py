@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from iptelefon.data.call_events import outbox_write
+from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, delete, project_pk, put, update
 from iptelefon.domain.models import CallAttempt, is_valid_id, utc_stamp
 

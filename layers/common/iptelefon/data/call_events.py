@@ -17,64 +17,26 @@ DELIVERYLOG#<pid>#<endpoint id> / <time>#<event id>#<attempt>
 from __future__ import annotations
 
 import contextlib
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
+from iptelefon.data.event_items import (
+    ENDPOINT_PREFIX,
+    GIVEN_UP,
+    KEEP,
+    LEASE_SECONDS,
+    MAX_SWEPT,
+    OUTBOX_INDEX_PK,
+    PENDING,
+    STOPPED,
+    delivery_pk,
+    delivery_sk,
+    event_from_item,
+    event_sk,
+)
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, delete, project_pk, put, update
 from iptelefon.domain.call_events import CallEvent, Endpoint
 from iptelefon.domain.models import is_valid_id, utc_stamp
-
-EVENT_PREFIX = "EVENT#"
-ENDPOINT_PREFIX = "ENDPOINT#"
-OUTBOX_INDEX_PK = "OUTBOX"
-KEEP = timedelta(days=30)
-LEASE_SECONDS = 30  # one attempt's claim: longer than the 10 s request; a crashed attempt is taken over after it
-MAX_SWEPT = 500
-
-PENDING, DELIVERED, GIVEN_UP, STOPPED = "pending", "delivered", "given_up", "stopped"
-FINAL = (DELIVERED, GIVEN_UP, STOPPED)
-
-
-def event_sk(event_id: str) -> str:
-    return f"{EVENT_PREFIX}{event_id}"
-
-
-def outbox_write(event: CallEvent) -> Write:
-    """The outbox item of `event`, for the transaction of the call write that makes it."""
-    item = {
-        "pk": project_pk(event.project_id),
-        "sk": event_sk(event.event_id),
-        "type": "call_event",
-        "event_id": event.event_id,
-        "event_type": event.type,
-        "order_key": event.order_key,
-        "occurred_at": utc_stamp(event.occurred_at),
-        "data": json.dumps(event.data, ensure_ascii=False),
-        "gsi1pk": OUTBOX_INDEX_PK,
-        "gsi1sk": f"{utc_stamp(event.occurred_at)}#{event.event_id}",
-        "expires_at": int((event.occurred_at + KEEP).timestamp()),
-    }
-    return put(item)
-
-
-def _event_from(item: dict[str, Any]) -> CallEvent:
-    return CallEvent(
-        event_id=item["event_id"],
-        type=item["event_type"],
-        project_id=str(item["pk"]).removeprefix("PROJECT#"),
-        order_key=item["order_key"],
-        occurred_at=datetime.fromisoformat(item["occurred_at"]),
-        data=json.loads(item["data"]),
-    )
-
-
-def delivery_pk(project_id: str, endpoint_id: str) -> str:
-    return f"DELIVERY#{project_id}#{endpoint_id}"
-
-
-def delivery_sk(order_key: str, rank: int, event_id: str) -> str:
-    return f"{order_key}#{rank}#{event_id}"
 
 
 class CallEventStore:
@@ -91,13 +53,13 @@ class CallEventStore:
         item = self._storage.get(project_pk(project_id), event_sk(event_id))
         if item is None or item.get("type") != "call_event":
             return None
-        return _event_from(item), "gsi1pk" not in item
+        return event_from_item(item), "gsi1pk" not in item
 
     def unrelayed(self, older_than: datetime) -> list[CallEvent]:
         """Events not relayed yet that occurred before `older_than` (the sweep), oldest first."""
         items = self._storage.query(OUTBOX_INDEX_PK, limit=MAX_SWEPT, index="gsi1")
         stamp = utc_stamp(older_than)
-        return [_event_from(item) for item in items if str(item["gsi1sk"]) < stamp]
+        return [event_from_item(item) for item in items if str(item["gsi1sk"]) < stamp]
 
     def mark_relayed(self, event: CallEvent, now: datetime) -> None:
         with contextlib.suppress(ConditionFailed):  # relayed meanwhile (the stream and the sweep both came)

@@ -19,8 +19,8 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from iptelefon.data.call_events import outbox_write
 from iptelefon.data.client_items import client_sk, variable_writes
+from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.domain.call_record import CallRecord, without_url_userinfo
 from iptelefon.domain.errors import StorageUnavailable

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from iptelefon.data.call_events import outbox_write
+from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, project_pk, put, update
 from iptelefon.domain.live_calls import LiveCall
 from iptelefon.domain.models import is_valid_id, utc_stamp
