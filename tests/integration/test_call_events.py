@@ -457,3 +457,40 @@ def test_an_unknown_event_or_another_projects_endpoint_is_a_404(
         token=other_admin,
     )
     assert answer["statusCode"] == 404
+
+
+# -- the CLI: iptel endpoint add|list|rotate-secret|deliveries|replay|delete, iptel event replay -----------------------
+def test_the_cli_manages_endpoints_with_the_admin_apis_rules(
+    project: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from support import IN_PROCESS_STACK
+
+    from iptel_admin import cli
+
+    stack = tmp_path / "stack.json"
+    stack.write_text(json.dumps({**IN_PROCESS_STACK, "event_queue_url": queue_url()}))
+
+    def iptel(*argv: str) -> tuple[int, Any]:
+        code = cli.main(["--stack-file", str(stack), *argv])
+        out, err = capsys.readouterr()
+        return code, json.loads(out) if code == 0 else err
+
+    # the local stack's receiver on this machine (a local target: loopback over http is allowed there)
+    code, made = iptel("endpoint", "add", "proj-a", "--url", "http://127.0.0.1:8790/", "--event", "call.completed")
+    assert code == 0 and made["secret"].startswith("whsec_") and made["event_types"] == ["call.completed"]
+    code, listed = iptel("endpoint", "list", "proj-a")
+    assert [e["endpoint_id"] for e in listed["endpoints"]] == [made["endpoint_id"]]
+    code, rotated = iptel("endpoint", "rotate-secret", "proj-a", "--id", made["endpoint_id"], "--grace-hours", "0")
+    assert code == 0 and rotated["previous_valid_until"] is None and rotated["secret"] != made["secret"]
+    code, error = iptel("endpoint", "rotate-secret", "proj-a", "--id", made["endpoint_id"], "--grace-hours", "100")
+    assert code == 2 and "grace_hours" in error
+    code, log = iptel("endpoint", "deliveries", "proj-a", "--id", made["endpoint_id"])
+    assert code == 0 and log["deliveries"] == []
+    code, replayed = iptel("endpoint", "replay", "proj-a", "--id", made["endpoint_id"], "--since", "2026-01-01T00:00Z")
+    assert code == 0 and replayed["queued"] == 0
+    code, error = iptel("event", "replay", "proj-a", "--id", "evt_nothing")
+    assert code == 2 and "not found" in error
+    code, error = iptel("endpoint", "add", "proj-a", "--url", "ftp://crm.example.com/")
+    assert code == 2 and "https" in error
+    assert iptel("endpoint", "delete", "proj-a", "--id", made["endpoint_id"]) == (0, {"deleted": made["endpoint_id"]})
+    assert iptel("endpoint", "list", "proj-a") == (0, {"endpoints": []})

@@ -191,11 +191,27 @@ def event_deps(*, sending: bool = False) -> EventDeps:
     from iptelefon.data.pbx_settings import ssm_provider
 
     settings = get_settings()
-    return event_deps_over(get_storage(), ssm_provider().client, settings.ssm_prefix, settings.pbx_network, sending)
+    return event_deps_over(
+        get_storage(),
+        ssm_provider().client,
+        settings.ssm_prefix,
+        settings.pbx_network,
+        queue_url=settings.event_queue_url,
+        sending=sending,
+        time_scale=settings.events_time_scale,
+    )
 
 
 def event_deps_over(
-    storage: Storage, ssm_client: Any, ssm_prefix: str, network: PbxNetwork, sending: bool = False
+    storage: Storage,
+    ssm_client: Any,
+    ssm_prefix: str,
+    network: PbxNetwork,
+    *,
+    queue_url: str | None,
+    sqs_client: Any = None,
+    sending: bool = False,
+    time_scale: float = 1.0,
 ) -> EventDeps:
     """The same over given clients (the admin CLI's target)."""
     from iptelefon.data.call_events import CallEventStore
@@ -208,12 +224,11 @@ def event_deps_over(
         from iptelefon.adapters.event_sender import get_event_sender
 
         sender = get_event_sender(network)
-    settings = get_settings()
     return EventDeps(
         events=CallEventStore(storage),
         secrets=EndpointSecretStore(ssm_client, ssm_prefix),
-        queue=SqsDeliveryQueue(settings.event_queue_url),
+        queue=SqsDeliveryQueue(queue_url, sqs_client),
         sender=sender,
         network=network,
-        time_scale=settings.events_time_scale,
+        time_scale=time_scale,
     )
