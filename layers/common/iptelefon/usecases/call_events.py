@@ -40,7 +40,7 @@ from iptelefon.platform.observability import logger, metrics
 from iptelefon.usecases.ports import CallEvents, Clock, DeliveryQueue, EndpointSecrets, EventSender
 
 # An event waits this long (before scaling) while an earlier event of its call to the same endpoint is pending.
-DEFER_SECONDS = 2.0
+DEFER_SECONDS = 1.0
 # The sweep relays what the stream has not relayed after this long.
 SWEEP_AFTER_SECONDS = 30.0
 MAX_LOG_ENTRIES = 100
@@ -192,6 +192,8 @@ def _message(event: CallEvent, endpoint_id: str, *, attempt: int, due: float) ->
         "event_id": event.event_id,
         "attempt": attempt,
         "due": due,
+        "order_key": event.order_key,  # a batch delivers one call's events to one endpoint in order (`rank`)
+        "rank": event.rank,
     }
 
 
