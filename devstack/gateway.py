@@ -245,7 +245,13 @@ class LocalGateway:
     def start_pollers(self, sqs: Any) -> list[QueuePoller]:
         """Run the template's SQS event sources against `sqs` (a boto3 client)."""
         self.pollers = [
-            QueuePoller(self.functions[source.function], source, self.template, sqs).start()
+            QueuePoller(
+                self.functions[source.function],
+                source,
+                self.template,
+                sqs,
+                pollers=min(source.max_concurrency, self.functions[source.function].max_instances),
+            ).start()
             for source in self.template.queue_sources()
         ]
         return self.pollers
@@ -325,21 +331,28 @@ class QueuePoller:
     that failed stays in the queue and comes back after the queue's visibility timeout; SQS's redrive policy moves it
     to the dead-letter queue after maxReceiveCount receives."""
 
-    def __init__(self, function: Invocable, source: QueueSource, template: Template, sqs: Any) -> None:
+    def __init__(
+        self, function: Invocable, source: QueueSource, template: Template, sqs: Any, *, pollers: int = 1
+    ) -> None:
         self.function, self.source, self.sqs = function, source, sqs
         self.queue_arn = str(template.resolve({"Fn::GetAtt": [source.queue, "Arn"]}))
         self.queue_url = str(sqs.get_queue_url(QueueName=template.physical_name(source.queue))["QueueUrl"])
         self.region = template.region
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poller-{source.queue}", daemon=True)
+        # Lambda polls a queue with several pollers, each invoking the function with its own batch at the same time
+        self._threads = [
+            threading.Thread(target=self._run, name=f"poller-{source.queue}-{n}", daemon=True) for n in range(pollers)
+        ]
 
     def start(self) -> QueuePoller:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.is_set():

@@ -47,6 +47,7 @@ class QueueSource:
     queue: str
     batch_size: int
     report_batch_item_failures: bool
+    max_concurrency: int = 5  # ScalingConfig.MaximumConcurrency (Lambda starts with 5 pollers' worth)
 
 
 @dataclass(frozen=True)
@@ -160,6 +161,7 @@ class Template:
                             batch_size=int(props.get("BatchSize", 10)),
                             report_batch_item_failures="ReportBatchItemFailures"
                             in [str(t) for t in props.get("FunctionResponseTypes", [])],
+                            max_concurrency=int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 5)),
                         )
                     )
         return found

@@ -11,6 +11,7 @@ one until `previous_valid_until`.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,11 +24,15 @@ def endpoint_secret_name(ssm_prefix: str, project_id: str, endpoint_id: str) -> 
 
 
 class EndpointSecretStore:
-    """`usecases.ports.EndpointSecrets` over an SSM client."""
+    """`usecases.ports.EndpointSecrets` over an SSM client. `cache_seconds` > 0 (the events function's): a warm Lambda
+    reads an endpoint's secrets once in that time. Safe with rotation: a new secret signs beside the old one for its
+    grace period, so a receiver that knows either keeps verifying (a grace of 0 may lag by `cache_seconds`)."""
 
-    def __init__(self, client: Any, ssm_prefix: str) -> None:
+    def __init__(self, client: Any, ssm_prefix: str, *, cache_seconds: float = 0.0) -> None:
         self.client = client
         self.ssm_prefix = ssm_prefix
+        self.cache_seconds = cache_seconds
+        self._cached: dict[tuple[str, str], tuple[float, dict[str, Any] | None]] = {}
 
     def put(self, project_id: str, endpoint_id: str, current: str, *, previous: str | None, valid_until: int) -> None:
         value: dict[str, Any] = {"current": current}
@@ -40,6 +45,16 @@ class EndpointSecretStore:
             raise StorageUnavailable("the endpoint's secret could not be stored, retry") from error
 
     def get(self, project_id: str, endpoint_id: str) -> dict[str, Any] | None:
+        key = (project_id, endpoint_id)
+        cached = self._cached.get(key)
+        if cached is not None and time.monotonic() < cached[0]:
+            return cached[1]
+        value = self._read(project_id, endpoint_id)
+        if self.cache_seconds > 0:
+            self._cached[key] = (time.monotonic() + self.cache_seconds, value)
+        return value
+
+    def _read(self, project_id: str, endpoint_id: str) -> dict[str, Any] | None:
         name = endpoint_secret_name(self.ssm_prefix, project_id, endpoint_id)
         try:
             reply = self.client.get_parameter(Name=name, WithDecryption=True)

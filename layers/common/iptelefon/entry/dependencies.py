@@ -18,8 +18,11 @@ from iptelefon.data.gateway import WORST_CALL_SECONDS, Storage, get_storage
 from iptelefon.platform import budget
 from iptelefon.platform.settings import get_settings
 
+SECRETS_CACHE_SECONDS = 60.0
+
 if TYPE_CHECKING:
     from iptelefon.adapters.pbx import PbxClient
+    from iptelefon.data.endpoint_secrets import EndpointSecretStore
     from iptelefon.data.idempotency_store import IdempotencyStore
     from iptelefon.domain.pbx_address import PbxNetwork
     from iptelefon.domain.pbx_connection import PbxConnection
@@ -202,6 +205,14 @@ def event_deps(*, sending: bool = False) -> EventDeps:
     )
 
 
+@lru_cache(maxsize=2)
+def _sending_secrets(ssm_client: Any, ssm_prefix: str) -> EndpointSecretStore:
+    """The delivery's secrets, read once a minute per endpoint by a warm Lambda (the admin's are read each time)."""
+    from iptelefon.data.endpoint_secrets import EndpointSecretStore
+
+    return EndpointSecretStore(ssm_client, ssm_prefix, cache_seconds=SECRETS_CACHE_SECONDS)
+
+
 def event_deps_over(
     storage: Storage,
     ssm_client: Any,
@@ -226,7 +237,7 @@ def event_deps_over(
         sender = get_event_sender(network)
     return EventDeps(
         events=CallEventStore(storage),
-        secrets=EndpointSecretStore(ssm_client, ssm_prefix),
+        secrets=_sending_secrets(ssm_client, ssm_prefix) if sending else EndpointSecretStore(ssm_client, ssm_prefix),
         queue=SqsDeliveryQueue(queue_url, sqs_client),
         sender=sender,
         network=network,

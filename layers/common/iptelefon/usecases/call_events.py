@@ -25,6 +25,7 @@ from typing import Any
 from iptelefon.domain.call_events import (
     DISABLE_AFTER_FAILING_SECONDS,
     EVENT_TYPES,
+    RANK,
     CallEvent,
     Endpoint,
     delivery_headers,
@@ -44,6 +45,7 @@ DEFER_SECONDS = 1.0
 # The sweep relays what the stream has not relayed after this long.
 SWEEP_AFTER_SECONDS = 30.0
 MAX_LOG_ENTRIES = 100
+FIRST_RANK = min(RANK.values())  # nothing comes before such an event: no need to look for one
 
 
 @dataclass(frozen=True)
@@ -257,7 +259,7 @@ def deliver(deps: EventDeps, message: dict[str, Any]) -> str:
         if state is not None and state.get("status") == "pending":
             deps.events.settle(event, endpoint_id, status="stopped", now=at)
         return "stopped"
-    if deps.events.earlier_pending(event, endpoint_id):
+    if event.rank > FIRST_RANK and deps.events.earlier_pending(event, endpoint_id):
         deps.queue.send([{**message, "due": now + DEFER_SECONDS / deps.time_scale}], now)
         return "deferred"
     if not deps.events.claim(event, endpoint_id, attempt, now):
@@ -272,7 +274,8 @@ def deliver(deps: EventDeps, message: dict[str, Any]) -> str:
     log = {"project_id": project_id, "endpoint_id": endpoint_id, "event_id": event.event_id, **entry}
     if outcome == "delivered":
         deps.events.settle(event, endpoint_id, status="delivered", now=at)
-        deps.events.endpoint_succeeded(project_id, endpoint_id)
+        if endpoint.failing_since is not None:  # it had been failing: no more
+            deps.events.endpoint_succeeded(project_id, endpoint_id)
         logger.info("event delivered", extra=log)
         metrics.add_metric(name="EventDelivered", unit="Count", value=1)
         return outcome
