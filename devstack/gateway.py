@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -403,7 +403,26 @@ class QueuePoller:
         }
 
 
-class StreamPoller:
+class _Background:
+    """A daemon thread that runs `_run` until `stop`."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class StreamPoller(_Background):
     """One DynamoDB Stream event source mapping of template.yaml over moto's dynamodbstreams: read the table's stream
     from its latest record on, keep the records one of the source's filter patterns matches, invoke the function with
     them (in order; a failed invocation is retried with the same records, as Lambda does, up to 10 times)."""
@@ -418,16 +437,7 @@ class StreamPoller:
         self.iterator = streams.get_shard_iterator(
             StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="LATEST"
         )["ShardIterator"]
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"stream-{source.table}", daemon=True)
-
-    def start(self) -> StreamPoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().__init__(f"stream-{source.table}")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -470,23 +480,14 @@ def matches(pattern: Any, value: Any) -> bool:
     return bool(pattern == value)
 
 
-class SchedulePoller:
+class SchedulePoller(_Background):
     """A Schedule event of template.yaml: the function runs every `seconds` (LOCAL_SCHEDULE_SECONDS overrides the
     rate, for a stack that should not wait a minute), with a Scheduled Event as EventBridge sends it."""
 
     def __init__(self, function: Invocable, source: ScheduleSource) -> None:
         self.function, self.source = function, source
         self.seconds = float(os.environ.get("LOCAL_SCHEDULE_SECONDS") or source.seconds)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"schedule-{source.function}", daemon=True)
-
-    def start(self) -> SchedulePoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        super().__init__(f"schedule-{source.function}")
 
     def _run(self) -> None:
         while not self._stop.wait(self.seconds):

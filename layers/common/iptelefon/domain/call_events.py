@@ -162,7 +162,16 @@ def completion_events(
     """A completed call's events: `call.completed` (answered) or `call.missed` (missed, busy, failed), and
     `recording.ready` when its recording came with it."""
     assert call.received_at is not None
-    data = call_data(
+    data = _completed_data(call, client, attempt)
+    kind: EventType = "call.completed" if call.status == "answered" else "call.missed"
+    events = [new_event(kind, project_id=project_id, order_key=call.call_key, occurred_at=call.received_at, data=data)]
+    if call.record_link:
+        events.append(recording_event(project_id, call, data))
+    return events
+
+
+def _completed_data(call: CallRecord, client: ClientFacts, attempt: CallAttempt | None) -> dict[str, Any]:
+    return call_data(
         call_key=call.call_key,
         pbx_call_id=call.pbx_call_id,
         client_id=call.client_id,
@@ -175,28 +184,12 @@ def completion_events(
         talk_seconds=call.talk_seconds,
         attempt=_attempt_ref(attempt),
     )
-    kind: EventType = "call.completed" if call.status == "answered" else "call.missed"
-    events = [new_event(kind, project_id=project_id, order_key=call.call_key, occurred_at=call.received_at, data=data)]
-    if call.record_link:
-        events.append(recording_event(project_id, call, data))
-    return events
 
 
 def recording_event(project_id: str, call: CallRecord, data: dict[str, Any] | None = None) -> CallEvent:
     """`recording.ready`: the call's recording link (with the completion, or from a later webhook)."""
     assert call.received_at is not None and call.record_link is not None
-    base = data or call_data(
-        call_key=call.call_key,
-        pbx_call_id=call.pbx_call_id,
-        client_id=call.client_id,
-        client_phone=call.client_phone,
-        client_channel=None,
-        client_created=False,
-        employee=call.employee,
-        direction=call.direction,
-        status=call.status,
-        talk_seconds=call.talk_seconds,
-    )
+    base = data or _completed_data(call, ClientFacts(channel=None, created_now=False), None)
     return new_event(
         "recording.ready",
         project_id=project_id,
