@@ -73,6 +73,20 @@ class CallEventStore:
                 )
             )
 
+    def event_and_endpoint(
+        self, project_id: str, event_id: str, endpoint_id: str
+    ) -> tuple[CallEvent | None, Endpoint | None]:
+        """What one delivery attempt needs, read in one request."""
+        if not (is_valid_id(event_id) and is_valid_id(endpoint_id)):
+            return None, None
+        event, endpoint = self._storage.get_all(
+            [(project_pk(project_id), event_sk(event_id)), (project_pk(project_id), f"{ENDPOINT_PREFIX}{endpoint_id}")]
+        )
+        return (
+            event_from_item(event) if event and event.get("type") == "call_event" else None,
+            Endpoint.model_validate(endpoint) if endpoint else None,
+        )
+
     # -- endpoints -----------------------------------------------------------------------------------------------
     def add_endpoint(self, project_id: str, endpoint: Endpoint) -> None:
         item = {
@@ -220,23 +234,33 @@ class CallEventStore:
         return True
 
     def settle(
-        self, event: CallEvent, endpoint_id: str, *, status: str, now: datetime, next_due: float | None = None
+        self,
+        event: CallEvent,
+        endpoint_id: str,
+        *,
+        status: str,
+        now: datetime,
+        next_due: float | None = None,
+        log: dict[str, Any] | None = None,
     ) -> None:
-        """The delivery after an attempt: still pending (due again at `next_due`) or final."""
+        """The delivery after an attempt: still pending (due again at `next_due`) or final; with `log`, the attempt's
+        log entry written in the same request."""
         expression = "SET #status = :status, updated_at = :at REMOVE lease_until"
         values: dict[str, Any] = {":status": status, ":at": utc_stamp(now)}
         if next_due is not None:
             expression = "SET #status = :status, updated_at = :at, next_due = :due REMOVE lease_until"
             values[":due"] = int(next_due)
-        self._storage.write(
-            update(
-                delivery_pk(event.project_id, endpoint_id),
-                delivery_sk(event.order_key, event.rank, event.event_id),
-                expression,
-                names={"#status": "status"},
-                values=values,
-            )
+        write = update(
+            delivery_pk(event.project_id, endpoint_id),
+            delivery_sk(event.order_key, event.rank, event.event_id),
+            expression,
+            names={"#status": "status"},
+            values=values,
         )
+        if log is None:
+            self._storage.write(write)
+        else:
+            self._storage.transact([write, _log_write(event, endpoint_id, log, now)])
 
     def reopen(self, event: CallEvent, endpoint_id: str, now: datetime) -> bool:
         """A replay: the delivery pending again from its first attempt (one that is pending now is left alone).
@@ -268,20 +292,22 @@ class CallEventStore:
         ]
 
     # -- the attempts' log ---------------------------------------------------------------------------------------
-    def log_attempt(self, event: CallEvent, endpoint_id: str, entry: dict[str, Any], now: datetime) -> None:
-        item = {
-            "pk": f"DELIVERYLOG#{event.project_id}#{endpoint_id}",
-            "sk": f"{utc_stamp(now)}#{event.event_id}#{entry['attempt']}",
-            "type": "delivery_attempt",
-            "event_id": event.event_id,
-            "event_type": event.type,
-            "at": utc_stamp(now),
-            **entry,
-            "expires_at": int((now + KEEP).timestamp()),
-        }
-        self._storage.write(put(item))
-
     def attempts_log(self, project_id: str, endpoint_id: str, *, limit: int) -> list[dict[str, Any]]:
         items = self._storage.query(f"DELIVERYLOG#{project_id}#{endpoint_id}", limit=limit, newest_first=True)
         now = datetime.now(UTC).timestamp()
         return [item for item in items if item.get("expires_at", now + 1) > now]  # TTL deletes lazily
+
+
+def _log_write(event: CallEvent, endpoint_id: str, entry: dict[str, Any], now: datetime) -> Write:
+    """One attempt in the endpoint's delivery log (kept 30 days)."""
+    item = {
+        "pk": f"DELIVERYLOG#{event.project_id}#{endpoint_id}",
+        "sk": f"{utc_stamp(now)}#{event.event_id}#{entry['attempt']}",
+        "type": "delivery_attempt",
+        "event_id": event.event_id,
+        "event_type": event.type,
+        "at": utc_stamp(now),
+        **entry,
+        "expires_at": int((now + KEEP).timestamp()),
+    }
+    return put(item)

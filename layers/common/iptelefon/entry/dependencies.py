@@ -9,7 +9,9 @@ client, the call routes never load the SQS inbox).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -242,4 +244,18 @@ def event_deps_over(
         sender=sender,
         network=network,
         time_scale=time_scale,
+        run_all=side_by_side,
     )
+
+
+@lru_cache(maxsize=1)
+def _writers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=10, thread_name_prefix="writes")
+
+
+def side_by_side(calls: list[Callable[[], None]]) -> None:
+    """Independent storage writes at once (an event's deliveries to each endpoint), each within the invocation's
+    time budget; the first failure is raised once all have ended."""
+    runs = [_writers().submit(contextvars.copy_context().run, call) for call in calls]
+    for run in runs:
+        run.result()

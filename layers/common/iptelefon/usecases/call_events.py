@@ -18,8 +18,10 @@ the live state, a refused bot call): no event without its call, no call without 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from iptelefon.domain.call_events import (
@@ -48,6 +50,11 @@ MAX_LOG_ENTRIES = 100
 FIRST_RANK = min(RANK.values())  # nothing comes before such an event: no need to look for one
 
 
+def one_by_one(calls: list[Callable[[], None]]) -> None:
+    for call in calls:
+        call()
+
+
 @dataclass(frozen=True)
 class EventDeps:
     events: CallEvents
@@ -57,6 +64,8 @@ class EventDeps:
     clock: Clock = time.time
     network: PbxNetwork = "public"
     time_scale: float = 1.0  # > 1 shrinks every wait (retries, deferrals, disabling): the local bench only
+    # Runs independent writes (an event's deliveries), side by side where the caller can; one by one by default.
+    run_all: Callable[[list[Callable[[], None]]], None] = field(default_factory=lambda: one_by_one)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -204,18 +213,17 @@ def relay(deps: EventDeps, events: list[CallEvent]) -> int:
     the event is marked relayed. Repeatable: a second relay of an event sends messages the deliveries ignore."""
     now, at = deps.clock(), deps.now()
     endpoints: dict[str, list[Endpoint]] = {}
-    messages = []
+    sent = 0
     for event in events:
         if event.project_id not in endpoints:
             endpoints[event.project_id] = deps.events.endpoints(event.project_id)
-        for endpoint in endpoints[event.project_id]:
-            if endpoint.wants(event.type):
-                deps.events.open_delivery(event, endpoint.endpoint_id, at)
-                messages.append(_message(event, endpoint.endpoint_id, attempt=1, due=now))
-    deps.queue.send(messages, now)
-    for event in events:
+        targets = [e.endpoint_id for e in endpoints[event.project_id] if e.wants(event.type)]
+        # every delivery of the event is pending before any of its messages goes: the order checks can see it
+        deps.run_all([partial(deps.events.open_delivery, event, endpoint_id, at) for endpoint_id in targets])
+        deps.queue.send([_message(event, endpoint_id, attempt=1, due=now) for endpoint_id in targets], now)
         deps.events.mark_relayed(event, at)
-    return len(messages)
+        sent += len(targets)
+    return sent
 
 
 def relay_stored(deps: EventDeps, keys: list[tuple[str, str]]) -> int:
@@ -248,11 +256,9 @@ def deliver(deps: EventDeps, message: dict[str, Any]) -> str:
         return "hop"
     project_id, endpoint_id = str(message["project_id"]), str(message["endpoint_id"])
     attempt = int(message["attempt"])
-    found = deps.events.get_event(project_id, str(message["event_id"]))
-    endpoint = deps.events.get_endpoint(project_id, endpoint_id)
-    if found is None or endpoint is None:
+    event, endpoint = deps.events.event_and_endpoint(project_id, str(message["event_id"]), endpoint_id)
+    if event is None or endpoint is None:
         return "dropped"  # the event expired or the endpoint was deleted
-    event, _ = found
     at = deps.now()
     if not endpoint.enabled:
         state = deps.events.delivery(event, endpoint_id)
@@ -270,10 +276,9 @@ def deliver(deps: EventDeps, message: dict[str, Any]) -> str:
     status, error, latency_ms = deps.sender.post(endpoint.url, body, headers)
     outcome = outcome_of(status, attempt)
     entry = {"attempt": attempt, "status_code": status, "error": error, "latency_ms": latency_ms, "outcome": outcome}
-    deps.events.log_attempt(event, endpoint_id, entry, at)
     log = {"project_id": project_id, "endpoint_id": endpoint_id, "event_id": event.event_id, **entry}
     if outcome == "delivered":
-        deps.events.settle(event, endpoint_id, status="delivered", now=at)
+        deps.events.settle(event, endpoint_id, status="delivered", now=at, log=entry)
         if endpoint.failing_since is not None:  # it had been failing: no more
             deps.events.endpoint_succeeded(project_id, endpoint_id)
         logger.info("event delivered", extra=log)
@@ -282,19 +287,19 @@ def deliver(deps: EventDeps, message: dict[str, Any]) -> str:
     logger.warning("event delivery failed", extra=log)
     metrics.add_metric(name="EventDeliveryFailed", unit="Count", value=1)
     if outcome == "gone":
-        deps.events.settle(event, endpoint_id, status="stopped", now=at)
+        deps.events.settle(event, endpoint_id, status="stopped", now=at, log=entry)
         _disable(deps, project_id, endpoint_id, "the endpoint answered 410 Gone", at)
         return outcome
     failing_since = deps.events.endpoint_failed(project_id, endpoint_id, at)
     if failing_since is not None and now - failing_since.timestamp() >= DISABLE_AFTER_FAILING_SECONDS / deps.time_scale:
-        deps.events.settle(event, endpoint_id, status="stopped", now=at)
+        deps.events.settle(event, endpoint_id, status="stopped", now=at, log={**entry, "outcome": "disabled"})
         _disable(deps, project_id, endpoint_id, "failing for 3 days with no success", at)
         return "disabled"
     if outcome == "given_up":
-        deps.events.settle(event, endpoint_id, status="given_up", now=at)
+        deps.events.settle(event, endpoint_id, status="given_up", now=at, log=entry)
         return outcome
     due = now + retry_delay_seconds(attempt, time_scale=deps.time_scale)
-    deps.events.settle(event, endpoint_id, status="pending", now=at, next_due=due)
+    deps.events.settle(event, endpoint_id, status="pending", now=at, next_due=due, log=entry)
     deps.queue.send([_message(event, endpoint_id, attempt=attempt + 1, due=due)], now)
     return outcome
 

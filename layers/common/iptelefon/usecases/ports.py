@@ -260,6 +260,10 @@ class CallEvents(Protocol):
 
     def get_event(self, project_id: str, event_id: str) -> tuple[CallEvent, bool] | None: ...
 
+    def event_and_endpoint(
+        self, project_id: str, event_id: str, endpoint_id: str
+    ) -> tuple[CallEvent | None, Endpoint | None]: ...
+
     def unrelayed(self, older_than: datetime) -> list[CallEvent]: ...
 
     def mark_relayed(self, event: CallEvent, now: datetime) -> None: ...
@@ -289,14 +293,19 @@ class CallEvents(Protocol):
     def claim(self, event: CallEvent, endpoint_id: str, attempt: int, now: float) -> bool: ...
 
     def settle(
-        self, event: CallEvent, endpoint_id: str, *, status: str, now: datetime, next_due: float | None = None
+        self,
+        event: CallEvent,
+        endpoint_id: str,
+        *,
+        status: str,
+        now: datetime,
+        next_due: float | None = None,
+        log: dict[str, Any] | None = None,
     ) -> None: ...
 
     def reopen(self, event: CallEvent, endpoint_id: str, now: datetime) -> bool: ...
 
     def failed_since(self, project_id: str, endpoint_id: str, since: datetime) -> list[tuple[str, str]]: ...
-
-    def log_attempt(self, event: CallEvent, endpoint_id: str, entry: dict[str, Any], now: datetime) -> None: ...
 
     def attempts_log(self, project_id: str, endpoint_id: str, *, limit: int) -> list[dict[str, Any]]: ...
 
