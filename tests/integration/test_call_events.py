@@ -494,3 +494,21 @@ def test_the_cli_manages_endpoints_with_the_admin_apis_rules(
     assert code == 2 and "https" in error
     assert iptel("endpoint", "delete", "proj-a", "--id", made["endpoint_id"]) == (0, {"deleted": made["endpoint_id"]})
     assert iptel("endpoint", "list", "proj-a") == (0, {"endpoints": []})
+
+
+def test_a_delivery_whose_storage_is_away_comes_again_in_seconds_not_after_the_visibility_timeout(
+    one_event: tuple[dict[str, Any], EventDeps, Any], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iptelefon.domain.errors import StorageUnavailable
+
+    _, deps, clock = one_event
+    message = deps.queue.sent.pop(0)  # type: ignore[attr-defined]
+
+    def away(*_: Any, **__: Any) -> None:
+        raise StorageUnavailable()
+
+    monkeypatch.setattr(deps.events, "attempt_context", away)
+    assert call_events.deliver(deps, message) == "postponed"
+    (again,) = deps.queue.sent  # type: ignore[attr-defined]
+    assert again == {**message, "due": clock["now"] + call_events.STORAGE_RETRY_SECONDS}
+    assert receiver.requests == []

@@ -73,18 +73,23 @@ class CallEventStore:
                 )
             )
 
-    def event_and_endpoint(
-        self, project_id: str, event_id: str, endpoint_id: str
-    ) -> tuple[CallEvent | None, Endpoint | None]:
-        """What one delivery attempt needs, read in one request."""
+    def attempt_context(
+        self, project_id: str, event_id: str, endpoint_id: str, *, order_key: str, earlier: list[tuple[int, str]]
+    ) -> tuple[CallEvent | None, Endpoint | None, bool]:
+        """What one delivery attempt needs, in one request of key reads (never a query): the event, the endpoint, and
+        whether a delivery of an `earlier` event (rank, id) of the same call to this endpoint is still pending."""
         if not (is_valid_id(event_id) and is_valid_id(endpoint_id)):
-            return None, None
-        event, endpoint = self._storage.get_all(
-            [(project_pk(project_id), event_sk(event_id)), (project_pk(project_id), f"{ENDPOINT_PREFIX}{endpoint_id}")]
-        )
+            return None, None, False
+        keys = [
+            (project_pk(project_id), event_sk(event_id)),
+            (project_pk(project_id), f"{ENDPOINT_PREFIX}{endpoint_id}"),
+        ]
+        keys += [(delivery_pk(project_id, endpoint_id), delivery_sk(order_key, rank, eid)) for rank, eid in earlier]
+        event, endpoint, *deliveries = self._storage.get_all(keys)
         return (
             event_from_item(event) if event and event.get("type") == "call_event" else None,
             Endpoint.model_validate(endpoint) if endpoint else None,
+            any(d is not None and d.get("status") == PENDING for d in deliveries),
         )
 
     # -- endpoints -----------------------------------------------------------------------------------------------
@@ -197,17 +202,6 @@ class CallEventStore:
         return self._storage.get(
             delivery_pk(event.project_id, endpoint_id), delivery_sk(event.order_key, event.rank, event.event_id)
         )
-
-    def earlier_pending(self, event: CallEvent, endpoint_id: str) -> list[dict[str, Any]]:
-        """The same call's earlier events to this endpoint that are still pending (they go first)."""
-        items = self._storage.query(delivery_pk(event.project_id, endpoint_id), f"{event.order_key}#")
-        return [
-            item
-            for item in items
-            if item.get("status") == PENDING
-            and item["event_id"] != event.event_id
-            and int(str(item["sk"]).removeprefix(f"{event.order_key}#").split("#")[0]) < event.rank
-        ]
 
     def claim(self, event: CallEvent, endpoint_id: str, attempt: int, now: float) -> bool:
         """Take attempt `attempt` of a pending delivery: only one taker per attempt (a message received twice is sent

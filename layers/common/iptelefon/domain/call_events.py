@@ -99,6 +99,11 @@ def event_id_for(project_id: str, order_key: str, event_type: str) -> str:
     return f"evt_{digest[:32]}"
 
 
+def earlier_event_ids(project_id: str, order_key: str, rank: int) -> list[tuple[int, str]]:
+    """(rank, event id) of every event of the same call that would come before one of `rank` (ids are derived)."""
+    return [(RANK[t], event_id_for(project_id, order_key, t)) for t in EVENT_TYPES if 1 <= RANK[t] < rank]
+
+
 def new_event(
     event_type: EventType, *, project_id: str, order_key: str, occurred_at: datetime, data: dict[str, Any]
 ) -> CallEvent:

@@ -27,15 +27,15 @@ from typing import Any
 from iptelefon.domain.call_events import (
     DISABLE_AFTER_FAILING_SECONDS,
     EVENT_TYPES,
-    RANK,
     CallEvent,
     Endpoint,
     delivery_headers,
+    earlier_event_ids,
     new_secret,
     outcome_of,
     retry_delay_seconds,
 )
-from iptelefon.domain.errors import InvalidInput, NotFound
+from iptelefon.domain.errors import InvalidInput, NotFound, StorageUnavailable
 from iptelefon.domain.models import Project, time_ordered_id
 from iptelefon.domain.pbx_address import PbxNetwork, check_url
 from iptelefon.domain.requests import EndpointCreate
@@ -47,7 +47,7 @@ DEFER_SECONDS = 1.0
 # The sweep relays what the stream has not relayed after this long.
 SWEEP_AFTER_SECONDS = 30.0
 MAX_LOG_ENTRIES = 100
-FIRST_RANK = min(RANK.values())  # nothing comes before such an event: no need to look for one
+STORAGE_RETRY_SECONDS = 5.0  # a delivery whose storage was away comes again after this
 
 
 def one_by_one(calls: list[Callable[[], None]]) -> None:
@@ -249,14 +249,34 @@ def sweep(deps: EventDeps) -> int:
 
 # -- one delivery attempt ----------------------------------------------------------------------------------------------
 def deliver(deps: EventDeps, message: dict[str, Any]) -> str:
-    """One message of the delivery queue; returns what became of it (for the logs and the tests)."""
+    """One message of the delivery queue; returns what became of it (for the logs and the tests).
+
+    Storage away for a moment: the message comes again in a few seconds (SQS would bring it back only after its
+    visibility timeout, minutes); when SQS cannot take it either, the failure goes up and SQS brings it back."""
+    try:
+        return _attempt(deps, message)
+    except StorageUnavailable as error:
+        logger.warning("delivery postponed: storage unavailable", extra={"reason": error.message})
+        metrics.add_metric(name="EventDeliveryPostponed", unit="Count", value=1)
+        deps.queue.send([{**message, "due": deps.clock() + STORAGE_RETRY_SECONDS}], deps.clock())
+        return "postponed"
+
+
+def _attempt(deps: EventDeps, message: dict[str, Any]) -> str:
     now = deps.clock()
     if float(message["due"]) > now + 1:
         deps.queue.send([message], now)  # another hop towards its due time
         return "hop"
     project_id, endpoint_id = str(message["project_id"]), str(message["endpoint_id"])
     attempt = int(message["attempt"])
-    event, endpoint = deps.events.event_and_endpoint(project_id, str(message["event_id"]), endpoint_id)
+    order_key, rank = str(message["order_key"]), int(message["rank"])
+    event, endpoint, earlier_pending = deps.events.attempt_context(
+        project_id,
+        str(message["event_id"]),
+        endpoint_id,
+        order_key=order_key,
+        earlier=earlier_event_ids(project_id, order_key, rank),
+    )
     if event is None or endpoint is None:
         return "dropped"  # the event expired or the endpoint was deleted
     at = deps.now()
@@ -265,7 +285,7 @@ def deliver(deps: EventDeps, message: dict[str, Any]) -> str:
         if state is not None and state.get("status") == "pending":
             deps.events.settle(event, endpoint_id, status="stopped", now=at)
         return "stopped"
-    if event.rank > FIRST_RANK and deps.events.earlier_pending(event, endpoint_id):
+    if earlier_pending:
         deps.queue.send([{**message, "due": now + DEFER_SECONDS / deps.time_scale}], now)
         return "deferred"
     if not deps.events.claim(event, endpoint_id, attempt, now):
