@@ -310,7 +310,8 @@ def _attempt(deps: EventDeps, message: dict[str, Any]) -> str:
         deps.events.settle(event, endpoint_id, status="stopped", now=at, log=entry)
         _disable(deps, project_id, endpoint_id, "the endpoint answered 410 Gone", at)
         return outcome
-    failing_since = deps.events.endpoint_failed(project_id, endpoint_id, at)
+    # failing since the first failure with no success since: noted once (the endpoint as read says whether it is)
+    failing_since = endpoint.failing_since or deps.events.endpoint_failed(project_id, endpoint_id, at)
     if failing_since is not None and now - failing_since.timestamp() >= DISABLE_AFTER_FAILING_SECONDS / deps.time_scale:
         deps.events.settle(event, endpoint_id, status="stopped", now=at, log={**entry, "outcome": "disabled"})
         _disable(deps, project_id, endpoint_id, "failing for 3 days with no success", at)
