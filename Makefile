@@ -12,12 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip on this machine warns about local mirror folders it does not have; keep the output readable.
 PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help venv tools checkov browser screenshots run test lint build bench bench-build bench-card resilience fuzz rule-check clean
+.PHONY: help venv tools checkov browser screenshots run test lint build bench bench-build bench-card bench-events resilience fuzz rule-check clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
 	@echo "make test   lint + type check + template checks + sam build + all tests"
-	@echo "make lint | build | bench | bench-card | resilience | fuzz | rule-check | screenshots | clean"
+	@echo "make lint | build | bench | bench-card | bench-events | resilience | fuzz | rule-check | screenshots | clean"
 
 $(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -131,6 +131,11 @@ bench-card: venv browser
 # Never lose a call: 50 concurrent webhooks with 30 % DynamoDB conflicts, 500 webhooks during a 60 s outage (~4 min).
 resilience: venv
 	$(BIN)/python -m bench.resilience
+
+# Call events out (issue 22) on the local stack: event -> delivered p95, an endpoint down for a simulated hour, 50
+# endpoints of which 10 fail. Figures printed and written to bench/events.json.
+bench-events: venv
+	$(BIN)/python -m bench.events
 
 # Every rule guarded: each rule of tests/rule_deletions.py is deleted in a copy of HEAD and its tests must fail.
 rule-check: venv

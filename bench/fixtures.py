@@ -228,6 +228,8 @@ def local_stack(*options: str) -> Iterator[dict[str, Any]]:
                 str(free_port()),
                 "--faults-port",
                 str(free_port()),
+                "--receiver-port",
+                str(free_port()),
                 "--state-dir",
                 state,
                 *options,

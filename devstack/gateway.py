@@ -9,7 +9,9 @@ timed-out Lambda); API Gateway's own limits apply: 10 MB payload, 10,240 bytes o
 integration timeout. The answer is translated back to HTTP.
 
 It also runs the template's SQS event sources the way Lambda's event source mapping does (`QueuePoller`): long-poll
-the queue, invoke the function with a batch, delete the messages it did not report as failed.
+the queue, invoke the function with a batch, delete the messages it did not report as failed; its DynamoDB Stream
+sources (`StreamPoller`: moto's own dynamodbstreams, read from the latest record, filtered by the template's
+FilterCriteria) and its Schedule events (`SchedulePoller`, at their rate).
 """
 
 from __future__ import annotations
@@ -25,13 +27,13 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
 
 from devstack.lambda_worker import LOCAL_ACCOUNT, FunctionSpec
-from devstack.template import ROOT, QueueSource, Route, Template
+from devstack.template import ROOT, QueueSource, Route, ScheduleSource, StreamSource, Template
 
 # API Gateway's quotas for a REST API
 MAX_BODY_BYTES = 10 * 1024 * 1024  # payload
@@ -230,10 +232,28 @@ class LocalGateway:
     def url(self) -> str:
         return f"http://{self.host}:{self.server.server_port}"
 
+    def start_sources(self, dynamodb: Any, streams: Any) -> list[StreamPoller | SchedulePoller]:
+        """Run the template's DynamoDB Stream sources and Schedule events (boto3 `dynamodb`, `dynamodbstreams`)."""
+        started: list[StreamPoller | SchedulePoller] = [
+            StreamPoller(self.functions[source.function], source, self.template, dynamodb, streams).start()
+            for source in self.template.stream_sources()
+        ]
+        started += [
+            SchedulePoller(self.functions[source.function], source).start()
+            for source in self.template.schedule_sources()
+        ]
+        return started
+
     def start_pollers(self, sqs: Any) -> list[QueuePoller]:
         """Run the template's SQS event sources against `sqs` (a boto3 client)."""
         self.pollers = [
-            QueuePoller(self.functions[source.function], source, self.template, sqs).start()
+            QueuePoller(
+                self.functions[source.function],
+                source,
+                self.template,
+                sqs,
+                pollers=min(source.max_concurrency, self.functions[source.function].max_instances),
+            ).start()
             for source in self.template.queue_sources()
         ]
         return self.pollers
@@ -315,21 +335,28 @@ class QueuePoller:
     that failed stays in the queue and comes back after the queue's visibility timeout; SQS's redrive policy moves it
     to the dead-letter queue after maxReceiveCount receives."""
 
-    def __init__(self, function: Invocable, source: QueueSource, template: Template, sqs: Any) -> None:
+    def __init__(
+        self, function: Invocable, source: QueueSource, template: Template, sqs: Any, *, pollers: int = 1
+    ) -> None:
         self.function, self.source, self.sqs = function, source, sqs
         self.queue_arn = str(template.resolve({"Fn::GetAtt": [source.queue, "Arn"]}))
         self.queue_url = str(sqs.get_queue_url(QueueName=template.physical_name(source.queue))["QueueUrl"])
         self.region = template.region
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poller-{source.queue}", daemon=True)
+        # Lambda polls a queue with several pollers, each invoking the function with its own batch at the same time
+        self._threads = [
+            threading.Thread(target=self._run, name=f"poller-{source.queue}-{n}", daemon=True) for n in range(pollers)
+        ]
 
     def start(self) -> QueuePoller:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
         return self
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -378,6 +405,108 @@ class QueuePoller:
             "eventSourceARN": self.queue_arn,
             "awsRegion": self.region,
         }
+
+
+class _Background:
+    """A daemon thread that runs `_run` until `stop`."""
+
+    def __init__(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class StreamPoller(_Background):
+    """One DynamoDB Stream event source mapping of template.yaml over moto's dynamodbstreams: read the table's stream
+    from its latest record on, keep the records one of the source's filter patterns matches, invoke the function with
+    them (in order; a failed invocation is retried with the same records, as Lambda does, up to 10 times)."""
+
+    INTERVAL_SECONDS = 0.1
+
+    def __init__(self, function: Invocable, source: StreamSource, template: Template, dynamodb: Any, streams: Any):
+        self.function, self.source, self.streams = function, source, streams
+        table = dynamodb.describe_table(TableName=template.physical_name(source.table))["Table"]
+        self.stream_arn = str(table["LatestStreamArn"])
+        shard = streams.describe_stream(StreamArn=self.stream_arn)["StreamDescription"]["Shards"][0]["ShardId"]
+        self.iterator = streams.get_shard_iterator(
+            StreamArn=self.stream_arn, ShardId=shard, ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        super().__init__(f"stream-{source.table}")
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.poll_once():
+                    self._stop.wait(self.INTERVAL_SECONDS)
+            except Exception as error:
+                sys.stderr.write(f"stream: {self.source.table}: {type(error).__name__}: {error}\n")
+                self._stop.wait(1.0)
+
+    def poll_once(self) -> int:
+        """Read what came since the last read and invoke the function with the matching records; returns how many."""
+        reply = self.streams.get_records(ShardIterator=self.iterator, Limit=1000)
+        self.iterator = reply.get("NextShardIterator", self.iterator)
+        # as Lambda hands them over: JSON, times as epoch seconds
+        found = json.loads(json.dumps(reply.get("Records", []), default=lambda t: t.timestamp()))
+        records = [
+            {**r, "eventSource": "aws:dynamodb", "eventSourceARN": self.stream_arn}
+            for r in found
+            if any(matches(pattern, r) for pattern in self.source.patterns) or not self.source.patterns
+        ]
+        for start in range(0, len(records), self.source.batch_size):
+            batch = records[start : start + self.source.batch_size]
+            for _ in range(10):
+                try:
+                    self.function.invoke({"Records": batch}, request_id=str(uuid.uuid4()))
+                    break
+                except Exception as error:
+                    sys.stderr.write(f"stream: {self.source.function} raised {type(error).__name__}: {error}\n")
+                    time.sleep(0.5)
+        return len(records)
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """Whether `value` matches an event filter pattern (Lambda's FilterCriteria: nested objects, allowed values)."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and matches(p, value[k]) for k, p in pattern.items())
+    if isinstance(pattern, list):
+        return value in pattern
+    return bool(pattern == value)
+
+
+class SchedulePoller(_Background):
+    """A Schedule event of template.yaml: the function runs every `seconds` (LOCAL_SCHEDULE_SECONDS overrides the
+    rate, for a stack that should not wait a minute), with a Scheduled Event as EventBridge sends it."""
+
+    def __init__(self, function: Invocable, source: ScheduleSource) -> None:
+        self.function, self.source = function, source
+        self.seconds = float(os.environ.get("LOCAL_SCHEDULE_SECONDS") or source.seconds)
+        super().__init__(f"schedule-{source.function}")
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.seconds):
+            event_id = str(uuid.uuid4())
+            event = {
+                "id": event_id,
+                "detail-type": "Scheduled Event",
+                "source": "aws.events",
+                "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "detail": {},
+            }
+            try:
+                self.function.invoke(event, request_id=event_id)
+            except Exception as error:
+                sys.stderr.write(f"schedule: {self.source.function} raised {type(error).__name__}: {error}\n")
 
 
 def build_event(
@@ -477,9 +606,10 @@ def main() -> None:
     args = parser.parse_args()
     template = Template(parameters={"Stage": args.stage, "PbxNetwork": args.pbx_network})
     gateway = LocalGateway(template, host=args.host, port=args.port, max_instances=args.max_instances)
-    pollers = gateway.start_pollers(boto3.client("sqs"))
+    pollers: list[QueuePoller | StreamPoller | SchedulePoller] = [*gateway.start_pollers(boto3.client("sqs"))]
+    pollers += gateway.start_sources(boto3.client("dynamodb"), boto3.client("dynamodbstreams"))
     print(
-        f"gateway: serving {gateway.url} ({len(gateway.routes)} routes, {len(pollers)} queue sources, template.yaml)",
+        f"gateway: serving {gateway.url} ({len(gateway.routes)} routes, {len(pollers)} event sources, template.yaml)",
         flush=True,
     )
     try:

@@ -71,6 +71,14 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("delete", "/v1/employees/{employee_id}"): ((200,), _ADMIN_ERRORS),
     ("post", "/v1/employees/{employee_id}/operator-token"): ((201,), _ADMIN_ERRORS),
     ("delete", "/v1/tokens/{token_id}"): ((200,), _ADMIN_ERRORS),
+    # issue 22: call events out
+    ("post", "/v1/endpoints"): ((201,), (400, *_ADMIN_ERRORS)),
+    ("get", "/v1/endpoints"): ((200,), _ADMIN_ERRORS),
+    ("delete", "/v1/endpoints/{endpoint_id}"): ((200,), _ADMIN_ERRORS),
+    ("post", "/v1/endpoints/{endpoint_id}/rotate-secret"): ((200,), (400, *_ADMIN_ERRORS)),
+    ("get", "/v1/endpoints/{endpoint_id}/deliveries"): ((200,), _ADMIN_ERRORS),
+    ("post", "/v1/endpoints/{endpoint_id}/replay"): ((200,), (400, *_ADMIN_ERRORS)),
+    ("post", "/v1/events/{event_id}/replay"): ((200,), _ADMIN_ERRORS),
 }
 _SUCCESS_TEXT = {
     200: "OK",

@@ -40,7 +40,15 @@ DEMO_SECRET = "demo-pbx-secret-0123456789"  # the demo PBX's API secret; also th
 DEMO_PBX_PATH = "/b3/api/v2/start.php"
 LOCAL_STAGE = "local"
 # Each port's option and the variable `make run` reads it from (named when the port is in use).
-PORTS = {"api_port": "API_PORT", "moto_port": "MOTO_PORT", "pbx_port": "PBX_PORT", "faults_port": "FAULTS_PORT"}
+PORTS = {
+    "api_port": "API_PORT",
+    "moto_port": "MOTO_PORT",
+    "pbx_port": "PBX_PORT",
+    "faults_port": "FAULTS_PORT",
+    "receiver_port": "RECEIVER_PORT",
+}
+# The demo project's endpoint for call events: the sample receiver (`devstack.event_receiver`), remade at each start.
+RECEIVER_DESCRIPTION = "make run: the sample receiver (devstack/event_receiver.py)"
 
 
 class CannotStart(Exception):
@@ -53,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--moto-port", type=int, default=int(os.environ.get("MOTO_PORT", 5000)))
     parser.add_argument("--pbx-port", type=int, default=int(os.environ.get("PBX_PORT", 8081)))
     parser.add_argument("--faults-port", type=int, default=int(os.environ.get("FAULTS_PORT", 5001)))
+    parser.add_argument("--receiver-port", type=int, default=int(os.environ.get("RECEIVER_PORT", 8790)))
     parser.add_argument(
         "--conflict-rate",
         type=float,
@@ -113,6 +122,7 @@ class Stack:
         self.api_url = f"http://127.0.0.1:{args.api_port}"
         self.pbx_base = f"http://127.0.0.1:{args.pbx_port}"
         self.faults_url = f"http://127.0.0.1:{args.faults_port}"
+        self.receiver_url = f"http://127.0.0.1:{args.receiver_port}/"
         self.env = {**os.environ, **local_aws_env(self.moto_url), "PYTHONUNBUFFERED": "1"}
         self.tables: list[str] = []
         self.saved: dict[str, Any] | None = None  # what was loaded from the last run: its demo tokens and item count
@@ -194,12 +204,44 @@ class Stack:
             ],
             env={"AWS_ENDPOINT_URL_DYNAMODB": self.faults_url},  # the functions' DynamoDB goes through the proxy
         )
-        wait_for_port(self.args.pbx_port, self.children[-2])
-        wait_for_port(self.args.api_port, self.children[-1])
+        self.spawn(
+            "call events' sample receiver",
+            [
+                python,
+                "-m",
+                "devstack.event_receiver",
+                "--port",
+                str(self.args.receiver_port),
+                "--secret-file",
+                str(self.receiver_secret_file),
+            ],
+        )
+        wait_for_port(self.args.pbx_port, self.children[-3])
+        wait_for_port(self.args.api_port, self.children[-2])
+        wait_for_port(self.args.receiver_port, self.children[-1])
         stack = self.seed()
         (state / "stack.json").write_text(json.dumps(stack, indent=2))
         self.ready = True
         return stack
+
+    @property
+    def receiver_secret_file(self) -> Path:
+        return self.args.state_dir / "receiver-secret"
+
+    def register_receiver(self, target: Any) -> str:
+        """The sample receiver as the demo project's endpoint (every event type), its new secret in the receiver's
+        file: the one an earlier run registered (maybe on another port) goes first. Returns its endpoint id."""
+        from iptel_admin import admin
+
+        for endpoint in admin.list_endpoints(target, DEMO_PROJECT_ID)["endpoints"]:
+            if endpoint["description"] == RECEIVER_DESCRIPTION:
+                admin.delete_endpoint(target, DEMO_PROJECT_ID, endpoint["endpoint_id"])
+        made = admin.add_endpoint(
+            target, DEMO_PROJECT_ID, url=self.receiver_url, description=RECEIVER_DESCRIPTION, event_types=None
+        )
+        self.receiver_secret_file.write_text(made["secret"])
+        self.receiver_secret_file.chmod(0o600)
+        return str(made["endpoint_id"])
 
     @property
     def saved_file(self) -> Path:
@@ -247,13 +289,16 @@ class Stack:
             ssm=self.client("ssm"),
             ssm_prefix=ssm_prefix,
             api_url=self.api_url,
-            pbx_network="local",  # the demo project's PBX is the simulator on this machine
+            pbx_network="local",  # the demo project's PBX (the simulator) and its events' receiver are on this machine
+            event_queue_url=self.template.queue_url("EventDeliveries"),
+            sqs=self.client("sqs"),
         )
         server_url = self.pbx_base + DEMO_PBX_PATH
         if self.saved and target.deps.projects.get_project(DEMO_PROJECT_ID):
             tokens = self.reconnect_demo(target, server_url)
         else:
             tokens = self.create_demo(target, server_url)
+        endpoint_id = self.register_receiver(target)
         return {
             "api_url": self.api_url,
             "console_url": self.api_url + "/console",
@@ -271,6 +316,9 @@ class Stack:
             "aws_endpoint_url": self.moto_url,
             "control_url": self.faults_url + "/_control",
             "inbox_queue_url": self.template.queue_url("WebhookInbox"),
+            "event_queue_url": self.template.queue_url("EventDeliveries"),
+            "receiver_url": self.receiver_url,
+            "receiver_endpoint_id": endpoint_id,
             "dead_letter_queue_url": self.template.queue_url("WebhookInboxDeadLetters"),
             "region": LOCAL_REGION,
             "table_name": table_name,
@@ -444,6 +492,7 @@ iptelefon-connector is running locally ({state_dir / "stack.json"})
   demo project: {stack["project_id"]}   bot token: {token}
   local data: {stack["saved_data"]} (kept across restarts; make run FRESH=1 starts clean)
   webhook URL (configured in the simulator): {stack["webhook_url"]}
+  call events: the sample receiver {stack["receiver_url"]} is the demo project's endpoint (it prints each event)
 
 Try:
   # 1. the bot asks the PBX to ring employee 346, then the client

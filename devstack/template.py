@@ -47,6 +47,26 @@ class QueueSource:
     queue: str
     batch_size: int
     report_batch_item_failures: bool
+    max_concurrency: int = 5  # ScalingConfig.MaximumConcurrency (Lambda starts with 5 pollers' worth)
+
+
+@dataclass(frozen=True)
+class StreamSource:
+    """A DynamoDB Stream event source mapping: `function` gets the new records of `table` (logical id) that match one
+    of `patterns` (its FilterCriteria), up to `batch_size` at a time."""
+
+    function: str
+    table: str
+    batch_size: int
+    patterns: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True)
+class ScheduleSource:
+    """A Schedule event: `function` runs every `seconds` (`rate(...)`)."""
+
+    function: str
+    seconds: int
 
 
 @dataclass(frozen=True)
@@ -94,6 +114,9 @@ class Template:
             }
             if "GlobalSecondaryIndexes" in props:
                 definition["GlobalSecondaryIndexes"] = _plain(props["GlobalSecondaryIndexes"])
+            if "StreamSpecification" in props:
+                view = str(props["StreamSpecification"]["StreamViewType"])
+                definition["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": view}
             tables.append(definition)
         return tables
 
@@ -147,8 +170,38 @@ class Template:
                             batch_size=int(props.get("BatchSize", 10)),
                             report_batch_item_failures="ReportBatchItemFailures"
                             in [str(t) for t in props.get("FunctionResponseTypes", [])],
+                            max_concurrency=int(props.get("ScalingConfig", {}).get("MaximumConcurrency", 5)),
                         )
                     )
+        return found
+
+    def stream_sources(self) -> list[StreamSource]:
+        found = []
+        for logical_id, resource in self.resources("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "DynamoDB":
+                    props = event["Properties"]
+                    filters = props.get("FilterCriteria", {}).get("Filters", [])
+                    found.append(
+                        StreamSource(
+                            function=logical_id,
+                            table=str(props["Stream"]["Fn::GetAtt"][0]),
+                            batch_size=int(props.get("BatchSize", 100)),
+                            patterns=tuple(json.loads(str(f["Pattern"])) for f in filters),
+                        )
+                    )
+        return found
+
+    def schedule_sources(self) -> list[ScheduleSource]:
+        units = {"minute": 60, "minutes": 60, "hour": 3600, "hours": 3600, "day": 86400, "days": 86400}
+        found = []
+        for logical_id, resource in self.resources("AWS::Serverless::Function").items():
+            for event in resource["Properties"].get("Events", {}).values():
+                if event["Type"] == "Schedule":
+                    rate = re.fullmatch(r"rate\((\d+) (\w+)\)", str(event["Properties"]["Schedule"]))
+                    if rate is None:
+                        raise ValueError(f"template.yaml: {logical_id}: only rate(...) schedules run locally")
+                    found.append(ScheduleSource(logical_id, int(rate.group(1)) * units[rate.group(2)]))
         return found
 
     def queue_definitions(self) -> list[dict[str, Any]]:

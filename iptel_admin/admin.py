@@ -39,9 +39,12 @@ from iptelefon.domain.models import (
 )
 from iptelefon.domain.pbx_address import PbxNetwork
 from iptelefon.domain.pbx_connection import PbxConnection
-from iptelefon.entry.dependencies import admin_deps_over
+from iptelefon.domain.requests import EndpointCreate, ReplaySince, SecretRotation
+from iptelefon.entry.dependencies import admin_deps_over, event_deps_over
 from iptelefon.usecases import admin as project_admin
+from iptelefon.usecases import call_events
 from iptelefon.usecases.auth import issue_token
+from iptelefon.usecases.call_events import EventDeps
 from iptelefon.usecases.calls import connection_for
 
 DEFAULT_STACK_FILE = Path(".local/stack.json")
@@ -58,11 +61,26 @@ class Target:
     api_url: str | None = None
     # Where this target's PBX requests may go: a deployed stage's are public; the local stack's simulator is local.
     pbx_network: PbxNetwork = "public"
+    # The call events' delivery queue (replays) and an SQS client for it.
+    event_queue_url: str | None = None
+    sqs: Any = None
 
     @cached_property
     def deps(self) -> project_admin.AdminDeps:
         """The admin use cases' dependencies over this target's clients: the same the admin API builds."""
         return admin_deps_over(self.storage, self.ssm, self.ssm_prefix, self.pbx_network)
+
+    @cached_property
+    def events(self) -> EventDeps:
+        """The call events' use cases' dependencies over this target's clients (the admin API's own)."""
+        return event_deps_over(
+            self.storage,
+            self.ssm,
+            self.ssm_prefix,
+            self.pbx_network,
+            queue_url=self.event_queue_url,
+            sqs_client=self.sqs,
+        )
 
     @property
     def pbx(self) -> PbxClient:
@@ -84,6 +102,7 @@ def local_target(stack_file: Path = DEFAULT_STACK_FILE) -> Target:
         endpoint_url = stack["aws_endpoint_url"]
         target = connect(endpoint_url, stack["region"], stack["table_name"], stack["ssm_prefix"], stack["api_url"])
         target.pbx_network = "local"  # the stack's PBX simulator listens on this machine
+        target.event_queue_url = stack.get("event_queue_url")
     except (ValueError, KeyError, TypeError) as error:
         raise InvalidInput(f"{stack_file} is not a stack file written by `make run` ({error!r})") from None
     if endpoint_url and not _listening(endpoint_url):
@@ -112,6 +131,7 @@ def connect(endpoint_url: str | None, region: str, table_name: str, ssm_prefix: 
         ssm=session.client("ssm", **kwargs),
         ssm_prefix=ssm_prefix,
         api_url=api_url,
+        sqs=session.client("sqs", **kwargs),
     )
 
 
@@ -126,6 +146,8 @@ def aws_target(*, stage: str, profile: str | None, region: str | None, stack_nam
         ssm=session.client("ssm"),
         ssm_prefix=outputs["SsmPath"].removesuffix("/projects/"),
         api_url=outputs["ApiUrl"],
+        event_queue_url=outputs.get("EventQueueUrl"),
+        sqs=session.client("sqs"),
     )
 
 
@@ -374,6 +396,40 @@ def pbx_points(target: Target, project_id: str, *, client: PbxClient | None = No
     """The extensions the project's PBX lists (`get-points`): the short numbers its employees may have."""
     conn = pbx_connection(target, project_id)
     return (client or target.pbx).points(conn)
+
+
+# -- call events' endpoints (the admin API's use cases) ----------------------------------------------------------------
+def add_endpoint(
+    target: Target, project_id: str, *, url: str, description: str, event_types: list[str] | None
+) -> dict[str, Any]:
+    request = EndpointCreate.model_validate({"url": url, "description": description, "event_types": event_types})
+    return call_events.add_endpoint(target.events, _project(target, project_id), request)
+
+
+def list_endpoints(target: Target, project_id: str) -> dict[str, Any]:
+    return call_events.endpoints_view(target.events, _project(target, project_id))
+
+
+def delete_endpoint(target: Target, project_id: str, endpoint_id: str) -> None:
+    call_events.delete_endpoint(target.events, _project(target, project_id), endpoint_id)
+
+
+def rotate_endpoint_secret(target: Target, project_id: str, endpoint_id: str, *, grace_hours: float) -> dict[str, Any]:
+    SecretRotation(grace_hours=grace_hours)  # the API's bounds (0-72)
+    return call_events.rotate_secret(target.events, _project(target, project_id), endpoint_id, grace_hours=grace_hours)
+
+
+def endpoint_deliveries(target: Target, project_id: str, endpoint_id: str) -> dict[str, Any]:
+    return call_events.deliveries_view(target.events, _project(target, project_id), endpoint_id)
+
+
+def replay_event(target: Target, project_id: str, event_id: str) -> dict[str, Any]:
+    return call_events.replay_event(target.events, _project(target, project_id), event_id)
+
+
+def replay_failed(target: Target, project_id: str, endpoint_id: str, since: str) -> dict[str, Any]:
+    when = ReplaySince.model_validate({"since": since}).since
+    return call_events.replay_failed(target.events, _project(target, project_id), endpoint_id, when)
 
 
 def _project(target: Target, project_id: str) -> Project:

@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from pydantic import ValidationError
 
 from iptel_admin import admin
+from iptelefon.domain.call_events import EVENT_TYPES
 from iptelefon.domain.errors import DomainError, InvalidInput
 from iptelefon.domain.models import MESSENGERS, NumberType, PbxCallNamesPreset, Role
 from iptelefon.platform.observability import logger
@@ -182,6 +183,34 @@ def build_parser() -> argparse.ArgumentParser:
     calls_list.add_argument("--client", help="only this client's calls")
     calls_list.add_argument("--limit", type=int, default=50)
 
+    endpoint = _area(commands, "endpoint", "call events' endpoints: where signed call events are sent")
+    endpoint_add = _with_project(endpoint.add_parser("add", help="a new endpoint; its secret is printed once"))
+    endpoint_add.add_argument("--url", required=True, help="the receiver's https URL")
+    endpoint_add.add_argument("--description", default="")
+    endpoint_add.add_argument(
+        "--event", action="append", choices=EVENT_TYPES, help="an event type it takes (repeat; default: all)"
+    )
+    _with_project(endpoint.add_parser("list", help="the project's endpoints (enabled or why disabled; no secret)"))
+    endpoint_delete = _with_project(endpoint.add_parser("delete", help="an endpoint and its secret"))
+    endpoint_delete.add_argument("--id", required=True)
+    endpoint_rotate = _with_project(
+        endpoint.add_parser("rotate-secret", help="a new secret, printed once; the old one signs beside it a while")
+    )
+    endpoint_rotate.add_argument("--id", required=True)
+    endpoint_rotate.add_argument(
+        "--grace-hours", type=float, default=24.0, help="how long the old secret still signs (0-72; 0: not at all)"
+    )
+    endpoint_log = _with_project(endpoint.add_parser("deliveries", help="the endpoint's latest delivery attempts"))
+    endpoint_log.add_argument("--id", required=True)
+    endpoint_replay = _with_project(
+        endpoint.add_parser("replay", help="every delivery that failed since a time, again (the endpoint enabled)")
+    )
+    endpoint_replay.add_argument("--id", required=True)
+    endpoint_replay.add_argument("--since", required=True, help="ISO time with its zone, e.g. 2026-12-01T00:00:00Z")
+    event = _area(commands, "event", "call events")
+    event_replay = _with_project(event.add_parser("replay", help="one event again, with its id, to its endpoints"))
+    event_replay.add_argument("--id", required=True)
+
     pbx = _area(commands, "pbx", "talk to a project's PBX")
     for name, text in (
         ("ping", "check the PBX connection (URL, secret, auth mode)"),
@@ -278,6 +307,24 @@ def run(args: argparse.Namespace) -> Any:
             return report.answer()
         case "calls", "list":
             return admin.list_calls(target, project_id, client_id=args.client, limit=args.limit)
+        case "endpoint", "add":
+            made = admin.add_endpoint(
+                target, project_id, url=args.url, description=args.description, event_types=args.event
+            )
+            return {**made, "note": "the secret is shown once: give it to the receiver"}
+        case "endpoint", "list":
+            return admin.list_endpoints(target, project_id)
+        case "endpoint", "delete":
+            admin.delete_endpoint(target, project_id, args.id)
+            return {"deleted": args.id}
+        case "endpoint", "rotate-secret":
+            return admin.rotate_endpoint_secret(target, project_id, args.id, grace_hours=args.grace_hours)
+        case "endpoint", "deliveries":
+            return admin.endpoint_deliveries(target, project_id, args.id)
+        case "endpoint", "replay":
+            return admin.replay_failed(target, project_id, args.id, args.since)
+        case "event", "replay":
+            return admin.replay_event(target, project_id, args.id)
         case "pbx", "ping":
             return admin.pbx_ping(target, project_id)
         case "pbx", "methods":

@@ -139,7 +139,7 @@ class LocalStackProcess:
 
     @classmethod
     def start(cls, state: Path, *options: str, ports: dict[str, int] | None = None) -> LocalStackProcess:
-        ports = ports or {name: free_port() for name in ("api", "moto", "pbx", "faults")}
+        ports = ports or {name: free_port() for name in ("api", "moto", "pbx", "faults", "receiver")}
         command = [sys.executable, "-m", "devstack.run", "--state-dir", str(state), *options]
         for name, port in ports.items():
             command += [f"--{name}-port", str(port)]

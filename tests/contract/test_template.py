@@ -43,6 +43,14 @@ CONTRACT_ROUTES = {
     ("DELETE", "/v1/employees/{employee_id}"): "AdminApiFunction",
     ("POST", "/v1/employees/{employee_id}/operator-token"): "AdminApiFunction",
     ("DELETE", "/v1/tokens/{token_id}"): "AdminApiFunction",
+    # issue 22: call events out - endpoints, their delivery log, replays
+    ("POST", "/v1/endpoints"): "AdminApiFunction",
+    ("GET", "/v1/endpoints"): "AdminApiFunction",
+    ("DELETE", "/v1/endpoints/{endpoint_id}"): "AdminApiFunction",
+    ("POST", "/v1/endpoints/{endpoint_id}/rotate-secret"): "AdminApiFunction",
+    ("GET", "/v1/endpoints/{endpoint_id}/deliveries"): "AdminApiFunction",
+    ("POST", "/v1/endpoints/{endpoint_id}/replay"): "AdminApiFunction",
+    ("POST", "/v1/events/{event_id}/replay"): "AdminApiFunction",
     ("GET", "/console"): "ConsoleFunction",
     ("GET", "/console/{asset}"): "ConsoleFunction",
 }
@@ -54,6 +62,9 @@ SSM_PROJECTS_ARN = (
     f"arn:aws:ssm:{TEMPLATE.region}:{LOCAL_ACCOUNT}:parameter/"
     f"{TEMPLATE.parameters['SsmPrefix']}/{TEMPLATE.parameters['Stage']}/projects/*"
 )
+# Issue 22: each call events endpoint's signing secret is a parameter under `.../endpoint-secrets/<project>/<id>`, a
+# folder of its own (the functions that read PBX secrets cannot read these, nor the events function those).
+SSM_ENDPOINT_SECRETS_ARN = SSM_PROJECTS_ARN.replace("/projects/*", "/endpoint-secrets/*")
 
 
 def _route(method: str, path: str) -> Route:
@@ -259,7 +270,9 @@ def test_function_policy_has_no_wildcard_resource(logical_id: str) -> None:
         for resource in resources:
             assert isinstance(resource, str), f"{logical_id}: unresolved Resource {resource!r}"
             assert resource.startswith("arn:aws:"), f"{logical_id}: {resource}"
-            assert "*" not in resource or resource == SSM_PROJECTS_ARN, f"{logical_id}: wildcard Resource {resource}"
+            assert "*" not in resource or resource in (SSM_PROJECTS_ARN, SSM_ENDPOINT_SECRETS_ARN), (
+                f"{logical_id}: wildcard Resource {resource}"
+            )
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))

@@ -54,6 +54,7 @@ class MakeRun:
         """The block for this stack's free ports; `make run …` lines are the stack already running."""
         block = block.replace("127.0.0.1:3000", f"127.0.0.1:{self.ports['API_PORT']}")
         block = block.replace("127.0.0.1:8081", f"127.0.0.1:{self.ports['PBX_PORT']}")
+        block = block.replace("127.0.0.1:8790", f"127.0.0.1:{self.ports['RECEIVER_PORT']}")
         return "\n".join(line for line in block.splitlines() if not line.startswith("make run"))
 
 
@@ -62,7 +63,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeRun]:
     """`make run` with the README's port variables, in a process group of its own (Ctrl-C reaches make and Python)."""
     folder = tmp_path_factory.mktemp("newcomer")
     (folder / ".venv").symlink_to(ROOT / ".venv")
-    ports = {name: free_port() for name in ("API_PORT", "MOTO_PORT", "PBX_PORT", "FAULTS_PORT")}
+    ports = {name: free_port() for name in ("API_PORT", "MOTO_PORT", "PBX_PORT", "FAULTS_PORT", "RECEIVER_PORT")}
     # What a newcomer runs: the default dialect (zeon, the public integration's).
     variables = [f"{name}={port}" for name, port in ports.items()] + [f"STATE_DIR={folder / '.local'}"]
     log = (folder / "make-run.log").open("wb")

@@ -83,7 +83,7 @@ def test_a_port_taken_by_any_program_is_named_before_anything_starts(tmp_path: P
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
-        ports = {name: free_port() for name in ("api", "moto", "faults")} | {"pbx": other.getsockname()[1]}
+        ports = {name: free_port() for name in ("api", "moto", "faults", "receiver")} | {"pbx": other.getsockname()[1]}
         # When the stack is started
         refused = _run(tmp_path, ports)
     # Then it names that port and its variable, and leaves nothing behind
@@ -94,7 +94,9 @@ def test_a_port_taken_by_any_program_is_named_before_anything_starts(tmp_path: P
 
 def test_one_port_given_twice_is_refused(tmp_path: Path) -> None:
     port = free_port()
-    refused = _run(tmp_path, {"api": port, "moto": port, "pbx": free_port(), "faults": free_port()})
+    refused = _run(
+        tmp_path, {"api": port, "moto": port, "pbx": free_port(), "faults": free_port(), "receiver": free_port()}
+    )
     assert refused.returncode == 2 and f"port {port} is given as both API_PORT and MOTO_PORT" in refused.stderr
 
 
@@ -122,7 +124,7 @@ def test_a_failed_start_stops_what_it_started_and_leaves_no_stack_json(tmp_path:
     # Given the stack.json of an earlier stack that was killed (SIGKILL leaves it)
     (tmp_path / "stack.json").write_text('{"aws_endpoint_url": "http://127.0.0.1:1"}')
     # When a start fails half-way (moto is up, the DynamoDB fault proxy refuses its conflict rate and exits)
-    ports = {name: free_port() for name in ("api", "moto", "pbx", "faults")}
+    ports = {name: free_port() for name in ("api", "moto", "pbx", "faults", "receiver")}
     failed = _run(tmp_path, ports, "--conflict-rate", "2")
     # Then it says so, stops moto, and no stack.json points anywhere
     assert failed.returncode == 1 and "make run failed" in failed.stderr

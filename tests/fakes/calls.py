@@ -3,12 +3,13 @@ unit tests without moto or a network. `call_deps()` builds a `CallDeps` over a f
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.admin import FakeEmployees
 from fakes.webhook import FakeClients
+from iptelefon.domain.call_events import CallEvent
 from iptelefon.domain.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
@@ -30,6 +31,7 @@ class FakeAttempts:
         self.pending: dict[tuple[str, str], str | None] = {}  # (project, attempt) → the PBX's call id
         self.key_markers: set[tuple[str, str]] = set()
         self.fail_finish = False
+        self.outbox: list[CallEvent] = []  # events written with the attempts' failures
 
     def start(self, project_id: str, attempt: CallAttempt, *, now: float, key_scope: str | None) -> bool:
         if key_scope is not None and (project_id, key_scope) in self.key_markers:
@@ -41,13 +43,21 @@ class FakeAttempts:
         return True
 
     def finish(
-        self, project_id: str, attempt: CallAttempt, *, pending: bool, key_scope: str | None, now: float
+        self,
+        project_id: str,
+        attempt: CallAttempt,
+        *,
+        pending: bool,
+        key_scope: str | None,
+        now: float,
+        events: Sequence[CallEvent] = (),
     ) -> None:
         if self.fail_finish:
             raise RuntimeError("table gone")
         if self.items[(project_id, attempt.attempt_id)].status != "starting":
             return
         self.items[(project_id, attempt.attempt_id)] = attempt
+        self.outbox.extend(events)
         if pending:
             self.pending[(project_id, attempt.attempt_id)] = attempt.pbx_call_id
         else:

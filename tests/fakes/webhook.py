@@ -6,10 +6,12 @@ attempt stays completed), not their storage layout: the moto tests in tests/inte
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from fakes.admin import FakeClock, FakeEmployees
+from iptelefon.domain.call_events import CallEvent
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
@@ -77,6 +79,7 @@ class FakeCallRecords:
     requests: dict[tuple[str, str], WebhookRequest] = field(default_factory=dict)  # kept next to each call
     rejected: list[dict[str, Any]] = field(default_factory=list)
     unavailable: bool = False
+    outbox: list[CallEvent] = field(default_factory=list)  # the call events written with the calls
 
     def get(self, project_id: str, call_key: str) -> CallRecord | None:
         return self.calls.get((project_id, call_key))
@@ -88,13 +91,22 @@ class FakeCallRecords:
     def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
         return self.notes.get((project_id, client_id), [])[::-1][:limit]
 
-    def add_new(self, project: Project, call: CallRecord, *, notification: str, request: WebhookRequest) -> bool:
+    def add_new(
+        self,
+        project: Project,
+        call: CallRecord,
+        *,
+        notification: str,
+        request: WebhookRequest,
+        events: Sequence[CallEvent] = (),
+    ) -> bool:
         if self.unavailable:
             raise StorageUnavailable("the fake table is away")
         key = (project.id, call.call_key)
         if key in self.calls:
             return False
         self.calls[key] = call
+        self.outbox.extend(events)  # with the call, as the transaction writes them
         self.requests[key] = request
         note = {"text": notification, "kind": "call", "call_key": call.call_key, "created_at": "2024-03-01T11:00:00"}
         self.notes.setdefault((project.id, call.client_id), []).append(note)
@@ -102,10 +114,13 @@ class FakeCallRecords:
             self.record_links[(project.id, call.client_id)] = call.record_link
         return True
 
-    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
+    def add_record_link(
+        self, project: Project, call: CallRecord, *, notification: str, events: Sequence[CallEvent] = ()
+    ) -> bool:
         stored = self.calls[(project.id, call.call_key)]
         if stored.record_link:
             return False
+        self.outbox.extend(events)
         self.calls[(project.id, call.call_key)] = stored.model_copy(update={"record_link": call.record_link})
         for note in self.notes[(project.id, call.client_id)]:
             if note["call_key"] == call.call_key:
@@ -159,7 +174,14 @@ class FakeAttempts:
         return True
 
     def finish(
-        self, project_id: str, attempt: CallAttempt, *, pending: bool, key_scope: str | None, now: float
+        self,
+        project_id: str,
+        attempt: CallAttempt,
+        *,
+        pending: bool,
+        key_scope: str | None,
+        now: float,
+        events: Sequence[CallEvent] = (),
     ) -> None:
         self.add(project_id, attempt)
 
@@ -170,13 +192,16 @@ class FakeLiveCalls:
 
     calls: dict[tuple[str, str], LiveCall] = field(default_factory=dict)
     writes: int = 0
+    outbox: list[CallEvent] = field(default_factory=list)  # the call events written with the live states
     # Called before each `put`: a test lets another event or the call's end slip in between a read and a write.
     before_put: list[Any] = field(default_factory=list)
 
     def get(self, project_id: str, call_key: str) -> LiveCall | None:
         return self.calls.get((project_id, call_key))
 
-    def put(self, project_id: str, live: LiveCall, *, replacing: LiveCall | None) -> bool:
+    def put(
+        self, project_id: str, live: LiveCall, *, replacing: LiveCall | None, events: Sequence[CallEvent] = ()
+    ) -> bool:
         hooks, self.before_put = self.before_put, []
         for hook in hooks:
             hook()
@@ -184,6 +209,7 @@ class FakeLiveCalls:
         if (stored.version if stored else None) != (replacing.version if replacing else None):
             return False
         self.calls[(project_id, live.call_key)] = live.model_copy(update={"version": live.version + 1})
+        self.outbox.extend(events)
         self.writes += 1
         return True
 

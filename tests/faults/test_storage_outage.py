@@ -297,7 +297,11 @@ def live_item(project: Project) -> dict[str, Any] | None:
 
 @pytest.mark.parametrize(
     "go_down",
-    [lambda server: server.stop(), lambda server: server.stop_at("PutItem", 1)],
+    [
+        lambda server: server.stop(),
+        # the live state is written with its call event, in one transaction (issue 22)
+        lambda server: server.stop_at("TransactWriteItems", 1, where=lambda p: "LIVE#" in str(p["TransactItems"])),
+    ],
     ids=["before the request", "at the live state's write"],
 )
 def test_a_live_event_during_an_outage_is_queued_and_applied_from_when_it_came(
@@ -315,6 +319,7 @@ def test_a_live_event_during_an_outage_is_queued_and_applied_from_when_it_came(
     assert not dynamodb_server.running  # the outage did hit inside this request
     assert "crm-key" not in inbox.messages()[0]["Body"]
     assert live_item(project.project) is None and calls_recorded(project.project) == []
+    assert [i for i in stored_items() if i["sk"].startswith("EVENT#")] == []  # no event without its live state
     # When DynamoDB is back and the inbox is applied, then the call is ringing since it came, and no call is recorded
     dynamodb_server.start()
     assert inbox.drain() == 1

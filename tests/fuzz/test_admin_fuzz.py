@@ -64,6 +64,12 @@ ROUTES = [
     ("DELETE", "/v1/employees/{employee_id}", "employee_id"),
     ("POST", "/v1/employees/{employee_id}/operator-token", "employee_id"),
     ("DELETE", "/v1/tokens/{token_id}", "token_id"),
+    ("POST", "/v1/endpoints", None),
+    ("DELETE", "/v1/endpoints/{endpoint_id}", "endpoint_id"),
+    ("POST", "/v1/endpoints/{endpoint_id}/rotate-secret", "endpoint_id"),
+    ("GET", "/v1/endpoints/{endpoint_id}/deliveries", "endpoint_id"),
+    ("POST", "/v1/endpoints/{endpoint_id}/replay", "endpoint_id"),
+    ("POST", "/v1/events/{event_id}/replay", "event_id"),
 ]
 
 

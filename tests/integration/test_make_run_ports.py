@@ -33,7 +33,9 @@ def test_the_suggested_port_is_free_even_when_the_obvious_one_is_busy(busy: Exit
     taken = [api] + [p for p in (api + 100, api + 101) if port_is_free(p)]
     for port in taken:
         _listening(busy, port)
-    args = argparse.Namespace(api_port=api, moto_port=free_port(), pbx_port=free_port(), faults_port=free_port())
+    args = argparse.Namespace(
+        api_port=api, moto_port=free_port(), pbx_port=free_port(), faults_port=free_port(), receiver_port=free_port()
+    )
     # When `make run` checks its ports
     with pytest.raises(CannotStart) as refused:
         check_ports_free(args)
@@ -50,7 +52,9 @@ def test_the_suggestion_skips_the_stacks_own_other_ports(busy: ExitStack) -> Non
     pbx = free_port()
     _listening(busy, pbx)
     moto = pbx + 100
-    args = argparse.Namespace(api_port=free_port(), moto_port=moto, pbx_port=pbx, faults_port=free_port())
+    args = argparse.Namespace(
+        api_port=free_port(), moto_port=moto, pbx_port=pbx, faults_port=free_port(), receiver_port=free_port()
+    )
     assert port_is_free(moto), "the test needs the port 100 above a free one free"
     with pytest.raises(CannotStart) as refused:
         check_ports_free(args)

@@ -13,11 +13,12 @@ import hashlib
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fixtures.projects import PBX_SECRET
-from support import answer_json, api_event
+from support import answer_json, api_event, webhook_event
 
 from devstack.template import Template
 from employee_call.handler import lambda_handler as employee_call_handler
@@ -246,6 +247,8 @@ def test_the_matrix_covers_every_v1_route() -> None:
     covered |= {"GET /v1/pbx/points"}  # no id: the token's own project's PBX
     covered |= {"POST /v1/settings/webhook-token", "GET /v1/tokens"}  # no id: the token's own project (tested below)
     covered |= {"PUT /v1/employees/{employee_id}"}  # no foreign id: it names an employee of the token's own project
+    covered |= {"POST /v1/endpoints", "GET /v1/endpoints"}  # no id: the token's own project (tested below)
+    covered |= {f"{r[0]} {r[1]}" for r in FOREIGN_EVENT_IDS}  # the call events matrix below
     assert covered == v1
 
 
@@ -282,6 +285,53 @@ def test_an_admin_cannot_reach_another_projects_employees_or_tokens(
     assert answer["statusCode"] == 404, answer["body"]
     assert EmployeeStore(get_storage()).get_employee("proj-b", "b1") is not None
     assert authenticate(auth_deps(), f"Bearer {other_project.token}").project.id == "proj-b"
+
+
+# -- call events (issue 22): another project's endpoint or event is a 404, and stays as it was ------------------------
+FOREIGN_EVENT_IDS = [
+    ("DELETE", "/v1/endpoints/{endpoint_id}", "endpoint_id", None),
+    ("POST", "/v1/endpoints/{endpoint_id}/rotate-secret", "endpoint_id", {"grace_hours": 0}),
+    ("GET", "/v1/endpoints/{endpoint_id}/deliveries", "endpoint_id", None),
+    ("POST", "/v1/endpoints/{endpoint_id}/replay", "endpoint_id", {"since": "2024-01-01T00:00:00+00:00"}),
+    ("POST", "/v1/events/{event_id}/replay", "event_id", None),
+]
+
+
+@pytest.mark.parametrize("route", FOREIGN_EVENT_IDS, ids=lambda r: f"{r[0]} {r[1]}")
+def test_an_admin_cannot_reach_another_projects_endpoints_or_events(
+    route: tuple[str, str, str, Any], project: Any, other_project: Any, lambda_context: Any
+) -> None:
+    from admin_api.handler import lambda_handler as admin_handler
+    from iptelefon.data.call_events import CallEventStore
+    from iptelefon.data.gateway import get_storage
+    from iptelefon.data.tokens import TokenStore
+    from iptelefon.usecases.auth import issue_token
+    from webhook.handler import lambda_handler as webhook_handler
+
+    # Given admins of A and B, B's endpoint and one of B's call events
+    admin_a = issue_token(TokenStore(get_storage()), "proj-a", role="admin")[1]
+    admin_b = issue_token(TokenStore(get_storage()), "proj-b", role="admin")[1]
+    made = admin_handler(
+        api_event("POST", "/v1/endpoints", "/v1/endpoints", body={"url": "https://b.example.com/h"}, token=admin_b),
+        lambda_context,
+    )
+    endpoint_b = answer_json(made)
+    webhook_handler(webhook_event("pbx-secret-of-project-b", {"id": "b-1", "calltype": "IN", "src": "79004443322"}),
+                    lambda_context)  # fmt: skip
+    (event_b,) = CallEventStore(get_storage()).unrelayed(datetime.now(UTC) + timedelta(seconds=1))
+    foreign = {"endpoint_id": endpoint_b["endpoint_id"], "event_id": event_b.event_id}
+    method, resource, param, body = route
+    path = resource.replace("{" + param + "}", foreign[param])
+    # When A's admin names them
+    answer = admin_handler(api_event(method, resource, path, path_params={param: foreign[param]}, body=body,
+                                     token=admin_a), lambda_context)  # fmt: skip
+    # Then it is a 404, and B's endpoint is as it was (and A's listing never shows it)
+    assert answer["statusCode"] == 404, answer["body"]
+    (listed,) = answer_json(admin_handler(api_event("GET", "/v1/endpoints", "/v1/endpoints", token=admin_b),
+                                          lambda_context))["endpoints"]  # fmt: skip
+    assert (listed["endpoint_id"], listed["enabled"]) == (foreign["endpoint_id"], True)
+    mine = admin_handler(api_event("GET", "/v1/endpoints", "/v1/endpoints", token=admin_a), lambda_context)
+    assert answer_json(mine)["endpoints"] == []
 
 
 def test_an_admins_token_list_and_new_webhook_url_are_its_own_projects(

@@ -21,9 +21,11 @@ import importlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
+import boto3
 import httpx
 import pytest
 from botocore.client import BaseClient
@@ -34,11 +36,13 @@ from wire import Injector, dynamodb_error
 
 from devstack.template import LOCAL_ACCOUNT
 from iptelefon.data.attempts import AttemptStore
+from iptelefon.data.call_events import CallEventStore
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import get_storage
 from iptelefon.data.projects import get_project_store, project_store
 from iptelefon.data.tokens import TokenStore
 from iptelefon.domain.models import Client
+from iptelefon.platform.settings import get_settings
 
 FUNCTIONS = TEST_TEMPLATE.functions()
 REGION = TEST_TEMPLATE.region
@@ -108,7 +112,10 @@ def needed(service: str, operation: str, params: dict[str, Any]) -> list[tuple[s
         ]
     if service == "sqs":
         account, name = str(params["QueueUrl"]).rstrip("/").split("/")[-2:]
-        return [(f"sqs:{operation}", f"arn:aws:sqs:{REGION}:{account}:{name}")]
+        # "The permissions for SendMessageBatch, DeleteMessageBatch, and ChangeMessageVisibilityBatch are the same as
+        # for SendMessage, DeleteMessage, and ChangeMessageVisibility" (SQS API Reference): no IAM action of their own
+        action = operation.removesuffix("Batch")
+        return [(f"sqs:{action}", f"arn:aws:sqs:{REGION}:{account}:{name}")]
     return [(f"{service}:{operation}", "*")]  # any other service: nothing in the template grants it
 
 
@@ -393,8 +400,69 @@ def admin_api_requests(s: Scenario) -> None:
     s.expect(200, fn, admin_event("DELETE", "/v1/tokens/{token_id}", f"/v1/tokens/{issued['token_id']}",
                                   path_params={"token_id": issued["token_id"]}))  # fmt: skip
     s.expect(200, fn, employee_event("DELETE", "anna"))
+    # call events: an endpoint (its secret put in SSM), rotated (the old one read), its log, replays, deleted
+    endpoint = s.expect(201, fn, admin_event("POST", "/v1/endpoints", body={"url": "https://crm.example.com/h"}))
+    s.expect(200, fn, admin_event("GET", "/v1/endpoints"))
+    eid = endpoint["endpoint_id"]
+
+    def endpoint_event(method: str, suffix: str = "", **kwargs: Any) -> dict[str, Any]:
+        resource, path = f"/v1/endpoints/{{endpoint_id}}{suffix}", f"/v1/endpoints/{eid}{suffix}"
+        return admin_event(method, resource, path, path_params={"endpoint_id": eid}, **kwargs)
+
+    s.expect(200, fn, endpoint_event("POST", "/rotate-secret", body={"grace_hours": 1}))
+    s.expect(200, fn, endpoint_event("GET", "/deliveries"))
+    s.invoke("WebhookFunction", webhook_event({"id": "ev-1", "calltype": "IN", "src": PHONE}), recorded=False)
+    event_id = next(iter(CallEventStore(get_storage()).unrelayed(datetime.now(UTC) + timedelta(seconds=1)))).event_id
+    s.expect(200, fn, admin_event("POST", "/v1/events/{event_id}/replay", f"/v1/events/{event_id}/replay",
+                                  path_params={"event_id": event_id}))  # fmt: skip
+    s.expect(200, fn, endpoint_event("POST", "/replay", body={"since": "2024-01-01T00:00:00+00:00"}))
+    s.expect(200, fn, endpoint_event("DELETE"))
     s.expect(403, fn, admin_event("GET", "/v1/settings", token=s.project.token))
     s.expect(401, fn, admin_event("GET", "/v1/me", token=None))
+
+
+def events_requests(s: Scenario) -> None:
+    """Relay (the stream's records, the sweep) and one delivery that fails (logged, retried) and one that succeeds."""
+    from iptelefon.adapters import event_sender
+    from iptelefon.usecases import call_events
+
+    statuses = [500, 204]
+    sender = event_sender.EventSender(
+        httpx.Client(transport=httpx.MockTransport(lambda _: httpx.Response(statuses.pop(0))))
+    )
+    original = event_sender.get_event_sender
+    event_sender.get_event_sender = lambda network="public": sender  # type: ignore[assignment]
+    try:
+        admin = issue_admin(s)
+        s.expect(201, "AdminApiFunction", api_event("POST", "/v1/endpoints", "/v1/endpoints",
+                                                    body={"url": "https://crm.example.com/h"}, token=admin),
+                 recorded=False)  # fmt: skip
+        for call_id in ("ev-1", "ev-2"):
+            s.invoke("WebhookFunction", webhook_event({"id": call_id, "calltype": "IN", "src": PHONE}), recorded=False)
+        first, _ = CallEventStore(get_storage()).unrelayed(datetime.now(UTC) + timedelta(seconds=1))
+        image = {"type": {"S": "call_event"}, "pk": {"S": "PROJECT#proj-a"}, "sk": {"S": f"EVENT#{first.event_id}"}}
+        stream = {"Records": [{"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {"NewImage": image}}]}
+        assert s.invoke("EventsFunction", stream) == {"relayed": 1}
+        original_after = call_events.SWEEP_AFTER_SECONDS
+        call_events.SWEEP_AFTER_SECONDS = -60.0  # the second event counts as one the stream missed
+        try:
+            assert s.invoke("EventsFunction", {"source": "aws.events", "detail-type": "Scheduled Event"}) == {
+                "swept": 1
+            }
+        finally:
+            call_events.SWEEP_AFTER_SECONDS = original_after
+        reply = boto3.client("sqs").receive_message(QueueUrl=get_settings().event_queue_url, MaxNumberOfMessages=10)
+        bodies = [m["Body"] for m in reply["Messages"]]
+        assert s.invoke("EventsFunction", sqs_event(bodies)) == {"batchItemFailures": []}
+        assert statuses == []  # one failed (retried: a new message), one delivered
+    finally:
+        event_sender.get_event_sender = original  # type: ignore[assignment]
+
+
+def issue_admin(s: Scenario) -> str:
+    from iptelefon.usecases.auth import issue_token
+
+    return issue_token(TokenStore(get_storage()), "proj-a", role="admin")[1]
 
 
 def console_requests(s: Scenario) -> None:
@@ -412,6 +480,7 @@ SCENARIOS: dict[str, Callable[[Scenario], None]] = {
     "EmployeeCallFunction": employee_call_requests,
     "GroupCallFunction": group_call_requests,
     "ReadApiFunction": read_api_requests,
+    "EventsFunction": events_requests,
 }
 
 

@@ -10,7 +10,14 @@ from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.domain.models import Project
-from iptelefon.domain.requests import EmployeeUpdate, SettingsUpdate, WebhookTokenRequest
+from iptelefon.domain.requests import (
+    EmployeeUpdate,
+    EndpointCreate,
+    ReplaySince,
+    SecretRotation,
+    SettingsUpdate,
+    WebhookTokenRequest,
+)
 from iptelefon.entry import dependencies
 from iptelefon.entry.api import (
     api_base_url,
@@ -24,7 +31,7 @@ from iptelefon.entry.dependencies import PbxProbe, admin_deps
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.snapstart import prime_before_snapshot
-from iptelefon.usecases import admin, calls
+from iptelefon.usecases import admin, call_events, calls
 
 app = create_resolver()
 prime_before_snapshot(dependencies.admin_deps, dependencies.auth_deps)  # SnapStart only (the snapshot)
@@ -109,6 +116,49 @@ def revoke_token(token_id: str) -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
     admin.revoke_token(admin_deps(), project, token_id)
     return json_body({"revoked": token_id})
+
+
+# -- call events: endpoints, their delivery log, replays ---------------------------------------------------------------
+@app.post("/v1/endpoints")
+def add_endpoint(body: EndpointCreate) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    return json_body(call_events.add_endpoint(dependencies.event_deps(), project, body), status=201)
+
+
+@app.get("/v1/endpoints")
+def list_endpoints() -> Response[dict[str, Any]]:
+    return json_body(call_events.endpoints_view(dependencies.event_deps(), request_project(app, "admin")))
+
+
+@app.delete("/v1/endpoints/<endpoint_id>")
+def delete_endpoint(endpoint_id: str) -> Response[dict[str, Any]]:
+    call_events.delete_endpoint(dependencies.event_deps(), request_project(app, "admin"), endpoint_id)
+    return json_body({"deleted": endpoint_id})
+
+
+@app.post("/v1/endpoints/<endpoint_id>/rotate-secret")
+def rotate_endpoint_secret(endpoint_id: str, body: SecretRotation | None = None) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    grace = (body or SecretRotation()).grace_hours
+    return json_body(call_events.rotate_secret(dependencies.event_deps(), project, endpoint_id, grace_hours=grace))
+
+
+@app.get("/v1/endpoints/<endpoint_id>/deliveries")
+def endpoint_deliveries(endpoint_id: str) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    return json_body(call_events.deliveries_view(dependencies.event_deps(), project, endpoint_id))
+
+
+@app.post("/v1/endpoints/<endpoint_id>/replay")
+def replay_endpoint(endpoint_id: str, body: ReplaySince) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    return json_body(call_events.replay_failed(dependencies.event_deps(), project, endpoint_id, body.since))
+
+
+@app.post("/v1/events/<event_id>/replay")
+def replay_event(event_id: str) -> Response[dict[str, Any]]:
+    project = request_project(app, "admin")
+    return json_body(call_events.replay_event(dependencies.event_deps(), project, event_id))
 
 
 @logger.inject_lambda_context(clear_state=True)

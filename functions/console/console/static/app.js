@@ -55,6 +55,25 @@ const FIELDS = {
   short_number: "«Короткий номер»: от 2 до 8 цифр",
   phone: "«Телефон»",
   q: "«Телефон или имя»",
+  url: "«Адрес»: нужен полный https-адрес на публичном сервере, без логина и пароля",
+  description: "«Описание»: до 500 знаков",
+  event_types: "«События»: отметьте хотя бы одно",
+};
+// Call events (README "Call events") and what a delivery came to.
+const EVENT_TYPES = {
+  "call.ringing": "звонит",
+  "call.answered": "отвечен",
+  "call.completed": "завершён",
+  "call.missed": "пропущен",
+  "recording.ready": "запись готова",
+  "call.attempt_failed": "звонок бота не состоялся",
+};
+const OUTCOMES = {
+  delivered: "доставлено",
+  retry: "ошибка, повторим",
+  given_up: "не доставлено",
+  gone: "адрес удалён (410)",
+  disabled: "адрес отключён",
 };
 const REFRESH_MS = 3000;
 // Звонки сейчас: polled every second with the last ETag (most answers are a bodiless 304), paused in a hidden tab.
@@ -135,13 +154,14 @@ async function signIn(token) {
 
 function show(page) {
   if (!me) return; // nothing opens before sign-in
-  for (const id of ["telephony", "employees", "clients"]) $(id).hidden = id !== page;
+  for (const id of ["telephony", "employees", "integrations", "clients"]) $(id).hidden = id !== page;
   for (const button of document.querySelectorAll("#nav button")) {
     button.setAttribute("aria-current", button.dataset.page === page ? "page" : "false");
   }
   if (page !== "clients") stopCardRefresh();
   if (page === "telephony") loadSettings();
   if (page === "employees") loadEmployees();
+  if (page === "integrations") loadEndpoints();
 }
 
 // -- Телефония → Iptelefon --------------------------------------------------------------------------------------------
@@ -618,6 +638,137 @@ function liveCard(call) {
   return item;
 }
 
+// -- Интеграции: endpoints of call events, their delivery log, replays ----------------------------------------------------
+function showSecret(secret, text) {
+  $("endpoint-secret-value").value = secret;
+  $("endpoint-secret").hidden = false;
+  $("endpoint-status").textContent = text;
+}
+
+async function loadEndpoints() {
+  const rows = $("endpoint-rows");
+  try {
+    const { endpoints } = await api("GET", "/v1/endpoints");
+    rows.replaceChildren();
+    if (!endpoints.length) rows.append(emptyRow(5, "Адресов пока нет: добавьте первый в форме ниже."));
+    for (const endpoint of endpoints) {
+      const row = el("tr");
+      const types = endpoint.event_types.map((type) => EVENT_TYPES[type] || type).join(", ");
+      const state = endpoint.enabled ? "включён" : "отключён: " + (endpoint.disabled_reason || "");
+      row.append(el("td", endpoint.url), el("td", endpoint.description), el("td", types), el("td", state));
+      const cell = el("td", null, { class: "row-buttons" });
+      const actions = [
+        ["Журнал", () => loadDeliveries(endpoint)],
+        ["Повторить неудачные", () => replayFailed(endpoint)],
+        ["Новый секрет", () => rotateSecret(endpoint)],
+        ["Удалить", () => deleteEndpoint(endpoint)],
+      ];
+      for (const [label, action] of actions) {
+        const button = el("button", label, { type: "button", "aria-label": `${label}: ${endpoint.url}` });
+        button.addEventListener("click", action);
+        cell.append(button);
+      }
+      row.append(cell);
+      rows.append(row);
+    }
+  } catch (error) {
+    $("endpoint-status").textContent = error.message;
+  }
+}
+
+async function addEndpoint(event) {
+  event.preventDefault();
+  const types = Array.from(document.querySelectorAll("#endpoint-types input:checked"), (box) => box.value);
+  const body = { url: $("endpoint_url").value.trim(), description: $("endpoint_description").value, event_types: types };
+  try {
+    const made = await api("POST", "/v1/endpoints", body);
+    $("endpoint-form").reset();
+    showSecret(made.secret, "Адрес добавлен. Скопируйте секрет подписи сейчас: больше он показан не будет.");
+    await loadEndpoints();
+  } catch (error) {
+    $("endpoint-status").textContent = "Не добавлено: " + error.message;
+  }
+}
+
+async function rotateSecret(endpoint) {
+  if (!confirm(`Выдать новый секрет для ${endpoint.url}? Старый будет подписывать события ещё 24 часа.`)) return;
+  try {
+    const rotated = await api("POST", `/v1/endpoints/${encodeURIComponent(endpoint.endpoint_id)}/rotate-secret`, {});
+    const until = rotated.previous_valid_until ? new Date(rotated.previous_valid_until).toLocaleString("ru-RU") : "—";
+    showSecret(rotated.secret, `Новый секрет выдан (показан один раз); старый подписывает события до ${until}.`);
+  } catch (error) {
+    $("endpoint-status").textContent = "Секрет не выдан: " + error.message;
+  }
+}
+
+async function deleteEndpoint(endpoint) {
+  if (!confirm(`Удалить адрес ${endpoint.url}? События на него больше не пойдут.`)) return;
+  try {
+    await api("DELETE", "/v1/endpoints/" + encodeURIComponent(endpoint.endpoint_id));
+    $("endpoint-status").textContent = "Адрес удалён.";
+    $("deliveries").hidden = true;
+    await loadEndpoints();
+  } catch (error) {
+    $("endpoint-status").textContent = "Не удалено: " + error.message;
+  }
+}
+
+async function replayFailed(endpoint) {
+  const since = new Date(Date.now() - 24 * 3600 * 1000).toISOString();
+  try {
+    const done = await api("POST", `/v1/endpoints/${encodeURIComponent(endpoint.endpoint_id)}/replay`, { since });
+    $("endpoint-status").textContent = `Повторно отправлено событий за сутки: ${done.queued}; адрес включён.`;
+    await loadEndpoints();
+  } catch (error) {
+    $("endpoint-status").textContent = "Не отправлено: " + error.message;
+  }
+}
+
+async function loadDeliveries(endpoint) {
+  $("deliveries").hidden = false;
+  $("deliveries-title").textContent = "Журнал доставок: " + endpoint.url;
+  const rows = $("delivery-rows");
+  try {
+    const { deliveries } = await api("GET", `/v1/endpoints/${encodeURIComponent(endpoint.endpoint_id)}/deliveries`);
+    rows.replaceChildren();
+    if (!deliveries.length) rows.append(emptyRow(7, "Доставок пока не было."));
+    for (const entry of deliveries) {
+      const row = el("tr");
+      const answer = entry.status_code === null ? entry.error || "нет ответа" : String(entry.status_code);
+      row.append(el("td", new Date(entry.at).toLocaleString("ru-RU")));
+      row.append(el("td", `${EVENT_TYPES[entry.event_type] || entry.event_type} · ${entry.event_id}`));
+      row.append(el("td", entry.attempt), el("td", answer), el("td", entry.latency_ms));
+      row.append(el("td", OUTCOMES[entry.outcome] || entry.outcome));
+      const replay = el("button", "Повторить", { type: "button", "aria-label": "Повторить " + entry.event_id });
+      replay.addEventListener("click", () => replayEvent(entry.event_id));
+      const cell = el("td");
+      cell.append(replay);
+      row.append(cell);
+      rows.append(row);
+    }
+  } catch (error) {
+    $("delivery-status").textContent = error.message;
+  }
+}
+
+async function replayEvent(eventId) {
+  try {
+    const done = await api("POST", `/v1/events/${encodeURIComponent(eventId)}/replay`);
+    $("delivery-status").textContent = `Событие ${eventId} отправлено ещё раз (адресов: ${done.queued.length}).`;
+  } catch (error) {
+    $("delivery-status").textContent = "Не отправлено: " + error.message;
+  }
+}
+
+function eventTypeBoxes() {
+  for (const [type, label] of Object.entries(EVENT_TYPES)) {
+    const box = el("input", null, { type: "checkbox", name: "event_types", value: type, checked: "" });
+    const item = el("label");
+    item.append(box, " " + label + " ", el("code", type));
+    $("endpoint-types").append(item);
+  }
+}
+
 // -- wiring -----------------------------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", (event) => {
@@ -642,6 +793,9 @@ document.addEventListener("DOMContentLoaded", () => {
   $("issue-operator-token").addEventListener("click", issueOperatorToken);
   $("copy-token").addEventListener("click", () => copy($("new-token-value").value, $("employee-status")));
   $("search-form").addEventListener("submit", search);
+  eventTypeBoxes();
+  $("endpoint-form").addEventListener("submit", addEndpoint);
+  $("copy-endpoint-secret").addEventListener("click", () => copy($("endpoint-secret-value").value, $("endpoint-status")));
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
 });

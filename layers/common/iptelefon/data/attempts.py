@@ -21,11 +21,16 @@ vocabulary was fixed: `call_id`; `CallAttempt` reads both).
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, delete, project_pk, put, update
 from iptelefon.domain.models import CallAttempt, is_valid_id, utc_stamp
+
+if TYPE_CHECKING:
+    from iptelefon.domain.call_events import CallEvent
 
 ATTEMPT_PREFIX = "ATTEMPT#"
 POINTER_TTL_SECONDS = 24 * 3600
@@ -88,7 +93,14 @@ class AttemptStore:
         return True
 
     def finish(
-        self, project_id: str, attempt: CallAttempt, *, pending: bool, key_scope: str | None, now: float
+        self,
+        project_id: str,
+        attempt: CallAttempt,
+        *,
+        pending: bool,
+        key_scope: str | None,
+        now: float,
+        events: Sequence[CallEvent] = (),
     ) -> None:
         """Record the PBX's answer on a `starting` attempt. `pending`: the call may be ringing, so the webhook may
         still link it (the pointer stays, now with the PBX's call id); else the pointer goes, and so does the key
@@ -109,6 +121,7 @@ class AttemptStore:
             writes.append(delete(*_pointer_key(project_id, item)))
             if key_scope is not None:
                 writes.append(delete(key_marker_pk(project_id), key_scope))
+        writes.extend(outbox_write(event) for event in events)  # `call.attempt_failed`: with the attempt's failure
         with contextlib.suppress(ConditionFailed):  # linked by a fast webhook already: its `completed` stays
             self._storage.transact(writes)
 

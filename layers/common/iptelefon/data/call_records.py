@@ -15,15 +15,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from iptelefon.data.client_items import client_sk, variable_writes
+from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.domain.call_record import CallRecord, without_url_userinfo
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.models import Client, Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.domain.webhook_body import WebhookRequest
+
+if TYPE_CHECKING:
+    from iptelefon.domain.call_events import CallEvent
 
 RECORD_LINK_VARIABLE = "iptelefon_call_record_link"
 REJECTED_KEEP = timedelta(days=90)
@@ -81,9 +86,18 @@ class CallRecordStore:
     def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
         return self.storage.query(dialog_pk(project_id, client_id), "", limit=limit, newest_first=True)
 
-    def add_new(self, project: Project, call: CallRecord, *, notification: str, request: WebhookRequest) -> bool:
-        """Record a new call with its notification and record-link variable (what the PBX sent kept next to it).
-        False if the call was recorded before."""
+    def add_new(
+        self,
+        project: Project,
+        call: CallRecord,
+        *,
+        notification: str,
+        request: WebhookRequest,
+        events: Sequence[CallEvent] = (),
+    ) -> bool:
+        """Record a new call with its notification, its record-link variable and its `events` (the outbox: in the same
+        transaction, so a call and its events are stored together or not at all); what the PBX sent is kept next to
+        it. False if the call was recorded before (and then no event either)."""
         assert call.received_at is not None
         note_sk = dialog_sk(call.received_at, call.call_key)
         record = {
@@ -105,13 +119,14 @@ class CallRecordStore:
             "call_key": call.call_key,
             "created_at": call.received_at.isoformat(),
         }
-        writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note)]
+        outbox = [outbox_write(event) for event in events]
+        writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note), *outbox]
         if call.record_link:
             writes.append(self._record_link_fast_update(project.id, call.client_id, call.record_link))
         recorded = self._write_new_call(writes)
         if recorded is None and call.record_link:
             # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
-            writes[2:] = self._record_link_indexed_update(project, call.client_id, call.record_link)
+            writes[2 + len(outbox) :] = self._record_link_indexed_update(project, call.client_id, call.record_link)
             recorded = self._write_new_call(writes)
         if recorded is None:
             raise StorageUnavailable("the call could not be recorded, retry")
@@ -130,7 +145,9 @@ class CallRecordStore:
                 return None
             raise StorageUnavailable("the call could not be recorded, retry") from None
 
-    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
+    def add_record_link(
+        self, project: Project, call: CallRecord, *, notification: str, events: Sequence[CallEvent] = ()
+    ) -> bool:
         """A later webhook brought the recording (`call.record_link`) of the recorded `call`: store it on the call,
         rewrite the call's notification (`notification`, not a second one) and set the variable.
 
@@ -155,6 +172,7 @@ class CallRecordStore:
                 values={":text": notification},
             ),
             *self._record_link_indexed_update(project, call.client_id, call.record_link),
+            *(outbox_write(event) for event in events),
         ]
         try:
             self.storage.transact(writes)

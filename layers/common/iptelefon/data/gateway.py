@@ -174,6 +174,12 @@ class Storage:
         item = self._call("GetItem", args, []).get("Item")
         return from_item(item) if item else None
 
+    def get_all(self, keys: Sequence[tuple[str, str]]) -> list[dict[str, Any] | None]:
+        """Several items in one request (TransactGetItems: consistent, authorized as GetItem), None where missing."""
+        items = [{"Get": {"TableName": self.table, "Key": key(pk, sk)}} for pk, sk in keys]
+        reply = self._call("TransactGetItems", {"TransactItems": items}, [])
+        return [from_item(r["Item"]) if r.get("Item") else None for r in reply.get("Responses", [])]
+
     def query(
         self,
         pk: str,

@@ -15,11 +15,16 @@ and an end is written whatever came before.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
+from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, project_pk, put, update
 from iptelefon.domain.live_calls import LiveCall
 from iptelefon.domain.models import is_valid_id, utc_stamp
+
+if TYPE_CHECKING:
+    from iptelefon.domain.call_events import CallEvent
 
 LIVE_PREFIX = "LIVE#"
 # More calls than this ringing at once in one project is not a telephone exchange's day: the list stops there.
@@ -45,9 +50,12 @@ class LiveCallStore:
         item = self._storage.get(project_pk(project_id), live_sk(call_key))
         return LiveCall.model_validate(item) if item else None
 
-    def put(self, project_id: str, live: LiveCall, *, replacing: LiveCall | None) -> bool:
-        """Store `live` (ringing or answered) in place of `replacing` (None: the call had no item). False when the
-        item is not what `replacing` was any more (another event or the call's end came meanwhile): read again."""
+    def put(
+        self, project_id: str, live: LiveCall, *, replacing: LiveCall | None, events: Sequence[CallEvent] = ()
+    ) -> bool:
+        """Store `live` (ringing or answered) in place of `replacing` (None: the call had no item), with its `events`
+        in the same transaction (the outbox). False when the item is not what `replacing` was any more (another event
+        or the call's end came meanwhile): read again, and nothing was written."""
         item = {
             **_item(project_id, live),
             "gsi1pk": live_index_pk(project_id),
@@ -64,7 +72,10 @@ class LiveCallStore:
                 label=CHANGED_MEANWHILE,
             )
         try:
-            self._storage.write(write)
+            if events:
+                self._storage.transact([write, *(outbox_write(event) for event in events)])
+            else:
+                self._storage.write(write)
         except ConditionFailed:
             return False
         return True

@@ -198,6 +198,7 @@ class CallAttempt(BaseModel):
     group_id: str | None = None  # kind `group`
     employee_id: str | None = None  # source `client_card`: who called
     card_client_id: str | None = None  # source `client_card`: from whose card
+    reference: str | None = None  # the bot's own reference for the call (named in the call's events)
     created_at: str  # `utc_stamp`: fixed width, sorts as time
     status: AttemptStatus = "starting"
     reason: dict[str, str] | None = None  # `failed`, `unknown`: {"error", "message"}

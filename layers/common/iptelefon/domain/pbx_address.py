@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from iptelefon.domain.errors import InvalidInput
 from iptelefon.platform.settings import PbxNetwork
 
-__all__ = ["PbxNetwork", "address_allowed", "check_server_url", "origin", "redacted_url"]
+__all__ = ["PbxNetwork", "address_allowed", "check_server_url", "check_url", "origin", "redacted_url"]
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 # IPv6 prefixes that carry an IPv4 address: NAT64 (RFC 6052), its local-use form (RFC 8215), 6to4 (RFC 3056).
@@ -48,26 +48,34 @@ def _embedded_ipv4(ip: IpAddress) -> ipaddress.IPv4Address | None:
 
 
 def check_server_url(server_url: str, network: PbxNetwork) -> None:
-    """The PBX's start.php URL as an admin may set it, else a 400 naming `server_url`: https (plain http only on a
-    `local` stage), a host, no `user:password@` (it would be shown and logged), and a host written as an IP address
-    must be one `address_allowed`. A name is checked where it is resolved: in the PBX adapter, on every request."""
-    parts = urlsplit(server_url)
+    """The PBX's start.php URL as an admin may set it, else a 400 naming `server_url` (`check_url`'s rules)."""
+    check_url(
+        server_url,
+        network,
+        field="server_url",
+        shape="must be the full https URL of start.php, e.g. https://a00.abc.ru/b3/api/v2/start.php",
+        userinfo="must not carry a user name or password (user:password@): the PBX secret authenticates",
+    )
+
+
+def check_url(url: str, network: PbxNetwork, *, field: str, shape: str, userinfo: str) -> None:
+    """A URL a tenant admin gives the service to send to (the PBX's, an events endpoint's), else a 400 naming `field`:
+    https (plain http only on a `local` stage), a host, no `user:password@` (it would be shown and logged), and a host
+    written as an IP address must be one `address_allowed`. A name is checked where it is resolved: in the guarded
+    transport (`adapters.pbx`), on every request."""
+    parts = urlsplit(url)
     schemes = ("https", "http") if network == "local" else ("https",)
     if parts.scheme not in schemes or not parts.hostname:
-        raise InvalidInput.for_field(
-            "server_url", "must be the full https URL of start.php, e.g. https://a00.abc.ru/b3/api/v2/start.php"
-        )
+        raise InvalidInput.for_field(field, shape)
     if "@" in parts.netloc:
-        raise InvalidInput.for_field(
-            "server_url", "must not carry a user name or password (user:password@): the PBX secret authenticates"
-        )
+        raise InvalidInput.for_field(field, userinfo)
     try:
         ip = ipaddress.ip_address(parts.hostname)
         _ = parts.port  # a port that is not a number is a ValueError
     except ValueError:
-        return  # a name (or a form only the resolver reads, e.g. 0x7f.1): the adapter checks what it resolves to
+        return  # a name (or a form only the resolver reads, e.g. 0x7f.1): the transport checks what it resolves to
     if not address_allowed(ip, network):
-        raise InvalidInput.for_field("server_url", "must be a public address (not a private or local network)")
+        raise InvalidInput.for_field(field, "must be a public address (not a private or local network)")
 
 
 def origin(server_url: str) -> tuple[str, str, int | None]:

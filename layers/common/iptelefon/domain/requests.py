@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from iptelefon.domain.call_events import DEFAULT_SECRET_GRACE_HOURS, MAX_SECRET_GRACE_HOURS, EventType
 from iptelefon.domain.client_names import MAX_NAME_VARIABLES
 from iptelefon.domain.models import (
     ID_PATTERN,
@@ -59,15 +60,48 @@ class WebhookTokenRequest(BaseModel):
     grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
 
 
+# A bot's own reference for a call it starts (its deal, its task): kept on the attempt, named in the call's events.
+Reference = Field(default=None, min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["deal-1842"])
+
+
 class EmployeeCallRequest(BaseModel):
     client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
     # ASCII digits only, the PBX's own format (a regex `\d` would let `٣٤٦` through to the PBX).
     short_employee_phone: str = Field(pattern=r"^[0-9]{2,8}$", examples=["346"])
+    reference: str | None = Reference
 
 
 class GroupCallRequest(BaseModel):
     client_phone: str = Field(min_length=1, max_length=40, examples=["79004443322"])
     group_id: str = Field(pattern=r"^[0-9]{1,16}$", examples=["3"])
+    reference: str | None = Reference
+
+
+class EndpointCreate(BaseModel):
+    """POST /v1/endpoints: where a project's call events go (https), what for, which events (default: all)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str = Field(min_length=8, max_length=1000, examples=["https://crm.example.com/hooks/iptelefon"])
+    description: str = Field(default="", max_length=500)
+    event_types: list[EventType] | None = Field(default=None, min_length=1)
+    enabled: bool = True
+
+
+class SecretRotation(BaseModel):
+    """POST /v1/endpoints/{endpoint_id}/rotate-secret: how long the old secret keeps signing beside the new one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    grace_hours: float = Field(default=DEFAULT_SECRET_GRACE_HOURS, ge=0, le=MAX_SECRET_GRACE_HOURS)
+
+
+class ReplaySince(BaseModel):
+    """POST /v1/endpoints/{endpoint_id}/replay: every delivery to it that failed since `since` (ISO time)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime
 
 
 class ClientCardCallRequest(BaseModel):

@@ -9,7 +9,9 @@ client, the call routes never load the SQS inbox).
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
@@ -18,13 +20,17 @@ from iptelefon.data.gateway import WORST_CALL_SECONDS, Storage, get_storage
 from iptelefon.platform import budget
 from iptelefon.platform.settings import get_settings
 
+SECRETS_CACHE_SECONDS = 60.0
+
 if TYPE_CHECKING:
     from iptelefon.adapters.pbx import PbxClient
+    from iptelefon.data.endpoint_secrets import EndpointSecretStore
     from iptelefon.data.idempotency_store import IdempotencyStore
     from iptelefon.domain.pbx_address import PbxNetwork
     from iptelefon.domain.pbx_connection import PbxConnection
     from iptelefon.usecases.admin import AdminDeps
     from iptelefon.usecases.auth import AuthDeps
+    from iptelefon.usecases.call_events import EventDeps
     from iptelefon.usecases.calls import CallDeps
     from iptelefon.usecases.reads import ReadDeps
     from iptelefon.usecases.webhook import WebhookDeps
@@ -184,3 +190,74 @@ def call_deps() -> CallDeps:
 def _spare_seconds_for_the_pbx() -> float:
     # What is left of the invocation once recording the PBX's answer (one storage call at its worst) is set aside.
     return budget.spare_seconds() - WORST_CALL_SECONDS
+
+
+# -- call events (the events function; the admin API's endpoints and replays) -----------------------------------------
+def event_deps(*, sending: bool = False) -> EventDeps:
+    """What the call events' use cases talk to over this Lambda's clients; `sending`: with the HTTP sender."""
+    from iptelefon.data.pbx_settings import ssm_provider
+
+    settings = get_settings()
+    return event_deps_over(
+        get_storage(),
+        ssm_provider().client,
+        settings.ssm_prefix,
+        settings.pbx_network,
+        queue_url=settings.event_queue_url,
+        sending=sending,
+        time_scale=settings.events_time_scale,
+    )
+
+
+@lru_cache(maxsize=2)
+def _sending_secrets(ssm_client: Any, ssm_prefix: str) -> EndpointSecretStore:
+    """The delivery's secrets, read once a minute per endpoint by a warm Lambda (the admin's are read each time)."""
+    from iptelefon.data.endpoint_secrets import EndpointSecretStore
+
+    return EndpointSecretStore(ssm_client, ssm_prefix, cache_seconds=SECRETS_CACHE_SECONDS)
+
+
+def event_deps_over(
+    storage: Storage,
+    ssm_client: Any,
+    ssm_prefix: str,
+    network: PbxNetwork,
+    *,
+    queue_url: str | None,
+    sqs_client: Any = None,
+    sending: bool = False,
+    time_scale: float = 1.0,
+) -> EventDeps:
+    """The same over given clients (the admin CLI's target)."""
+    from iptelefon.data.call_events import CallEventStore
+    from iptelefon.data.delivery_queue import SqsDeliveryQueue
+    from iptelefon.data.endpoint_secrets import EndpointSecretStore
+    from iptelefon.usecases.call_events import EventDeps
+
+    sender = None
+    if sending:
+        from iptelefon.adapters.event_sender import get_event_sender
+
+        sender = get_event_sender(network)
+    return EventDeps(
+        events=CallEventStore(storage),
+        secrets=_sending_secrets(ssm_client, ssm_prefix) if sending else EndpointSecretStore(ssm_client, ssm_prefix),
+        queue=SqsDeliveryQueue(queue_url, sqs_client),
+        sender=sender,
+        network=network,
+        time_scale=time_scale,
+        run_all=side_by_side,
+    )
+
+
+@lru_cache(maxsize=1)
+def _writers() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=10, thread_name_prefix="writes")
+
+
+def side_by_side(calls: list[Callable[[], None]]) -> None:
+    """Independent storage writes at once (an event's deliveries to each endpoint), each within the invocation's
+    time budget; the first failure is raised once all have ended."""
+    runs = [_writers().submit(contextvars.copy_context().run, call) for call in calls]
+    for run in runs:
+        run.result()

@@ -28,6 +28,10 @@ class Settings(BaseModel):
     # The stage's stable domain (template parameter DomainName) as https://<domain>: webhook URLs use it whichever
     # host the console was opened on. None (empty): the URL the request came in on.
     public_base_url: str | None = Field(default=None, pattern=r"^https://[A-Za-z0-9.-]+(:\d+)?$")
+    # Call events' delivery queue (the events function and the admin API's replays).
+    event_queue_url: str | None = None
+    # > 1 shrinks the call events' waits (retries, disabling): the local bench's simulated hours; 1 when deployed.
+    events_time_scale: float = Field(default=1.0, ge=1.0, le=100_000)
 
 
 @lru_cache(maxsize=1)
@@ -41,6 +45,8 @@ def get_settings() -> Settings:
         "pbx_timeout_seconds": env.get("PBX_TIMEOUT_SECONDS"),
         "ssm_cache_seconds": env.get("SSM_CACHE_SECONDS"),
         "inbox_queue_url": env.get("INBOX_QUEUE_URL"),
+        "event_queue_url": env.get("EVENT_QUEUE_URL"),
+        "events_time_scale": env.get("EVENTS_TIME_SCALE"),
         "pbx_network": env.get("PBX_NETWORK"),
         "public_base_url": env.get("PUBLIC_BASE_URL") or None,
     }

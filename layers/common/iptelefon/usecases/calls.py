@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, Literal
 
 from iptelefon.domain.answers import AppCallAnswer, CallStartedAnswer, CardCallStartedAnswer
+from iptelefon.domain.call_events import CallEvent, attempt_failed_event
 from iptelefon.domain.errors import (
     CallsDisabled,
     Forbidden,
@@ -104,6 +105,7 @@ class _Target:
     source: Literal["bot", "client_card"] = "bot"
     employee_id: str | None = None
     client_id: str | None = None
+    reference: str | None = None  # the bot's own reference (its events name it)
 
 
 # -- the three operations ----------------------------------------------------------------------------------------------
@@ -116,7 +118,7 @@ def start_employee_call(
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     """The PBX rings the employee's short number, then connects the client. Returns the 202 body."""
-    target = _Target("employee", request.short_employee_phone)
+    target = _Target("employee", request.short_employee_phone, reference=request.reference)
     return _bot_call(deps, lambda_context, project, ROUTE_EMPLOYEE, target, request, idempotency_key)
 
 
@@ -129,7 +131,7 @@ def start_group_call(
     idempotency_key: str | None,
 ) -> dict[str, Any]:
     """The PBX rings the group (queue), then connects whoever answers to the client. Returns the 202 body."""
-    target = _Target("group", request.group_id)
+    target = _Target("group", request.group_id, reference=request.reference)
     return _bot_call(deps, lambda_context, project, ROUTE_GROUP, target, request, idempotency_key)
 
 
@@ -271,6 +273,7 @@ def _start_on_pbx(
         **{"short_number" if target.kind == "employee" else "group_id": target.number},
         employee_id=target.employee_id,
         card_client_id=target.client_id,
+        reference=target.reference,
         created_at=utc_stamp(datetime.fromtimestamp(now, UTC)),
         status="starting",
     )
@@ -302,8 +305,11 @@ def _start_on_pbx(
         failed = attempt.model_copy(
             update={"status": "failed", "reason": {"error": error.code, "message": error.message}}
         )
-        # When a call may be ringing anyway, its webhook may still come: keep the attempt findable (pending).
-        _finish_attempt(deps, project, failed, pending=not started_nothing, key_scope=key_scope, now=now)
+        # When a call may be ringing anyway, its webhook may still come: keep the attempt findable (pending). When
+        # certainly nothing rang, the bot hears it as `call.attempt_failed` (stored with the failure, at once).
+        at = datetime.fromtimestamp(now, UTC)
+        events = [attempt_failed_event(project.id, failed, at)] if started_nothing else []
+        _finish_attempt(deps, project, failed, pending=not started_nothing, key_scope=key_scope, now=now, events=events)
         logger.warning("call not started", extra={**log, "error": error.code, "may_have_started": not started_nothing})
         if started_nothing:
             raise
@@ -319,12 +325,19 @@ def _start_on_pbx(
 
 
 def _finish_attempt(
-    deps: CallDeps, project: Project, attempt: CallAttempt, *, pending: bool, key_scope: str | None, now: float
+    deps: CallDeps,
+    project: Project,
+    attempt: CallAttempt,
+    *,
+    pending: bool,
+    key_scope: str | None,
+    now: float,
+    events: Sequence[CallEvent] = (),
 ) -> None:
     # The PBX request is done: its answer matters more than its record, so a storage failure here is logged only
     # (the `starting` attempt and the key's marker stay: a repeat with the same key still never rings twice).
     try:
-        deps.attempts.finish(project.id, attempt, pending=pending, key_scope=key_scope, now=now)
+        deps.attempts.finish(project.id, attempt, pending=pending, key_scope=key_scope, now=now, events=events)
     except Exception:
         logger.exception("could not record the PBX's answer on the attempt", extra={"attempt_id": attempt.attempt_id})
 

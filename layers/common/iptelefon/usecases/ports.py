@@ -6,10 +6,13 @@ or `adapters`). A handler hands the real ones in (`entry.dependencies`); a unit 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # only named in annotations: a function imports none of these for the ports
+    from datetime import datetime
+
+    from iptelefon.domain.call_events import CallEvent, Endpoint
     from iptelefon.domain.call_record import CallRecord
     from iptelefon.domain.live_calls import LiveCall
     from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
@@ -42,7 +45,14 @@ class Attempts(Protocol):
         ...
 
     def finish(
-        self, project_id: str, attempt: CallAttempt, *, pending: bool, key_scope: str | None, now: float
+        self,
+        project_id: str,
+        attempt: CallAttempt,
+        *,
+        pending: bool,
+        key_scope: str | None,
+        now: float,
+        events: Sequence[CallEvent] = (),
     ) -> None: ...
 
     def get(self, project_id: str, attempt_id: str) -> CallAttempt | None: ...
@@ -81,11 +91,22 @@ class CallRecords(Protocol):
 
     def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]: ...
 
-    def add_new(self, project: Project, call: CallRecord, *, notification: str, request: WebhookRequest) -> bool:
-        """Record a new call, its notification and its record-link variable at once; False if recorded before."""
+    def add_new(
+        self,
+        project: Project,
+        call: CallRecord,
+        *,
+        notification: str,
+        request: WebhookRequest,
+        events: Sequence[CallEvent] = (),
+    ) -> bool:
+        """Record a new call, its notification, its record-link variable and its events (the outbox) at once; False
+        if recorded before (and no event)."""
         ...
 
-    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
+    def add_record_link(
+        self, project: Project, call: CallRecord, *, notification: str, events: Sequence[CallEvent] = ()
+    ) -> bool:
         """Store `call.record_link` on the recorded call, its notification rewritten, the variable set."""
         ...
 
@@ -99,8 +120,11 @@ class LiveCalls(Protocol):
 
     def get(self, project_id: str, call_key: str) -> LiveCall | None: ...
 
-    def put(self, project_id: str, live: LiveCall, *, replacing: LiveCall | None) -> bool:
-        """Store `live` in place of `replacing` (None: nothing was stored); False when it changed meanwhile."""
+    def put(
+        self, project_id: str, live: LiveCall, *, replacing: LiveCall | None, events: Sequence[CallEvent] = ()
+    ) -> bool:
+        """Store `live` in place of `replacing` (None: nothing was stored) with its events (the outbox), at once;
+        False when it changed meanwhile (nothing stored)."""
         ...
 
     def end(self, project_id: str, ended: LiveCall) -> None:
@@ -228,3 +252,81 @@ class IdempotentRunner(Protocol):
     def run_once(self, scope: dict[str, Any], work: Callable[[], Outcome], *, lambda_context: Any | None) -> Outcome:
         """`lambda_context`: an in-flight record expires with this invocation (a crashed one does not block)."""
         ...
+
+
+# -- call events (`usecases.call_events`) ------------------------------------------------------------------------------
+class CallEvents(Protocol):
+    """The outbox, endpoints, deliveries and their log (`data.call_events.CallEventStore`)."""
+
+    def get_event(self, project_id: str, event_id: str) -> tuple[CallEvent, bool] | None: ...
+
+    def attempt_context(
+        self, project_id: str, event_id: str, endpoint_id: str, *, order_key: str, earlier: list[tuple[int, str]]
+    ) -> tuple[CallEvent | None, Endpoint | None, bool]: ...
+
+    def unrelayed(self, older_than: datetime) -> list[CallEvent]: ...
+
+    def mark_relayed(self, event: CallEvent, now: datetime) -> None: ...
+
+    def add_endpoint(self, project_id: str, endpoint: Endpoint) -> None: ...
+
+    def get_endpoint(self, project_id: str, endpoint_id: str) -> Endpoint | None: ...
+
+    def endpoints(self, project_id: str) -> list[Endpoint]: ...
+
+    def delete_endpoint(self, project_id: str, endpoint_id: str) -> bool: ...
+
+    def endpoint_failed(self, project_id: str, endpoint_id: str, now: datetime) -> datetime | None: ...
+
+    def endpoint_succeeded(self, project_id: str, endpoint_id: str) -> None: ...
+
+    def disable_endpoint(self, project_id: str, endpoint_id: str, reason: str, now: datetime) -> None: ...
+
+    def enable_endpoint(self, project_id: str, endpoint_id: str) -> None: ...
+
+    def open_delivery(self, event: CallEvent, endpoint_id: str, now: datetime) -> None: ...
+
+    def delivery(self, event: CallEvent, endpoint_id: str) -> dict[str, Any] | None: ...
+
+    def claim(self, event: CallEvent, endpoint_id: str, attempt: int, now: float) -> bool: ...
+
+    def settle(
+        self,
+        event: CallEvent,
+        endpoint_id: str,
+        *,
+        status: str,
+        now: datetime,
+        next_due: float | None = None,
+        log: dict[str, Any] | None = None,
+    ) -> None: ...
+
+    def reopen(self, event: CallEvent, endpoint_id: str, now: datetime) -> bool: ...
+
+    def failed_since(self, project_id: str, endpoint_id: str, since: datetime) -> list[tuple[str, str]]: ...
+
+    def attempts_log(self, project_id: str, endpoint_id: str, *, limit: int) -> list[dict[str, Any]]: ...
+
+
+class EndpointSecrets(Protocol):
+    """Endpoint signing secrets (`data.endpoint_secrets`): {"current", "previous"?, "previous_valid_until"?}."""
+
+    def put(
+        self, project_id: str, endpoint_id: str, current: str, *, previous: str | None, valid_until: int
+    ) -> None: ...
+
+    def get(self, project_id: str, endpoint_id: str) -> dict[str, Any] | None: ...
+
+    def delete(self, project_id: str, endpoint_id: str) -> None: ...
+
+
+class DeliveryQueue(Protocol):
+    """The delivery queue (`data.delivery_queue`): each message delayed until its `due` (15 minutes at most)."""
+
+    def send(self, messages: list[dict[str, Any]], now: float) -> None: ...
+
+
+class EventSender(Protocol):
+    """One signed POST (`adapters.event_sender`): (status or None, error, latency ms)."""
+
+    def post(self, url: str, body: str, headers: dict[str, str]) -> tuple[int | None, str | None, int]: ...

@@ -24,11 +24,12 @@ from typing import Any
 
 from iptelefon.domain.answers import CallRecordedAnswer, LiveEventAnswer, WebhookQueuedAnswer
 from iptelefon.domain.call_aliases import CanonicalCall, canonicalize, is_live_event, read_live_event
+from iptelefon.domain.call_events import ClientFacts, completion_events, live_events, recording_event
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.live_calls import LiveEvent, LiveOrEnded, advance, ended_by
-from iptelefon.domain.models import Channel, Client, Project, time_ordered_id
+from iptelefon.domain.models import CallAttempt, Channel, Client, Project, time_ordered_id
 from iptelefon.domain.notifications import format_call_notification
 from iptelefon.domain.phones import mask_phone
 from iptelefon.domain.webhook_body import WebhookRequest, extract_fields
@@ -172,9 +173,15 @@ def record_call(
     deps: WebhookDeps, project: Project, call: CanonicalCall, request: WebhookRequest
 ) -> CallRecordedAnswer:
     now = deps.clock()
-    client_id, created = deps.clients.match_or_add(project, new_client(project, call.client_phone, now))
+    client = new_client(project, call.client_phone, now)
+    client_id, created = deps.clients.match_or_add(project, client)
     record = CallRecord.from_call(call, client_id=client_id, received_at=datetime.fromtimestamp(now, UTC))
-    duplicate = not deps.calls.add_new(project, record, notification=format_call_notification(record), request=request)
+    # a bot-started call is an outgoing callback: its attempt is named in the call's events, then linked to it
+    attempt = pending_attempt(deps, project, call.client_phone, call.pbx_call_id) if call.direction != "in" else None
+    events = completion_events(project.id, record, client_facts(deps, project, client, client_id, created), attempt)
+    duplicate = not deps.calls.add_new(
+        project, record, notification=format_call_notification(record), request=request, events=events
+    )
     recorded = record
     if duplicate:
         existing = deps.calls.get(project.id, call.call_key)
@@ -182,8 +189,8 @@ def record_call(
             recorded, client_id = existing, existing.client_id
             if call.record_link and not existing.record_link:
                 add_record_link(deps, project, existing.model_copy(update={"record_link": call.record_link}))
-    if call.direction != "in":  # a bot-started call is an outgoing callback: link it to its attempt
-        link_to_attempt(deps, project, call, client_id)
+    if attempt is not None:
+        deps.attempts.link(project.id, attempt.attempt_id, call.call_key, client_id)
     if call.pbx_call_id is not None:  # the call is over: out of "now", and a late live event changes nothing
         deps.live.end(project.id, ended_by(recorded, at=datetime.fromtimestamp(now, UTC)))
     logger.info(
@@ -212,19 +219,28 @@ def record_live_event(
     """
     at = datetime.fromtimestamp(request.received_at or deps.clock(), UTC)
     current = deps.live.get(project.id, event.call_key)
+    client = new_client(project, event.client_phone, deps.clock())
+    created = False
     snapshot = None
     if current is not None:
         client_id = current.client_id
     else:
-        client_id, created = deps.clients.match_or_add(project, new_client(project, event.client_phone, deps.clock()))
+        client_id, created = deps.clients.match_or_add(project, client)
         # the incoming-call card's client, kept on the live call (issue 22)
         snapshot = client_snapshot(deps.clients, deps.calls, project, client_id, event.client_phone, created=created)
+    facts: ClientFacts | None = None  # read once, when an event is to be made
+    attempt = None
+    if event.direction == "out":
+        attempt = pending_attempt(deps, project, event.client_phone, event.pbx_call_id)
     for _ in range(LIVE_WRITE_ROUNDS):
         following = advance(current, event, client_id=client_id, at=at, snapshot=snapshot)
         if following is None:
             assert current is not None  # a first event always makes a live call
             return _live_answer(project, current.client_id, event, current.state, changed=False)
-        if deps.live.put(project.id, following, replacing=current):
+        if facts is None and (current is None or current.state != following.state):
+            facts = client_facts(deps, project, client, client_id, created)
+        events = live_events(project.id, current, following, facts, attempt) if facts else []
+        if deps.live.put(project.id, following, replacing=current, events=events):
             return _live_answer(project, following.client_id, event, following.state, changed=True)
         current = deps.live.get(project.id, event.call_key)  # another event, or the call's end, came meanwhile
     raise StorageUnavailable("the live call kept changing, retry")
@@ -250,13 +266,23 @@ def _live_answer(
 def add_record_link(deps: WebhookDeps, project: Project, linked: CallRecord) -> None:
     """A later webhook brought the recording of a recorded call: the call, its notification (rewritten with the link,
     no second one) and the client's `iptelefon_call_record_link` variable get it."""
-    deps.calls.add_record_link(project, linked, notification=format_call_notification(linked))
-
-
-def link_to_attempt(deps: WebhookDeps, project: Project, call: CanonicalCall, client_id: str) -> None:
-    """Mark the bot's call attempt to this phone as completed by this call (also on a replay: self-healing)."""
-    attempt = deps.attempts.latest_pending(
-        project.id, call.client_phone, pbx_call_id=call.pbx_call_id, now=deps.clock()
+    deps.calls.add_record_link(
+        project,
+        linked,
+        notification=format_call_notification(linked),
+        events=[recording_event(project.id, linked)],
     )
-    if attempt is not None:
-        deps.attempts.link(project.id, attempt.attempt_id, call.call_key, client_id)
+
+
+def pending_attempt(deps: WebhookDeps, project: Project, phone: str, pbx_call_id: str | None) -> CallAttempt | None:
+    """The bot's call attempt to this phone that this call most likely is (linked to it also on a replay:
+    self-healing)."""
+    return deps.attempts.latest_pending(project.id, phone, pbx_call_id=pbx_call_id, now=deps.clock())
+
+
+def client_facts(deps: WebhookDeps, project: Project, client: Client, client_id: str, created: bool) -> ClientFacts:
+    """The call's client as its events name it: the one this call created, else the one it matched (read)."""
+    if created:
+        return ClientFacts(channel=client.channel, created_now=True)
+    matched = deps.clients.get(project.id, client_id)
+    return ClientFacts(channel=matched.channel if matched else None, created_now=False)
