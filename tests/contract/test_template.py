@@ -43,6 +43,10 @@ CONTRACT_ROUTES = {
     ("DELETE", "/v1/employees/{employee_id}"): "AdminApiFunction",
     ("POST", "/v1/employees/{employee_id}/operator-token"): "AdminApiFunction",
     ("DELETE", "/v1/tokens/{token_id}"): "AdminApiFunction",
+    # issue 23: missed calls' callback tasks and the statistics
+    ("GET", "/v1/stats"): "AdminApiFunction",
+    ("GET", "/v1/callbacks"): "AdminApiFunction",
+    ("POST", "/v1/callbacks/{task_id}/close"): "AdminApiFunction",
     ("GET", "/console"): "ConsoleFunction",
     ("GET", "/console/{asset}"): "ConsoleFunction",
 }

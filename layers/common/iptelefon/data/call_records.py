@@ -15,12 +15,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from iptelefon.data.client_items import client_sk, variable_writes
+from iptelefon.data.call_effects import CALLBACK_CHANGED, recorded_call_writes
+from iptelefon.data.client_items import client_sk, dialog_pk, dialog_sk, variable_writes
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.domain.call_record import CallRecord, without_url_userinfo
+from iptelefon.domain.callbacks import CallbackChange, CallbackChanged
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.models import Client, Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.domain.webhook_body import WebhookRequest
@@ -40,15 +42,6 @@ LINK_NEEDS_INDEX = "record-link variable is not a URL"
 
 def call_sk(call_key: str) -> str:
     return f"CALL#{call_key}"
-
-
-def dialog_pk(project_id: str, client_id: str) -> str:
-    return f"DIALOG#{project_id}#{client_id}"
-
-
-def dialog_sk(received_at: datetime, call_key: str) -> str:
-    """A call's notification: in the dialog in the order the calls came in."""
-    return f"{utc_stamp(received_at)}#{call_key}"
 
 
 def client_calls_pk(project_id: str, client_id: str) -> str:
@@ -81,9 +74,18 @@ class CallRecordStore:
     def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]:
         return self.storage.query(dialog_pk(project_id, client_id), "", limit=limit, newest_first=True)
 
-    def add_new(self, project: Project, call: CallRecord, *, notification: str, request: WebhookRequest) -> bool:
-        """Record a new call with its notification and record-link variable (what the PBX sent kept next to it).
-        False if the call was recorded before."""
+    def add_new(
+        self,
+        project: Project,
+        call: CallRecord,
+        *,
+        notification: str,
+        request: WebhookRequest,
+        callback: CallbackChange | None = None,
+    ) -> bool:
+        """Record a new call with its notification and record-link variable (what the PBX sent kept next to it), its
+        statistics counters and its client's callback task (`callback`). False if the call was recorded before;
+        CallbackChanged when the task is not as it was read (read it again)."""
         assert call.received_at is not None
         note_sk = dialog_sk(call.received_at, call.call_key)
         record = {
@@ -106,13 +108,15 @@ class CallRecordStore:
             "created_at": call.received_at.isoformat(),
         }
         writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note)]
+        writes += recorded_call_writes(project, call, callback)  # counters and callback task (issue 23)
+        link: list[Write] = []
         if call.record_link:
-            writes.append(self._record_link_fast_update(project.id, call.client_id, call.record_link))
-        recorded = self._write_new_call(writes)
+            link = [self._record_link_fast_update(project.id, call.client_id, call.record_link)]
+        recorded = self._write_new_call([*writes, *link])
         if recorded is None and call.record_link:
             # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
-            writes[2:] = self._record_link_indexed_update(project, call.client_id, call.record_link)
-            recorded = self._write_new_call(writes)
+            link = self._record_link_indexed_update(project, call.client_id, call.record_link)
+            recorded = self._write_new_call([*writes, *link])
         if recorded is None:
             raise StorageUnavailable("the call could not be recorded, retry")
         return recorded
@@ -128,6 +132,8 @@ class CallRecordStore:
                 return False
             if LINK_NEEDS_INDEX in failed.failed:
                 return None
+            if CALLBACK_CHANGED in failed.failed:
+                raise CallbackChanged() from None
             raise StorageUnavailable("the call could not be recorded, retry") from None
 
     def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:

@@ -207,6 +207,24 @@ class Storage:
                 return items
             args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
 
+    def query_between(self, pk: str, first_sk: str, last_sk: str) -> tuple[list[dict[str, Any]], int]:
+        """Every item of `pk` whose sort key is in [first_sk, last_sk], in order, and how many Query requests it
+        took (each page is one read: what the statistics' cost is measured by)."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":first": {"S": first_sk}, ":last": {"S": last_sk}},
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        for requests in range(1, 10_000):
+            reply = self._call("Query", args, [])
+            items.extend(from_item(i) for i in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                return items, requests
+            args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        raise StorageUnavailable("too many pages")
+
     def scan_sort_key(self, sk: str, *, attributes: str | None = None) -> list[dict[str, Any]]:
         """Every item whose sort key is `sk`, read through the whole table: for the admin CLI's rare listings, never
         on a request's path (its cost grows with the table)."""

@@ -10,7 +10,10 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # only named in annotations: a function imports none of these for the ports
+    from datetime import date, datetime
+
     from iptelefon.domain.call_record import CallRecord
+    from iptelefon.domain.callbacks import CallbackChange, CallbackTask, ClosedTask, CloseTask
     from iptelefon.domain.live_calls import LiveCall
     from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
     from iptelefon.domain.pbx_connection import PbxConnection, PbxReply
@@ -81,8 +84,17 @@ class CallRecords(Protocol):
 
     def dialog(self, project_id: str, client_id: str, *, limit: int = 20) -> list[dict[str, Any]]: ...
 
-    def add_new(self, project: Project, call: CallRecord, *, notification: str, request: WebhookRequest) -> bool:
-        """Record a new call, its notification and its record-link variable at once; False if recorded before."""
+    def add_new(
+        self,
+        project: Project,
+        call: CallRecord,
+        *,
+        notification: str,
+        request: WebhookRequest,
+        callback: CallbackChange | None = None,
+    ) -> bool:
+        """Record a new call, its notification, its record-link variable, its statistics counters and its client's
+        callback task change at once; False if recorded before; CallbackChanged if the task is not as read."""
         ...
 
     def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
@@ -109,6 +121,32 @@ class LiveCalls(Protocol):
 
     def of_project(self, project_id: str) -> list[LiveCall]:
         """The project's ringing and answered calls (expired ones too until they are deleted)."""
+        ...
+
+
+class CallbackTasks(Protocol):
+    """Callback tasks for missed calls (`data.callbacks`)."""
+
+    def open_of_client(self, project_id: str, client_id: str) -> CallbackTask | None: ...
+
+    def open_tasks(self, project_id: str) -> list[CallbackTask]: ...
+
+    def closed(self, project_id: str, task_id: str) -> ClosedTask | None: ...
+
+    def close(self, project_id: str, change: CloseTask) -> None:
+        """Close with the task's counters; CallbackChanged when it closed or changed meanwhile."""
+        ...
+
+    def text_client(self, project_id: str, task: CallbackTask, text: str, *, now: datetime) -> bool:
+        """The missed-call text into the client's dialog and onto the task, at most once per client a day."""
+        ...
+
+
+class StatsRows(Protocol):
+    """The statistics' per-day counter rows (`data.call_stats`)."""
+
+    def rows(self, project_id: str, first: date, last: date) -> tuple[list[dict[str, Any]], int]:
+        """The rows of [first, last] and how many reads that took."""
         ...
 
 
