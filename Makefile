@@ -55,7 +55,8 @@ DDB_CONFLICT_RATE ?= 0
 # `make run PBX_DIALECT=classic`: the PBX simulator speaks contract section 1's dialect instead of zeon's.
 PBX_DIALECT ?= zeon
 run: venv
-	DDB_CONFLICT_RATE=$(DDB_CONFLICT_RATE) PBX_DIALECT=$(PBX_DIALECT) FRESH=$(FRESH) $(BIN)/python -m devstack.run
+	DDB_CONFLICT_RATE=$(DDB_CONFLICT_RATE) PBX_DIALECT=$(PBX_DIALECT) FRESH=$(FRESH) DEMO_HISTORY=$(or $(DEMO_HISTORY),1) \
+		$(BIN)/python -m devstack.run
 
 # A stage's start is taken when make expands its recipe, just before running it (make runs stages one by one).
 started = $(eval $(1)_started := $(shell date +%s))

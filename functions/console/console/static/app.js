@@ -575,7 +575,9 @@ function stopMissedRefresh() {
 }
 
 function minutesText(minutes) {
-  const hours = Math.floor(minutes / 60);
+  const days = Math.floor(minutes / 1440);
+  const hours = Math.floor((minutes % 1440) / 60);
+  if (days) return `${days} дн ${hours} ч`;
   return hours ? `${hours} ч ${minutes % 60} мин` : `${minutes} мин`;
 }
 
@@ -607,7 +609,7 @@ async function loadMissed() {
     });
     client.append(open);
     if (task.message) client.append(el("div", "Клиенту отправлено: " + task.message, { class: "hint" }));
-    const missed = `${task.missed_calls} · ${new Date(task.opened_at).toLocaleString("ru-RU")}`;
+    const missed = `с ${new Date(task.opened_at).toLocaleString("ru-RU")} · звонков: ${task.missed_calls}`;
     const due = el("td", slaClock(task), { class: task.overdue ? "overdue" : "" });
     row.append(client, el("td", missed), due, el("td", task.assignee || "—"));
     const buttons = el("td", null, { class: "row-buttons" });
