@@ -265,7 +265,7 @@ class Stack:
             if self.args.demo_history:
                 from devstack.demo_history import post_history
 
-                posted = post_history(admin.webhook_url(target, DEMO_SECRET), datetime.now(UTC))
+                posted = post_history(f"{self.api_url}/iptelefon_webhook/{DEMO_SECRET}", datetime.now(UTC))
                 print(f"the demo project got a month of calls ({posted} webhooks)", flush=True)
         return {
             "api_url": self.api_url,
