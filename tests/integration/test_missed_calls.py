@@ -7,7 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import random
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,13 +15,14 @@ from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from admin_api.handler import lambda_handler as admin_handler
-from iptelefon.data.call_effects import stats_sk
+from iptelefon.data.call_effects import stats_sk, task_writes
 from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.call_stats import StatsStore
 from iptelefon.data.gateway import get_storage, project_pk
 from iptelefon.data.projects import project_store
 from iptelefon.data.tokens import TokenStore
 from iptelefon.domain.call_stats import recount
+from iptelefon.domain.callbacks import OpenTask
 from iptelefon.usecases.auth import issue_token
 from webhook.handler import lambda_handler as webhook_handler
 
@@ -213,3 +214,31 @@ def test_working_hours_in_another_time_zone(tokens: dict[str, str], lambda_conte
     assert report["time_zone"] == "Asia/Vladivostok" and report["heatmap"][5][18] == 1
     bad = api(lambda_context, "PUT", "/v1/settings", tokens["admin"], body={"working_hours": {"time_zone": "Mars/X"}})
     assert bad["statusCode"] == 400
+
+
+def test_the_missed_call_text_waits_a_day_per_client(project: Any) -> None:
+    # Given an open task and the text sent to its client now
+    from iptelefon.data.callbacks import CallbackStore
+    from iptelefon.domain.callbacks import CallbackTask
+
+    store = CallbackStore(get_storage())
+    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    task = CallbackTask(
+        task_id="t1",
+        client_id="cl1",
+        client_phone=PHONE,
+        opened_at=now,
+        opened_day="2026-12-01",
+        due_at=now,
+        first_call_key="k1",
+        last_call_key="k1",
+        last_missed_at=now,
+    )
+    get_storage().transact(task_writes("proj-a", OpenTask(task)))
+    assert store.text_client("proj-a", task, "Перезвоним", now=now) is True
+    # Then another within 24 h is refused, one a day later goes; the open task carries the text
+    assert store.text_client("proj-a", task, "Перезвоним", now=now + timedelta(hours=23, minutes=59)) is False
+    assert store.text_client("proj-a", task, "Перезвоним", now=now + timedelta(hours=24, seconds=1)) is True
+    assert store.open_of_client("proj-a", "cl1").message == "Перезвоним"  # type: ignore[union-attr]
+    dialog = CallRecordStore(get_storage()).dialog("proj-a", "cl1")
+    assert [note["kind"] for note in dialog] == ["missed_call_text", "missed_call_text"]
