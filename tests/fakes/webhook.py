@@ -19,6 +19,7 @@ from iptelefon.domain.callbacks import (
     CallbackTask,
     ClosedTask,
     CloseTask,
+    NoOpenTask,
     OpenTask,
 )
 from iptelefon.domain.errors import StorageUnavailable
@@ -99,6 +100,10 @@ class FakeCallbackTasks:
 
     def apply(self, project_id: str, change: CallbackChange) -> None:
         """The change's writes, with the store's conditions (CallbackChanged when the task is not as read)."""
+        if isinstance(change, NoOpenTask):
+            if (project_id, change.client_id) in self.open:
+                raise CallbackChanged()
+            return
         key = (project_id, change.task.client_id)
         current = self.open.get(key)
         if isinstance(change, OpenTask):

@@ -18,10 +18,18 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from iptelefon.data.gateway import Write, delete, project_pk, put, update
+from iptelefon.data.gateway import Write, condition_check, delete, project_pk, put, update
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.call_stats import Increments, call_increments, callback_increments, merged
-from iptelefon.domain.callbacks import AddMissed, CallbackChange, CallbackTask, ClosedTask, CloseTask, OpenTask
+from iptelefon.domain.callbacks import (
+    AddMissed,
+    CallbackChange,
+    CallbackTask,
+    ClosedTask,
+    CloseTask,
+    NoOpenTask,
+    OpenTask,
+)
 from iptelefon.domain.models import Project
 
 STATS_PREFIX = "STATS#"
@@ -68,6 +76,12 @@ def _task_item(project_id: str, task: CallbackTask) -> dict[str, Any]:
 
 def task_writes(project_id: str, change: CallbackChange) -> list[Write]:
     """The task's part of a transaction (its counters: `domain.call_stats.callback_increments`)."""
+    if isinstance(change, NoOpenTask):
+        return [
+            condition_check(
+                callbacks_pk(project_id), open_sk(change.client_id), "attribute_not_exists(pk)", label=CALLBACK_CHANGED
+            )
+        ]
     task = change.task
     if isinstance(change, OpenTask):
         return [put(_task_item(project_id, task), only_if="attribute_not_exists(pk)", label=CALLBACK_CHANGED)]

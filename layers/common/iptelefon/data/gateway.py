@@ -107,6 +107,11 @@ def update(
     return Write("Update", request, label)
 
 
+def condition_check(pk: str, sk: str, only_if: str, *, label: str = "", **expression: Any) -> Write:
+    """A transaction item that writes nothing: the transaction happens only if `only_if` holds for the item."""
+    return Write("ConditionCheck", {"Key": key(pk, sk), **_condition(only_if, **expression)}, label)
+
+
 def delete(pk: str, sk: str, *, only_if: str | None = None, label: str = "", **expression: Any) -> Write:
     return Write("Delete", {"Key": key(pk, sk), **_condition(only_if, **expression)}, label)
 

@@ -82,7 +82,15 @@ class CloseTask:
     closed: ClosedTask
 
 
-CallbackChange = OpenTask | AddMissed | CloseTask
+@dataclass(frozen=True)
+class NoOpenTask:
+    """An answered call, written on the guess that its client has no open task (the common case, no read): the
+    transaction checks the guess, and a wrong one is read and written again."""
+
+    client_id: str
+
+
+CallbackChange = OpenTask | AddMissed | CloseTask | NoOpenTask
 
 
 def call_time(call: CallRecord) -> datetime:
@@ -111,12 +119,14 @@ def change_for(
     call: CallRecord,
     open_task: CallbackTask | None,
     *,
+    read: bool = True,
     hours: WorkingHours,
     sla_minutes: int,
     assignee: str | None,
     task_id: str,
 ) -> CallbackChange | None:
-    """What `call` does to its client's task (`open_task`: the one open now, or None)."""
+    """What `call` does to its client's task (`open_task`: the one open now, or None; `read` False: not read, guessed
+    None, which the write checks)."""
     at = call_time(call)
     if is_missed_incoming(call):
         if open_task is not None:
@@ -134,6 +144,8 @@ def change_for(
             last_missed_at=at,
         )
         return OpenTask(task)
+    if call.status == "answered" and not read:
+        return NoOpenTask(call.client_id)
     if call.status == "answered" and open_task is not None and at >= open_task.opened_at:
         return CloseTask(open_task, closed_by_call(open_task, call))
     return None

@@ -40,23 +40,25 @@ class CallbackDeps:
 
 # -- the webhook's part ---------------------------------------------------------------------------------------------
 def change_for_call(
-    tasks: CallbackTasks, clients: Clients, project: Project, call: CallRecord, now: float
+    tasks: CallbackTasks, clients: Clients, project: Project, call: CallRecord, now: float, *, read: bool
 ) -> CallbackChange | None:
-    """What the new `call` does to its client's task (read now: 1 GetItem for a missed or answered call, and the
-    client's when a task opens, for its responsible employee)."""
+    """What the new `call` does to its client's task. First without reading the task (`read` False): most clients
+    have none, and the call's transaction checks that; when the check fails, the webhook asks again with `read`. A
+    task that opens reads the client (its responsible employee)."""
     if not (is_missed_incoming(call) or call.status == "answered"):
         return None
-    open_task = tasks.open_of_client(project.id, call.client_id)
-    if open_task is None and not is_missed_incoming(call):
-        return None
+    open_task = tasks.open_of_client(project.id, call.client_id) if read else None
+    if read and open_task is None and not is_missed_incoming(call):
+        return None  # an answered call, and no task to close
     assignee = None
-    if open_task is None:
+    if open_task is None and is_missed_incoming(call):  # a task may open: whose it is
         client = clients.get(project.id, call.client_id)
         responsible = client.variables.get(RESPONSIBLE_VARIABLE) if client else None
         assignee = assignee_for(call, responsible, project.callback_default_employee)
     return change_for(
         call,
         open_task,
+        read=read,
         hours=project.working_hours,
         sla_minutes=project.callback_sla_minutes,
         assignee=assignee,

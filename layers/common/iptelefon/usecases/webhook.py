@@ -206,11 +206,12 @@ def record_call(
 
 def store_new_call(deps: WebhookDeps, project: Project, record: CallRecord, request: WebhookRequest) -> bool:
     """The call, its notification, its statistics counters and its client's callback task in ONE transaction (False:
-    recorded before, nothing written); then, for a task it opened, the missed-call text to the client. The task is
-    read first; a concurrent webhook that changed it meanwhile makes this read it again."""
+    recorded before, nothing written); then, for a task it opened, the missed-call text to the client. The first
+    round guesses the client has no open task (no read); a wrong guess, or a webhook that changed the task meanwhile,
+    makes the next round read it."""
     now = deps.clock()
-    for _ in range(CALLBACK_ROUNDS):
-        change = callbacks.change_for_call(deps.callbacks, deps.clients, project, record, now)
+    for round_ in range(CALLBACK_ROUNDS):
+        change = callbacks.change_for_call(deps.callbacks, deps.clients, project, record, now, read=round_ > 0)
         try:
             notification = format_call_notification(record)
             recorded = deps.calls.add_new(project, record, notification=notification, request=request, callback=change)
