@@ -15,10 +15,10 @@ from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from admin_api.handler import lambda_handler as admin_handler
-from iptelefon.data.call_effects import stats_sk, task_writes
+from iptelefon.data.call_effects import stats_pk, stats_sk, task_writes
 from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.call_stats import StatsStore
-from iptelefon.data.gateway import get_storage, project_pk
+from iptelefon.data.gateway import get_storage
 from iptelefon.data.projects import project_store
 from iptelefon.data.tokens import TokenStore
 from iptelefon.domain.call_stats import recount
@@ -132,7 +132,7 @@ def test_counters_equal_a_recount_from_the_calls(tokens: dict[str, str], lambda_
     expected = recount(stored_calls, project.working_hours)
     call_fields = ("calls_in", "calls_out", "answered_in", "answered_out", "missed", "talk_seconds")
     for (day, row), counts in expected.items():
-        item = get_storage().get(project_pk("proj-a"), stats_sk(day, row))
+        item = get_storage().get(stats_pk("proj-a"), stats_sk(day, row))
         assert item is not None, (day, row)
         kept = {k: v for k, v in item.items() if k in call_fields or k.startswith("in_h")}
         assert kept == dict(counts), (day, row)

@@ -3,9 +3,10 @@ that stores it besides the call and its notification: its counters and its clien
 `call_records.add_new` calls `recorded_call_writes` once: anything else a recorded call should write atomically
 belongs there. The repositories reading these items: `data.call_stats`, `data.callbacks`.
 
-  PROJECT#<pid> / STATS#<yyyy-mm-dd>#<row>   one local day's counters of an extension (`-`: none) or `*` (all);
+  STATS#<pid> / <yyyy-mm-dd>#<row>           one local day's counters of an extension (`-`: none) or `*` (all);
                                              only ever added to (`ADD`), in the transaction of the call (or of the
-                                             task's close) they count: a replayed webhook counts nothing
+                                             task's close) they count: a replayed webhook counts nothing. A
+                                             partition of their own: a period is one Query over these rows only
   CALLBACKS#<pid> / OPEN#<client id>         the client's open task (`CallbackTask`; at most one per client)
   CALLBACKS#<pid> / CLOSED#<task id>         a closed task (`ClosedTask`), kept CLOSED_KEEP
   CALLBACKS#<pid> / TEXTED#<client id>       when the client was last sent the missed-call text (`data.callbacks`)
@@ -18,7 +19,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from iptelefon.data.gateway import Write, condition_check, delete, project_pk, put, update
+from iptelefon.data.gateway import Write, condition_check, delete, put, update
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.call_stats import Increments, call_increments, callback_increments, merged
 from iptelefon.domain.callbacks import (
@@ -32,11 +33,13 @@ from iptelefon.domain.callbacks import (
 )
 from iptelefon.domain.models import Project
 
-STATS_PREFIX = "STATS#"
+
+def stats_pk(project_id: str) -> str:
+    return f"STATS#{project_id}"
 
 
 def stats_sk(day: str, row: str) -> str:
-    return f"{STATS_PREFIX}{day}#{row}"
+    return f"{day}#{row}"
 
 
 def counter_writes(project_id: str, increments: Increments) -> list[Write]:
@@ -48,11 +51,11 @@ def counter_writes(project_id: str, increments: Increments) -> list[Write]:
         adds = ", ".join(f"#f{i} :v{i}" for i in range(len(counts)))
         writes.append(
             update(
-                project_pk(project_id),
+                stats_pk(project_id),
                 stats_sk(day, row),
-                f"SET #day = :day, #row = :row ADD {adds}",
-                names={**names, "#day": "day", "#row": "row"},
-                values={**values, ":day": day, ":row": row},
+                f"ADD {adds}",  # the day and row are the sort key's: not repeated (a period reads hundreds of rows)
+                names=names,
+                values=values,
             )
         )
     return writes

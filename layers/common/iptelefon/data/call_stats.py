@@ -1,7 +1,7 @@
 """Call statistics' counter rows (issue 23; what they count: `domain.call_stats`; layout: `data.call_effects`).
 
-A period is ONE Query over the sort keys `STATS#<first day>` … `STATS#<last day>#~` (a page per MB: a year of a
-50-extension project is a few pages).
+A period is ONE Query of the project's `STATS#<pid>` partition over the sort keys `<first day>#` … `<last day>#~`
+(a page per MB: a year of a 50-extension project is a few pages), whatever the number of calls.
 """
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from iptelefon.data.call_effects import stats_sk
-from iptelefon.data.gateway import Storage, project_pk
+from iptelefon.data.call_effects import stats_pk, stats_sk
+from iptelefon.data.gateway import Storage
 
 
 class StatsStore:
@@ -18,8 +18,13 @@ class StatsStore:
         self.storage = storage
 
     def rows(self, project_id: str, first: date, last: date) -> tuple[list[dict[str, Any]], int]:
-        """The counter rows of [first, last] (each with `day` and `row`), and the reads it took."""
+        """The counter rows of [first, last] (each with `day` and `row`, from its sort key), and the reads it took."""
         items, reads = self.storage.query_between(
-            project_pk(project_id), stats_sk(first.isoformat(), ""), stats_sk(last.isoformat(), "~")
+            stats_pk(project_id), stats_sk(first.isoformat(), ""), stats_sk(last.isoformat(), "~")
         )
-        return [{k: v for k, v in item.items() if k not in ("pk", "sk")} for item in items], reads
+        rows = []
+        for item in items:
+            day, _, row = str(item.pop("sk")).partition("#")
+            del item["pk"]
+            rows.append({**item, "day": day, "row": row})
+        return rows, reads
