@@ -185,6 +185,8 @@ class Stack:
                 str(self.args.webhook_delay),
                 "--dialect",
                 self.args.pbx_dialect,
+                # with the demo's history, clients keep calling (and missing) while the stack runs
+                *(["--traffic-seconds", "45"] if self.args.demo_history else []),
             ],
         )
         self.spawn(
