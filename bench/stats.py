@@ -245,8 +245,11 @@ def exact(webhooks: int = 10_000, conflict_rate: float = 0.3, workers: int = 8) 
         ):
             time.sleep(1)
         calls = [CallRecord.model_validate(from_item(item)) for item in project_items(stack, "CALL#")]
-        rows = {tuple(item["sk"]["S"].split("#", 1)): from_item(item) for item in partition(stack, "STATS")}
-        tasks = Counter(item["sk"]["S"].split("#")[0] for item in partition(stack, "CALLBACKS"))
+        rows = {
+            tuple(item["sk"]["S"].split("#", 1)): from_item(item)
+            for item in project_items(stack, "", partition="STATS")
+        }
+        tasks = Counter(item["sk"]["S"].split("#")[0] for item in project_items(stack, "", partition="CALLBACKS"))
         conflicts = faults(stack)["injected"]["conflicts"]
     expected = recount(calls, WorkingHours())
     mismatched = [
@@ -280,22 +283,6 @@ def exact(webhooks: int = 10_000, conflict_rate: float = 0.3, workers: int = 8) 
         and conflicts > 0
     )
     return result
-
-
-def partition(stack: dict[str, Any], kind: str) -> list[dict[str, Any]]:
-    """Every item of the demo project's `<kind>#<project>` partition, read from moto directly."""
-    from bench.resilience import aws
-
-    pages = (
-        aws(stack, "dynamodb")
-        .get_paginator("query")
-        .paginate(
-            TableName=stack["table_name"],
-            KeyConditionExpression="pk = :pk",
-            ExpressionAttributeValues={":pk": {"S": f"{kind}#{stack['project_id']}"}},
-        )
-    )
-    return [item for page in pages for item in page["Items"]]
 
 
 def main(argv: list[str] | None = None) -> int:
