@@ -171,6 +171,27 @@ RULES: tuple[Rule, ...] = (
         "        if False:\n",
         (f"{UNIT}/test_calls.py::test_card_call_to_a_number_that_is_not_the_clients_is_refused",),
     ),
+    Rule(
+        "an answered call closes its client's callback task",
+        f"{LAYER}/domain/callbacks.py",
+        '    if call.status == "answered" and open_task is not None and at >= open_task.opened_at:\n',
+        "    if False:\n",
+        (f"{UNIT}/test_callbacks_and_stats.py::test_a_missed_call_opens_one_task_and_a_later_answered_call_closes_it",),
+    ),
+    Rule(
+        "a missed call while a task is open adds to it, never a second task",
+        f"{LAYER}/domain/callbacks.py",
+        "        if open_task is not None:\n            return AddMissed(open_task, call.call_key, at)\n",
+        "",
+        (f"{UNIT}/test_callbacks_and_stats.py::test_a_missed_call_opens_one_task_and_a_later_answered_call_closes_it",),
+    ),
+    Rule(
+        "the missed-call text reaches a client at most once a day",
+        f"{LAYER}/data/callbacks.py",
+        'only_if="attribute_not_exists(pk) OR sent_at < :cutoff",',
+        'only_if="attribute_not_exists(pk) OR sent_at < :cutoff OR sent_at >= :cutoff",',
+        ("tests/integration/test_missed_calls.py::test_the_missed_call_text_waits_a_day_per_client",),
+    ),
 )
 
 
