@@ -116,9 +116,10 @@ resilience: venv
 	$(BIN)/python -m bench.resilience
 
 # Missed calls' statistics (issue 23): /v1/stats for 30 days over 100,000 calls (p95, DynamoDB reads), and the
-# counters equal to a recount after 10,000 webhooks with 30 % conflicts and replays (~10 min).
+# counters equal to a recount after 10,000 webhooks with 30 % conflicts and replays (the local stack takes ~3 webhooks/s
+# on a loaded 2-core machine: about an hour; `make bench-stats WEBHOOKS=2000` for a shorter run).
 bench-stats: venv
-	$(BIN)/python -m bench.stats
+	$(BIN)/python -m bench.stats --webhooks $(or $(WEBHOOKS),10000)
 
 # Every rule guarded: each rule of tests/rule_deletions.py is deleted in a copy of HEAD and its tests must fail.
 rule-check: venv
