@@ -42,16 +42,16 @@ def aws(stack: dict[str, Any], service: str) -> Any:
     )
 
 
-def project_items(stack: dict[str, Any], prefix: str) -> list[dict[str, Any]]:
-    """Items of the demo project whose sort key starts with `prefix`, read from moto directly (not through faults)."""
+def project_items(stack: dict[str, Any], prefix: str, *, partition: str = "PROJECT") -> list[dict[str, Any]]:
+    """Items of the demo project's `<partition>#<project>` whose sort key starts with `prefix` (empty: all), read from
+    moto directly (not through faults)."""
+    condition, values = "pk = :pk", {":pk": {"S": f"{partition}#{stack['project_id']}"}}
+    if prefix:  # DynamoDB refuses begins_with on an empty string
+        condition, values[":prefix"] = f"{condition} AND begins_with(sk, :prefix)", {"S": prefix}
     pages = (
         aws(stack, "dynamodb")
         .get_paginator("query")
-        .paginate(
-            TableName=stack["table_name"],
-            KeyConditionExpression="pk = :pk AND begins_with(sk, :prefix)",
-            ExpressionAttributeValues={":pk": {"S": f"PROJECT#{stack['project_id']}"}, ":prefix": {"S": prefix}},
-        )
+        .paginate(TableName=stack["table_name"], KeyConditionExpression=condition, ExpressionAttributeValues=values)
     )
     return [item for page in pages for item in page["Items"]]
 

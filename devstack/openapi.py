@@ -79,6 +79,9 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("get", "/v1/endpoints/{endpoint_id}/deliveries"): ((200,), _ADMIN_ERRORS),
     ("post", "/v1/endpoints/{endpoint_id}/replay"): ((200,), (400, *_ADMIN_ERRORS)),
     ("post", "/v1/events/{event_id}/replay"): ((200,), _ADMIN_ERRORS),
+    ("get", "/v1/stats"): ((200,), (400, 401, 403, 503)),
+    ("get", "/v1/callbacks"): ((200,), (400, 401, 403, 503)),
+    ("post", "/v1/callbacks/{task_id}/close"): ((200,), (400, *_ADMIN_ERRORS, 409)),
 }
 _SUCCESS_TEXT = {
     200: "OK",
@@ -92,7 +95,8 @@ _ERROR_TEXT = {
     401: "unauthorized: missing, unknown or revoked bearer token",
     403: "forbidden (not for this token's role), calls_disabled, country_not_allowed or number_not_allowed",
     404: "not_found: unknown webhook secret, another project's resource, or nothing with that id",
-    409: "conflict: the same Idempotency-Key is in flight (Retry-After) or was used with another request",
+    409: "conflict: the same Idempotency-Key is in flight (Retry-After) or was used with another request; a callback "
+    "task closed already",
     413: "payload_too_large: webhook body over 64 KiB (the raw request is still kept)",
     429: "rate_limited (Retry-After)",
     502: "pbx_error: the PBX refused or answered garbage",

@@ -47,6 +47,7 @@ import hmac
 import itertools
 import json
 import logging
+import random
 import re
 import signal
 import socket
@@ -163,6 +164,9 @@ class PbxSimulator:
             "answer": "answered",
             "transfered": False,
             "pickedup": False,
+            # Seconds between clients calling in by themselves (about: 0.5-1.5x), some answered, some not, some busy;
+            # null: only when asked (`/_sim/incoming`). `make run` sets it so the missed-call queue lives.
+            "traffic_seconds": None,
         }
         self.configure(
             dialect=dialect,
@@ -187,8 +191,26 @@ class PbxSimulator:
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="pbx-simulator", daemon=True
         )
         self._thread.start()
+        threading.Thread(target=self._traffic, name="pbx-simulator-traffic", daemon=True).start()
         logger.info("PBX simulator listening on %s (%s dialect)", self.url, self.dialect)
         return self
+
+    def _traffic(self) -> None:
+        """Clients calling in by themselves every `traffic_seconds`: a few regular callers, answered 60 %, not
+        answered 25 %, busy 15 %, so missed calls keep coming and a callback finds a task to close."""
+        rng = random.Random()
+        next_at = 0.0
+        while not self._stopping.wait(0.5):
+            every = self.config["traffic_seconds"]
+            if every is None or not self.config["webhook_url"] or time.monotonic() < next_at:
+                continue
+            next_at = time.monotonic() + every * rng.uniform(0.5, 1.5)
+            answer = rng.choices(ANSWERS, weights=(60, 25, 15))[0]
+            phone = f"7900444{rng.randrange(20):04d}"
+            try:
+                self.start_incoming_call(phone, rng.choice(self.config["points"]), answer)
+            except ValueError:  # a point changed meanwhile: the next round picks again
+                continue
 
     def stop(self) -> None:
         """Stop serving, promptly: sleeping `timeout` faults and pending webhooks are woken up and dropped."""
@@ -740,6 +762,10 @@ def _check_setting(setting: str, value: Any, *, name: str | None = None) -> Any:
         if value not in ANSWERS:
             raise ValueError(f"{name} must be one of {', '.join(ANSWERS)}")
         return value
+    if setting == "traffic_seconds":
+        if value is not None and (not _is_seconds(value) or value < 1):
+            raise ValueError(f"{name} must be at least 1 second, or null (no calls by themselves)")
+        return None if value is None else float(value)
     if setting in ("transfered", "pickedup"):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")
@@ -801,6 +827,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--points", default=",".join(DEFAULT_POINTS), help="the extensions, comma-separated")
     parser.add_argument("--crm-token", default=DEFAULT_CRM_TOKEN, help="zeon: the `token` of every webhook")
+    parser.add_argument(
+        "--traffic-seconds", type=float, default=None, help="clients call in by themselves about this often"
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s pbx-simulator %(message)s")
     try:
@@ -818,6 +847,7 @@ def main(argv: list[str] | None = None) -> None:
             points=[point.strip() for point in args.points.split(",")],
             crm_token=args.crm_token,
         )
+        simulator.configure(traffic_seconds=args.traffic_seconds)
     except ValueError as exc:
         parser.error(str(exc))
     done = threading.Event()

@@ -26,6 +26,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
@@ -89,6 +90,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="start without the data saved when the stack last stopped (`make run FRESH=1`); it is replaced on stop",
     )
     parser.add_argument("--webhook-delay", type=float, default=2.0, help="seconds from a call start to its end")
+    parser.add_argument(
+        "--demo-history",
+        action="store_true",
+        default=os.environ.get("DEMO_HISTORY", "") not in ("", "0"),
+        help="a fresh demo project gets a month of calls, missed calls and callbacks (`make run` does; DEMO_HISTORY=0 "
+        "does not)",
+    )
     parser.add_argument(
         "--pbx-dialect",
         choices=DIALECTS,
@@ -187,6 +195,8 @@ class Stack:
                 str(self.args.webhook_delay),
                 "--dialect",
                 self.args.pbx_dialect,
+                # with the demo's history, clients keep calling (and missing) while the stack runs
+                *(["--traffic-seconds", "45"] if self.args.demo_history else []),
             ],
         )
         self.spawn(
@@ -298,6 +308,11 @@ class Stack:
             tokens = self.reconnect_demo(target, server_url)
         else:
             tokens = self.create_demo(target, server_url)
+            if self.args.demo_history:
+                from devstack.demo_history import post_history
+
+                posted = post_history(f"{self.api_url}/iptelefon_webhook/{DEMO_SECRET}", datetime.now(UTC))
+                print(f"the demo project got a month of calls ({posted} webhooks)", flush=True)
         endpoint_id = self.register_receiver(target)
         return {
             "api_url": self.api_url,

@@ -185,6 +185,27 @@ RULES: tuple[Rule, ...] = (
         "        is_new=created,\n",
         (f"{UNIT}/test_incoming_card.py::test_a_known_client_without_an_earlier_call_is_new",),
     ),
+    Rule(
+        "an answered call closes its client's callback task",
+        f"{LAYER}/domain/callbacks.py",
+        '    if call.status == "answered" and open_task is not None and at >= open_task.opened_at:\n',
+        "    if False:\n",
+        (f"{UNIT}/test_callbacks_and_stats.py::test_a_missed_call_opens_one_task_and_a_later_answered_call_closes_it",),
+    ),
+    Rule(
+        "a missed call while a task is open adds to it, never a second task",
+        f"{LAYER}/domain/callbacks.py",
+        "        if open_task is not None:\n            return AddMissed(open_task, call.call_key, at)\n",
+        "",
+        (f"{UNIT}/test_callbacks_and_stats.py::test_a_missed_call_opens_one_task_and_a_later_answered_call_closes_it",),
+    ),
+    Rule(
+        "the missed-call text reaches a client at most once a day",
+        f"{LAYER}/data/callbacks.py",
+        'only_if="attribute_not_exists(pk) OR sent_at < :cutoff",',
+        'only_if="attribute_not_exists(pk) OR sent_at < :cutoff OR sent_at >= :cutoff",',
+        ("tests/integration/test_missed_calls.py::test_the_missed_call_text_waits_a_day_per_client",),
+    ),
 )
 
 

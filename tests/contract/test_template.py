@@ -51,6 +51,10 @@ CONTRACT_ROUTES = {
     ("GET", "/v1/endpoints/{endpoint_id}/deliveries"): "AdminApiFunction",
     ("POST", "/v1/endpoints/{endpoint_id}/replay"): "AdminApiFunction",
     ("POST", "/v1/events/{event_id}/replay"): "AdminApiFunction",
+    # issue 23: missed calls' callback tasks and the statistics
+    ("GET", "/v1/stats"): "AdminApiFunction",
+    ("GET", "/v1/callbacks"): "AdminApiFunction",
+    ("POST", "/v1/callbacks/{task_id}/close"): "AdminApiFunction",
     ("GET", "/console"): "ConsoleFunction",
     ("GET", "/console/{asset}"): "ConsoleFunction",
 }

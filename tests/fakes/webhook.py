@@ -8,11 +8,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
 from fakes.admin import FakeClock, FakeEmployees
 from iptelefon.domain.call_events import CallEvent
 from iptelefon.domain.call_record import CallRecord
+from iptelefon.domain.callbacks import (
+    AddMissed,
+    CallbackChange,
+    CallbackChanged,
+    CallbackTask,
+    ClosedTask,
+    CloseTask,
+    NoOpenTask,
+    OpenTask,
+)
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.live_calls import LiveCall
@@ -72,6 +83,62 @@ class FakeClients:
 
 
 @dataclass
+class FakeCallbackTasks:
+    """Open tasks by (project, client), closed ones by (project, task id); the texts sent, per client."""
+
+    open: dict[tuple[str, str], CallbackTask] = field(default_factory=dict)
+    done: dict[tuple[str, str], ClosedTask] = field(default_factory=dict)
+    texted: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    texts: list[tuple[str, str]] = field(default_factory=list)  # (client, text)
+
+    def open_of_client(self, project_id: str, client_id: str) -> CallbackTask | None:
+        return self.open.get((project_id, client_id))
+
+    def open_tasks(self, project_id: str) -> list[CallbackTask]:
+        return [t for (pid, _), t in self.open.items() if pid == project_id]
+
+    def closed(self, project_id: str, task_id: str) -> ClosedTask | None:
+        return self.done.get((project_id, task_id))
+
+    def apply(self, project_id: str, change: CallbackChange) -> None:
+        """The change's writes, with the store's conditions (CallbackChanged when the task is not as read)."""
+        if isinstance(change, NoOpenTask):
+            if (project_id, change.client_id) in self.open:
+                raise CallbackChanged()
+            return
+        key = (project_id, change.task.client_id)
+        current = self.open.get(key)
+        if isinstance(change, OpenTask):
+            if current is not None:
+                raise CallbackChanged()
+            self.open[key] = change.task
+            return
+        if current is None or current.task_id != change.task.task_id:
+            raise CallbackChanged()
+        if isinstance(change, AddMissed):
+            self.open[key] = current.model_copy(
+                update={"missed_calls": current.missed_calls + 1, "last_call_key": change.call_key}
+            )
+        elif isinstance(change, CloseTask):
+            del self.open[key]
+            self.done[(project_id, change.task.task_id)] = change.closed
+
+    def close(self, project_id: str, change: CloseTask) -> None:
+        self.apply(project_id, change)
+
+    def text_client(self, project_id: str, task: CallbackTask, text: str, *, now: datetime) -> bool:
+        last = self.texted.get((project_id, task.client_id))
+        if last is not None and now - last < timedelta(hours=24):
+            return False
+        self.texted[(project_id, task.client_id)] = now
+        self.texts.append((task.client_id, text))
+        key = (project_id, task.client_id)
+        if key in self.open:
+            self.open[key] = self.open[key].model_copy(update={"message": text})
+        return True
+
+
+@dataclass
 class FakeCallRecords:
     calls: dict[tuple[str, str], CallRecord] = field(default_factory=dict)
     notes: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)  # (project, client) -> dialog
@@ -80,6 +147,7 @@ class FakeCallRecords:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     unavailable: bool = False
     outbox: list[CallEvent] = field(default_factory=list)  # the call events written with the calls
+    tasks: FakeCallbackTasks = field(default_factory=FakeCallbackTasks)  # what a call's transaction changes too
 
     def get(self, project_id: str, call_key: str) -> CallRecord | None:
         return self.calls.get((project_id, call_key))
@@ -99,12 +167,15 @@ class FakeCallRecords:
         notification: str,
         request: WebhookRequest,
         events: Sequence[CallEvent] = (),
+        callback: CallbackChange | None = None,
     ) -> bool:
         if self.unavailable:
             raise StorageUnavailable("the fake table is away")
         key = (project.id, call.call_key)
         if key in self.calls:
             return False
+        if callback is not None:
+            self.tasks.apply(project.id, callback)
         self.calls[key] = call
         self.outbox.extend(events)  # with the call, as the transaction writes them
         self.requests[key] = request
@@ -253,6 +324,7 @@ class WebhookWorld:
     attempts: FakeAttempts = field(default_factory=FakeAttempts)
     live: FakeLiveCalls = field(default_factory=FakeLiveCalls)
     employees: FakeEmployees = field(default_factory=FakeEmployees)
+    callbacks: FakeCallbackTasks = field(default_factory=FakeCallbackTasks)
     inbox: FakeInbox = field(default_factory=FakeInbox)
     credentials: FakeCredentials = field(default_factory=FakeCredentials)
     clock: FakeClock = field(default_factory=lambda: FakeClock(1_709_290_800.0))
@@ -260,6 +332,7 @@ class WebhookWorld:
     def __post_init__(self) -> None:
         self.projects.add(self.project, secret=self.secret)
         self.credentials.secrets[self.project.id] = self.secret
+        self.calls.tasks = self.callbacks
 
     @property
     def deps(self) -> WebhookDeps:
@@ -269,6 +342,7 @@ class WebhookWorld:
             calls=self.calls,
             attempts=self.attempts,
             live=self.live,
+            callbacks=self.callbacks,
             pbx_credentials=self.credentials,
             inbox=self.inbox,
             clock=self.clock,

@@ -36,6 +36,19 @@ SETTINGS = st.fixed_dictionaries(
         "messengers": st.lists(st.sampled_from(["whatsapp", "telegram", "icq"]), max_size=3) | st.none(),
         "allowed_country_codes": st.lists(st.integers(), max_size=3) | st.none(),
         "allowed_number_types": st.lists(st.sampled_from(["mobile", "toll_free", "fax"]), max_size=3),
+        "working_hours": st.fixed_dictionaries(
+            {},
+            optional={
+                "time_zone": st.sampled_from(["Asia/Vladivostok", "Mars/Base", "", "UTC", "../etc"]) | JSON,
+                "days": st.lists(st.integers(-1, 9), max_size=8) | JSON,
+                "start": st.sampled_from(["09:00", "24:00", "9", "18:00"]) | JSON,
+                "end": st.sampled_from(["18:00", "24:00", "08:00"]) | JSON,
+            },
+        )
+        | JSON,
+        "callback_sla_minutes": st.integers(-5, 20_000) | JSON,
+        "callback_default_employee": st.sampled_from(["346", "", "x"]) | JSON,
+        "missed_call_text": st.text(max_size=1100) | JSON,
         "other": JSON,
     },
 )
@@ -87,5 +100,51 @@ def test_admin_routes_answer_every_generated_request(project: Any, lambda_contex
         params = {param: some_id} if param else None
         event = api_event(method, resource, resource, body=body, path_params=params, token=token)
         check(admin_handler(event, lambda_context))
+
+    one_request()
+
+
+STATS_QUERIES = st.fixed_dictionaries(
+    {},
+    optional={
+        "from": st.sampled_from(["2026-12-01", "2025-01-01", "2026-02-30", ""]) | st.text(max_size=12),
+        "to": st.sampled_from(["2026-12-31", "2026-11-01", "9999-12-31"]) | st.text(max_size=12),
+        "format": st.sampled_from(["csv", "json", "xml"]) | st.text(max_size=5),
+        "state": st.sampled_from(["open", "closed"]) | st.text(max_size=5),
+    },
+)
+
+
+def test_missed_call_routes_answer_every_generated_request(project: Any, lambda_context: Any) -> None:
+    # GET /v1/stats, GET /v1/callbacks and POST /v1/callbacks/{task_id}/close as an admin and as an operator
+    tokens = [
+        issue_token(TokenStore(get_storage()), "proj-a", role="admin")[1],
+        issue_token(TokenStore(get_storage()), "proj-a", role="operator", employee_id="346")[1],
+    ]
+    base = fuzz_settings(max_examples=FUZZ_EXAMPLES * 2)
+    in_process = settings(
+        base, suppress_health_check=[*base.suppress_health_check, HealthCheck.function_scoped_fixture]
+    )
+
+    @in_process
+    @given(
+        which=st.sampled_from(["stats", "list", "close"]),
+        query=STATS_QUERIES,
+        body=st.fixed_dictionaries({}, optional={"reason": st.text(max_size=600) | JSON, "other": JSON}) | JSON,
+        some_id=IDS,
+        token=st.sampled_from(tokens),
+    )
+    def one_request(which: str, query: dict[str, str], body: Any, some_id: str, token: str) -> None:
+        if which == "close":
+            resource, path = "/v1/callbacks/{task_id}/close", f"/v1/callbacks/{some_id}/close"
+            event = api_event("POST", resource, path, body=body, path_params={"task_id": some_id}, token=token)
+        else:
+            resource = "/v1/stats" if which == "stats" else "/v1/callbacks"
+            event = api_event("GET", resource, resource, query=query, token=token)
+        answer = admin_handler(event, lambda_context)
+        if which == "stats" and answer["statusCode"] == 200 and query.get("format") == "csv":
+            assert answer["body"].startswith("period,"), answer
+            return
+        check(answer)
 
     one_request()

@@ -324,3 +324,23 @@ def test_requests_are_listed_and_cleared_over_http(
     assert [(r["method"], r["params"]) for r in listed] == [("ping", {})]
     assert cleared.status_code == 200
     assert http.get(f"{simulator.base_url}/_sim/requests").json() == []
+
+
+def test_traffic_brings_incoming_calls_by_themselves(
+    simulator: PbxSimulator, webhook_receiver: WebhookReceiver
+) -> None:
+    # Given a simulator whose clients call in every second (at most 1.5 s apart), none before it is switched on
+    simulator.configure_webhook(webhook_receiver.url, 0)
+    assert webhook_receiver.nothing_more(wait=1.0)
+    simulator.configure(traffic_seconds=1)
+    # Then incoming calls arrive, each from a regular caller, with an outcome of the PBX's own words
+    posts = webhook_receiver.take(2, within=5.0)
+    assert [post.form["calltype"] for post in posts] == ["IN", "IN"]
+    assert all(post.form["src"].startswith("7900444") for post in posts)
+    # and a bad value is refused, the traffic off again stops them
+    with pytest.raises(ValueError, match="traffic_seconds"):
+        simulator.configure(traffic_seconds=0.2)
+    simulator.configure(traffic_seconds=None)
+    while not webhook_receiver.nothing_more(wait=0.6):  # a call started just before ends
+        pass
+    assert webhook_receiver.nothing_more(wait=2.0)

@@ -249,6 +249,7 @@ def test_the_matrix_covers_every_v1_route() -> None:
     covered |= {"PUT /v1/employees/{employee_id}"}  # no foreign id: it names an employee of the token's own project
     covered |= {"POST /v1/endpoints", "GET /v1/endpoints"}  # no id: the token's own project (tested below)
     covered |= {f"{r[0]} {r[1]}" for r in FOREIGN_EVENT_IDS}  # the call events matrix below
+    covered |= {"GET /v1/stats", "GET /v1/callbacks", "POST /v1/callbacks/{task_id}/close"}  # missed calls, below
     assert covered == v1
 
 
@@ -332,6 +333,42 @@ def test_an_admin_cannot_reach_another_projects_endpoints_or_events(
     assert (listed["endpoint_id"], listed["enabled"]) == (foreign["endpoint_id"], True)
     mine = admin_handler(api_event("GET", "/v1/endpoints", "/v1/endpoints", token=admin_a), lambda_context)
     assert answer_json(mine)["endpoints"] == []
+
+
+def test_missed_calls_and_statistics_are_each_projects_own(
+    project: Any, other_project: Any, lambda_context: Any
+) -> None:
+    from admin_api.handler import lambda_handler as admin_handler
+    from iptelefon.data.gateway import get_storage
+    from iptelefon.data.tokens import TokenStore
+    from iptelefon.usecases.auth import issue_token
+    from webhook.handler import lambda_handler as webhook_handler
+
+    # Given a missed call in project B (a callback task there) and an admin of each project
+    missed = {"id": "b-missed", "calltype": "IN", "client": "79004443322", "exten": "346", "disposition": "BUSY"}
+    event = api_event("POST", "/iptelefon_webhook/{secret}", "/iptelefon_webhook/pbx-secret-of-project-b",
+                      body=missed, path_params={"secret": "pbx-secret-of-project-b"})  # fmt: skip
+    assert webhook_handler(event, lambda_context)["statusCode"] == 200
+    admin_a = issue_token(TokenStore(get_storage()), "proj-a", role="admin")[1]
+    admin_b = issue_token(TokenStore(get_storage()), "proj-b", role="admin")[1]
+
+    def ask(method: str, resource: str, token: str, path: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        return admin_handler(api_event(method, resource, path or resource, token=token, **kwargs), lambda_context)  # type: ignore[no-any-return]
+
+    (task,) = answer_json(ask("GET", "/v1/callbacks", admin_b))["tasks"]
+    # When A's admin lists, reads the statistics and closes B's task by its id
+    assert answer_json(ask("GET", "/v1/callbacks", admin_a))["tasks"] == []
+    from datetime import date, timedelta
+
+    day = date.fromisoformat(task["opened_at"][:10])  # UTC; the project's local day is this or a neighbour
+    period = {"from": str(day - timedelta(days=1)), "to": str(day + timedelta(days=1))}
+    stats_a = answer_json(ask("GET", "/v1/stats", admin_a, query=period))
+    close = ask("POST", "/v1/callbacks/{task_id}/close", admin_a, f"/v1/callbacks/{task['task_id']}/close",
+                path_params={"task_id": task["task_id"]}, body={"reason": "чужая"})  # fmt: skip
+    # Then A sees nothing of B's, the close is a 404, and B's task is still open
+    assert stats_a["total"]["calls_in"] == 0 and stats_a["employees"] == []
+    assert close["statusCode"] == 404, close["body"]
+    assert [t["task_id"] for t in answer_json(ask("GET", "/v1/callbacks", admin_b))["tasks"]] == [task["task_id"]]
 
 
 def test_an_admins_token_list_and_new_webhook_url_are_its_own_projects(

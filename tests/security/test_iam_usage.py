@@ -266,6 +266,14 @@ def webhook_requests(s: Scenario) -> None:
     # GET with query parameters; a messenger project (a WhatsApp client is created)
     s.expect(200, "WebhookFunction", webhook_event({**first, "id": "wh-3"}, method="GET"))
     s.expect(200, "WebhookFunction", webhook_event(first, secret="pbx-secret-of-project-b"))
+    # a missed call opens a callback task and texts the client (a messenger project); a later answered call closes it
+    project_b = get_project_store().get_project("proj-b")
+    assert project_b is not None
+    get_project_store().update_project(project_b.model_copy(update={"missed_call_text": "Перезвоним"}))
+    missed = {**first, "id": "wh-7", "disposition": "NO ANSWER", "talktime": "0"}
+    s.expect(200, "WebhookFunction", webhook_event(missed, secret="pbx-secret-of-project-b"))
+    answered = {**first, "id": "wh-8"}
+    s.expect(200, "WebhookFunction", webhook_event(answered, secret="pbx-secret-of-project-b"))
     # an unreadable payload (400, kept) and an unknown secret (404)
     s.expect(400, "WebhookFunction", webhook_event({"id": "wh-4", "calltype": "IN", "exten": "346"}))
     s.expect(404, "WebhookFunction", webhook_event(first, secret="not-a-known-secret-000"))
@@ -417,6 +425,14 @@ def admin_api_requests(s: Scenario) -> None:
                                   path_params={"event_id": event_id}))  # fmt: skip
     s.expect(200, fn, endpoint_event("POST", "/replay", body={"since": "2024-01-01T00:00:00+00:00"}))
     s.expect(200, fn, endpoint_event("DELETE"))
+    # missed calls: the statistics, the queue, a task closed by hand
+    s.expect(200, fn, admin_event("GET", "/v1/stats", query={"from": "2026-12-01", "to": "2026-12-30"}))
+    missed = {"id": "iam-missed", "calltype": "IN", "src": PHONE, "exten": "346", "disposition": "NO ANSWER"}
+    s.expect(200, "WebhookFunction", webhook_event(missed), recorded=False)
+    (task,) = s.expect(200, fn, admin_event("GET", "/v1/callbacks"))["tasks"]
+    close = f"/v1/callbacks/{task['task_id']}/close"
+    params, reason = {"task_id": task["task_id"]}, {"reason": "дозвонились"}
+    s.expect(200, fn, admin_event("POST", "/v1/callbacks/{task_id}/close", close, path_params=params, body=reason))
     s.expect(403, fn, admin_event("GET", "/v1/settings", token=s.project.token))
     s.expect(401, fn, admin_event("GET", "/v1/me", token=None))
 

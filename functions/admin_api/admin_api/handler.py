@@ -4,13 +4,15 @@ Admin routes take only an admin token (an operator or bot token is a 403); every
 project, so another project's employee is a 404 like one that does not exist.
 """
 
-from typing import Any
+from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Query
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from iptelefon.domain.models import Project
 from iptelefon.domain.requests import (
+    CallbackCloseRequest,
     EmployeeUpdate,
     EndpointCreate,
     ReplaySince,
@@ -20,6 +22,7 @@ from iptelefon.domain.requests import (
 )
 from iptelefon.entry import dependencies
 from iptelefon.entry.api import (
+    SECURITY_HEADERS,
     api_base_url,
     create_resolver,
     json_body,
@@ -31,7 +34,7 @@ from iptelefon.entry.dependencies import PbxProbe, admin_deps
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.snapstart import prime_before_snapshot
-from iptelefon.usecases import admin, call_events, calls
+from iptelefon.usecases import admin, call_events, callbacks, calls, stats
 
 app = create_resolver()
 prime_before_snapshot(dependencies.admin_deps, dependencies.auth_deps)  # SnapStart only (the snapshot)
@@ -159,6 +162,45 @@ def replay_endpoint(endpoint_id: str, body: ReplaySince) -> Response[dict[str, A
 def replay_event(event_id: str) -> Response[dict[str, Any]]:
     project = request_project(app, "admin")
     return json_body(call_events.replay_event(dependencies.event_deps(), project, event_id))
+
+
+# -- missed calls and statistics (issue 23): operators see their own, admins everything ------------------------------
+@app.get("/v1/stats")
+def get_stats(
+    first: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+    last: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+    format: Annotated[str, Query(pattern="^(json|csv)$")] = "json",
+) -> Response[Any]:
+    caller = request_caller(app)
+    caller.require("admin", "operator")
+    period = stats.parse_period(first, last)
+    report, reads = stats.report(dependencies.stats_deps(), caller, *period)
+    logger.info("stats read", extra={"days": (period[1] - period[0]).days + 1, "storage_reads": reads})
+    headers = {"X-Storage-Reads": str(reads)}
+    if format == "csv":
+        filename = f"stats-{period[0].isoformat()}-{period[1].isoformat()}.csv"
+        return Response(
+            status_code=200,
+            content_type="text/csv; charset=utf-8",
+            body=stats.as_csv(report),
+            headers={**SECURITY_HEADERS, **headers, "Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return json_body(report, headers=headers)
+
+
+@app.get("/v1/callbacks")
+def list_callbacks(state: Annotated[str, Query(max_length=20)] = "open") -> Response[dict[str, Any]]:
+    caller = request_caller(app)
+    caller.require("admin", "operator")
+    return json_body(callbacks.open_tasks(dependencies.callback_deps(), caller, state).model_dump(mode="json"))
+
+
+@app.post("/v1/callbacks/<task_id>/close")
+def close_callback(task_id: str, body: CallbackCloseRequest) -> Response[dict[str, Any]]:
+    caller = request_caller(app)
+    caller.require("admin", "operator")
+    closed = callbacks.close_by_hand(dependencies.callback_deps(), caller, task_id, body.reason)
+    return json_body(closed.model_dump(mode="json"))
 
 
 @logger.inject_lambda_context(clear_state=True)

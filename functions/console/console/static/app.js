@@ -48,6 +48,9 @@ const FIELDS = {
     "«Секретный ключ»: при смене адреса сервера введите ключ заново; ключ выдаёт менеджер Iptelefon " +
     "(17–200 латинских букв, цифр или знаков . _ ~ -)",
   grace_hours: "«Старый адрес вебхука работает ещё»: от 0 до 72 часов",
+  from: "«С»: дата начала периода",
+  to: "«по»: не раньше начала, период не длиннее 366 дней",
+  reason: "«Причина»: не пустая, до 500 знаков",
   auth_mode: "«Подпись запросов»",
   employee_id: "«ID»: латинские буквы, цифры, точка, дефис или подчёркивание",
   name: "«Имя»: не пустое",
@@ -154,11 +157,14 @@ async function signIn(token) {
 
 function show(page) {
   if (!me) return; // nothing opens before sign-in
-  for (const id of ["telephony", "employees", "integrations", "clients"]) $(id).hidden = id !== page;
+  for (const id of ["telephony", "employees", "integrations", "clients", "missed", "stats"]) $(id).hidden = id !== page;
   for (const button of document.querySelectorAll("#nav button")) {
     button.setAttribute("aria-current", button.dataset.page === page ? "page" : "false");
   }
   if (page !== "clients") stopCardRefresh();
+  if (page !== "missed") stopMissedRefresh();
+  if (page === "missed") startMissedRefresh();
+  if (page === "stats") showStatsPage();
   if (page === "telephony") loadSettings();
   if (page === "employees") loadEmployees();
   if (page === "integrations") loadEndpoints();
@@ -526,33 +532,39 @@ function renderPhones(client) {
   if (!phonesOf(client).length) list.append(el("li", "Телефонов нет", { class: "empty" }));
   for (const phone of phonesOf(client)) {
     const item = el("li", "+" + phone + " ");
-    if (method === "app") {
-      item.append(el("a", "☎", { class: "phone-icon", href: "tel:+" + phone, "aria-label": "Позвонить +" + phone }));
-    } else if (method === "api") {
-      const button = el("button", "☎", { type: "button", class: "phone-icon", "aria-label": "Позвонить +" + phone });
-      button.disabled = callStarting; // the card refreshes every few seconds: a new icon stays disabled too
-      button.addEventListener("click", () => callByApi(client.id, phone));
-      item.append(button);
-    }
+    const icon = phoneIcon(method, client.id, phone, $("call-status"));
+    if (icon) item.append(icon);
     list.append(item);
   }
 }
 
-function setCallStarting(starting) {
-  callStarting = starting;
-  for (const button of document.querySelectorAll("#card-phones button.phone-icon")) button.disabled = starting;
+// The ☎ of the signed-in employee's call method (the card's and the missed-call queue's): a `tel:` link for a
+// softphone, a PBX call for the API method, nothing when calls are disabled.
+function phoneIcon(method, clientId, phone, status) {
+  if (method === "app") {
+    return el("a", "☎", { class: "phone-icon", href: "tel:+" + phone, "aria-label": "Позвонить +" + phone });
+  }
+  if (method !== "api") return null;
+  const button = el("button", "☎", { type: "button", class: "phone-icon", "aria-label": "Позвонить +" + phone });
+  button.disabled = callStarting; // the page refreshes every few seconds: a new icon stays disabled too
+  button.addEventListener("click", () => callByApi(clientId, phone, status));
+  return button;
 }
 
-async function callByApi(clientId, phone) {
+function setCallStarting(starting) {
+  callStarting = starting;
+  for (const button of document.querySelectorAll("button.phone-icon")) button.disabled = starting;
+}
+
+async function callByApi(clientId, phone, status) {
   if (callStarting) return; // one click, one call: a second click while the first starts does nothing
   setCallStarting(true);
-  const status = $("call-status");
   status.textContent = "Звонок: " + STATES.starting + "…";
   try {
     const path = `/v1/clients/${encodeURIComponent(clientId)}/call`;
     const started = await api("POST", path, { phone }, { "Idempotency-Key": newIdempotencyKey() });
     status.textContent = "Звонок: " + STATES[started.status];
-    followAttempt(started.attempt_id);
+    followAttempt(started.attempt_id, status);
   } catch (error) {
     status.textContent = "Звонок не начат: " + error.message;
   } finally {
@@ -560,13 +572,13 @@ async function callByApi(clientId, phone) {
   }
 }
 
-function followAttempt(attemptId) {
+function followAttempt(attemptId, status) {
   const timer = setInterval(async () => {
     try {
       const attempt = await api("GET", "/v1/calls/" + encodeURIComponent(attemptId));
       if (attempt.status === "completed" || attempt.status === "failed") {
         clearInterval(timer);
-        $("call-status").textContent = "Звонок: " + STATES[attempt.status];
+        status.textContent = "Звонок: " + STATES[attempt.status];
       }
     } catch (error) {
       clearInterval(timer);
@@ -769,6 +781,186 @@ function eventTypeBoxes() {
   }
 }
 
+// -- Пропущенные ------------------------------------------------------------------------------------------------------
+// The open callback tasks (operator: their own, admin: all), oldest first, with the SLA clock; refreshed by itself.
+let missedTimer = null;
+
+function startMissedRefresh() {
+  stopMissedRefresh();
+  loadMissed();
+  missedTimer = setInterval(() => loadMissed().catch(() => {}), REFRESH_MS);
+}
+
+function stopMissedRefresh() {
+  if (missedTimer) clearInterval(missedTimer);
+  missedTimer = null;
+}
+
+function minutesText(minutes) {
+  const days = Math.floor(minutes / 1440);
+  const hours = Math.floor((minutes % 1440) / 60);
+  if (days) return `${days} дн ${hours} ч`;
+  return hours ? `${hours} ч ${minutes % 60} мин` : `${minutes} мин`;
+}
+
+// "осталось 12 мин" before the due time, "просрочено на 5 мин" after it.
+function slaClock(task) {
+  const left = Math.round((new Date(task.due_at) - new Date()) / 60000);
+  return left >= 0 ? `осталось ${minutesText(left)}` : `просрочено на ${minutesText(-left)}`;
+}
+
+async function loadMissed() {
+  const rows = $("missed-rows");
+  let tasks;
+  try {
+    ({ tasks } = await api("GET", "/v1/callbacks?state=open"));
+  } catch (error) {
+    $("missed-status").textContent = error.message;
+    return;
+  }
+  const method = me.employee ? me.employee.call_method : "disabled";
+  rows.replaceChildren();
+  if (!tasks.length) rows.append(emptyRow(5, "Пропущенных нет: всем перезвонили."));
+  for (const task of tasks) {
+    const row = el("tr", null, { "data-task": task.task_id });
+    const client = el("td");
+    const open = el("button", "+" + task.client_phone, { type: "button", "aria-label": "Карточка +" + task.client_phone });
+    open.addEventListener("click", () => {
+      show("clients");
+      openCard(task.client_id);
+    });
+    client.append(open);
+    if (task.message) client.append(el("div", "Клиенту отправлено: " + task.message, { class: "hint" }));
+    const missed = `с ${new Date(task.opened_at).toLocaleString("ru-RU")} · звонков: ${task.missed_calls}`;
+    const due = el("td", slaClock(task), { class: task.overdue ? "overdue" : "" });
+    row.append(client, el("td", missed), due, el("td", task.assignee || "—"));
+    const buttons = el("td", null, { class: "row-buttons" });
+    const icon = phoneIcon(method, task.client_id, task.client_phone, $("missed-status"));
+    if (icon) buttons.append(icon);
+    const close = el("button", "Закрыть", { type: "button", "aria-label": "Закрыть задачу +" + task.client_phone });
+    close.addEventListener("click", () => closeTask(task));
+    buttons.append(close);
+    row.append(buttons);
+    rows.append(row);
+  }
+}
+
+async function closeTask(task) {
+  const reason = (prompt("Почему задача закрывается без звонка? (например: клиент написал в чат)") || "").trim();
+  if (!reason) return;
+  try {
+    await api("POST", `/v1/callbacks/${encodeURIComponent(task.task_id)}/close`, { reason });
+    $("missed-status").textContent = `Задача по +${task.client_phone} закрыта.`;
+  } catch (error) {
+    $("missed-status").textContent = "Не закрыта: " + error.message;
+  }
+  await loadMissed();
+}
+
+// -- Статистика -------------------------------------------------------------------------------------------------------
+const WEEKDAYS = ["Пн", "Вт", "Ср", "Чт", "Пт", "Сб", "Вс"];
+
+function isoDay(date) {
+  return `${date.getFullYear()}-${String(date.getMonth() + 1).padStart(2, "0")}-${String(date.getDate()).padStart(2, "0")}`;
+}
+
+function showStatsPage() {
+  if (!$("stats-to").value) {
+    const today = new Date();
+    $("stats-to").value = isoDay(today);
+    $("stats-from").value = isoDay(new Date(today.getFullYear(), today.getMonth(), today.getDate() - 29));
+  }
+  loadStats();
+}
+
+function statsQuery() {
+  return `/v1/stats?from=${encodeURIComponent($("stats-from").value)}&to=${encodeURIComponent($("stats-to").value)}`;
+}
+
+const percent = (share) => (share === null || share === undefined ? "—" : `${Math.round(share * 100)} %`);
+const talkTime = (seconds) => minutesText(Math.round(seconds / 60));
+const median = (minutes) => (minutes === null ? "—" : `≤ ${minutesText(minutes)}`);
+const STATS_COLUMNS = [
+  ["calls_in", String],
+  ["calls_out", String],
+  ["answered", String],
+  ["missed", String],
+  ["talk_seconds", talkTime],
+  ["service_level", percent],
+  ["median_callback_minutes", median],
+  ["called_back_within_sla_share", percent],
+  ["still_open", String],
+];
+
+function statsRow(label, now, was) {
+  const row = el("tr");
+  row.append(el("th", label, { scope: "row" }));
+  for (const [field, format] of STATS_COLUMNS) {
+    const cell = el("td", format(now[field]));
+    if (was) cell.append(" ", el("span", `(${format(was[field])})`, { class: "was" }));
+    row.append(cell);
+  }
+  return row;
+}
+
+async function loadStats(event) {
+  if (event) event.preventDefault();
+  const status = $("stats-status");
+  let report;
+  try {
+    report = await api("GET", statsQuery());
+  } catch (error) {
+    status.textContent = error.message;
+    return;
+  }
+  status.textContent = `${report.from} — ${report.to} (${report.time_zone}); ранее: ${report.previous.from} — ${report.previous.to}`;
+  const before = Object.fromEntries(report.previous.employees.map((e) => [e.employee, e]));
+  const rows = report.employees.map((e) =>
+    statsRow(e.name ? `${e.name} (${e.employee})` : e.employee === "-" ? "без сотрудника" : e.employee, e, before[e.employee]),
+  );
+  if (report.total) rows.push(statsRow("Всего", report.total, report.previous.total));
+  $("stats-rows").replaceChildren(...(rows.length ? rows : [emptyRow(10, "За этот период звонков не было.")]));
+  renderHeatmap(report.heatmap);
+}
+
+function renderHeatmap(grid) {
+  $("heatmap-block").hidden = !grid;
+  if (!grid) return; // an operator sees their own row only
+  const top = Math.max(1, ...grid.flat());
+  const head = el("tr");
+  head.append(el("th", ""));
+  for (let hour = 0; hour < 24; hour++) head.append(el("th", String(hour)));
+  const rows = grid.map((hours, day) => {
+    const row = el("tr");
+    row.append(el("th", WEEKDAYS[day], { scope: "row" }));
+    for (const count of hours) {
+      const level = count ? Math.min(5, 1 + Math.floor((count / top) * 4.999)) : 0;
+      row.append(el("td", count || "", { class: "heat" + level, title: String(count) }));
+    }
+    return row;
+  });
+  $("heatmap").replaceChildren(head, ...rows);
+}
+
+async function downloadStatsCsv() {
+  const status = $("stats-status");
+  try {
+    const answer = await fetch(API + statsQuery() + "&format=csv", {
+      headers: { Authorization: "Bearer " + sessionStorage.getItem(TOKEN_KEY) },
+    });
+    if (!answer.ok) throw new Error(russianError(await answer.json().catch(() => ({})), answer.status));
+    const link = el("a", null, {
+      href: URL.createObjectURL(await answer.blob()),
+      download: `statistika-${$("stats-from").value}-${$("stats-to").value}.csv`,
+    });
+    document.body.append(link);
+    link.click();
+    link.remove();
+  } catch (error) {
+    status.textContent = "CSV не скачан: " + error.message;
+  }
+}
+
 // -- wiring -----------------------------------------------------------------------------------------------------------
 document.addEventListener("DOMContentLoaded", () => {
   $("signin-form").addEventListener("submit", (event) => {
@@ -796,6 +988,8 @@ document.addEventListener("DOMContentLoaded", () => {
   eventTypeBoxes();
   $("endpoint-form").addEventListener("submit", addEndpoint);
   $("copy-endpoint-secret").addEventListener("click", () => copy($("endpoint-secret-value").value, $("endpoint-status")));
+  $("stats-form").addEventListener("submit", loadStats);
+  $("stats-csv").addEventListener("click", downloadStatsCsv);
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
 });

@@ -16,13 +16,15 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from iptelefon.data.client_items import client_sk, variable_writes
+from iptelefon.data.call_effects import CALLBACK_CHANGED, recorded_call_writes
+from iptelefon.data.client_items import client_sk, dialog_pk, dialog_sk, variable_writes
 from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.domain.call_record import CallRecord, without_url_userinfo
+from iptelefon.domain.callbacks import CallbackChange, CallbackChanged
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.models import Client, Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.domain.webhook_body import WebhookRequest
@@ -45,15 +47,6 @@ LINK_NEEDS_INDEX = "record-link variable is not a URL"
 
 def call_sk(call_key: str) -> str:
     return f"CALL#{call_key}"
-
-
-def dialog_pk(project_id: str, client_id: str) -> str:
-    return f"DIALOG#{project_id}#{client_id}"
-
-
-def dialog_sk(received_at: datetime, call_key: str) -> str:
-    """A call's notification: in the dialog in the order the calls came in."""
-    return f"{utc_stamp(received_at)}#{call_key}"
 
 
 def client_calls_pk(project_id: str, client_id: str) -> str:
@@ -94,10 +87,13 @@ class CallRecordStore:
         notification: str,
         request: WebhookRequest,
         events: Sequence[CallEvent] = (),
+        callback: CallbackChange | None = None,
     ) -> bool:
-        """Record a new call with its notification, its record-link variable and its `events` (the outbox: in the same
-        transaction, so a call and its events are stored together or not at all); what the PBX sent is kept next to
-        it. False if the call was recorded before (and then no event either)."""
+        """Record a new call with its notification and record-link variable (what the PBX sent kept next to it), and
+        in the same transaction what a new call adds (`call_effects.recorded_call_writes`): its `events` (the outbox),
+        its statistics counters and its client's callback task (`callback`). So a call and its events are stored
+        together or not at all. False if the call was recorded before (nothing written, no event); CallbackChanged
+        when the task is not as it was read (read it again)."""
         assert call.received_at is not None
         note_sk = dialog_sk(call.received_at, call.call_key)
         record = {
@@ -119,15 +115,16 @@ class CallRecordStore:
             "call_key": call.call_key,
             "created_at": call.received_at.isoformat(),
         }
-        outbox = [outbox_write(event) for event in events]
-        writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note), *outbox]
+        writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note)]
+        writes += recorded_call_writes(project, call, callback, events)  # events, counters, callback task
+        link: list[Write] = []
         if call.record_link:
-            writes.append(self._record_link_fast_update(project.id, call.client_id, call.record_link))
-        recorded = self._write_new_call(writes)
+            link = [self._record_link_fast_update(project.id, call.client_id, call.record_link)]
+        recorded = self._write_new_call([*writes, *link])
         if recorded is None and call.record_link:
             # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
-            writes[2 + len(outbox) :] = self._record_link_indexed_update(project, call.client_id, call.record_link)
-            recorded = self._write_new_call(writes)
+            link = self._record_link_indexed_update(project, call.client_id, call.record_link)
+            recorded = self._write_new_call([*writes, *link])
         if recorded is None:
             raise StorageUnavailable("the call could not be recorded, retry")
         return recorded
@@ -143,6 +140,8 @@ class CallRecordStore:
                 return False
             if LINK_NEEDS_INDEX in failed.failed:
                 return None
+            if CALLBACK_CHANGED in failed.failed:
+                raise CallbackChanged() from None
             raise StorageUnavailable("the call could not be recorded, retry") from None
 
     def add_record_link(

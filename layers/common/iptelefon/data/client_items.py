@@ -8,6 +8,7 @@ index and the matching rules it serves.
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 from iptelefon.data.gateway import ConditionFailed, Write, project_pk, update
@@ -25,6 +26,15 @@ CLIENT_EXISTS = "client exists"
 PHONE_MATCHED = "phone matched"
 PHONE_FULL = "phone index full: "  # + the phone
 CLIENT_GONE = "client missing"
+
+
+def dialog_pk(project_id: str, client_id: str) -> str:
+    return f"DIALOG#{project_id}#{client_id}"
+
+
+def dialog_sk(received_at: datetime, call_key: str) -> str:
+    """A notification (a call's, by its key): in the dialog in the order they came in."""
+    return f"{utc_stamp(received_at)}#{call_key}"
 
 
 def phone_pk(project_id: str, phone: str) -> str:

@@ -107,6 +107,11 @@ def update(
     return Write("Update", request, label)
 
 
+def condition_check(pk: str, sk: str, only_if: str, *, label: str = "", **expression: Any) -> Write:
+    """A transaction item that writes nothing: the transaction happens only if `only_if` holds for the item."""
+    return Write("ConditionCheck", {"Key": key(pk, sk), **_condition(only_if, **expression)}, label)
+
+
 def delete(pk: str, sk: str, *, only_if: str | None = None, label: str = "", **expression: Any) -> Write:
     return Write("Delete", {"Key": key(pk, sk), **_condition(only_if, **expression)}, label)
 
@@ -212,6 +217,24 @@ class Storage:
             if "LastEvaluatedKey" not in reply or (limit is not None and len(items) >= limit):
                 return items
             args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+
+    def query_between(self, pk: str, first_sk: str, last_sk: str) -> tuple[list[dict[str, Any]], int]:
+        """Every item of `pk` whose sort key is in [first_sk, last_sk], in order, and how many Query requests it
+        took (each page is one read: what the statistics' cost is measured by)."""
+        args: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :first AND :last",
+            "ExpressionAttributeValues": {":pk": {"S": pk}, ":first": {"S": first_sk}, ":last": {"S": last_sk}},
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        for requests in range(1, 10_000):
+            reply = self._call("Query", args, [])
+            items.extend(from_item(i) for i in reply.get("Items", []))
+            if "LastEvaluatedKey" not in reply:
+                return items, requests
+            args["ExclusiveStartKey"] = reply["LastEvaluatedKey"]
+        raise StorageUnavailable("too many pages")
 
     def scan_sort_key(self, sk: str, *, attributes: str | None = None) -> list[dict[str, Any]]:
         """Every item whose sort key is `sk`, read through the whole table: for the admin CLI's rare listings, never

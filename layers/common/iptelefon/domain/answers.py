@@ -13,10 +13,61 @@ from typing import Any, Literal
 from pydantic import BaseModel
 
 from iptelefon.domain.call_record import CallRecord, CallStatus, Direction
+from iptelefon.domain.callbacks import CallbackTask, ClosedTask
 from iptelefon.domain.client_names import display_name
 from iptelefon.domain.live_calls import ClientSnapshot, LiveCall, LiveOrEnded, LiveState
 from iptelefon.domain.models import AttemptStatus, CallAttempt, Channel, Client
 from iptelefon.domain.phones import e164
+
+
+# -- callback tasks (issue 23) ---------------------------------------------------------------------------------------
+class CallbackTaskAnswer(BaseModel):
+    """A callback task: open (due, overdue) or just closed (how, by whom)."""
+
+    task_id: str
+    client_id: str
+    client_phone: str
+    client_phone_e164: str
+    assignee: str | None
+    opened_at: datetime
+    due_at: datetime
+    overdue: bool
+    missed_calls: int
+    last_missed_at: datetime
+    message: str | None
+    state: Literal["open", "closed"]
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    reason: str | None = None
+    seconds_to_callback: int | None = None
+    within_sla: bool | None = None
+
+    @classmethod
+    def of(cls, task: CallbackTask, now: datetime) -> CallbackTaskAnswer:
+        closed = task if isinstance(task, ClosedTask) else None
+        return cls(
+            task_id=task.task_id,
+            client_id=task.client_id,
+            client_phone=task.client_phone,
+            client_phone_e164=e164(task.client_phone),
+            assignee=task.assignee,
+            opened_at=task.opened_at,
+            due_at=task.due_at,
+            overdue=(closed.closed_at if closed else now) > task.due_at,
+            missed_calls=task.missed_calls,
+            last_missed_at=task.last_missed_at,
+            message=task.message,
+            state="closed" if closed else "open",
+            closed_at=closed.closed_at if closed else None,
+            closed_by=closed.closed_by if closed else None,
+            reason=closed.reason if closed else None,
+            seconds_to_callback=closed.seconds_to_callback if closed else None,
+            within_sla=closed.within_sla if closed else None,
+        )
+
+
+class CallbackTasksAnswer(BaseModel):
+    tasks: list[CallbackTaskAnswer]
 
 
 # -- webhook and reads -------------------------------------------------------------------------------------------------

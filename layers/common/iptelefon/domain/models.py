@@ -12,6 +12,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 from iptelefon.domain.client_names import DEFAULT_NAME_VARIABLES, MAX_NAME_VARIABLES, NAME_VARIABLE_ENTRY
 from iptelefon.domain.hashes import sha256_hex
+from iptelefon.domain.working_hours import DEFAULT_SLA_MINUTES, MAX_SLA_MINUTES, WorkingHours
 
 CallMethod = Literal["disabled", "app", "api"]
 NumberType = Literal[
@@ -33,6 +34,7 @@ AuthMode = Literal["hash", "bearer"]
 # The parameters a call sends the PBX, by their logical names, and the form field name a PBX may call one instead.
 LogicalParam = Literal["ext", "phone", "group"]
 PbxParamName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.\-\[\]]{1,64}$")]
+MAX_MISSED_CALL_TEXT = 1000
 NameVariableEntry = Annotated[str, Field(pattern=NAME_VARIABLE_ENTRY)]  # `ФИО`, `first_name+last_name`
 
 
@@ -135,6 +137,14 @@ class Project(BaseModel):
     name_variables: list[NameVariableEntry] = Field(
         default_factory=lambda: list(DEFAULT_NAME_VARIABLES), min_length=1, max_length=MAX_NAME_VARIABLES
     )
+    # Missed calls (issue 23, `domain.callbacks`): when employees call back, the SLA in working minutes, who gets a
+    # task nobody else is named for (an extension), and the text suggested to the client after a missed call (in and
+    # out of working hours; empty: none).
+    working_hours: WorkingHours = Field(default_factory=WorkingHours)
+    callback_sla_minutes: int = Field(default=DEFAULT_SLA_MINUTES, ge=1, le=MAX_SLA_MINUTES)
+    callback_default_employee: str | None = Field(default=None, pattern=r"^[0-9]{2,8}$")
+    missed_call_text: str = Field(default="", max_length=MAX_MISSED_CALL_TEXT)
+    missed_call_text_after_hours: str = Field(default="", max_length=MAX_MISSED_CALL_TEXT)
     created_at: datetime = Field(default_factory=utc_now)
 
     @property

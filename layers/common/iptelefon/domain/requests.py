@@ -11,9 +11,11 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from iptelefon.domain.call_events import DEFAULT_SECRET_GRACE_HOURS, MAX_SECRET_GRACE_HOURS, EventType
+from iptelefon.domain.callbacks import MAX_REASON_CHARS
 from iptelefon.domain.client_names import MAX_NAME_VARIABLES
 from iptelefon.domain.models import (
     ID_PATTERN,
+    MAX_MISSED_CALL_TEXT,
     AuthMode,
     CountryCallingCode,
     EmployeeFields,
@@ -22,6 +24,7 @@ from iptelefon.domain.models import (
     NumberType,
     PbxParamName,
 )
+from iptelefon.domain.working_hours import MAX_SLA_MINUTES, WorkingHours
 
 # How long an old webhook URL may keep working after a rotation (the API's, the console's and the CLI's bound).
 MAX_GRACE_HOURS = 72.0
@@ -50,6 +53,19 @@ class SettingsUpdate(BaseModel):
     allowed_number_types: list[NumberType] | None = None
     grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
     name_variables: list[NameVariableEntry] | None = Field(default=None, min_length=1, max_length=MAX_NAME_VARIABLES)
+    working_hours: WorkingHours | None = None
+    callback_sla_minutes: int | None = Field(default=None, ge=1, le=MAX_SLA_MINUTES)
+    callback_default_employee: str | None = Field(default=None, pattern=r"^([0-9]{2,8})?$")
+    missed_call_text: str | None = Field(default=None, max_length=MAX_MISSED_CALL_TEXT)
+    missed_call_text_after_hours: str | None = Field(default=None, max_length=MAX_MISSED_CALL_TEXT)
+
+
+class CallbackCloseRequest(BaseModel):
+    """POST /v1/callbacks/{task_id}/close: why the task is closed without a callback (e.g. the client wrote)."""
+
+    model_config = {"extra": "forbid"}
+
+    reason: str = Field(min_length=1, max_length=MAX_REASON_CHARS, examples=["клиент написал в чат"])
 
 
 class WebhookTokenRequest(BaseModel):

@@ -31,8 +31,10 @@ if TYPE_CHECKING:
     from iptelefon.usecases.admin import AdminDeps
     from iptelefon.usecases.auth import AuthDeps
     from iptelefon.usecases.call_events import EventDeps
+    from iptelefon.usecases.callbacks import CallbackDeps
     from iptelefon.usecases.calls import CallDeps
     from iptelefon.usecases.reads import ReadDeps
+    from iptelefon.usecases.stats import StatsDeps
     from iptelefon.usecases.webhook import WebhookDeps
 
 
@@ -43,6 +45,7 @@ def webhook_deps() -> WebhookDeps:
 
     from iptelefon.data.attempts import AttemptStore
     from iptelefon.data.call_records import CallRecordStore
+    from iptelefon.data.callbacks import CallbackStore
     from iptelefon.data.clients import ClientStore
     from iptelefon.data.inbox import SqsInbox
     from iptelefon.data.live_calls import LiveCallStore
@@ -57,6 +60,7 @@ def webhook_deps() -> WebhookDeps:
         calls=CallRecordStore(storage),
         attempts=AttemptStore(storage),
         live=LiveCallStore(storage),
+        callbacks=CallbackStore(storage),
         pbx_credentials=get_pbx_credentials,
         pbx_credentials_now=get_pbx_credentials_now,
         inbox=SqsInbox(),
@@ -83,6 +87,27 @@ def read_deps() -> ReadDeps:
         employees=EmployeeStore(storage),
         clock=time.time,
     )
+
+
+def callback_deps() -> CallbackDeps:
+    import time
+
+    from iptelefon.data.callbacks import CallbackStore
+    from iptelefon.data.employees import EmployeeStore
+    from iptelefon.usecases.callbacks import CallbackDeps
+
+    storage = get_storage()
+    return CallbackDeps(tasks=CallbackStore(storage), employees=EmployeeStore(storage), clock=time.time)
+
+
+def stats_deps() -> StatsDeps:
+    from iptelefon.data.call_stats import StatsStore
+    from iptelefon.data.callbacks import CallbackStore
+    from iptelefon.data.employees import EmployeeStore
+    from iptelefon.usecases.stats import StatsDeps
+
+    storage = get_storage()
+    return StatsDeps(rows=StatsStore(storage), tasks=CallbackStore(storage), employees=EmployeeStore(storage))
 
 
 # -- admin and auth ----------------------------------------------------------------------------------------------------

@@ -214,6 +214,8 @@ def update_settings(deps: AdminDeps, project: Project, update: SettingsUpdate, a
     does, with `old_webhook_url_valid_until` when the webhook URL changed (the old URL works until then). Every rule is
     checked before the first write: a refused change changes nothing."""
     fields = update.model_dump(exclude_unset=True, exclude_none=True, exclude={"server_url", "secret", "grace_hours"})
+    if fields.get("callback_default_employee") == "":  # "" takes the default employee away
+        fields["callback_default_employee"] = None
     try:
         updated = Project.model_validate({**project.model_dump(), **fields})
     except ValidationError as error:
@@ -334,6 +336,11 @@ def _settings(project: Project, credentials: PbxCredentials, api_base: str) -> d
         "allowed_country_codes": project.allowed_country_codes,
         "allowed_number_types": project.allowed_number_types,
         "name_variables": project.name_variables,
+        "working_hours": project.working_hours.model_dump(),
+        "callback_sla_minutes": project.callback_sla_minutes,
+        "callback_default_employee": project.callback_default_employee,
+        "missed_call_text": project.missed_call_text,
+        "missed_call_text_after_hours": project.missed_call_text_after_hours,
         "webhook_path": webhook_form,
         # The URL to give to the Iptelefon manager, the secret (or the random token, shown when it was issued) left
         # for the reader to fill in: it is never sent back.

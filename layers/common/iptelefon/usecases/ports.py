@@ -10,10 +10,11 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # only named in annotations: a function imports none of these for the ports
-    from datetime import datetime
+    from datetime import date, datetime
 
     from iptelefon.domain.call_events import CallEvent, Endpoint
     from iptelefon.domain.call_record import CallRecord
+    from iptelefon.domain.callbacks import CallbackChange, CallbackTask, ClosedTask, CloseTask
     from iptelefon.domain.live_calls import LiveCall
     from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
     from iptelefon.domain.pbx_connection import PbxConnection, PbxReply
@@ -99,9 +100,11 @@ class CallRecords(Protocol):
         notification: str,
         request: WebhookRequest,
         events: Sequence[CallEvent] = (),
+        callback: CallbackChange | None = None,
     ) -> bool:
-        """Record a new call, its notification, its record-link variable and its events (the outbox) at once; False
-        if recorded before (and no event)."""
+        """Record a new call, its notification, its record-link variable, its events (the outbox), its statistics
+        counters and its client's callback task change at once; False if recorded before (and no event);
+        CallbackChanged if the task is not as read."""
         ...
 
     def add_record_link(
@@ -133,6 +136,32 @@ class LiveCalls(Protocol):
 
     def of_project(self, project_id: str) -> list[LiveCall]:
         """The project's ringing and answered calls (expired ones too until they are deleted)."""
+        ...
+
+
+class CallbackTasks(Protocol):
+    """Callback tasks for missed calls (`data.callbacks`)."""
+
+    def open_of_client(self, project_id: str, client_id: str) -> CallbackTask | None: ...
+
+    def open_tasks(self, project_id: str) -> list[CallbackTask]: ...
+
+    def closed(self, project_id: str, task_id: str) -> ClosedTask | None: ...
+
+    def close(self, project_id: str, change: CloseTask) -> None:
+        """Close with the task's counters; CallbackChanged when it closed or changed meanwhile."""
+        ...
+
+    def text_client(self, project_id: str, task: CallbackTask, text: str, *, now: datetime) -> bool:
+        """The missed-call text into the client's dialog and onto the task, at most once per client a day."""
+        ...
+
+
+class StatsRows(Protocol):
+    """The statistics' per-day counter rows (`data.call_stats`)."""
+
+    def rows(self, project_id: str, first: date, last: date) -> tuple[list[dict[str, Any]], int]:
+        """The rows of [first, last] and how many reads that took."""
         ...
 
 

@@ -24,8 +24,9 @@ from typing import Any
 
 from iptelefon.domain.answers import CallRecordedAnswer, LiveEventAnswer, WebhookQueuedAnswer
 from iptelefon.domain.call_aliases import CanonicalCall, canonicalize, is_live_event, read_live_event
-from iptelefon.domain.call_events import ClientFacts, completion_events, live_events, recording_event
+from iptelefon.domain.call_events import CallEvent, ClientFacts, completion_events, live_events, recording_event
 from iptelefon.domain.call_record import CallRecord
+from iptelefon.domain.callbacks import CallbackChanged, OpenTask
 from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.live_calls import LiveEvent, LiveOrEnded, advance, ended_by
@@ -35,9 +36,11 @@ from iptelefon.domain.phones import mask_phone
 from iptelefon.domain.webhook_body import WebhookRequest, extract_fields
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.settings import get_settings
+from iptelefon.usecases import callbacks
 from iptelefon.usecases.incoming_card import client_snapshot
 from iptelefon.usecases.ports import (
     Attempts,
+    CallbackTasks,
     CallRecords,
     Clients,
     Clock,
@@ -50,6 +53,8 @@ from iptelefon.usecases.ports import (
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
 # Events of one call racing each other: each round reads the state the other wrote; more rounds than this is an outage.
 LIVE_WRITE_ROUNDS = 5
+# Webhooks of one client racing for its callback task: each round reads the task the other wrote.
+CALLBACK_ROUNDS = 5
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,7 @@ class WebhookDeps:
     calls: CallRecords
     attempts: Attempts
     live: LiveCalls
+    callbacks: CallbackTasks  # missed calls' callback tasks (issue 23)
     pbx_credentials: PbxCredentialsSource  # the PBX secret is the webhook credential of a project without a token
     inbox: Inbox
     clock: Clock
@@ -179,9 +185,7 @@ def record_call(
     # a bot-started call is an outgoing callback: its attempt is named in the call's events, then linked to it
     attempt = pending_attempt(deps, project, call.client_phone, call.pbx_call_id) if call.direction != "in" else None
     events = completion_events(project.id, record, client_facts(deps, project, client, client_id, created), attempt)
-    duplicate = not deps.calls.add_new(
-        project, record, notification=format_call_notification(record), request=request, events=events
-    )
+    duplicate = not store_new_call(deps, project, record, request, events)
     recorded = record
     if duplicate:
         existing = deps.calls.get(project.id, call.call_key)
@@ -205,6 +209,30 @@ def record_call(
     )
     metrics.add_metric(name="WebhookDuplicate" if duplicate else "CallRecorded", unit="Count", value=1)
     return CallRecordedAnswer(call_key=call.call_key, client_id=client_id, duplicate=duplicate)
+
+
+def store_new_call(
+    deps: WebhookDeps, project: Project, record: CallRecord, request: WebhookRequest, events: list[CallEvent]
+) -> bool:
+    """The call, its notification, its events, its statistics counters and its client's callback task in ONE
+    transaction (False:
+    recorded before, nothing written); then, for a task it opened, the missed-call text to the client. The first
+    round guesses the client has no open task (no read); a wrong guess, or a webhook that changed the task meanwhile,
+    makes the next round read it."""
+    now = deps.clock()
+    for round_ in range(CALLBACK_ROUNDS):
+        change = callbacks.change_for_call(deps.callbacks, deps.clients, project, record, now, read=round_ > 0)
+        try:
+            notification = format_call_notification(record)
+            recorded = deps.calls.add_new(
+                project, record, notification=notification, request=request, events=events, callback=change
+            )
+        except CallbackChanged:
+            continue
+        if recorded and isinstance(change, OpenTask):
+            callbacks.text_after_missed_call(deps.callbacks, deps.clients, project, change, now)
+        return recorded
+    raise StorageUnavailable("the client's callback task kept changing, retry")
 
 
 def record_live_event(
