@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urlsplit
 import boto3
 
 from devstack.lambda_worker import LOCAL_ACCOUNT, FunctionSpec
-from devstack.template import ROOT, QueueSource, Route, Template
+from devstack.template import ROOT, QueueSource, Route, ScheduleSource, Template
 
 # API Gateway's quotas for a REST API
 MAX_BODY_BYTES = 10 * 1024 * 1024  # payload
@@ -222,17 +222,20 @@ class LocalGateway:
         self.server = _Server((host, port), Handler)
         self.server.daemon_threads = True
         self._thread: threading.Thread | None = None
-        self.pollers: list[QueuePoller] = []
+        self.pollers: list[QueuePoller | ScheduleTicker] = []
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.server.server_port}"
 
-    def start_pollers(self, sqs: Any) -> list[QueuePoller]:
-        """Run the template's SQS event sources against `sqs` (a boto3 client)."""
+    def start_pollers(self, sqs: Any) -> list[QueuePoller | ScheduleTicker]:
+        """Run the template's SQS event sources against `sqs` (a boto3 client), and its schedules."""
         self.pollers = [
             QueuePoller(self.functions[source.function], source, self.template, sqs).start()
             for source in self.template.queue_sources()
+        ]
+        self.pollers += [
+            ScheduleTicker(self.functions[source.function], source).start() for source in self.template.schedules()
         ]
         return self.pollers
 
@@ -374,6 +377,32 @@ class QueuePoller:
             "eventSourceARN": self.queue_arn,
             "awsRegion": self.region,
         }
+
+
+class ScheduleTicker:
+    """A Schedule event of template.yaml, run as EventBridge runs it: the function is invoked every `seconds` with a
+    scheduled event (the first time one period after the start)."""
+
+    def __init__(self, function: Invocable, source: ScheduleSource) -> None:
+        self.function, self.source = function, source
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"schedule-{source.function}", daemon=True)
+
+    def start(self) -> ScheduleTicker:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.source.seconds):
+            event = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+            try:
+                self.function.invoke(event, request_id=str(uuid.uuid4()))
+            except Exception as error:  # EventBridge would retry; the next tick does the same work
+                sys.stderr.write(f"schedule: {self.source.function} raised {type(error).__name__}: {error}\n")
 
 
 def build_event(

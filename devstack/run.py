@@ -33,7 +33,7 @@ import boto3
 
 from devstack import saved_data
 from devstack.pbx_simulator import DEFAULT_DIALECT, DIALECTS
-from devstack.template import LOCAL_REGION, Template, create_queues, create_tables
+from devstack.template import LOCAL_REGION, Template, create_buckets, create_queues, create_tables
 
 DEMO_PROJECT_ID = "demo"
 DEMO_SECRET = "demo-pbx-secret-0123456789"  # the demo PBX's API secret; also the webhook path secret
@@ -142,7 +142,12 @@ class Stack:
         wait_for_port(self.args.moto_port, self.children[-1])
         self.tables = create_tables(self.client("dynamodb"), self.template)
         queues = create_queues(self.client("sqs"), self.template, visibility_timeout=self.args.queue_visibility_timeout)
-        print(f"created from template.yaml: tables {', '.join(self.tables)}; queues {', '.join(queues)}", flush=True)
+        buckets = create_buckets(self.client("s3"), self.template)
+        print(
+            f"created from template.yaml: tables {', '.join(self.tables)}; queues {', '.join(queues)}; "
+            f"buckets {', '.join(buckets)}",
+            flush=True,
+        )
         if not self.args.fresh:
             self.saved = saved_data.load(self.saved_file, dynamodb=self.client("dynamodb"), ssm=self.client("ssm"))
         self.spawn(

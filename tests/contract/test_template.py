@@ -45,15 +45,20 @@ CONTRACT_ROUTES = {
     ("DELETE", "/v1/tokens/{token_id}"): "AdminApiFunction",
     ("GET", "/console"): "ConsoleFunction",
     ("GET", "/console/{asset}"): "ConsoleFunction",
+    # issue 25: a recording's stable link (public: the random id is the credential) and its signed-in read
+    ("GET", "/r/{recording_id}"): "RecordingLinkFunction",
+    ("GET", "/v1/recordings/{recording_id}"): "ReadApiFunction",
 }
 
 # The one wildcard the design needs: each project's config is an SSM parameter under `.../projects/<project_id>/`
 # (contract section 4) and every function serves every project, so the grant covers the `projects/` folder of this
-# stack's prefix and stage, and nothing wider. Any other `*` in a Resource fails.
+# stack's prefix and stage, and nothing wider. The second: the objects of the recordings' bucket (issue 25; one object
+# per call, under `<project>/`). Any other `*` in a Resource fails.
 SSM_PROJECTS_ARN = (
     f"arn:aws:ssm:{TEMPLATE.region}:{LOCAL_ACCOUNT}:parameter/"
     f"{TEMPLATE.parameters['SsmPrefix']}/{TEMPLATE.parameters['Stage']}/projects/*"
 )
+RECORDINGS_OBJECTS_ARN = f"arn:aws:s3:::{TEMPLATE.bucket_name('RecordingsBucket')}/*"
 
 
 def _route(method: str, path: str) -> Route:
@@ -258,7 +263,9 @@ def test_function_policy_has_no_wildcard_resource(logical_id: str) -> None:
         for resource in resources:
             assert isinstance(resource, str), f"{logical_id}: unresolved Resource {resource!r}"
             assert resource.startswith("arn:aws:"), f"{logical_id}: {resource}"
-            assert "*" not in resource or resource == SSM_PROJECTS_ARN, f"{logical_id}: wildcard Resource {resource}"
+            assert "*" not in resource or resource in (SSM_PROJECTS_ARN, RECORDINGS_OBJECTS_ARN), (
+                f"{logical_id}: wildcard Resource {resource}"
+            )
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))

@@ -135,6 +135,12 @@ class Project(BaseModel):
     name_variables: list[NameVariableEntry] = Field(
         default_factory=lambda: list(DEFAULT_NAME_VARIABLES), min_length=1, max_length=MAX_NAME_VARIABLES
     )
+    # Recordings (issue 25): who may open the stable link /r/{id} (`link`: anyone who has it; `console`: signed-in
+    # console users), and the PBX's own method that hands a recording when its link is dead (a `get-file`-style
+    # method, None: there is none), with the parameter that names the recording.
+    recording_access: Literal["link", "console"] = "link"
+    recording_fallback_method: str | None = Field(default=None, min_length=1, max_length=64)
+    recording_fallback_param: PbxParamName = "link"
     created_at: datetime = Field(default_factory=utc_now)
 
     @property

@@ -49,6 +49,9 @@ class SettingsUpdate(BaseModel):
     allowed_number_types: list[NumberType] | None = None
     grace_hours: float | None = Field(default=None, ge=0, le=MAX_GRACE_HOURS)
     name_variables: list[NameVariableEntry] | None = Field(default=None, min_length=1, max_length=MAX_NAME_VARIABLES)
+    recording_access: Literal["link", "console"] | None = None
+    recording_fallback_method: str | None = Field(default=None, min_length=1, max_length=64)
+    recording_fallback_param: PbxParamName | None = None
 
 
 class WebhookTokenRequest(BaseModel):

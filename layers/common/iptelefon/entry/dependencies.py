@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from iptelefon.usecases.auth import AuthDeps
     from iptelefon.usecases.calls import CallDeps
     from iptelefon.usecases.reads import ReadDeps
+    from iptelefon.usecases.recordings import CopyDeps, LinkDeps
     from iptelefon.usecases.webhook import WebhookDeps
 
 
@@ -42,6 +43,7 @@ def webhook_deps() -> WebhookDeps:
     from iptelefon.data.live_calls import LiveCallStore
     from iptelefon.data.pbx_settings import get_pbx_credentials, get_pbx_credentials_now
     from iptelefon.data.projects import project_store
+    from iptelefon.data.recordings import SqsRecordingQueue
     from iptelefon.usecases.webhook import WebhookDeps
 
     storage = get_storage()
@@ -55,6 +57,7 @@ def webhook_deps() -> WebhookDeps:
         pbx_credentials_now=get_pbx_credentials_now,
         inbox=SqsInbox(),
         clock=time.time,
+        recording_queue=SqsRecordingQueue() if get_settings().recording_queue_url else None,
     )
 
 
@@ -73,6 +76,45 @@ def read_deps() -> ReadDeps:
         calls=CallRecordStore(storage),
         attempts=AttemptStore(storage),
         live=LiveCallStore(storage),
+        clock=time.time,
+    )
+
+
+# -- recordings (issue 25) ---------------------------------------------------------------------------------------------
+def recording_link_deps() -> LinkDeps:
+    """What `/r/{id}` and `GET /v1/recordings/{id}` read: the recording, its project, the archive (presigned GETs)."""
+    from iptelefon.data.projects import project_store
+    from iptelefon.data.recording_archive import S3Archive
+    from iptelefon.data.recordings import RecordingStore
+    from iptelefon.usecases.recordings import LinkDeps
+
+    storage = get_storage()
+    return LinkDeps(recordings=RecordingStore(storage), archive=S3Archive(), projects=project_store(storage))
+
+
+def recording_copy_deps() -> CopyDeps:
+    """What the copier talks to: the recording items, the archive, the PBX (its links through the PBX's guard)."""
+    import time
+
+    from iptelefon.adapters.recording_download import get_recording_fetcher
+    from iptelefon.data.pbx_settings import get_pbx_credentials
+    from iptelefon.data.projects import project_store
+    from iptelefon.data.recording_archive import S3Archive
+    from iptelefon.data.recordings import RecordingStore, SqsRecordingQueue
+    from iptelefon.usecases.calls import connection_for
+    from iptelefon.usecases.recordings import CopyDeps
+
+    settings = get_settings()
+    storage = get_storage()
+    return CopyDeps(
+        recordings=RecordingStore(storage),
+        archive=S3Archive(),
+        downloads=get_recording_fetcher(settings.pbx_network, settings.recording_max_bytes),
+        projects=project_store(storage),
+        pbx_connection=lambda project: connection_for(
+            project, get_pbx_credentials(project.id), timeout_seconds=settings.pbx_timeout_seconds
+        ),
+        queue=SqsRecordingQueue(),
         clock=time.time,
     )
 

@@ -25,6 +25,10 @@ class Settings(BaseModel):
     pbx_network: PbxNetwork = "public"
     # The webhook's durable inbox (SQS); only the webhook function has it.
     inbox_queue_url: str | None = None
+    # Recordings (issue 25): the archive bucket, the copy queue, the largest file copied.
+    recordings_bucket: str | None = None
+    recording_queue_url: str | None = None
+    recording_max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
 
 
 @lru_cache(maxsize=1)
@@ -39,5 +43,10 @@ def get_settings() -> Settings:
         "ssm_cache_seconds": env.get("SSM_CACHE_SECONDS"),
         "inbox_queue_url": env.get("INBOX_QUEUE_URL"),
         "pbx_network": env.get("PBX_NETWORK"),
+        "recordings_bucket": env.get("RECORDINGS_BUCKET"),
+        "recording_queue_url": env.get("RECORDING_QUEUE_URL"),
+        "recording_max_bytes": int(env["RECORDING_MAX_MEGABYTES"]) * 1024 * 1024
+        if env.get("RECORDING_MAX_MEGABYTES")
+        else None,
     }
     return Settings.model_validate({k: v for k, v in values.items() if v is not None})

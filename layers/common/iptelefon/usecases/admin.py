@@ -334,6 +334,9 @@ def _settings(project: Project, credentials: PbxCredentials, api_base: str) -> d
         "allowed_country_codes": project.allowed_country_codes,
         "allowed_number_types": project.allowed_number_types,
         "name_variables": project.name_variables,
+        "recording_access": project.recording_access,
+        "recording_fallback_method": project.recording_fallback_method,
+        "recording_fallback_param": project.recording_fallback_param,
         "webhook_path": webhook_form,
         # The URL to give to the Iptelefon manager, the secret (or the random token, shown when it was issued) left
         # for the reader to fill in: it is never sent back.
