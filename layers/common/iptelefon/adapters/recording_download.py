@@ -56,7 +56,7 @@ class Download:
             if self.size > self.max_bytes:  # more arrived than the cap: stop now, nothing more is read
                 raise too_big(self.max_bytes)
             self.buffer += chunk
-        taken = bytes(self.buffer if size < 0 else self.buffer[:size])
+        taken = bytes(memoryview(self.buffer)[: len(self.buffer) if size < 0 else size])  # one copy, no slice
         del self.buffer[: len(taken)]
         return taken
 

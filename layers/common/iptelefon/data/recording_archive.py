@@ -17,9 +17,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from iptelefon.domain.recordings import PRESIGNED_URL_SECONDS, RecordingUnavailable
 from iptelefon.platform.settings import get_settings
 
-PART_BYTES = 8 * 1024 * 1024
-# One part in flight: the download is one stream, read in order; memory is about one part.
+PART_BYTES = 5 * 1024 * 1024  # S3's smallest part: the least memory
+# One part uploading, one read ahead: the download is one stream read in order, and s3transfer would otherwise keep
+# up to 10 parts of a non-seekable stream in memory (`max_in_memory_upload_chunks`, which boto3's constructor does not
+# take). Memory: about three parts whatever the file's size (bench/recordings.py measures it).
 TRANSFER = TransferConfig(multipart_threshold=PART_BYTES, multipart_chunksize=PART_BYTES, max_concurrency=1)
+TRANSFER.max_in_memory_upload_chunks = 2
 
 
 @lru_cache(maxsize=1)
