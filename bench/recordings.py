@@ -34,7 +34,7 @@ from typing import Any
 import boto3
 import httpx
 
-from bench.fixtures import local_stack
+from bench.fixtures import local_stack, run_scenarios
 from devstack.pbx_simulator import RECORDING_MP3, silent_mp3
 
 RESULTS = Path(__file__).resolve().parent / "recordings.json"
@@ -217,17 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.copy_child:
         copy_child(args.copy_child, args.bucket)
         return 0
-    results: dict[str, Any] = {}
-    if args.only in (None, "latency"):
-        results["latency"] = latency(args.calls)
-        print("latency:", json.dumps(results["latency"]), flush=True)
-    if args.only in (None, "memory"):
-        results["memory"] = memory(args.megabytes)
-        print("memory:", json.dumps(results["memory"]), flush=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    failed = [name for name, result in results.items() if not result["ok"]]
-    print("recordings: " + ("all figures hold" if not failed else f"FAILED: {', '.join(failed)}"), flush=True)
-    return 1 if failed else 0
+    scenarios = {"latency": lambda: latency(args.calls), "memory": lambda: memory(args.megabytes)}
+    return run_scenarios("recordings", scenarios, args.only, RESULTS)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, urlsplit
 
 import boto3
@@ -308,7 +308,26 @@ class LocalGateway:
             request.wfile.write(payload)
 
 
-class QueuePoller:
+class _EventSource:
+    """An event source of its own thread (`_run`), started and stopped with the gateway."""
+
+    def _thread_named(self, name: str) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+
+    def start(self) -> Self:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _run(self) -> None:
+        raise NotImplementedError
+
+
+class QueuePoller(_EventSource):
     """One SQS event source mapping of template.yaml, run as Lambda runs it: long-poll, invoke with up to `batch_size`
     messages, delete the ones that succeeded (all of them unless the function reports `batchItemFailures`). A message
     that failed stays in the queue and comes back after the queue's visibility timeout; SQS's redrive policy moves it
@@ -319,16 +338,7 @@ class QueuePoller:
         self.queue_arn = str(template.resolve({"Fn::GetAtt": [source.queue, "Arn"]}))
         self.queue_url = str(sqs.get_queue_url(QueueName=template.physical_name(source.queue))["QueueUrl"])
         self.region = template.region
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"poller-{source.queue}", daemon=True)
-
-    def start(self) -> QueuePoller:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread_named(f"poller-{source.queue}")
 
     def _run(self) -> None:
         while not self._stop.is_set():
@@ -379,22 +389,13 @@ class QueuePoller:
         }
 
 
-class ScheduleTicker:
+class ScheduleTicker(_EventSource):
     """A Schedule event of template.yaml, run as EventBridge runs it: the function is invoked every `seconds` with a
     scheduled event (the first time one period after the start)."""
 
     def __init__(self, function: Invocable, source: ScheduleSource) -> None:
         self.function, self.source = function, source
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"schedule-{source.function}", daemon=True)
-
-    def start(self) -> ScheduleTicker:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread_named(f"schedule-{source.function}")
 
     def _run(self) -> None:
         while not self._stop.wait(self.source.seconds):

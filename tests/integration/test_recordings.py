@@ -13,7 +13,7 @@ import boto3
 import httpx
 import pytest
 from fixtures.projects import PBX_SECRET
-from support import answer_json, api_event
+from support import answer_json, api_event, webhook_event
 
 from devstack.pbx_simulator import RECORDING_MP3
 from iptelefon.adapters.pbx import GuardedTransport
@@ -41,15 +41,8 @@ def post_call(project: Any, context: Any, *, link: str | None = PBX_LINK, call_i
     form = {"id": call_id, "calltype": "IN", "src": "79004443322", "exten": "346", "talktime": "00:00:02"}
     if link:
         form["link"] = link
-    secret = PBX_SECRET
-    event = api_event(
-        "POST",
-        "/iptelefon_webhook/{secret}",
-        f"/iptelefon_webhook/{secret}",
-        body=urllib.parse.urlencode(form),
-        path_params={"secret": secret},
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Host": API_HOST},
-    )
+    event = webhook_event(PBX_SECRET, form)
+    event["headers"]["Host"] = API_HOST
     answer = webhook_handler(event, context)
     assert answer["statusCode"] == 200, answer["body"]
     return dict(answer_json(answer))
