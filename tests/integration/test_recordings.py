@@ -353,3 +353,20 @@ def test_the_sweep_requeues_what_waits_and_gives_up_after_a_day(recorded: Any) -
     much_later = time.time() + 2 * 86400
     assert sweep_pending(copy_deps(mock_fetcher(mp3), clock=lambda: much_later)) == {"queued": 0, "given_up": 1}
     assert recording_item(recording_id)["state"] == "failed"
+
+
+# requestContext.path as sent: the same as the route's path after the stage, or written otherwise (percent-encoded)
+@pytest.mark.parametrize(
+    "sent_path", [f"/iptelefon_webhook/{PBX_SECRET}", f"/iptelefon_webhook/{PBX_SECRET.replace('-', '%2D')}"]
+)
+def test_the_stable_link_starts_with_the_apis_base_and_never_carries_the_webhooks_path(
+    project: Any, lambda_context: Any, sent_path: str
+) -> None:
+    # Given a webhook as API Gateway delivers it on its own domain (the stage in requestContext.path)
+    form = {"id": "c-9", "calltype": "IN", "src": "79004443322", "talktime": "3", "link": PBX_LINK}
+    event = webhook_event(PBX_SECRET, form)
+    event["requestContext"].update({"path": f"/prod{sent_path}", "stage": "prod", "domainName": "abc.execute-api.test"})
+    answer = webhook_handler(event, lambda_context)
+    link = variable_link(project.project.id, answer_json(answer)["client_id"])
+    # Then the link is <base>/r/<id>, the stage kept, nothing of the webhook's path in it
+    assert link.startswith("https://abc.execute-api.test/prod/r/") and "iptelefon_webhook" not in link
