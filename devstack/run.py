@@ -115,6 +115,7 @@ class Stack:
         self.faults_url = f"http://127.0.0.1:{args.faults_port}"
         self.env = {**os.environ, **local_aws_env(self.moto_url), "PYTHONUNBUFFERED": "1"}
         self.tables: list[str] = []
+        self.buckets: list[str] = []
         self.saved: dict[str, Any] | None = None  # what was loaded from the last run: its demo tokens and item count
         self.ready = False  # started and seeded: only such a stack's data is worth saving over the last one's
 
@@ -142,14 +143,15 @@ class Stack:
         wait_for_port(self.args.moto_port, self.children[-1])
         self.tables = create_tables(self.client("dynamodb"), self.template)
         queues = create_queues(self.client("sqs"), self.template, visibility_timeout=self.args.queue_visibility_timeout)
-        buckets = create_buckets(self.client("s3"), self.template)
+        self.buckets = create_buckets(self.client("s3"), self.template)
         print(
             f"created from template.yaml: tables {', '.join(self.tables)}; queues {', '.join(queues)}; "
-            f"buckets {', '.join(buckets)}",
+            f"buckets {', '.join(self.buckets)}",
             flush=True,
         )
         if not self.args.fresh:
             self.saved = saved_data.load(self.saved_file, dynamodb=self.client("dynamodb"), ssm=self.client("ssm"))
+            saved_data.load_objects(self.args.state_dir / saved_data.SAVED_OBJECTS, s3=self.client("s3"))
         self.spawn(
             f"DynamoDB fault proxy (conflict rate {self.args.conflict_rate:g})",
             [
@@ -222,6 +224,9 @@ class Stack:
                 tables=self.tables,
                 ssm_prefix=self.ssm_prefix,
                 demo=demo,
+            )
+            saved_data.save_objects(
+                self.args.state_dir / saved_data.SAVED_OBJECTS, s3=self.client("s3"), buckets=self.buckets
             )
         except Exception as error:  # moto died with the stack, say: the data of the last clean stop stays
             print(f"could not save the local data ({error}); {self.saved_file} is as it was", flush=True)
