@@ -109,12 +109,13 @@ class CallRecordStore:
         writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note)]
         writes += recording_writes(project.id, call)  # issue 25: the recording's item
         variable_link = call.recording_link or call.record_link  # our stable link when there is one
+        link_at = len(writes)
         if variable_link:
             writes.append(self._record_link_fast_update(project.id, call.client_id, variable_link))
         recorded = self._write_new_call(writes)
         if recorded is None and variable_link:
             # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
-            writes[-1:] = self._record_link_indexed_update(project, call.client_id, variable_link)
+            writes[link_at : link_at + 1] = self._record_link_indexed_update(project, call.client_id, variable_link)
             recorded = self._write_new_call(writes)
         if recorded is None:
             raise StorageUnavailable("the call could not be recorded, retry")
