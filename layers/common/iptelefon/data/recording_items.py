@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from iptelefon.data.gateway import Write, put
 from iptelefon.domain.call_record import CallRecord
-from iptelefon.domain.models import utc_stamp
+from iptelefon.domain.models import utc_now, utc_stamp
 from iptelefon.domain.recordings import Recording
 
 RECORDING_SK = "RECORDING"
@@ -25,8 +25,7 @@ def recording_writes(project_id: str, call: CallRecord) -> list[Write]:
     """The recording item a call's link brings (none without one), for the call's own transaction."""
     if not (call.recording_id and call.record_link):
         return []
-    created = call.received_at
-    assert created is not None
+    created = utc_now()  # when the link arrived (a later webhook's link: not when the call did)
     item = {
         "pk": recording_pk(call.recording_id),
         "sk": RECORDING_SK,
