@@ -12,12 +12,12 @@ export PIP_DISABLE_PIP_VERSION_CHECK := 1
 # pip on this machine warns about local mirror folders it does not have; keep the output readable.
 PIP_QUIET := 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
 
-.PHONY: help venv tools checkov browser screenshots run test lint build bench bench-build bench-card bench-events bench-stats resilience fuzz rule-check clean
+.PHONY: help venv tools checkov browser screenshots run test lint build bench bench-build bench-card bench-events bench-stats bench-recordings resilience fuzz rule-check clean
 
 help:
 	@echo "make run    start the whole service locally (moto, API gateway, PBX simulator, demo project)"
 	@echo "make test   lint + type check + template checks + sam build + all tests"
-	@echo "make lint | build | bench | bench-card | bench-events | bench-stats | resilience | fuzz | rule-check | screenshots | clean"
+	@echo "make lint | build | bench | bench-card | bench-events | bench-stats | bench-recordings | resilience | fuzz | rule-check | screenshots | clean"
 
 $(BIN)/.installed: requirements-dev.txt layers/common/requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -128,6 +128,11 @@ bench: venv build bench-build
 # The incoming-call card: RINGING webhook -> visible in GET /v1/calls/live polled at 1 s, and on the console's page.
 bench-card: venv browser
 	$(BIN)/python -m bench.live_card
+
+# Recordings (issue 25): copy done p95 after the link arrives on the local stack, 0 broken links once the PBX's links
+# die, and the memory of a 50 MB copy (~1 min).
+bench-recordings: venv
+	$(BIN)/python -m bench.recordings
 
 # Never lose a call: 50 concurrent webhooks with 30 % DynamoDB conflicts, 500 webhooks during a 60 s outage (~4 min).
 resilience: venv

@@ -248,3 +248,19 @@ def local_stack(*options: str) -> Iterator[dict[str, Any]]:
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=20)
+
+
+def run_scenarios(name: str, scenarios: dict[str, Any], only: str | None, results_file: Any) -> int:
+    """Run each scenario (a function returning its figures with `ok`), or `only` one; print each, write them all to
+    `results_file` (a Path) and say whether every figure holds. Returns the exit status."""
+    import json
+
+    results: dict[str, Any] = {}
+    for scenario, run in scenarios.items():
+        if only in (None, scenario):
+            results[scenario] = run()
+            print(f"{scenario}:", json.dumps(results[scenario]), flush=True)
+    results_file.write_text(json.dumps(results, indent=2) + "\n")
+    failed = [scenario for scenario, result in results.items() if not result["ok"]]
+    print(f"{name}: " + ("all figures hold" if not failed else f"FAILED: {', '.join(failed)}"), flush=True)
+    return 1 if failed else 0

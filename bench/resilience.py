@@ -16,7 +16,6 @@ Options: --only contention|outage|burst, --outage-seconds, --webhooks.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +25,7 @@ from typing import Any
 import boto3
 import httpx
 
-from bench.fixtures import local_stack
+from bench.fixtures import local_stack, run_scenarios
 
 RESULTS = Path(__file__).resolve().parent / "resilience.json"
 NEW_PHONE = "79007770000"
@@ -204,20 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--webhooks", type=int, default=500, help="webhooks sent during the outage")
     parser.add_argument("--outage-seconds", type=float, default=60.0)
     args = parser.parse_args(argv)
-    results: dict[str, Any] = {}
-    if args.only in (None, "contention"):
-        results["contention"] = contention()
-        print("contention:", json.dumps(results["contention"]), flush=True)
-    if args.only in (None, "outage"):
-        results["outage"] = outage(args.webhooks, args.outage_seconds)
-        print("outage:", json.dumps(results["outage"]), flush=True)
-    if args.only in (None, "burst"):
-        results["burst"] = burst()
-        print("burst:", json.dumps(results["burst"]), flush=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    failed = [name for name, result in results.items() if not result["ok"]]
-    print("resilience: " + ("all figures hold" if not failed else f"FAILED: {', '.join(failed)}"), flush=True)
-    return 1 if failed else 0
+    scenarios = {
+        "contention": contention,
+        "outage": lambda: outage(args.webhooks, args.outage_seconds),
+        "burst": burst,
+    }
+    return run_scenarios("resilience", scenarios, args.only, RESULTS)
 
 
 if __name__ == "__main__":

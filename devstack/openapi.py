@@ -59,6 +59,8 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
     ("get", "/v1/calls"): ((200,), _READ_ERRORS),
     ("get", "/v1/calls/live"): ((200, 304), (401, 503)),
     ("get", "/v1/calls/{call_id}"): ((200,), _READ_ERRORS),
+    ("get", "/v1/recordings/{recording_id}"): ((200,), _READ_ERRORS),
+    ("get", "/r/{recording_id}"): ((302,), (404, 503)),
     ("get", "/v1/me"): ((200,), (401, 503)),
     ("get", "/v1/settings"): ((200,), _ADMIN_ERRORS),
     ("put", "/v1/settings"): ((200,), (400, *_ADMIN_ERRORS, 409)),
@@ -86,6 +88,8 @@ ANSWERS: dict[tuple[str, str], tuple[tuple[int, ...], tuple[int, ...]]] = {
 _SUCCESS_TEXT = {
     200: "OK",
     304: "Not Modified: `If-None-Match` names the current ETag (nothing changed since); no body",
+    302: "To the recording (`Location`): a presigned archive URL of at most 15 minutes once archived, the PBX's link "
+    "before; or to the console (`#recording=<id>`) when the project lets only signed-in users listen",
     201: "Created: the token is shown this once",
     202: "The PBX accepted the call request: it rings the employee (or group), then the client (`initiated`); or "
     "its reply could not be read and the call may be ringing (`unknown`: do not retry)",
@@ -94,7 +98,7 @@ _ERROR_TEXT = {
     400: "validation_error, invalid_phone or invalid_json (details name the field)",
     401: "unauthorized: missing, unknown or revoked bearer token",
     403: "forbidden (not for this token's role), calls_disabled, country_not_allowed or number_not_allowed",
-    404: "not_found: unknown webhook secret, another project's resource, or nothing with that id",
+    404: "not_found: unknown webhook secret or recording, another project's resource, or nothing with that id",
     409: "conflict: the same Idempotency-Key is in flight (Retry-After) or was used with another request; a callback "
     "task closed already",
     413: "payload_too_large: webhook body over 64 KiB (the raw request is still kept)",
@@ -252,6 +256,9 @@ def _complete_operation(method: str, path: str, operation: dict[str, Any]) -> No
         if method == "post":
             operation["requestBody"] = _webhook_body()
         success_body = {"application/json": {"schema": {"$ref": _REF_PREFIX + "WebhookAnswer"}}}
+    elif path.startswith("/r/"):
+        operation["security"] = []  # the random id is the credential (or the console's sign-in, per project)
+        success_body = None
     else:
         operation["security"] = [{BEARER_AUTH: []}]
     if (method, path) in CALL_STARTING_ROUTES:

@@ -27,13 +27,14 @@ Control API (JSON), next to the PBX endpoint:
                                                     "talk_seconds": null, "group_member": "346",
                                                     "points": ["346", "347", "348"], "crm_token": "...",
                                                     "answer": "answered|no_answer|busy", "transfered": false,
-                                                    "pickedup": false}
+                                                    "pickedup": false, "recordings_gone": false}
     POST /_sim/incoming                            {"phone": "79001234567", "exten": "346", "answer": "..."}
                                                     -> {"callid": "..."}: a client calls in
     GET /_sim/webhooks, DELETE /_sim/webhooks      the webhooks posted, each with `sent_at` (unix seconds) and the
                                                     connector's answer
     GET /_sim/calls                                the finished calls (what get-calls returns, classic)
-    GET /records/<call id>.mp3                     a few bytes of "recording"
+    GET /records/<call id>.mp3                     the call's recording: a real MP3 of 2 s of silence (404 while
+                                                    `recordings_gone` is true: the PBX's links have died)
 
 Run: python -m devstack.pbx_simulator --port 8085 --secret s3cr3t [--dialect zeon|classic] [--webhook-url URL
      --webhook-delay 1.0] [--group-member 346] [--points 346,347,348] [--crm-token TOKEN]
@@ -95,7 +96,21 @@ SIMULATED_TALK_SECONDS = 83  # what an answered call reports, whatever the (scal
 # Without ring_seconds / talk_seconds, a zeon call rings a third of webhook_delay_seconds and talks the rest: its
 # history arrives when a classic completion would.
 _RING_SHARE = 1 / 3
-FAKE_MP3 = b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 8
+# MPEG-1 Layer III, 128 kbit/s, 44.1 kHz, mono; a frame with all-zero side information and main data decodes as
+# silence. 1,152 samples a frame: 417 bytes each (no padding).
+_MP3_FRAME_HEADER = b"\xff\xfb\x90\xc0"
+_MP3_FRAME_BYTES = 144 * 128_000 // 44_100
+_MP3_FRAMES_PER_SECOND = 44_100 / 1152
+
+
+def silent_mp3(seconds: float) -> bytes:
+    """A valid MP3 of `seconds` of silence (pure Python, nothing to install: players and browsers play it)."""
+    frame = _MP3_FRAME_HEADER + bytes(_MP3_FRAME_BYTES - len(_MP3_FRAME_HEADER))
+    return frame * max(1, round(seconds * _MP3_FRAMES_PER_SECOND))
+
+
+RECORDING_SECONDS = 2.0
+RECORDING_MP3 = silent_mp3(RECORDING_SECONDS)
 _RECORD_PATH = re.compile(r"^/records/([A-Za-z0-9_.-]+)\.mp3$")
 _MAX_BODY_BYTES = 1024 * 1024
 _ZEON_STATUS = {"answered": "ANSWERED", "no_answer": "NO ANSWER", "busy": "BUSY"}
@@ -167,6 +182,7 @@ class PbxSimulator:
             # Seconds between clients calling in by themselves (about: 0.5-1.5x), some answered, some not, some busy;
             # null: only when asked (`/_sim/incoming`). `make run` sets it so the missed-call queue lives.
             "traffic_seconds": None,
+            "recordings_gone": False,
         }
         self.configure(
             dialect=dialect,
@@ -596,8 +612,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, self.sim.webhooks)
         elif path == "/_sim/calls":
             self._send_json(200, self.sim.calls)
+        elif record and self.sim.config["recordings_gone"]:
+            self._send_json(404, {"error": "recording gone"})
         elif record:
-            self._send(200, FAKE_MP3, "audio/mpeg")
+            self._send(200, RECORDING_MP3, "audio/mpeg")
         else:
             self._send_json(404, {"error": "not found"})
 
@@ -766,7 +784,7 @@ def _check_setting(setting: str, value: Any, *, name: str | None = None) -> Any:
         if value is not None and (not _is_seconds(value) or value < 1):
             raise ValueError(f"{name} must be at least 1 second, or null (no calls by themselves)")
         return None if value is None else float(value)
-    if setting in ("transfered", "pickedup"):
+    if setting in ("transfered", "pickedup", "recordings_gone"):
         if not isinstance(value, bool):
             raise ValueError(f"{name} must be true or false")
         return value

@@ -34,7 +34,7 @@ import boto3
 
 from devstack import saved_data
 from devstack.pbx_simulator import DEFAULT_DIALECT, DIALECTS
-from devstack.template import LOCAL_REGION, Template, create_queues, create_tables
+from devstack.template import LOCAL_REGION, Template, create_buckets, create_queues, create_tables
 
 DEMO_PROJECT_ID = "demo"
 DEMO_SECRET = "demo-pbx-secret-0123456789"  # the demo PBX's API secret; also the webhook path secret
@@ -133,6 +133,7 @@ class Stack:
         self.receiver_url = f"http://127.0.0.1:{args.receiver_port}/"
         self.env = {**os.environ, **local_aws_env(self.moto_url), "PYTHONUNBUFFERED": "1"}
         self.tables: list[str] = []
+        self.buckets: list[str] = []
         self.saved: dict[str, Any] | None = None  # what was loaded from the last run: its demo tokens and item count
         self.ready = False  # started and seeded: only such a stack's data is worth saving over the last one's
 
@@ -160,9 +161,15 @@ class Stack:
         wait_for_port(self.args.moto_port, self.children[-1])
         self.tables = create_tables(self.client("dynamodb"), self.template)
         queues = create_queues(self.client("sqs"), self.template, visibility_timeout=self.args.queue_visibility_timeout)
-        print(f"created from template.yaml: tables {', '.join(self.tables)}; queues {', '.join(queues)}", flush=True)
+        self.buckets = create_buckets(self.client("s3"), self.template)
+        print(
+            f"created from template.yaml: tables {', '.join(self.tables)}; queues {', '.join(queues)}; "
+            f"buckets {', '.join(self.buckets)}",
+            flush=True,
+        )
         if not self.args.fresh:
             self.saved = saved_data.load(self.saved_file, dynamodb=self.client("dynamodb"), ssm=self.client("ssm"))
+            saved_data.load_objects(self.args.state_dir / saved_data.SAVED_OBJECTS, s3=self.client("s3"))
         self.spawn(
             f"DynamoDB fault proxy (conflict rate {self.args.conflict_rate:g})",
             [
@@ -269,6 +276,9 @@ class Stack:
                 tables=self.tables,
                 ssm_prefix=self.ssm_prefix,
                 demo=demo,
+            )
+            saved_data.save_objects(
+                self.args.state_dir / saved_data.SAVED_OBJECTS, s3=self.client("s3"), buckets=self.buckets
             )
         except Exception as error:  # moto died with the stack, say: the data of the last clean stop stays
             print(f"could not save the local data ({error}); {self.saved_file} is as it was", flush=True)

@@ -8,6 +8,7 @@ is as large as the data and loads in one pass.
 The file also keeps the demo tokens the banner prints (they are stored only as hashes): the same tokens work after a
 restart. It sits next to stack.json, which holds them in clear already. Messages waiting in the SQS queues are not
 kept. Written on a clean stop (Ctrl-C, SIGTERM, SIGHUP, a child that died); a stack killed with SIGKILL saves nothing.
+The archived call recordings (issue 25) are saved as files, <state-dir>/saved-recordings/<bucket>/<key>, beside it.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 SAVED_DATA = "saved-data.json"
+SAVED_OBJECTS = "saved-recordings"
 VERSION = 1
 BATCH_WRITE_ITEMS = 25  # DynamoDB's BatchWriteItem limit
 
@@ -73,3 +75,37 @@ def _bytes_as_text(value: Any) -> Any:
 
 def _text_as_bytes(value: dict[str, Any]) -> Any:
     return base64.b64decode(value["__base64__"]) if set(value) == {"__base64__"} else value
+
+
+def save_objects(folder: Path, *, s3: Any, buckets: list[str]) -> int:
+    """Every object of `buckets` into `folder/<bucket>/<key>` (the folder replaced whole). Returns how many."""
+    partial = folder.with_suffix(".partial")
+    _remove(partial)
+    count = 0
+    for bucket in buckets:
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for found in page.get("Contents", []):
+                target = partial / bucket / found["Key"]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                s3.download_file(bucket, found["Key"], str(target))
+                count += 1
+    _remove(folder)
+    if partial.exists():
+        os.replace(partial, folder)
+    return count
+
+
+def load_objects(folder: Path, *, s3: Any) -> int:
+    """The saved objects put back into their (new, existing) buckets. Returns how many."""
+    count = 0
+    for bucket in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        for file in sorted(f for f in bucket.rglob("*") if f.is_file()):
+            s3.upload_file(str(file), bucket.name, file.relative_to(bucket).as_posix())
+            count += 1
+    return count
+
+
+def _remove(folder: Path) -> None:
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)

@@ -204,6 +204,12 @@ class Template:
                     found.append(ScheduleSource(logical_id, int(rate.group(1)) * units[rate.group(2)]))
         return found
 
+    def bucket_names(self) -> list[str]:
+        return [self.bucket_name(logical_id) for logical_id in self.resources("AWS::S3::Bucket")]
+
+    def bucket_name(self, logical_id: str) -> str:
+        return self.physical_name(logical_id).lower()  # S3 takes lower case only
+
     def queue_definitions(self) -> list[dict[str, Any]]:
         """create_queue(**kwargs) for every AWS::SQS::Queue, dead-letter queues first (the others name them)."""
         queues = []
@@ -300,6 +306,8 @@ class Template:
         if name in self.doc["Resources"]:
             if self.doc["Resources"][name]["Type"] == "AWS::SQS::Queue":
                 return self.queue_url(name)  # a queue's Ref is its URL
+            if self.doc["Resources"][name]["Type"] == "AWS::S3::Bucket":
+                return self.bucket_name(name)
             return self.physical_name(name)
         raise KeyError(f"template.yaml: unknown Ref {name}")
 
@@ -311,6 +319,8 @@ class Template:
             return f"arn:aws:dynamodb:{self.region}:{LOCAL_ACCOUNT}:table/{self.physical_name(logical_id)}"
         if attribute == "Arn" and self.doc["Resources"][logical_id]["Type"] == "AWS::SQS::Queue":
             return f"arn:aws:sqs:{self.region}:{LOCAL_ACCOUNT}:{self.physical_name(logical_id)}"
+        if attribute == "Arn" and self.doc["Resources"][logical_id]["Type"] == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{self.bucket_name(logical_id)}"
         raise KeyError(f"template.yaml: GetAtt {logical_id}.{attribute} is not known to the local stack")
 
 
@@ -345,3 +355,12 @@ def create_queues(sqs_client: Any, template: Template, *, visibility_timeout: in
             definition["Attributes"]["VisibilityTimeout"] = str(visibility_timeout)
         sqs_client.create_queue(**definition)
     return [d["QueueName"] for d in template.queue_definitions()]
+
+
+def create_buckets(s3_client: Any, template: Template) -> list[str]:
+    """Create every bucket of the template (idempotent). Returns the names."""
+    existing = {b["Name"] for b in s3_client.list_buckets().get("Buckets", [])}
+    for name in template.bucket_names():
+        if name not in existing:
+            s3_client.create_bucket(Bucket=name)
+    return template.bucket_names()

@@ -206,6 +206,34 @@ RULES: tuple[Rule, ...] = (
         'only_if="attribute_not_exists(pk) OR sent_at < :cutoff OR sent_at >= :cutoff",',
         ("tests/integration/test_missed_calls.py::test_the_missed_call_text_waits_a_day_per_client",),
     ),
+    Rule(
+        "recordings: a download stops as soon as more than the cap arrived",
+        f"{LAYER}/adapters/recording_download.py",
+        "            if self.size > self.max_bytes:",
+        "            if False:",
+        (f"{UNIT}/test_recording_rules.py::test_the_download_stops_as_soon_as_more_than_the_cap_arrived",),
+    ),
+    Rule(
+        "recordings: what is not audio is never archived",
+        f"{LAYER}/domain/recordings.py",
+        """    raise RecordingRefused(f"not audio ({media or 'no content type'})")""",
+        '    return "mp3"',
+        (f"{UNIT}/test_recording_rules.py::test_what_is_not_audio_is_refused_with_its_type",),
+    ),
+    Rule(
+        "recordings: a console-only project's link leads to the console, never to the recording",
+        f"{LAYER}/usecases/recordings.py",
+        '    if project.recording_access == "console":',
+        "    if False:",
+        (f"{UNIT}/test_recording_rules.py::test_the_stable_link_leads_by_state_and_access_mode",),
+    ),
+    Rule(
+        "recordings: a recording id is random",
+        f"{LAYER}/domain/recordings.py",
+        "    return secrets.token_urlsafe(RECORDING_ID_BYTES)",
+        '    return "r" * 24',
+        (f"{UNIT}/test_recording_rules.py::test_a_recording_id_is_random_long_and_url_safe",),
+    ),
 )
 
 

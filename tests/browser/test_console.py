@@ -150,9 +150,25 @@ def test_admin_connects_the_pbx_and_sets_an_employee_then_the_operator_calls_fro
     # the recording, completed
     expect(page.locator("#card-dialog li")).to_have_count(notes_before + 1)
     expect(page.locator("#recording")).to_be_visible()
-    assert page.locator("#player").get_attribute("src", timeout=TIMEOUT_MS).startswith(stack["pbx_url"].split("/b3")[0])
+    # the recording, copied into the archive (issue 25): the player plays it from there (moto's S3, a presigned URL)
+    expect(page.locator("#recording-state")).to_have_text("Запись: в архиве", timeout=TIMEOUT_MS)
+    expect(page.locator("#card-calls")).to_contain_text("запись: в архиве")
+    assert "X-Amz-Signature" in (page.locator("#player").get_attribute("src") or "")
+    assert player_duration(page) > 1.5  # the simulator's 2 s MP3, decoded by the browser
     expect(page.locator("#card-variables")).to_contain_text("iptelefon_call_record_link")
     expect(page.locator("#call-status")).to_have_text("Звонок: завершён")
+
+
+def player_duration(page: Page) -> float:
+    """The card player's recording loaded by the browser: its duration in seconds (fails if it cannot be decoded)."""
+    script = """() => new Promise((ok, fail) => {
+        const player = document.getElementById("player");
+        player.addEventListener("loadedmetadata", () => ok(player.duration), { once: true });
+        const failed = () => fail(new Error("media error " + (player.error && player.error.code)));
+        player.addEventListener("error", failed, { once: true });
+        player.load();
+    })"""
+    return float(page.evaluate(script))
 
 
 def test_the_phone_icon_follows_the_employees_call_method(stack: dict[str, Any], page: Page) -> None:
@@ -452,3 +468,30 @@ def test_the_incoming_call_card_rings_is_answered_and_goes_away_for_its_extensio
     finally:
         httpx.post(control + "/config", json={"ring_seconds": None, "talk_seconds": None}).raise_for_status()
         other_context.close()
+
+
+def test_a_recording_link_for_signed_in_users_only_opens_the_console_and_plays(
+    stack: dict[str, Any], page: Page
+) -> None:
+    # Given a project whose recordings only signed-in users may hear (issue 25), and a call with a recording
+    admin = {"Authorization": f"Bearer {stack['admin_token']}"}
+    settings = httpx.put(f"{stack['api_url']}/v1/settings", json={"recording_access": "console"}, headers=admin)
+    assert settings.status_code == 200, settings.text
+    try:
+        pbx = stack["pbx_url"].split("/b3")[0]
+        post_webhook(stack, id="console-rec", link=f"{pbx}/records/console-rec.mp3")
+        calls = httpx.get(
+            f"{stack['api_url']}/v1/calls/console-rec", headers={"Authorization": f"Bearer {stack['bot_token']}"}
+        )
+        link = calls.json()["recording"]["url"]
+        # When a visitor opens the stable link: no recording without signing in, the console's sign-in box instead
+        page.goto(link)
+        expect(page.get_by_label("Токен доступа")).to_be_visible()
+        assert page.url.endswith("#recording=" + link.rsplit("/", 1)[1])
+        # Then, signed in, the console plays it
+        page.get_by_label("Токен доступа").fill(stack["operator_token"])
+        page.get_by_role("button", name="Войти").click()
+        expect(page.locator("#recording-state")).to_contain_text("Запись:")
+        assert player_duration(page) > 1.5
+    finally:
+        httpx.put(f"{stack['api_url']}/v1/settings", json={"recording_access": "link"}, headers=admin)

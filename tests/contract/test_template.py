@@ -57,11 +57,15 @@ CONTRACT_ROUTES = {
     ("POST", "/v1/callbacks/{task_id}/close"): "AdminApiFunction",
     ("GET", "/console"): "ConsoleFunction",
     ("GET", "/console/{asset}"): "ConsoleFunction",
+    # issue 25: a recording's stable link (public: the random id is the credential) and its signed-in read
+    ("GET", "/r/{recording_id}"): "RecordingLinkFunction",
+    ("GET", "/v1/recordings/{recording_id}"): "ReadApiFunction",
 }
 
 # The one wildcard the design needs: each project's config is an SSM parameter under `.../projects/<project_id>/`
 # (contract section 4) and every function serves every project, so the grant covers the `projects/` folder of this
-# stack's prefix and stage, and nothing wider. Any other `*` in a Resource fails.
+# stack's prefix and stage, and nothing wider. The second: the objects of the recordings' bucket (issue 25; one object
+# per call, under `<project>/`). Any other `*` in a Resource fails.
 SSM_PROJECTS_ARN = (
     f"arn:aws:ssm:{TEMPLATE.region}:{LOCAL_ACCOUNT}:parameter/"
     f"{TEMPLATE.parameters['SsmPrefix']}/{TEMPLATE.parameters['Stage']}/projects/*"
@@ -69,6 +73,7 @@ SSM_PROJECTS_ARN = (
 # Issue 22: each call events endpoint's signing secret is a parameter under `.../endpoint-secrets/<project>/<id>`, a
 # folder of its own (the functions that read PBX secrets cannot read these, nor the events function those).
 SSM_ENDPOINT_SECRETS_ARN = SSM_PROJECTS_ARN.replace("/projects/*", "/endpoint-secrets/*")
+RECORDINGS_OBJECTS_ARN = f"arn:aws:s3:::{TEMPLATE.bucket_name('RecordingsBucket')}/*"
 
 
 def _route(method: str, path: str) -> Route:
@@ -274,9 +279,11 @@ def test_function_policy_has_no_wildcard_resource(logical_id: str) -> None:
         for resource in resources:
             assert isinstance(resource, str), f"{logical_id}: unresolved Resource {resource!r}"
             assert resource.startswith("arn:aws:"), f"{logical_id}: {resource}"
-            assert "*" not in resource or resource in (SSM_PROJECTS_ARN, SSM_ENDPOINT_SECRETS_ARN), (
-                f"{logical_id}: wildcard Resource {resource}"
-            )
+            assert "*" not in resource or resource in (
+                SSM_PROJECTS_ARN,
+                SSM_ENDPOINT_SECRETS_ARN,
+                RECORDINGS_OBJECTS_ARN,
+            ), f"{logical_id}: wildcard Resource {resource}"
 
 
 @pytest.mark.parametrize("logical_id", sorted(FUNCTIONS))

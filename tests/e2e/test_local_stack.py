@@ -93,10 +93,14 @@ def test_zeon_webhook_lands_as_a_notification_on_the_client(stack: dict[str, Any
     answer = httpx.get(f"{stack['api_url']}/v1/clients/{client['id']}", headers=headers)
     assert "Звонок завершён".encode() in answer.content  # UTF-8 as it is, not \u0417 escapes
     card = answer.json()
-    assert card["variables"]["iptelefon_call_record_link"] == "https://pbx.example/rec/e2e-1.mp3"
     assert card["dialog"][0]["text"].startswith("Звонок завершён · входящий · 01:05 · сотрудник 346")
     calls = httpx.get(f"{stack['api_url']}/v1/calls", params={"client_id": client["id"]}, headers=headers).json()
     assert [c["call_key"] for c in calls["calls"]] == ["e2e-1"]
+    # the call keeps the PBX's link; the variable holds our stable link to the recording (issue 25)
+    assert calls["calls"][0]["record_link"] == "https://pbx.example/rec/e2e-1.mp3"
+    stable = calls["calls"][0]["recording"]["url"]
+    assert stable.startswith(f"{stack['api_url']}/r/")
+    assert card["variables"]["iptelefon_call_record_link"] == stable
 
 
 def test_bot_call_rings_on_the_pbx_and_its_completion_lands_on_the_client(stack: dict[str, Any]) -> None:

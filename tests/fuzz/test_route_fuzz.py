@@ -1,12 +1,12 @@
 """Every route of the OpenAPI document, fuzzed by schemathesis through the REAL local stack (`python -m devstack.run`:
 moto server, local gateway, PBX simulator as subprocesses).
 
-Each route runs with schema-valid (positive) and schema-breaking (negative) requests, each with the demo project's
-bot token, without a token and with a wrong one (unknown, revoked, malformed); the webhook with the demo secret or
-another one. Every answer: never a 5xx, a JSON object, `error` + `message` on a 4xx, a status and body the OpenAPI
-document promises; a bad token on /v1 is a 401 (or the 400 of a request Powertools refuses before the token check),
-never an answer with data; an unknown webhook secret is the same 404 every time; every request to the demo webhook
-left its call or its kept raw request in the table.
+Each route runs with schema-valid (positive) and schema-breaking (negative) requests, each with the demo project's bot
+token, without a token and with a wrong one (unknown, revoked, malformed); the webhook with the demo secret or another
+one; a recording's public stable link (`/r/{id}`) with ids that name no recording (a 404). Every answer: never a 5xx, a
+JSON object, `error` + `message` on a 4xx, a status and body the OpenAPI document promises; a bad token on /v1 is a 401
+(or the 400 of a request Powertools refuses before the token check), never an answer with data; an unknown webhook
+secret is the same 404 every time; every request to the demo webhook left its call or its kept raw request in the table.
 """
 
 from __future__ import annotations
@@ -198,6 +198,8 @@ def test_route_answers_every_generated_request_as_documented(
             else:  # an unknown secret: the same 404 for all (or the gateway's 404 for an empty one)
                 assert answer.status == 404, f"unknown secret not refused:\n{answer}"
                 assert body == UNKNOWN_SECRET_BODY or is_route_miss(answer), str(answer)
+        elif operation.path.startswith("/r/"):  # a recording's stable link: public, the random id is the credential
+            assert answer.status == 404 or is_route_miss(answer), f"an unknown recording was answered:\n{answer}"
         elif is_valid_authorization(response.request.headers.get("Authorization"), token):
             assert answer.status != 401, f"the valid token was refused:\n{answer}"
         else:

@@ -166,11 +166,13 @@ def test_ringing_accepted_history_through_the_handlers(project: Any, lambda_cont
         "answered", "in", 155, False, False)  # fmt: skip
     card = read(project.token, "/v1/clients/{client_id}", f"/v1/clients/{client_id}", lambda_context,
                 client_id=client_id)  # fmt: skip
+    assert call["record_link"] == "https://z138.fpg.ru/zeon/records/2024/03/01/1709290800.2001.mp3"
+    stable = call["recording"]["url"]  # our stable link to the recording (issue 25), on the API's own base
+    assert stable.startswith("https://abcdef1234.execute-api.eu-central-1.amazonaws.com/dev/r/")
     assert [note["text"] for note in card["dialog"]] == [
-        "Звонок завершён · входящий · 02:35 · сотрудник 346 · "
-        "запись: https://z138.fpg.ru/zeon/records/2024/03/01/1709290800.2001.mp3"
+        f"Звонок завершён · входящий · 02:35 · сотрудник 346 · запись: {stable}"
     ]
-    assert card["variables"] == {"iptelefon_call_record_link": call["record_link"]}
+    assert card["variables"] == {"iptelefon_call_record_link": stable}
 
 
 def test_events_out_of_order_and_repeated_change_nothing_twice(project: Any, lambda_context: Any) -> None:

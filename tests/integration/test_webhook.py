@@ -92,14 +92,17 @@ def test_zeon_form_post_records_the_call_creates_a_telephony_client_and_notifies
     client = ClientStore(get_storage()).get("wh", body["client_id"])
     assert client is not None
     assert (client.channel, client.phone, client.can_message) == ("telephony", PHONE, False)
-    # And the record link variable is set and one human-readable notification is in the dialog
-    assert client.variables[RECORD_LINK_VARIABLE] == "https://z138.fpg.ru/records/1709290800.1843.mp3"
+    # And the record link variable holds our stable link to the recording (issue 25; the call keeps the PBX's link),
+    # and one human-readable notification with that link is in the dialog
+    record = call_item("wh", "1709290800.1843")
+    assert record is not None and record["record_link"] == "https://z138.fpg.ru/records/1709290800.1843.mp3"
+    assert client.variables[RECORD_LINK_VARIABLE] == record["recording_link"]
+    assert record["recording_link"] == f"https://localhost/r/{record['recording_id']}"
     [note] = dialog("wh", client.id)
     assert note["text"].startswith("Звонок завершён · входящий · 02:35 · сотрудник 346")
-    assert "https://z138.fpg.ru/records/1709290800.1843.mp3" in note["text"]
+    assert f"запись: {record['recording_link']}" in note["text"]
     # And the call keeps the raw payload next to the canonical fields
-    record = call_item("wh", "1709290800.1843")
-    assert record is not None and record["talk_seconds"] == 155 and "calltype=IN" in record["raw"]["body"]
+    assert record["talk_seconds"] == 155 and "calltype=IN" in record["raw"]["body"]
 
 
 def test_replay_answers_duplicate_and_changes_nothing(pbx_project: Any, lambda_context: Any) -> None:
@@ -118,13 +121,14 @@ def test_later_webhook_adds_the_recording_without_a_second_notification(pbx_proj
     assert RECORD_LINK_VARIABLE not in ClientStore(get_storage()).get("wh", first["client_id"]).variables  # type: ignore[union-attr]
     # When the same call comes again with the recording
     again = answer_json(post(zeon_form(link="https://pbx.test/rec/1.mp3"), context=lambda_context))
-    # Then the call, the variable and the one notification carry the link
+    # Then the call carries the link, the variable and the one notification our stable link to it (issue 25)
     assert again["duplicate"] is True
-    assert call_item("wh", first["call_key"])["record_link"] == "https://pbx.test/rec/1.mp3"  # type: ignore[index]
+    record = call_item("wh", first["call_key"])
+    assert record is not None and record["record_link"] == "https://pbx.test/rec/1.mp3"
     client = ClientStore(get_storage()).get("wh", first["client_id"])
-    assert client is not None and client.variables[RECORD_LINK_VARIABLE] == "https://pbx.test/rec/1.mp3"
+    assert client is not None and client.variables[RECORD_LINK_VARIABLE] == record["recording_link"]
     [note] = dialog("wh", first["client_id"])
-    assert "запись: https://pbx.test/rec/1.mp3" in note["text"]
+    assert f"запись: {record['recording_link']}" in note["text"]
 
 
 def test_project_with_a_messenger_gets_a_whatsapp_client(admin_target: Any, lambda_context: Any) -> None:

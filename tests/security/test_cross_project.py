@@ -41,6 +41,7 @@ class Tenant:
     call_key: str = ""
     attempt_id: str = ""
     live_key: str = ""
+    recording_id: str = ""
 
 
 def webhook(secret: str, form: dict[str, str], context: Any) -> dict[str, Any]:
@@ -86,8 +87,13 @@ def tenants(project: Any, other_project: Any, fake_pbx: Any, lambda_context: Any
     b = Tenant("B", "proj-b", other_project.token, SECRET_B, "https://pbx-b.test/api/v2/start.php", "79002220002")
     for tenant in (a, b):
         form = {"id": f"call-{tenant.name}", "calltype": "IN", "src": tenant.phone, "exten": "346", "talktime": "65"}
+        form["link"] = f"https://pbx.test/records/call-{tenant.name}.mp3"
         recorded = answer_json(webhook(tenant.secret, form, lambda_context))
         tenant.client_id, tenant.call_key = recorded["client_id"], recorded["call_key"]
+        tenant.recording_id = answer_json(
+            read(tenant.token, "/v1/calls/{call_id}", f"/v1/calls/{tenant.call_key}", lambda_context,
+                 params={"call_id": tenant.call_key})
+        )["recording"]["url"].rsplit("/", 1)[1]  # fmt: skip
         body = {"client_phone": tenant.phone, "short_employee_phone": "346"}
         started = call(
             employee_call_handler, "/v1/calls/employee", "/v1/calls/employee", body, tenant.token, lambda_context
@@ -109,7 +115,8 @@ def _pair(tenants: dict[str, Tenant], direction: str) -> tuple[Tenant, Tenant]:
 
 
 def _owner_data_absent(answer: dict[str, Any], owner: Tenant) -> None:
-    for value in (owner.client_id, owner.call_key, owner.attempt_id, owner.live_key, owner.phone, owner.project_id):
+    owned = (owner.client_id, owner.call_key, owner.attempt_id, owner.live_key, owner.recording_id, owner.phone)
+    for value in (*owned, owner.project_id):
         assert value not in answer["body"], f"{value} of project {owner.name} in {answer['body']}"
 
 
@@ -130,6 +137,9 @@ FOREIGN_ID_ROUTES: dict[str, tuple[str, Callable[[str, str, Any], dict[str, Any]
     )),
     "GET /v1/calls/{call_id} (a call ringing now)": ("live_key", lambda token, id_, ctx: read(
         token, "/v1/calls/{call_id}", f"/v1/calls/{id_}", ctx, params={"call_id": id_}
+    )),
+    "GET /v1/recordings/{recording_id}": ("recording_id", lambda token, id_, ctx: read(
+        token, "/v1/recordings/{recording_id}", f"/v1/recordings/{id_}", ctx, params={"recording_id": id_}
     )),
     "POST /v1/clients/{client_id}/call": ("client_id", lambda token, id_, ctx: call(
         employee_call_handler, "/v1/clients/{client_id}/call", f"/v1/clients/{id_}/call", {"employee_id": "346"},

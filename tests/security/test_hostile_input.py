@@ -73,12 +73,15 @@ def test_credentials_in_a_recording_link_are_dropped_everywhere(lambda_context: 
     # When the PBX posts the call
     answer = post(lambda_context, {"id": "hostile-3", "calltype": "IN", "src": "79004443322", "link": link})
 
-    # Then the call, the variable and the notification carry the link without them
+    # Then the call and its recording carry the link without them; the variable and the notification hold our stable
+    # link to it (issue 25)
     shown = card(lambda_context, project, answer_json(answer)["client_id"])
-    assert shown["variables"]["iptelefon_call_record_link"] == "https://pbx.example/rec/1.mp3"
     assert "s3cret" not in str(shown)
     record = get_storage().get(project_pk(project.project.id), call_sk("hostile-3"))
     assert record is not None and record["record_link"] == "https://pbx.example/rec/1.mp3"
+    assert shown["variables"]["iptelefon_call_record_link"] == record["recording_link"]
+    recording = get_storage().get(f"RECORDING#{record['recording_id']}", "RECORDING")
+    assert recording is not None and recording["source_link"] == "https://pbx.example/rec/1.mp3"
 
 
 def test_a_calldate_in_the_year_9999_is_a_400_and_the_request_is_kept(lambda_context: Any, project: Any) -> None:

@@ -18,12 +18,14 @@ so every request takes its cold-start path.
 from __future__ import annotations
 
 import importlib
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
+from unittest.mock import patch
 
 import boto3
 import httpx
@@ -34,14 +36,18 @@ from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, inbox_message, sqs_event
 from wire import Injector, dynamodb_error
 
+from devstack.pbx_simulator import RECORDING_MP3
 from devstack.template import LOCAL_ACCOUNT
+from iptelefon.adapters.recording_download import RecordingFetcher
 from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.call_events import CallEventStore
 from iptelefon.data.clients import ClientStore
-from iptelefon.data.gateway import get_storage
+from iptelefon.data.gateway import get_storage, project_pk, update
 from iptelefon.data.projects import get_project_store, project_store
+from iptelefon.data.recording_archive import S3Archive
+from iptelefon.data.recording_items import recording_pk
 from iptelefon.data.tokens import TokenStore
-from iptelefon.domain.models import Client
+from iptelefon.domain.models import Client, utc_stamp
 from iptelefon.platform.settings import get_settings
 
 FUNCTIONS = TEST_TEMPLATE.functions()
@@ -54,6 +60,8 @@ TRANSACT_WRITE_ACTIONS = {
     "Delete": "DeleteItem",
     "ConditionCheck": "ConditionCheckItem",
 }
+
+S3_ACTIONS = {"CreateMultipartUpload": "PutObject", "UploadPart": "PutObject", "CompleteMultipartUpload": "PutObject"}
 
 
 def table_arn(name: str) -> str:
@@ -116,6 +124,9 @@ def needed(service: str, operation: str, params: dict[str, Any]) -> list[tuple[s
         # for SendMessage, DeleteMessage, and ChangeMessageVisibility" (SQS API Reference): no IAM action of their own
         action = operation.removesuffix("Batch")
         return [(f"sqs:{action}", f"arn:aws:sqs:{REGION}:{account}:{name}")]
+    if service == "s3":  # a multipart upload's every step is authorized as s3:PutObject (S3 User Guide)
+        action = S3_ACTIONS.get(operation, operation)
+        return [(f"s3:{action}", f"arn:aws:s3:::{params['Bucket']}/{params['Key']}")]
     return [(f"{service}:{operation}", "*")]  # any other service: nothing in the template grants it
 
 
@@ -151,6 +162,14 @@ def usage(monkeypatch: pytest.MonkeyPatch) -> Usage:
         return original(client, operation_name, api_params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recorded)
+    # A presigned GET makes no call now: the role's s3:GetObject is what S3 checks when the URL is opened
+    original_url = S3Archive.url
+
+    def presigned(archive: S3Archive, key: str) -> str:
+        seen.record("s3", "GetObject", {"Bucket": archive.bucket, "Key": key})
+        return original_url(archive, key)
+
+    monkeypatch.setattr(S3Archive, "url", presigned)
     return seen
 
 
@@ -172,7 +191,7 @@ class Scenario:
         project_store.cache_clear()
         if not recorded:
             return handler(event, self.context)  # type: ignore[no-any-return]
-        request = f"{event['httpMethod']} {event['resource']}" if "httpMethod" in event else "an SQS batch"
+        request = f"{event['httpMethod']} {event['resource']}" if "httpMethod" in event else "an SQS batch or schedule"
         with self.usage.running(logical_id, request):
             return handler(event, self.context)  # type: ignore[no-any-return]
 
@@ -374,6 +393,84 @@ def read_api_requests(s: Scenario) -> None:
         read_event("/v1/clients/{client_id}", "/v1/clients/nobody", token, params={"client_id": "nobody"}),
     )
     s.expect(401, "ReadApiFunction", read_event("/v1/clients", "/v1/clients", None, query={"phone": PHONE}))
+    # a recording, archived: its presigned URL (issue 25)
+    recording_id = archived_recording(s)
+    path = f"/v1/recordings/{recording_id}"
+    s.expect(
+        200,
+        "ReadApiFunction",
+        read_event("/v1/recordings/{recording_id}", path, token, params={"recording_id": recording_id}),
+    )
+
+
+# -- recordings (issue 25) ---------------------------------------------------------------------------------------------
+def recording_of(s: Scenario, call_id: str, link: str) -> str:
+    """The recording id of a call that brought `link` (stored through the webhook, not recorded)."""
+    form = {"id": call_id, "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "5", "link": link}
+    s.expect(200, "WebhookFunction", webhook_event(form), recorded=False)
+    call = get_storage().get(project_pk("proj-a"), f"CALL#{call_id}")
+    assert call is not None
+    return str(call["recording_id"])
+
+
+@contextmanager
+def recordings_served(answer: Callable[[httpx.Request], httpx.Response], max_bytes: int = 100 << 20) -> Iterator[None]:
+    """The copier's downloads answered by `answer` (never the network)."""
+    fetcher = RecordingFetcher(httpx.Client(transport=httpx.MockTransport(answer)), max_bytes=max_bytes)
+    with patch("iptelefon.adapters.recording_download.get_recording_fetcher", lambda *_: fetcher):
+        yield
+
+
+def serve_recordings(request: httpx.Request) -> httpx.Response:
+    if request.url.path == "/records/gone.mp3":
+        return httpx.Response(404)
+    if request.url.path == "/b3/api/v2/start.php":  # the project's get-file method: a link to the file
+        return httpx.Response(200, json={"result": 1, "data": {"link": "https://pbx.test/records/ok.mp3"}})
+    if request.url.path == "/records/huge.mp3":  # 12 MB streamed without Content-Length: cut at the cap
+        return httpx.Response(200, headers={"Content-Type": "audio/mpeg"}, content=(bytes(1 << 20) for _ in range(12)))
+    return httpx.Response(200, headers={"Content-Type": "audio/mpeg"}, content=RECORDING_MP3)
+
+
+def archived_recording(s: Scenario) -> str:
+    recording_id = recording_of(s, "rec-ok", "https://pbx.test/records/ok.mp3")
+    with recordings_served(serve_recordings):
+        assert s.invoke("RecordingFunction", copy_event(recording_id), recorded=False) == {"batchItemFailures": []}
+    return recording_id
+
+
+def copy_event(recording_id: str) -> dict[str, Any]:
+    return sqs_event([json.dumps({"recording_id": recording_id})])
+
+
+def recording_requests(s: Scenario) -> None:
+    get_project_store().update_project(s.project.project.model_copy(update={"recording_fallback_method": "get-mp3"}))
+    ok = recording_of(s, "rec-1", "https://pbx.test/records/ok.mp3")
+    gone = recording_of(s, "rec-2", "https://pbx.test/records/gone.mp3")  # the fallback: SSM, then the PBX
+    huge = recording_of(s, "rec-3", "https://pbx.test/records/huge.mp3")  # a multipart upload cut off: aborted
+    with recordings_served(serve_recordings, max_bytes=10 << 20):
+        for recording_id in (ok, gone, huge):
+            assert s.invoke("RecordingFunction", copy_event(recording_id)) == {"batchItemFailures": []}
+    # the schedule: a recording pending for an hour is queued again
+    old = recording_of(s, "rec-4", "https://pbx.test/records/ok.mp3")
+    hour_ago = utc_stamp(datetime.now(UTC) - timedelta(hours=1))
+    get_storage().write(update(recording_pk(old), "RECORDING", "SET gsi1sk = :s", values={":s": f"{hour_ago}#{old}"}))
+    assert s.invoke("RecordingFunction", {"source": "aws.events", "detail-type": "Scheduled Event"})["queued"] == 1
+
+
+def recording_link_requests(s: Scenario) -> None:
+    recording_id = archived_recording(s)
+    path = f"/r/{recording_id}"
+    s.expect(
+        302,
+        "RecordingLinkFunction",
+        api_event("GET", "/r/{recording_id}", path, path_params={"recording_id": recording_id}),
+    )
+    unknown = "u" * 24
+    s.expect(
+        404,
+        "RecordingLinkFunction",
+        api_event("GET", "/r/{recording_id}", f"/r/{unknown}", path_params={"recording_id": unknown}),
+    )
 
 
 def admin_api_requests(s: Scenario) -> None:
@@ -497,6 +594,8 @@ SCENARIOS: dict[str, Callable[[Scenario], None]] = {
     "GroupCallFunction": group_call_requests,
     "ReadApiFunction": read_api_requests,
     "EventsFunction": events_requests,
+    "RecordingFunction": recording_requests,
+    "RecordingLinkFunction": recording_link_requests,
 }
 
 

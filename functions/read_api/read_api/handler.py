@@ -1,5 +1,5 @@
-"""GET /v1/clients, /v1/clients/{client_id}, /v1/calls, /v1/calls/live, /v1/calls/{call_id}: what a bot or operator
-may read."""
+"""GET /v1/clients, /v1/clients/{client_id}, /v1/calls, /v1/calls/live, /v1/calls/{call_id},
+/v1/recordings/{recording_id}: what a bot or operator may read."""
 
 from typing import Annotated, Any
 
@@ -23,6 +23,7 @@ from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.snapstart import prime_before_snapshot
 from iptelefon.usecases import reads
+from iptelefon.usecases.recordings import recording_of_project
 
 app = create_resolver()
 prime_before_snapshot(dependencies.read_deps, dependencies.auth_deps)  # SnapStart only (the snapshot)
@@ -66,6 +67,13 @@ def list_live_calls() -> Response[Any]:
 def get_call(call_id: str) -> Response[dict[str, Any]]:
     # The path's name stays: it takes a call's `call_key` or an attempt's `attempt_id`.
     return answer(reads.call_record(dependencies.read_deps(), request_project(app, *READERS), call_id))
+
+
+@app.get("/v1/recordings/<recording_id>")
+def get_recording(recording_id: str) -> Response[dict[str, Any]]:
+    """A recording's state and a URL that plays it now (the console, when its stable link wants a signed-in user)."""
+    project = request_project(app, *READERS)
+    return answer(recording_of_project(dependencies.recording_link_deps(), project, recording_id))
 
 
 def answer(model: BaseModel) -> Response[dict[str, Any]]:

@@ -9,7 +9,7 @@ from iptelefon.data.gateway import WORST_CALL_SECONDS
 from iptelefon.data.inbox import SEND_WORST_SECONDS
 from iptelefon.domain.webhook_body import WebhookRequest
 from iptelefon.entry import dependencies
-from iptelefon.entry.api import create_resolver, json_body
+from iptelefon.entry.api import api_base_url, create_resolver, json_body
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.platform.snapstart import prime_before_snapshot
@@ -25,7 +25,7 @@ RESERVE_SECONDS = WORST_CALL_SECONDS + SEND_WORST_SECONDS
 @app.get("/iptelefon_webhook/<secret>")
 def webhook(secret: str) -> Response[dict[str, Any]]:
     event = app.current_event
-    request = WebhookRequest.from_event(event.raw_event)
+    request = WebhookRequest.from_event(event.raw_event, api_base=api_base_url(app))
     return json_body(receive_webhook(dependencies.webhook_deps(), secret, request))
 
 

@@ -153,6 +153,7 @@ async function signIn(token) {
   }
   show(me.role === "admin" ? "telephony" : "clients");
   if (me.role === "operator" || me.role === "admin") startLivePolling();
+  await openLinkedRecording();
 }
 
 function show(page) {
@@ -484,12 +485,10 @@ async function renderCard(clientId) {
   const variables = $("card-variables");
   variables.replaceChildren();
   for (const [name, value] of Object.entries(client.variables)) variables.append(el("dt", name), el("dd", value));
-  const link = client.variables[RECORD_LINK];
-  $("recording").hidden = !link;
-  if (link && $("player").getAttribute("src") !== link) $("player").setAttribute("src", link);
+  await showRecording(history.calls.find((call) => call.recording), client.variables[RECORD_LINK]);
   if (!Object.keys(client.variables).length) variables.append(el("dt", "Переменных нет", { class: "empty" }));
   $("card-dialog").replaceChildren(...listOr(client.dialog.map(dialogLine), "Заметок пока нет"));
-  $("card-calls").replaceChildren(...listOr(history.calls.map((call) => el("li", describeCall(call))), "Звонков пока не было"));
+  $("card-calls").replaceChildren(...listOr(history.calls.map(callLine), "Звонков пока не было"));
 }
 
 // An empty list says so (one grey line) rather than showing nothing.
@@ -513,6 +512,63 @@ function describeCall(call) {
   return [when, DIRECTIONS[call.direction] || call.direction, talk, who, STATES[call.status] || call.status]
     .filter(Boolean)
     .join(" · ");
+}
+
+// -- the recording player (issue 25): the archive, through GET /v1/recordings/{id} -------------------------------------
+const RECORDING_STATES = { archived: "в архиве", pending: "копируется", failed: "не удалось" };
+let playerRecording = null; // "<recording id>:<state>" the player holds: a refresh of the card does not restart it
+
+function recordingIdOf(recording) {
+  return recording.url.split("/r/").pop();
+}
+
+function recordingText(recording) {
+  const state = RECORDING_STATES[recording.state] || recording.state;
+  return recording.state === "failed" && recording.reason ? `${state}: ${recording.reason}` : state;
+}
+
+// The latest call's recording in the card's player; a call stored without our link plays the variable's link.
+async function showRecording(call, variableLink) {
+  $("recording").hidden = !call && !variableLink;
+  if (call) return playRecording(recordingIdOf(call.recording), call.recording.state);
+  if (variableLink && $("player").getAttribute("src") !== variableLink) $("player").setAttribute("src", variableLink);
+}
+
+// The URL of a recording now (a presigned archive URL of a few minutes, or the PBX's link while it is copied).
+async function playRecording(recordingId, state, { force = false } = {}) {
+  const key = recordingId + ":" + state;
+  if (!force && (playerRecording === key || (playerRecording?.startsWith(recordingId + ":") && !$("player").paused))) return;
+  const found = await api("GET", "/v1/recordings/" + encodeURIComponent(recordingId));
+  playerRecording = recordingId + ":" + found.state;
+  $("player").setAttribute("src", found.url);
+  $("player").dataset.recordingId = recordingId;
+  $("recording-state").textContent = "Запись: " + recordingText(found);
+  $("recording").hidden = false;
+}
+
+function callLine(call) {
+  const item = el("li", describeCall(call));
+  if (!call.recording) return item;
+  item.append(" · запись: " + recordingText(call.recording) + " ");
+  const button = el("button", "▶", { type: "button", class: "play", "aria-label": "Слушать запись" });
+  button.addEventListener("click", () => playRecording(recordingIdOf(call.recording), call.recording.state, { force: true }).then(() => $("player").play()));
+  item.append(button);
+  return item;
+}
+
+// A stable link of a project that lets only signed-in users listen opens the console with `#recording=<id>`.
+async function openLinkedRecording() {
+  const found = /^#recording=([A-Za-z0-9_-]{16,64})$/.exec(location.hash);
+  if (!found) return;
+  show("clients");
+  $("card-title").textContent = "Запись звонка";
+  $("card").hidden = false;
+  try {
+    await playRecording(found[1], "", { force: true });
+  } catch (error) {
+    $("recording").hidden = false;
+    $("recording-state").textContent = error.message;
+  }
 }
 
 function phonesOf(client) {
@@ -990,6 +1046,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("copy-endpoint-secret").addEventListener("click", () => copy($("endpoint-secret-value").value, $("endpoint-status")));
   $("stats-form").addEventListener("submit", loadStats);
   $("stats-csv").addEventListener("click", downloadStatsCsv);
+  $("player").addEventListener("error", () => (playerRecording = null)); // a presigned URL expired: ask again
   const token = sessionStorage.getItem(TOKEN_KEY);
   if (token) signIn(token);
 });

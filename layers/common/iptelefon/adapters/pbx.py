@@ -129,7 +129,7 @@ class PbxClient:
     ) -> PbxReply:
         """Call one PBX method and return its reply as read (`read_reply`); `PbxError` / `PbxTimeout` otherwise."""
         pairs = [("topic", topic), ("method", method), *_pairs(params)]
-        content, headers = _build_request(conn, pairs)
+        content, headers = build_request(conn, pairs)
         started = time.monotonic()
         response = self._send(conn, method, content, headers)
         elapsed_ms = round((time.monotonic() - started) * 1000)
@@ -193,7 +193,7 @@ def _pairs(params: Mapping[str, str] | Sequence[tuple[str, str]]) -> list[tuple[
     return [(str(name), str(value)) for name, value in items]
 
 
-def _build_request(conn: PbxConnection, pairs: list[tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
+def build_request(conn: PbxConnection, pairs: list[tuple[str, str]]) -> tuple[bytes, dict[str, str]]:
     body = encode_body(pairs)
     headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
     if conn.auth_mode == "bearer":

@@ -1,6 +1,6 @@
 """The item layouts of call statistics and callback tasks (issue 23), and what a NEW call adds to the transaction
-that stores it besides the call and its notification: its events (the outbox), its counters and its client's
-callback task change.
+that stores it besides the call and its notification: its recording item, its events (the outbox), its counters
+and its client's callback task change.
 `call_records.add_new` calls `recorded_call_writes` once: anything else a recorded call should write atomically
 belongs there. The repositories reading these items: `data.call_stats`, `data.callbacks`.
 
@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import Write, condition_check, delete, put, update
+from iptelefon.data.recording_items import recording_writes
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.call_stats import Increments, call_increments, callback_increments, merged
 from iptelefon.domain.callbacks import (
@@ -131,9 +132,11 @@ def _closed_item(project_id: str, closed: ClosedTask) -> dict[str, Any]:
 def recorded_call_writes(
     project: Project, call: CallRecord, callback: CallbackChange | None, events: Sequence[CallEvent] = ()
 ) -> list[Write]:
-    """The call's events (the outbox), its client's callback task change and its statistics counters."""
+    """The call's recording item, its events (the outbox), its client's callback task change and its statistics
+    counters."""
     increments = merged(call_increments(call, project.working_hours), callback_increments(callback))
     return [
+        *recording_writes(project.id, call),
         *(outbox_write(event) for event in events),
         *(task_writes(project.id, callback) if callback else []),
         *counter_writes(project.id, increments),

@@ -23,6 +23,7 @@ from iptelefon.data.call_effects import CALLBACK_CHANGED, recorded_call_writes
 from iptelefon.data.client_items import client_sk, dialog_pk, dialog_sk, variable_writes
 from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
+from iptelefon.data.recording_items import recording_writes
 from iptelefon.domain.call_record import CallRecord, without_url_userinfo
 from iptelefon.domain.callbacks import CallbackChange, CallbackChanged
 from iptelefon.domain.errors import StorageUnavailable
@@ -116,14 +117,15 @@ class CallRecordStore:
             "created_at": call.received_at.isoformat(),
         }
         writes = [put(record, only_if="attribute_not_exists(pk)", label=CALL_RECORDED), put(note)]
-        writes += recorded_call_writes(project, call, callback, events)  # events, counters, callback task
+        writes += recorded_call_writes(project, call, callback, events)  # recording, events, counters, task
+        variable_link = call.recording_link or call.record_link  # our stable link when there is one
         link: list[Write] = []
-        if call.record_link:
-            link = [self._record_link_fast_update(project.id, call.client_id, call.record_link)]
+        if variable_link:
+            link = [self._record_link_fast_update(project.id, call.client_id, variable_link)]
         recorded = self._write_new_call([*writes, *link])
-        if recorded is None and call.record_link:
+        if recorded is None and variable_link:
             # The variable held something that is not a URL (maybe a phone): take the path that maintains the index.
-            link = self._record_link_indexed_update(project, call.client_id, call.record_link)
+            link = self._record_link_indexed_update(project, call.client_id, variable_link)
             recorded = self._write_new_call([*writes, *link])
         if recorded is None:
             raise StorageUnavailable("the call could not be recorded, retry")
@@ -154,15 +156,17 @@ class CallRecordStore:
         a link is never dropped.
         """
         assert call.record_link and call.received_at is not None
+        recording = {":rid": call.recording_id, ":rlink": call.recording_link, ":rstate": call.recording_state}
         writes = [
             update(
                 project_pk(project.id),
                 call_sk(call.call_key),
-                "SET record_link = :link",
+                "SET record_link = :link, recording_id = :rid, recording_link = :rlink, recording_state = :rstate",
                 only_if="attribute_exists(pk) AND attribute_not_exists(record_link)",
-                values={":link": call.record_link},
+                values={":link": call.record_link, **recording},
                 label=LINK_SET,
             ),
+            *recording_writes(project.id, call),  # issue 25: the recording's item
             update(
                 dialog_pk(project.id, call.client_id),
                 dialog_sk(call.received_at, call.call_key),
@@ -170,7 +174,7 @@ class CallRecordStore:
                 names={"#text": "text"},
                 values={":text": notification},
             ),
-            *self._record_link_indexed_update(project, call.client_id, call.record_link),
+            *self._record_link_indexed_update(project, call.client_id, call.recording_link or call.record_link),
             *(outbox_write(event) for event in events),
         ]
         try:

@@ -18,6 +18,7 @@ from iptelefon.domain.client_names import display_name
 from iptelefon.domain.live_calls import ClientSnapshot, LiveCall, LiveOrEnded, LiveState
 from iptelefon.domain.models import AttemptStatus, CallAttempt, Channel, Client
 from iptelefon.domain.phones import e164
+from iptelefon.domain.recordings import Recording, RecordingState
 
 
 # -- callback tasks (issue 23) ---------------------------------------------------------------------------------------
@@ -158,6 +159,14 @@ class ClientCardAnswer(ClientAnswer):
     dialog: list[DialogNoteAnswer]
 
 
+class CallRecordingAnswer(BaseModel):
+    """A call's recording (issue 25): where its copy stands and the stable link that plays it (our `/r/{id}`)."""
+
+    state: RecordingState
+    reason: str | None = None
+    url: str
+
+
 class CallAnswer(BaseModel):
     """A completed call: `call_key` as the webhook answered it, `pbx_call_id` the PBX's own id; never the raw payload
     or the storage keys."""
@@ -178,10 +187,31 @@ class CallAnswer(BaseModel):
     picked_up: bool | None
     transferred: bool | None
     received_at: datetime | None
+    recording: CallRecordingAnswer | None = None
 
     @classmethod
     def of(cls, call: CallRecord) -> CallAnswer:
-        return cls(**call.model_dump(), client_phone_e164=e164(call.client_phone))
+        recording = None
+        if call.recording_link:
+            recording = CallRecordingAnswer(
+                state=call.recording_state or "pending", reason=call.recording_reason, url=call.recording_link
+            )
+        return cls(**call.model_dump(), client_phone_e164=e164(call.client_phone), recording=recording)
+
+
+class RecordingAnswer(BaseModel):
+    """GET /v1/recordings/{recording_id}: the recording's state and a URL that plays it now (a presigned S3 GET of a
+    few minutes once archived, else the PBX's link)."""
+
+    recording_id: str
+    call_key: str
+    state: RecordingState
+    reason: str | None
+    url: str
+
+    @classmethod
+    def of(cls, recording: Recording, url: str) -> RecordingAnswer:
+        return cls(**recording.model_dump(include={"recording_id", "call_key", "state", "reason"}), url=url)
 
 
 class CardLineAnswer(BaseModel):

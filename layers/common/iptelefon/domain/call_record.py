@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from iptelefon.domain.recordings import RecordingState
+
 if TYPE_CHECKING:
     from iptelefon.domain.call_aliases import CanonicalCall
 
@@ -37,6 +39,12 @@ class CallRecord(BaseModel):
     status: CallStatus
     record_link: str | None = None
     record_ref: str | None = None
+    # The archived copy of `record_link` (issue 25, `domain.recordings`): its random id, our stable link to it (what
+    # the client variable holds) and where the copy stands; the copier keeps the state here too, for the reads.
+    recording_id: str | None = None
+    recording_link: str | None = None
+    recording_state: RecordingState | None = None
+    recording_reason: str | None = None
     # ZEON's `pickedup` / `transfered` flags of a `history` (None: the PBX did not say).
     picked_up: bool | None = None
     transferred: bool | None = None

@@ -145,6 +145,12 @@ class Project(BaseModel):
     callback_default_employee: str | None = Field(default=None, pattern=r"^[0-9]{2,8}$")
     missed_call_text: str = Field(default="", max_length=MAX_MISSED_CALL_TEXT)
     missed_call_text_after_hours: str = Field(default="", max_length=MAX_MISSED_CALL_TEXT)
+    # Recordings (issue 25): who may open the stable link /r/{id} (`link`: anyone who has it; `console`: signed-in
+    # console users), and the PBX's own method that hands a recording when its link is dead (a `get-file`-style
+    # method, None: there is none), with the parameter that names the recording.
+    recording_access: Literal["link", "console"] = "link"
+    recording_fallback_method: str | None = Field(default=None, min_length=1, max_length=64)
+    recording_fallback_param: PbxParamName = "link"
     created_at: datetime = Field(default_factory=utc_now)
 
     @property

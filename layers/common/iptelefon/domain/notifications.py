@@ -39,8 +39,9 @@ def format_call_notification(call: CanonicalCall | CallRecord) -> str:
         parts.append(f"сотрудник {_one_line(call.employee)}")
     if call.group_id:
         parts.append(f"группа {_one_line(call.group_id)}")
-    if call.record_link:
-        parts.append(f"запись: {call.record_link}")
+    if call.record_link:  # our stable link when there is one: it outlives the PBX's (issue 25)
+        stable = call.recording_link if isinstance(call, CallRecord) else None
+        parts.append(f"запись: {stable or call.record_link}")
     return SEPARATOR.join(parts)
 
 

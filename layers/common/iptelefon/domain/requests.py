@@ -58,6 +58,9 @@ class SettingsUpdate(BaseModel):
     callback_default_employee: str | None = Field(default=None, pattern=r"^([0-9]{2,8})?$")
     missed_call_text: str | None = Field(default=None, max_length=MAX_MISSED_CALL_TEXT)
     missed_call_text_after_hours: str | None = Field(default=None, max_length=MAX_MISSED_CALL_TEXT)
+    recording_access: Literal["link", "console"] | None = None
+    recording_fallback_method: str | None = Field(default=None, min_length=1, max_length=64)
+    recording_fallback_param: PbxParamName | None = None
 
 
 class CallbackCloseRequest(BaseModel):

@@ -60,9 +60,11 @@ class WebhookRequest:
     query: dict[str, Any] = field(default_factory=dict)  # a value is a list for `name[]` keys
     method: str = "POST"
     received_at: float | None = None  # set when it waited in the inbox: when the PBX sent it (epoch seconds)
+    # The API's base URL as the PBX reached it (`entry.api.api_base_url`): our stable recording links start with it.
+    api_base: str | None = None
 
     @classmethod
-    def from_event(cls, event: dict[str, Any]) -> WebhookRequest:
+    def from_event(cls, event: dict[str, Any], *, api_base: str | None = None) -> WebhookRequest:
         raw = event.get("body") or ""
         body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8", errors="replace")
         headers = {str(k).lower(): str(v) for k, v in (event.get("headers") or {}).items()}
@@ -71,6 +73,7 @@ class WebhookRequest:
             content_type=headers.get("content-type"),
             query={k: BLANKED if k.lower() in CREDENTIAL_FIELDS else v for k, v in query_fields(event).items()},
             method=str(event.get("httpMethod") or "POST"),
+            api_base=api_base,
         )
 
     def to_message(self, secret_sha256: str, *, received_at: float | None = None) -> str:
@@ -83,6 +86,7 @@ class WebhookRequest:
                 "query": self.query,
                 "method": self.method,
                 "received_at": received_at,
+                "api_base": self.api_base,
             }
         )
 
@@ -95,6 +99,7 @@ class WebhookRequest:
             query=dict(data.get("query") or {}),
             method=str(data.get("method") or "POST"),
             received_at=float(data["received_at"]) if data.get("received_at") else None,
+            api_base=str(data["api_base"]) if data.get("api_base") else None,
         )
         return str(data["secret_sha256"]), request
 

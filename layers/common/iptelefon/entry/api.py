@@ -196,5 +196,9 @@ def api_base_url(app: APIGatewayRestResolver) -> str:
     context: Mapping[str, Any] = event.raw_event.get("requestContext") or {}
     host = context.get("domainName") or event.headers.get("host") or "localhost"
     scheme = event.headers.get("x-forwarded-proto") or "https"
-    prefix = str(context.get("path") or event.path).removesuffix(event.path)
+    full_path, stage = str(context.get("path") or event.path), str(context.get("stage") or "")
+    if full_path.endswith(event.path):
+        prefix = full_path.removesuffix(event.path)
+    else:  # the two paths disagree: never let a path (a webhook's secret) into the base, keep only the stage
+        prefix = f"/{stage}" if stage and full_path.startswith(f"/{stage}/") else ""
     return f"{scheme}://{host}{prefix}"

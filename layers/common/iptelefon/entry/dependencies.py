@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from iptelefon.usecases.callbacks import CallbackDeps
     from iptelefon.usecases.calls import CallDeps
     from iptelefon.usecases.reads import ReadDeps
+    from iptelefon.usecases.recordings import CopyDeps, LinkDeps
     from iptelefon.usecases.stats import StatsDeps
     from iptelefon.usecases.webhook import WebhookDeps
 
@@ -51,6 +52,7 @@ def webhook_deps() -> WebhookDeps:
     from iptelefon.data.live_calls import LiveCallStore
     from iptelefon.data.pbx_settings import get_pbx_credentials, get_pbx_credentials_now
     from iptelefon.data.projects import project_store
+    from iptelefon.data.recordings import SqsRecordingQueue
     from iptelefon.usecases.webhook import WebhookDeps
 
     storage = get_storage()
@@ -65,6 +67,7 @@ def webhook_deps() -> WebhookDeps:
         pbx_credentials_now=get_pbx_credentials_now,
         inbox=SqsInbox(),
         clock=time.time,
+        recording_queue=SqsRecordingQueue() if get_settings().recording_queue_url else None,
     )
 
 
@@ -108,6 +111,45 @@ def stats_deps() -> StatsDeps:
 
     storage = get_storage()
     return StatsDeps(rows=StatsStore(storage), tasks=CallbackStore(storage), employees=EmployeeStore(storage))
+
+
+# -- recordings (issue 25) ---------------------------------------------------------------------------------------------
+def recording_link_deps() -> LinkDeps:
+    """What `/r/{id}` and `GET /v1/recordings/{id}` read: the recording, its project, the archive (presigned GETs)."""
+    from iptelefon.data.projects import project_store
+    from iptelefon.data.recording_archive import S3Archive
+    from iptelefon.data.recordings import RecordingStore
+    from iptelefon.usecases.recordings import LinkDeps
+
+    storage = get_storage()
+    return LinkDeps(recordings=RecordingStore(storage), archive=S3Archive(), projects=project_store(storage))
+
+
+def recording_copy_deps() -> CopyDeps:
+    """What the copier talks to: the recording items, the archive, the PBX (its links through the PBX's guard)."""
+    import time
+
+    from iptelefon.adapters.recording_download import get_recording_fetcher
+    from iptelefon.data.pbx_settings import get_pbx_credentials
+    from iptelefon.data.projects import project_store
+    from iptelefon.data.recording_archive import S3Archive
+    from iptelefon.data.recordings import RecordingStore, SqsRecordingQueue
+    from iptelefon.usecases.calls import connection_for
+    from iptelefon.usecases.recordings import CopyDeps
+
+    settings = get_settings()
+    storage = get_storage()
+    return CopyDeps(
+        recordings=RecordingStore(storage),
+        archive=S3Archive(),
+        downloads=get_recording_fetcher(settings.pbx_network, settings.recording_max_bytes),
+        projects=project_store(storage),
+        pbx_connection=lambda project: connection_for(
+            project, get_pbx_credentials(project.id), timeout_seconds=settings.pbx_timeout_seconds
+        ),
+        queue=SqsRecordingQueue(),
+        clock=time.time,
+    )
 
 
 # -- admin and auth ----------------------------------------------------------------------------------------------------

@@ -32,6 +32,10 @@ class Settings(BaseModel):
     event_queue_url: str | None = None
     # > 1 shrinks the call events' waits (retries, disabling): the local bench's simulated hours; 1 when deployed.
     events_time_scale: float = Field(default=1.0, ge=1.0, le=100_000)
+    # Recordings (issue 25): the archive bucket, the copy queue, the largest file copied.
+    recordings_bucket: str | None = None
+    recording_queue_url: str | None = None
+    recording_max_bytes: int = Field(default=100 * 1024 * 1024, gt=0)
 
 
 @lru_cache(maxsize=1)
@@ -49,5 +53,10 @@ def get_settings() -> Settings:
         "events_time_scale": env.get("EVENTS_TIME_SCALE"),
         "pbx_network": env.get("PBX_NETWORK"),
         "public_base_url": env.get("PUBLIC_BASE_URL") or None,
+        "recordings_bucket": env.get("RECORDINGS_BUCKET"),
+        "recording_queue_url": env.get("RECORDING_QUEUE_URL"),
+        "recording_max_bytes": int(env["RECORDING_MAX_MEGABYTES"]) * 1024 * 1024
+        if env.get("RECORDING_MAX_MEGABYTES")
+        else None,
     }
     return Settings.model_validate({k: v for k, v in values.items() if v is not None})

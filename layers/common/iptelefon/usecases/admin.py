@@ -341,6 +341,9 @@ def _settings(project: Project, credentials: PbxCredentials, api_base: str) -> d
         "callback_default_employee": project.callback_default_employee,
         "missed_call_text": project.missed_call_text,
         "missed_call_text_after_hours": project.missed_call_text_after_hours,
+        "recording_access": project.recording_access,
+        "recording_fallback_method": project.recording_fallback_method,
+        "recording_fallback_param": project.recording_fallback_param,
         "webhook_path": webhook_form,
         # The URL to give to the Iptelefon manager, the secret (or the random token, shown when it was issued) left
         # for the reader to fill in: it is never sent back.

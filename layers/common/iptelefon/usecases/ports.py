@@ -7,6 +7,7 @@ or `adapters`). A handler hands the real ones in (`entry.dependencies`); a unit 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:  # only named in annotations: a function imports none of these for the ports
@@ -18,6 +19,7 @@ if TYPE_CHECKING:  # only named in annotations: a function imports none of these
     from iptelefon.domain.live_calls import LiveCall
     from iptelefon.domain.models import CallAttempt, Client, Employee, PbxCredentials, Project, TokenRecord
     from iptelefon.domain.pbx_connection import PbxConnection, PbxReply
+    from iptelefon.domain.recordings import Recording
     from iptelefon.domain.webhook_body import WebhookRequest
 
 
@@ -359,3 +361,54 @@ class EventSender(Protocol):
     """One signed POST (`adapters.event_sender`): (status or None, error, latency ms)."""
 
     def post(self, url: str, body: str, headers: dict[str, str]) -> tuple[int | None, str | None, int]: ...
+
+
+# -- recordings (issue 25) ---------------------------------------------------------------------------------------------
+class Recordings(Protocol):
+    """Recording items (`data.recordings`)."""
+
+    def get(self, recording_id: str) -> Recording | None: ...
+
+    def pending_before(self, moment: datetime, *, limit: int = 100) -> list[Recording]: ...
+
+    def mark_archived(self, recording: Recording, *, archive_key: str, content_type: str, size_bytes: int) -> bool: ...
+
+    def mark_failed(self, recording: Recording, reason: str) -> bool: ...
+
+
+class RecordingQueue(Protocol):
+    """The copy queue (`data.recording_archive.SqsRecordingQueue`)."""
+
+    def send(self, recording_id: str) -> bool:
+        """False when the queue could not take it (the recording stays pending; the sweep sends it again)."""
+        ...
+
+
+class RecordingArchive(Protocol):
+    """The bucket (`data.recording_archive.S3Archive`)."""
+
+    def upload(self, key: str, stream: RecordingSource, content_type: str) -> None: ...
+
+    def url(self, key: str) -> str:
+        """A presigned GET of the object, short-lived."""
+        ...
+
+
+class RecordingSource(Protocol):
+    """An open download (`adapters.recording_download.Download`): read by the upload as it arrives."""
+
+    extension: str
+    content_type: str
+    size: int
+
+    def read(self, size: int = -1) -> bytes: ...
+
+
+class RecordingDownloads(Protocol):
+    """Where recordings come from (`adapters.recording_download.RecordingFetcher`)."""
+
+    def open(self, url: str) -> AbstractContextManager[RecordingSource]: ...
+
+    def open_via_pbx(
+        self, conn: PbxConnection, method: str, param: str, value: str
+    ) -> AbstractContextManager[RecordingSource]: ...

@@ -48,7 +48,9 @@ from iptelefon.usecases.ports import (
     LiveCalls,
     PbxCredentialsSource,
     Projects,
+    RecordingQueue,
 )
+from iptelefon.usecases.recordings import queue_copy, with_recording
 
 UNKNOWN_SECRET = "unknown webhook secret"  # noqa: S105 - an error message
 # Events of one call racing each other: each round reads the state the other wrote; more rounds than this is an outage.
@@ -70,6 +72,7 @@ class WebhookDeps:
     clock: Clock
     # The same, read now (a warm Lambda's copy may predate a secret set a moment ago); None: `pbx_credentials` is.
     pbx_credentials_now: PbxCredentialsSource | None = None
+    recording_queue: RecordingQueue | None = None  # the recordings' copy queue (issue 25)
 
 
 def find_project(deps: WebhookDeps, secret_sha256: str) -> Project | None:
@@ -182,6 +185,7 @@ def record_call(
     client = new_client(project, call.client_phone, now)
     client_id, created = deps.clients.match_or_add(project, client)
     record = CallRecord.from_call(call, client_id=client_id, received_at=datetime.fromtimestamp(now, UTC))
+    record = with_recording(record, request.api_base)  # issue 25: a recording id and our stable link
     # a bot-started call is an outgoing callback: its attempt is named in the call's events, then linked to it
     attempt = pending_attempt(deps, project, call.client_phone, call.pbx_call_id) if call.direction != "in" else None
     events = completion_events(project.id, record, client_facts(deps, project, client, client_id, created), attempt)
@@ -192,7 +196,11 @@ def record_call(
         if existing is not None:
             recorded, client_id = existing, existing.client_id
             if call.record_link and not existing.record_link:
-                add_record_link(deps, project, existing.model_copy(update={"record_link": call.record_link}))
+                recorded = with_recording(
+                    existing.model_copy(update={"record_link": call.record_link}), request.api_base
+                )
+                add_record_link(deps, project, recorded)
+    queue_copy(deps.recording_queue, recorded)  # issue 25: after the transaction, the recording's copy
     if attempt is not None:
         deps.attempts.link(project.id, attempt.attempt_id, call.call_key, client_id)
     if call.pbx_call_id is not None:  # the call is over: out of "now", and a late live event changes nothing
