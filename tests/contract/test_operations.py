@@ -177,23 +177,28 @@ def dead_letter_queues() -> list[str]:
     return sorted(set(targets))
 
 
-def consumed_queues() -> list[tuple[str, str]]:
-    """(queue, function) of every event source mapping: the queues a function works through."""
+def event_sources(kind: str) -> list[tuple[str, str]]:
+    """(source, function) of every event source mapping from a resource of type `kind` (a queue, a table's stream)."""
     found = []
     for mapping in resources_of("AWS::Lambda::EventSourceMapping").values():
         props = mapping["Properties"]
-        queue = props["EventSourceArn"]["Fn::GetAtt"][0]
-        function = re.sub(
-            r"Alias\w+$", "", props["FunctionName"]["Ref"]
-        )  # the alias SAM creates: <Function>Alias<name>
-        found.append((queue, function))
+        source = props["EventSourceArn"]["Fn::GetAtt"][0]
+        function = re.sub(r"Alias\w+$", "", props["FunctionName"]["Ref"])  # SAM's alias: <Function>Alias<name>
+        if resources()[source]["Type"] == kind:
+            found.append((source, function))
     return sorted(found)
+
+
+def consumed_queues() -> list[tuple[str, str]]:
+    """The queues a function works through."""
+    return event_sources("AWS::SQS::Queue")
 
 
 def test_the_template_has_dead_letter_queues_and_consumed_queues() -> None:
     # (the two tests below walk them: make sure there is something to walk)
     assert "WebhookInboxDeadLetters" in dead_letter_queues()
     assert ("WebhookInbox", "InboxFunction") in consumed_queues()
+    assert ("MainTable", "EventsFunction") in event_sources("AWS::DynamoDB::Table")
 
 
 @pytest.mark.parametrize("queue", dead_letter_queues())
@@ -214,6 +219,16 @@ def test_every_consumed_queue_alarms_when_a_message_waits_over_5_minutes(queue: 
     assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
         "Maximum",
         300,
+        "GreaterThanThreshold",
+    )
+
+
+@pytest.mark.parametrize(("table", "function"), event_sources("AWS::DynamoDB::Table"))
+def test_every_stream_reader_alarms_when_it_falls_5_minutes_behind(table: str, function: str) -> None:
+    alarm = the_only(alarms_on("AWS/Lambda", "IteratorAge", "FunctionName", {"Ref": function}), function)
+    assert (alarm["Statistic"], alarm["Threshold"], alarm["ComparisonOperator"]) == (
+        "Maximum",
+        300_000,
         "GreaterThanThreshold",
     )
 
@@ -384,9 +399,10 @@ def test_the_main_table_is_protected_from_deletion() -> None:
     assert main["DeletionPolicy"] == main["UpdateReplacePolicy"] == "Retain"
 
 
-# Types CloudFormation can tag but SAM gives no way to: the event source mapping SAM makes of a function's SQS event
-# (its PropagateTags does not reach it in aws-sam-cli 1.170).
-UNTAGGABLE_HERE = {"AWS::Lambda::EventSourceMapping"}
+# Types CloudFormation can tag but SAM gives no way to: the event source mapping SAM makes of a function's SQS or
+# stream event, and the rule it makes of a Schedule event (PropagateTags reaches neither in aws-sam-cli 1.170, and
+# the Schedule event has no Tags property).
+UNTAGGABLE_HERE = {"AWS::Lambda::EventSourceMapping", "AWS::Events::Rule"}
 
 
 def test_every_taggable_resource_carries_the_stage_and_service_tags() -> None:
