@@ -185,13 +185,10 @@ class FakeCallRecords:
             self.record_links[(project.id, call.client_id)] = call.record_link
         return True
 
-    def add_record_link(
-        self, project: Project, call: CallRecord, *, notification: str, events: Sequence[CallEvent] = ()
-    ) -> bool:
+    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
         stored = self.calls[(project.id, call.call_key)]
         if stored.record_link:
             return False
-        self.outbox.extend(events)
         self.calls[(project.id, call.call_key)] = stored.model_copy(update={"record_link": call.record_link})
         for note in self.notes[(project.id, call.client_id)]:
             if note["call_key"] == call.call_key:

@@ -210,7 +210,8 @@ def test_a_calls_events_arrive_signed_in_order_and_once(
     pipeline.run(lambda_context)
 
     types = [verify(made["secret"], r)["type"] for r in receiver.requests]
-    assert types == ["call.ringing", "call.answered", "call.completed", "recording.ready"]
+    # (recording.ready follows the recording's copy: test_recordings.py here, test_call_events_stack.py end to end)
+    assert types == ["call.ringing", "call.answered", "call.completed"]
     first = receiver.bodies()[0]
     assert first["project_id"] == "proj-a" and first["data"]["call_key"] == CALL
     assert first["data"]["client"]["created_now"] is True and first["data"]["client"]["channel"] == "telephony"
@@ -219,7 +220,6 @@ def test_a_calls_events_arrive_signed_in_order_and_once(
     assert completed["status"] == "answered" and completed["durations"]["talk_seconds"] > 0
     assert completed["client"]["created_now"] is False  # the ringing call created it
     assert receiver.bodies()[1]["data"]["durations"]["ring_seconds"] is not None
-    assert receiver.bodies()[3]["data"]["record_link"] == record
 
 
 def test_an_event_not_taken_by_the_endpoint_is_not_sent(

@@ -7,6 +7,7 @@ import json
 import time
 import urllib.parse
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
@@ -18,6 +19,7 @@ from support import answer_json, api_event, webhook_event
 from devstack.pbx_simulator import RECORDING_MP3
 from iptelefon.adapters.pbx import GuardedTransport
 from iptelefon.adapters.recording_download import RecordingFetcher
+from iptelefon.data.call_events import CallEventStore
 from iptelefon.data.call_records import RECORD_LINK_VARIABLE, CallRecordStore
 from iptelefon.data.clients import ClientStore
 from iptelefon.data.gateway import get_storage, project_pk, update
@@ -81,6 +83,7 @@ def copy_deps(downloads: Any, *, clock: Callable[[], float] = time.time) -> Copy
         archive=S3Archive(),
         downloads=downloads,
         projects=project_store(storage),
+        calls=CallRecordStore(storage),
         pbx_connection=lambda project: PbxConnection(server_url="https://pbx.test/start.php", secret="s"),
         queue=SqsRecordingQueue(),
         clock=clock,
@@ -180,6 +183,30 @@ def test_after_the_copy_the_link_redirects_to_the_archive_even_when_the_pbx_link
     )
     (call,) = answer_json(calls)["calls"]
     assert call["recording"] == {"state": "archived", "reason": None, "url": f"https://{API_HOST}/r/{recording_id}"}
+
+
+def test_recording_ready_fires_once_when_the_copy_is_archived_with_the_stable_link(recorded: Any) -> None:
+    # Given a call whose PBX link came with it: its completion is an event, its recording not yet
+    project, client_id, recording_id = recorded
+    outbox = CallEventStore(get_storage())
+
+    def events() -> list[Any]:
+        return outbox.unrelayed(datetime.now(UTC) + timedelta(seconds=5))
+
+    assert [e.type for e in events()] == ["call.completed"]
+    # When the copy lands, and a redelivered message copies it again
+    assert copy_recording(copy_deps(mock_fetcher(mp3)), recording_id) == "archived"
+    assert copy_recording(copy_deps(mock_fetcher(mp3)), recording_id) is None
+    # Then one recording.ready, naming our lasting link (not the PBX's) and what was archived
+    (ready,) = [e for e in events() if e.type == "recording.ready"]
+    assert ready.order_key == "c-1" and ready.project_id == project.project.id
+    assert ready.data["record_link"] == f"https://{API_HOST}/r/{recording_id}"
+    assert ready.data["recording"] == {
+        "id": recording_id,
+        "content_type": "audio/mpeg",
+        "size_bytes": len(RECORDING_MP3),
+    }
+    assert ready.data["client"]["id"] == client_id
 
 
 def test_an_unknown_recording_is_a_json_404(project: Any, lambda_context: Any) -> None:

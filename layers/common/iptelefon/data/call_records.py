@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING, Any
 
 from iptelefon.data.call_effects import CALLBACK_CHANGED, recorded_call_writes
 from iptelefon.data.client_items import client_sk, dialog_pk, dialog_sk, variable_writes
-from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.data.recording_items import recording_writes
 from iptelefon.domain.call_record import CallRecord, without_url_userinfo
@@ -146,9 +145,7 @@ class CallRecordStore:
                 raise CallbackChanged() from None
             raise StorageUnavailable("the call could not be recorded, retry") from None
 
-    def add_record_link(
-        self, project: Project, call: CallRecord, *, notification: str, events: Sequence[CallEvent] = ()
-    ) -> bool:
+    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
         """A later webhook brought the recording (`call.record_link`) of the recorded `call`: store it on the call,
         rewrite the call's notification (`notification`, not a second one) and set the variable.
 
@@ -175,7 +172,6 @@ class CallRecordStore:
                 values={":text": notification},
             ),
             *self._record_link_indexed_update(project, call.client_id, call.recording_link or call.record_link),
-            *(outbox_write(event) for event in events),
         ]
         try:
             self.storage.transact(writes)

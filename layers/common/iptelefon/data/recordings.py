@@ -9,10 +9,13 @@ transaction.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, update
 from iptelefon.data.inbox import sqs_client
 from iptelefon.data.recording_items import PENDING_PK, RECORDING_SK, recording_pk
@@ -20,6 +23,9 @@ from iptelefon.domain.models import utc_stamp
 from iptelefon.domain.recordings import Recording, is_recording_id
 from iptelefon.platform.observability import logger
 from iptelefon.platform.settings import get_settings
+
+if TYPE_CHECKING:
+    from iptelefon.domain.call_events import CallEvent
 
 STILL_PENDING = "recording is pending"
 
@@ -40,17 +46,17 @@ class RecordingStore:
         cutoff = utc_stamp(moment)
         return [Recording.model_validate(i) for i in items if str(i.get("gsi1sk", "")) < cutoff]
 
-    def mark_archived(self, recording: Recording, *, archive_key: str, content_type: str, size_bytes: int) -> bool:
-        """Archived, off the pending index, and the call says so; False when it was no longer pending."""
+    def mark_archived(self, archived: Recording, *, events: Sequence[CallEvent] = ()) -> bool:
+        """Archived (`archived`: its key, type and size), off the pending index, and the call says so, with its
+        `recording.ready` event in the same transaction: it fires once, when the copy is archived. False when it was
+        no longer pending (another copy ended it, and made the event)."""
         writes = self._ended(
-            recording,
+            archived,
             "archived",
             "SET archive_key = :key, content_type = :type, size_bytes = :size",
-            {":key": archive_key, ":type": content_type, ":size": size_bytes},
+            {":key": archived.archive_key, ":type": archived.content_type, ":size": archived.size_bytes},
         )
-        # recording.ready (issue 25, item 4): the events outbox item goes into THIS transaction (`writes`), so the
-        # event fires exactly once, when the copy is archived.
-        return self._transact(writes)
+        return self._transact([*writes, *(outbox_write(event) for event in events)])
 
     def mark_failed(self, recording: Recording, reason: str) -> bool:
         return self._transact(self._ended(recording, "failed", "SET reason = :reason", {":reason": reason[:200]}))

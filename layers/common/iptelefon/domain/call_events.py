@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from iptelefon.domain.call_record import CallRecord
     from iptelefon.domain.live_calls import LiveCall
     from iptelefon.domain.models import CallAttempt
+    from iptelefon.domain.recordings import Recording
 
 EventType = Literal[
     "call.ringing", "call.answered", "call.completed", "call.missed", "call.attempt_failed", "recording.ready"
@@ -164,15 +165,12 @@ def _attempt_ref(attempt: CallAttempt | None) -> tuple[str, str | None] | None:
 def completion_events(
     project_id: str, call: CallRecord, client: ClientFacts, attempt: CallAttempt | None
 ) -> list[CallEvent]:
-    """A completed call's events: `call.completed` (answered) or `call.missed` (missed, busy, failed), and
-    `recording.ready` when its recording came with it."""
+    """A completed call's events: `call.completed` (answered) or `call.missed` (missed, busy, failed). Its recording's
+    `recording.ready` comes once the copy is archived (`recording_event`), not with the PBX's link."""
     assert call.received_at is not None
     data = _completed_data(call, client, attempt)
     kind: EventType = "call.completed" if call.status == "answered" else "call.missed"
-    events = [new_event(kind, project_id=project_id, order_key=call.call_key, occurred_at=call.received_at, data=data)]
-    if call.record_link:
-        events.append(recording_event(project_id, call, data))
-    return events
+    return [new_event(kind, project_id=project_id, order_key=call.call_key, occurred_at=call.received_at, data=data)]
 
 
 def _completed_data(call: CallRecord, client: ClientFacts, attempt: CallAttempt | None) -> dict[str, Any]:
@@ -191,16 +189,23 @@ def _completed_data(call: CallRecord, client: ClientFacts, attempt: CallAttempt 
     )
 
 
-def recording_event(project_id: str, call: CallRecord, data: dict[str, Any] | None = None) -> CallEvent:
-    """`recording.ready`: the call's recording link (with the completion, or from a later webhook)."""
-    assert call.received_at is not None and call.record_link is not None
-    base = data or _completed_data(call, ClientFacts(channel=None, created_now=False), None)
+def recording_event(call: CallRecord, recording: Recording, archived_at: datetime) -> CallEvent:
+    """`recording.ready`: the call's recording is archived. `record_link` is our stable link (`/r/{id}`, it lasts;
+    the PBX's own link when the call has none), `recording` what was archived."""
+    assert recording.state == "archived"
+    data = _completed_data(call, ClientFacts(channel=None, created_now=False), None)
+    data["record_link"] = call.recording_link or call.record_link
+    data["recording"] = {
+        "id": recording.recording_id,
+        "content_type": recording.content_type,
+        "size_bytes": recording.size_bytes,
+    }
     return new_event(
         "recording.ready",
-        project_id=project_id,
+        project_id=recording.project_id,
         order_key=call.call_key,
-        occurred_at=call.received_at,
-        data={**base, "record_link": call.record_link},
+        occurred_at=archived_at,
+        data=data,
     )
 
 

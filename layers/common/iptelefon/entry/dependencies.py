@@ -130,6 +130,7 @@ def recording_copy_deps() -> CopyDeps:
     import time
 
     from iptelefon.adapters.recording_download import get_recording_fetcher
+    from iptelefon.data.call_records import CallRecordStore
     from iptelefon.data.pbx_settings import get_pbx_credentials
     from iptelefon.data.projects import project_store
     from iptelefon.data.recording_archive import S3Archive
@@ -144,6 +145,7 @@ def recording_copy_deps() -> CopyDeps:
         archive=S3Archive(),
         downloads=get_recording_fetcher(settings.pbx_network, settings.recording_max_bytes),
         projects=project_store(storage),
+        calls=CallRecordStore(storage),
         pbx_connection=lambda project: connection_for(
             project, get_pbx_credentials(project.id), timeout_seconds=settings.pbx_timeout_seconds
         ),

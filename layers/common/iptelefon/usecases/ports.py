@@ -109,9 +109,7 @@ class CallRecords(Protocol):
         CallbackChanged if the task is not as read."""
         ...
 
-    def add_record_link(
-        self, project: Project, call: CallRecord, *, notification: str, events: Sequence[CallEvent] = ()
-    ) -> bool:
+    def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:
         """Store `call.record_link` on the recorded call, its notification rewritten, the variable set."""
         ...
 
@@ -371,7 +369,7 @@ class Recordings(Protocol):
 
     def pending_before(self, moment: datetime, *, limit: int = 100) -> list[Recording]: ...
 
-    def mark_archived(self, recording: Recording, *, archive_key: str, content_type: str, size_bytes: int) -> bool: ...
+    def mark_archived(self, archived: Recording, *, events: Sequence[CallEvent] = ()) -> bool: ...
 
     def mark_failed(self, recording: Recording, reason: str) -> bool: ...
 

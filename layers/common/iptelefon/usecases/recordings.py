@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from iptelefon.domain.answers import RecordingAnswer
+from iptelefon.domain.call_events import recording_event
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.errors import NotFound
 from iptelefon.domain.models import Project
@@ -34,6 +35,7 @@ from iptelefon.domain.recordings import (
 )
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.usecases.ports import (
+    CallRecords,
     Clock,
     Projects,
     RecordingArchive,
@@ -77,6 +79,7 @@ class CopyDeps:
     archive: RecordingArchive
     downloads: RecordingDownloads
     projects: Projects
+    calls: CallRecords  # the recording's call, which its `recording.ready` event describes
     # How to ask the project's PBX (the fallback method): built from its SSM credentials when needed.
     pbx_connection: Callable[[Project], PbxConnection]
     queue: RecordingQueue
@@ -102,7 +105,12 @@ def copy_recording(deps: CopyDeps, recording_id: str) -> RecordingState | None:
         metrics.add_metric(name="RecordingFailed", unit="Count", value=1)
         deps.recordings.mark_failed(recording, refused.reason)
         return "failed"
-    deps.recordings.mark_archived(recording, archive_key=key, content_type=content_type, size_bytes=size)
+    archived = recording.model_copy(
+        update={"state": "archived", "archive_key": key, "content_type": content_type, "size_bytes": size}
+    )
+    call = deps.calls.get(recording.project_id, recording.call_key)
+    at = datetime.fromtimestamp(deps.clock(), UTC)
+    deps.recordings.mark_archived(archived, events=[recording_event(call, archived, at)] if call else [])
     logger.info("recording archived", extra={"recording_id": recording_id, "bytes": size})
     metrics.add_metric(name="RecordingArchived", unit="Count", value=1)
     return "archived"

@@ -24,7 +24,7 @@ from typing import Any
 
 from iptelefon.domain.answers import CallRecordedAnswer, LiveEventAnswer, WebhookQueuedAnswer
 from iptelefon.domain.call_aliases import CanonicalCall, canonicalize, is_live_event, read_live_event
-from iptelefon.domain.call_events import CallEvent, ClientFacts, completion_events, live_events, recording_event
+from iptelefon.domain.call_events import CallEvent, ClientFacts, completion_events, live_events
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.callbacks import CallbackChanged, OpenTask
 from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
@@ -301,13 +301,9 @@ def _live_answer(
 
 def add_record_link(deps: WebhookDeps, project: Project, linked: CallRecord) -> None:
     """A later webhook brought the recording of a recorded call: the call, its notification (rewritten with the link,
-    no second one) and the client's `iptelefon_call_record_link` variable get it."""
-    deps.calls.add_record_link(
-        project,
-        linked,
-        notification=format_call_notification(linked),
-        events=[recording_event(project.id, linked)],
-    )
+    no second one) and the client's `iptelefon_call_record_link` variable get it (`recording.ready` comes once the
+    copy is archived)."""
+    deps.calls.add_record_link(project, linked, notification=format_call_notification(linked))
 
 
 def pending_attempt(deps: WebhookDeps, project: Project, phone: str, pbx_call_id: str | None) -> CallAttempt | None:
