@@ -201,10 +201,12 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         "the missed-call text reaches a client at most once a day",
-        f"{LAYER}/data/callbacks.py",
+        f"{LAYER}/data/call_effects.py",
         'only_if="attribute_not_exists(pk) OR sent_at < :cutoff",',
         'only_if="attribute_not_exists(pk) OR sent_at < :cutoff OR sent_at >= :cutoff",',
-        ("tests/integration/test_missed_calls.py::test_the_missed_call_text_waits_a_day_per_client",),
+        (
+            "tests/integration/test_missed_calls.py::test_the_missed_call_text_goes_with_the_task_and_its_event_once_a_day",
+        ),
     ),
     Rule(
         "recordings: a download stops as soon as more than the cap arrived",

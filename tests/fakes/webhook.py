@@ -23,6 +23,7 @@ from iptelefon.domain.callbacks import (
     CloseTask,
     NoOpenTask,
     OpenTask,
+    TextedRecently,
 )
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
@@ -111,6 +112,12 @@ class FakeCallbackTasks:
         if isinstance(change, OpenTask):
             if current is not None:
                 raise CallbackChanged()
+            if change.task.message and change.texted_at:  # the text: once per client a day
+                last = self.texted.get(key)
+                if last is not None and change.texted_at - last < timedelta(hours=24):
+                    raise TextedRecently()
+                self.texted[key] = change.texted_at
+                self.texts.append((change.task.client_id, change.task.message))
             self.open[key] = change.task
             return
         if current is None or current.task_id != change.task.task_id:
@@ -125,17 +132,6 @@ class FakeCallbackTasks:
 
     def close(self, project_id: str, change: CloseTask) -> None:
         self.apply(project_id, change)
-
-    def text_client(self, project_id: str, task: CallbackTask, text: str, *, now: datetime) -> bool:
-        last = self.texted.get((project_id, task.client_id))
-        if last is not None and now - last < timedelta(hours=24):
-            return False
-        self.texted[(project_id, task.client_id)] = now
-        self.texts.append((task.client_id, text))
-        key = (project_id, task.client_id)
-        if key in self.open:
-            self.open[key] = self.open[key].model_copy(update={"message": text})
-        return True
 
 
 @dataclass

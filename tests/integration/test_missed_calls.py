@@ -15,14 +15,14 @@ from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
 from admin_api.handler import lambda_handler as admin_handler
-from iptelefon.data.call_effects import stats_pk, stats_sk, task_writes
+from iptelefon.data.call_effects import stats_pk, stats_sk
+from iptelefon.data.call_events import CallEventStore
 from iptelefon.data.call_records import CallRecordStore
 from iptelefon.data.call_stats import StatsStore
 from iptelefon.data.gateway import get_storage
 from iptelefon.data.projects import project_store
 from iptelefon.data.tokens import TokenStore
 from iptelefon.domain.call_stats import recount
-from iptelefon.domain.callbacks import OpenTask
 from iptelefon.usecases.auth import issue_token
 from webhook.handler import lambda_handler as webhook_handler
 
@@ -216,29 +216,28 @@ def test_working_hours_in_another_time_zone(tokens: dict[str, str], lambda_conte
     assert bad["statusCode"] == 400
 
 
-def test_the_missed_call_text_waits_a_day_per_client(project: Any) -> None:
-    # Given an open task and the text sent to its client now
-    from iptelefon.data.callbacks import CallbackStore
-    from iptelefon.domain.callbacks import CallbackTask
-
-    store = CallbackStore(get_storage())
-    now = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
-    task = CallbackTask(
-        task_id="t1",
-        client_id="cl1",
-        client_phone=PHONE,
-        opened_at=now,
-        opened_day="2026-12-01",
-        due_at=now,
-        first_call_key="k1",
-        last_call_key="k1",
-        last_missed_at=now,
-    )
-    get_storage().transact(task_writes("proj-a", OpenTask(task)))
-    assert store.text_client("proj-a", task, "Перезвоним", now=now) is True
-    # Then another within 24 h is refused, one a day later goes; the open task carries the text
-    assert store.text_client("proj-a", task, "Перезвоним", now=now + timedelta(hours=23, minutes=59)) is False
-    assert store.text_client("proj-a", task, "Перезвоним", now=now + timedelta(hours=24, seconds=1)) is True
-    assert store.open_of_client("proj-a", "cl1").message == "Перезвоним"  # type: ignore[union-attr]
-    dialog = CallRecordStore(get_storage()).dialog("proj-a", "cl1")
-    assert [note["kind"] for note in dialog] == ["missed_call_text", "missed_call_text"]
+def test_the_missed_call_text_goes_with_the_task_and_its_event_once_a_day(
+    tokens: dict[str, str], lambda_context: Any
+) -> None:
+    # Given a project with a messenger and a missed-call text (the same in and out of working hours)
+    settings = {
+        "messengers": ["whatsapp"],
+        "missed_call_text": "Перезвоним",
+        "missed_call_text_after_hours": "Перезвоним",
+    }
+    changed = api(lambda_context, "PUT", "/v1/settings", tokens["admin"], body=settings)
+    assert changed["statusCode"] == 200, changed["body"]
+    outbox = CallEventStore(get_storage())
+    # When the client's call is missed, called back, and missed again within the day
+    client_id = webhook(lambda_context, "m1", status="NO ANSWER", at="2026-12-01 12:00:00")["client_id"]
+    (first,) = open_tasks(lambda_context, tokens["admin"])
+    webhook(lambda_context, "a1", status="ANSWERED", at="2026-12-01 12:05:00", talk="30")
+    webhook(lambda_context, "m2", status="NO ANSWER", at="2026-12-01 13:00:00")
+    (second,) = open_tasks(lambda_context, tokens["admin"])
+    # Then the first task carries the text, its dialog holds it once, and call.missed suggests it; the second none
+    assert (first["message"], second["message"]) == ("Перезвоним", None)
+    dialog = CallRecordStore(get_storage()).dialog("proj-a", client_id)
+    assert [note["text"] for note in dialog if note["kind"] == "missed_call_text"] == ["Перезвоним"]
+    made = outbox.unrelayed(datetime.now(UTC) + timedelta(seconds=5))
+    missed = {e.order_key: e for e in made if e.type == "call.missed"}
+    assert (missed["m1"].data["suggested_message"], missed["m2"].data["suggested_message"]) == ("Перезвоним", None)

@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from iptelefon.data.client_items import dialog_pk, dialog_sk
 from iptelefon.data.event_items import outbox_write
 from iptelefon.data.gateway import Write, condition_check, delete, put, update
 from iptelefon.data.recording_items import recording_writes
@@ -35,7 +36,7 @@ from iptelefon.domain.callbacks import (
     NoOpenTask,
     OpenTask,
 )
-from iptelefon.domain.models import Project
+from iptelefon.domain.models import Project, utc_stamp
 
 if TYPE_CHECKING:
     from iptelefon.domain.call_events import CallEvent
@@ -69,6 +70,8 @@ def counter_writes(project_id: str, increments: Increments) -> list[Write]:
 
 
 CALLBACK_CHANGED = "callback task changed meanwhile"
+ALREADY_TEXTED = "client texted within a day"
+TEXT_INTERVAL = timedelta(hours=24)
 CLOSED_KEEP = timedelta(days=400)
 
 
@@ -84,6 +87,35 @@ def _task_item(project_id: str, task: CallbackTask) -> dict[str, Any]:
     return {"pk": callbacks_pk(project_id), "sk": open_sk(task.client_id), **task.model_dump(mode="json")}
 
 
+def text_writes(project_id: str, opened: OpenTask) -> list[Write]:
+    """The missed-call text a task opens with (`task.message`): into the client's dialog (the bot platform sends it),
+    at most once per client per TEXT_INTERVAL (a conditional write on the client's TEXTED item: ALREADY_TEXTED)."""
+    task, at = opened.task, opened.texted_at
+    if not task.message or at is None:
+        return []
+    guard = put(
+        {
+            "pk": callbacks_pk(project_id),
+            "sk": f"TEXTED#{task.client_id}",
+            "sent_at": utc_stamp(at),
+            "expires_at": int((at + TEXT_INTERVAL).timestamp()) + 3600,
+        },
+        only_if="attribute_not_exists(pk) OR sent_at < :cutoff",
+        values={":cutoff": utc_stamp(at - TEXT_INTERVAL)},  # fixed width: compares as time
+        label=ALREADY_TEXTED,
+    )
+    note = {
+        "pk": dialog_pk(project_id, task.client_id),
+        "sk": dialog_sk(at, f"text-{task.task_id}"),
+        "type": "notification",
+        "kind": "missed_call_text",
+        "text": task.message,
+        "task_id": task.task_id,
+        "created_at": at.isoformat(),
+    }
+    return [guard, put(note)]
+
+
 def task_writes(project_id: str, change: CallbackChange) -> list[Write]:
     """The task's part of a transaction (its counters: `domain.call_stats.callback_increments`)."""
     if isinstance(change, NoOpenTask):
@@ -94,7 +126,8 @@ def task_writes(project_id: str, change: CallbackChange) -> list[Write]:
         ]
     task = change.task
     if isinstance(change, OpenTask):
-        return [put(_task_item(project_id, task), only_if="attribute_not_exists(pk)", label=CALLBACK_CHANGED)]
+        opened = put(_task_item(project_id, task), only_if="attribute_not_exists(pk)", label=CALLBACK_CHANGED)
+        return [opened, *text_writes(project_id, change)]
     same_task = "task_id = :task"
     if isinstance(change, AddMissed):
         return [

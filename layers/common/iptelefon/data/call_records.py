@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from iptelefon.data.call_effects import CALLBACK_CHANGED, recorded_call_writes
+from iptelefon.data.call_effects import ALREADY_TEXTED, CALLBACK_CHANGED, recorded_call_writes
 from iptelefon.data.client_items import client_sk, dialog_pk, dialog_sk, variable_writes
 from iptelefon.data.gateway import ConditionFailed, Storage, Write, project_pk, put, update
 from iptelefon.data.recording_items import recording_writes
 from iptelefon.domain.call_record import CallRecord, without_url_userinfo
-from iptelefon.domain.callbacks import CallbackChange, CallbackChanged
+from iptelefon.domain.callbacks import CallbackChange, CallbackChanged, TextedRecently
 from iptelefon.domain.errors import StorageUnavailable
 from iptelefon.domain.models import Client, Project, is_valid_id, utc_now, utc_stamp
 from iptelefon.domain.webhook_body import WebhookRequest
@@ -143,6 +143,8 @@ class CallRecordStore:
                 return None
             if CALLBACK_CHANGED in failed.failed:
                 raise CallbackChanged() from None
+            if ALREADY_TEXTED in failed.failed:
+                raise TextedRecently() from None
             raise StorageUnavailable("the call could not be recorded, retry") from None
 
     def add_record_link(self, project: Project, call: CallRecord, *, notification: str) -> bool:

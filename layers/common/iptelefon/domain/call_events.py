@@ -170,7 +170,19 @@ def completion_events(
     assert call.received_at is not None
     data = _completed_data(call, client, attempt)
     kind: EventType = "call.completed" if call.status == "answered" else "call.missed"
+    if kind == "call.missed":
+        data["suggested_message"] = None  # the missed-call text, when one goes (`with_suggested_message`)
     return [new_event(kind, project_id=project_id, order_key=call.call_key, occurred_at=call.received_at, data=data)]
+
+
+def with_suggested_message(events: list[CallEvent], message: str | None) -> list[CallEvent]:
+    """The events with the missed-call text the client is sent (issue 23) as `call.missed`'s `suggested_message`."""
+    return [
+        event.model_copy(update={"data": {**event.data, "suggested_message": message}})
+        if event.type == "call.missed"
+        else event
+        for event in events
+    ]
 
 
 def _completed_data(call: CallRecord, client: ClientFacts, attempt: CallAttempt | None) -> dict[str, Any]:

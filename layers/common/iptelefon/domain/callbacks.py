@@ -32,6 +32,10 @@ class CallbackChanged(Exception):
     """The client's open task changed between reading it and writing the call (a concurrent webhook): read again."""
 
 
+class TextedRecently(Exception):
+    """The client was sent the missed-call text within the last day: store the call again without it."""
+
+
 class CallbackTask(BaseModel):
     """A client's open callback task, as stored (one per client at most)."""
 
@@ -66,7 +70,8 @@ class ClosedTask(CallbackTask):
 
 @dataclass(frozen=True)
 class OpenTask:
-    task: CallbackTask
+    task: CallbackTask  # with `message` when the missed-call text goes to the client with it
+    texted_at: datetime | None = None  # when that text was put into the dialog (the once-a-day rule counts from it)
 
 
 @dataclass(frozen=True)

@@ -66,21 +66,20 @@ def change_for_call(
     )
 
 
-def text_after_missed_call(
-    tasks: CallbackTasks, clients: Clients, project: Project, opened: OpenTask, now: float
-) -> None:
-    """The project's missed-call text (working-hours or after-hours variant) into the client's dialog, for the bot
-    platform to send: at most once per client a day, never to an internal number or a client that cannot be
-    messaged (a telephony-only client)."""
+def with_missed_call_text(clients: Clients, project: Project, opened: OpenTask, now: float) -> OpenTask:
+    """The task that opens, carrying the project's missed-call text (working-hours or after-hours variant) for the
+    client, when one goes: never to an internal number or a client that cannot be messaged (a telephony-only client).
+    The call's transaction puts it into the dialog, once per client a day (`data.call_effects.text_writes`), and the
+    call's `call.missed` event suggests it to the bot platform."""
     task = opened.task
     in_hours = project.working_hours.is_working_time(task.opened_at)
     text = (project.missed_call_text if in_hours else project.missed_call_text_after_hours).strip()
     if not text or is_internal_number(task.client_phone):
-        return
+        return opened
     client = clients.get(project.id, task.client_id)
     if client is None or not client.can_message:
-        return
-    tasks.text_client(project.id, task, text, now=datetime.fromtimestamp(now, UTC))
+        return opened
+    return OpenTask(task.model_copy(update={"message": text}), texted_at=datetime.fromtimestamp(now, UTC))
 
 
 # -- the queue ------------------------------------------------------------------------------------------------------

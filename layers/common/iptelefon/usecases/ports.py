@@ -152,10 +152,6 @@ class CallbackTasks(Protocol):
         """Close with the task's counters; CallbackChanged when it closed or changed meanwhile."""
         ...
 
-    def text_client(self, project_id: str, task: CallbackTask, text: str, *, now: datetime) -> bool:
-        """The missed-call text into the client's dialog and onto the task, at most once per client a day."""
-        ...
-
 
 class StatsRows(Protocol):
     """The statistics' per-day counter rows (`data.call_stats`)."""

@@ -24,9 +24,15 @@ from typing import Any
 
 from iptelefon.domain.answers import CallRecordedAnswer, LiveEventAnswer, WebhookQueuedAnswer
 from iptelefon.domain.call_aliases import CanonicalCall, canonicalize, is_live_event, read_live_event
-from iptelefon.domain.call_events import CallEvent, ClientFacts, completion_events, live_events
+from iptelefon.domain.call_events import (
+    CallEvent,
+    ClientFacts,
+    completion_events,
+    live_events,
+    with_suggested_message,
+)
 from iptelefon.domain.call_record import CallRecord
-from iptelefon.domain.callbacks import CallbackChanged, OpenTask
+from iptelefon.domain.callbacks import CallbackChanged, OpenTask, TextedRecently
 from iptelefon.domain.errors import DomainError, NotFound, StorageRejected, StorageUnavailable
 from iptelefon.domain.hashes import sha256_hex
 from iptelefon.domain.live_calls import LiveEvent, LiveOrEnded, advance, ended_by
@@ -222,23 +228,31 @@ def record_call(
 def store_new_call(
     deps: WebhookDeps, project: Project, record: CallRecord, request: WebhookRequest, events: list[CallEvent]
 ) -> bool:
-    """The call, its notification, its events, its statistics counters and its client's callback task in ONE
-    transaction (False:
-    recorded before, nothing written); then, for a task it opened, the missed-call text to the client. The first
-    round guesses the client has no open task (no read); a wrong guess, or a webhook that changed the task meanwhile,
-    makes the next round read it."""
+    """The call, its notification, its events, its statistics counters and its client's callback task (with the
+    missed-call text a task opens with) in ONE transaction; False: recorded before, nothing written. The first round
+    guesses the client has no open task (no read); a wrong guess, or a webhook that changed the task meanwhile, makes
+    the next round read it. A client texted within the day gets no second text: that round is written again without."""
     now = deps.clock()
+    texting = True
     for round_ in range(CALLBACK_ROUNDS):
         change = callbacks.change_for_call(deps.callbacks, deps.clients, project, record, now, read=round_ > 0)
+        if texting and isinstance(change, OpenTask):
+            change = callbacks.with_missed_call_text(deps.clients, project, change, now)
+        message = change.task.message if isinstance(change, OpenTask) else None
         try:
-            notification = format_call_notification(record)
             recorded = deps.calls.add_new(
-                project, record, notification=notification, request=request, events=events, callback=change
+                project,
+                record,
+                notification=format_call_notification(record),
+                request=request,
+                events=with_suggested_message(events, message),
+                callback=change,
             )
         except CallbackChanged:
             continue
-        if recorded and isinstance(change, OpenTask):
-            callbacks.text_after_missed_call(deps.callbacks, deps.clients, project, change, now)
+        except TextedRecently:
+            texting = False
+            continue
         return recorded
     raise StorageUnavailable("the client's callback task kept changing, retry")
 
