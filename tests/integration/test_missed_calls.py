@@ -241,3 +241,29 @@ def test_the_missed_call_text_goes_with_the_task_and_its_event_once_a_day(
     made = outbox.unrelayed(datetime.now(UTC) + timedelta(seconds=5))
     missed = {e.order_key: e for e in made if e.type == "call.missed"}
     assert (missed["m1"].data["suggested_message"], missed["m2"].data["suggested_message"]) == ("Перезвоним", None)
+
+
+def test_a_task_past_its_sla_is_announced_once_and_a_closed_or_fresh_one_never(
+    tokens: dict[str, str], lambda_context: Any
+) -> None:
+    from events_out.handler import lambda_handler as events_handler
+
+    # Given a missed call a month ago nobody called back, one called back at once, and one not due yet
+    webhook(lambda_context, "old", status="NO ANSWER", at="2026-11-02 12:00:00")
+    webhook(lambda_context, "gone", status="NO ANSWER", at="2026-11-02 12:00:00", phone="79004443300")
+    webhook(lambda_context, "back", status="ANSWERED", at="2026-11-02 12:03:00", phone="79004443300", talk="40")
+    soon = datetime.now(UTC) + timedelta(days=1)  # (the PBX's local time: a day ahead stays ahead in any zone)
+    webhook(lambda_context, "fresh", status="NO ANSWER", at=soon.strftime("%Y-%m-%d %H:%M:%S"), phone="79004443311")
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event"}
+    # When the events function's schedule runs, twice
+    first = events_handler(scheduled, lambda_context)
+    second = events_handler(scheduled, lambda_context)
+    # Then the old task is announced once, as callback.overdue naming its client and the extension that rang
+    assert (first["overdue"], second["overdue"]) == (1, 0)
+    made = CallEventStore(get_storage()).unrelayed(datetime.now(UTC) + timedelta(seconds=5))
+    (overdue,) = [e for e in made if e.type == "callback.overdue"]
+    (task,) = [t for t in open_tasks(lambda_context, tokens["admin"]) if t["client_phone"] == PHONE]
+    assert overdue.order_key == task["task_id"] and overdue.data["task_id"] == task["task_id"]
+    assert overdue.data["client"] == {"id": task["client_id"], "phone": PHONE}
+    assert (overdue.data["employee"], overdue.data["first_call_key"]) == ("346", "old")
+    assert task["overdue"] is True

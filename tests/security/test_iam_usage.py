@@ -534,6 +534,9 @@ def admin_api_requests(s: Scenario) -> None:
     s.expect(401, fn, admin_event("GET", "/v1/me", token=None))
 
 
+SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event"}
+
+
 def events_requests(s: Scenario) -> None:
     """Relay (the stream's records, the sweep) and one delivery that fails (logged, retried) and one that succeeds."""
     from iptelefon.adapters import event_sender
@@ -559,15 +562,18 @@ def events_requests(s: Scenario) -> None:
         original_after = call_events.SWEEP_AFTER_SECONDS
         call_events.SWEEP_AFTER_SECONDS = -60.0  # the second event counts as one the stream missed
         try:
-            assert s.invoke("EventsFunction", {"source": "aws.events", "detail-type": "Scheduled Event"}) == {
-                "swept": 1
-            }
+            assert s.invoke("EventsFunction", SCHEDULED) == {"swept": 1, "overdue": 0}
         finally:
             call_events.SWEEP_AFTER_SECONDS = original_after
         reply = boto3.client("sqs").receive_message(QueueUrl=get_settings().event_queue_url, MaxNumberOfMessages=10)
         bodies = [m["Body"] for m in reply["Messages"]]
         assert s.invoke("EventsFunction", sqs_event(bodies)) == {"batchItemFailures": []}
         assert statuses == []  # one failed (retried: a new message), one delivered
+        # a missed call nobody called back for a month: the schedule announces its task (callback.overdue)
+        late = {"id": "ev-late", "calltype": "IN", "src": "79007770000", "disposition": "NO ANSWER",
+                "calldate": "2026-11-02 12:00:00"}  # fmt: skip
+        s.invoke("WebhookFunction", webhook_event(late), recorded=False)
+        assert s.invoke("EventsFunction", SCHEDULED)["overdue"] == 1
     finally:
         event_sender.get_event_sender = original  # type: ignore[assignment]
 

@@ -1,7 +1,8 @@
 """Call events out (issue 22), fed three ways, each a use case of `usecases.call_events`:
 
 - the DynamoDB Stream of the main table (filtered to new outbox items): relay each event to the delivery queue;
-- a schedule (every minute): the sweep, relaying what the stream did not (the safety net);
+- a schedule (every minute): the sweep, relaying what the stream did not (the safety net), and the missed calls'
+  callback tasks past their SLA announced (`callback.overdue`, issue 23);
 - the delivery queue (SQS): one attempt per message, the batch's messages side by side (a slow endpoint holds up
   no other) except one call's events to one endpoint, which go one after the other in the call's order; partial
   batch failures (a message whose storage is away comes back).
@@ -17,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from iptelefon.entry import dependencies
 from iptelefon.platform.budget import within_invocation
 from iptelefon.platform.observability import logger, metrics
-from iptelefon.usecases import call_events
+from iptelefon.usecases import call_events, callbacks
 
 _pool = ThreadPoolExecutor(max_workers=10)
 
@@ -70,4 +71,5 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         deps = dependencies.event_deps()
         if records:  # the stream: a failure makes Lambda retry the batch (the relay is repeatable)
             return {"relayed": call_events.relay_stored(deps, _stream_keys(records))}
-        return {"swept": call_events.sweep(deps)}  # the schedule
+        overdue = callbacks.announce_overdue(dependencies.callback_deps())  # the schedule
+        return {"swept": call_events.sweep(deps), "overdue": overdue}

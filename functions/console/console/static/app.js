@@ -70,6 +70,7 @@ const EVENT_TYPES = {
   "call.missed": "пропущен",
   "recording.ready": "запись готова",
   "call.attempt_failed": "звонок бота не состоялся",
+  "callback.overdue": "перезвон просрочен",
 };
 const OUTCOMES = {
   delivered: "доставлено",

@@ -8,7 +8,9 @@ belongs there. The repositories reading these items: `data.call_stats`, `data.ca
                                              only ever added to (`ADD`), in the transaction of the call (or of the
                                              task's close) they count: a replayed webhook counts nothing. A
                                              partition of their own: a period is one Query over these rows only
-  CALLBACKS#<pid> / OPEN#<client id>         the client's open task (`CallbackTask`; at most one per client)
+  CALLBACKS#<pid> / OPEN#<client id>         the client's open task (`CallbackTask`; at most one per client); until
+                                             its `callback.overdue` event is made also gsi1: CALLBACKS#DUE /
+                                             <due>#<pid>#<client id> (sparse: the overdue sweep's query)
   CALLBACKS#<pid> / CLOSED#<task id>         a closed task (`ClosedTask`), kept CLOSED_KEEP
   CALLBACKS#<pid> / TEXTED#<client id>       when the client was last sent the missed-call text (`data.callbacks`)
 
@@ -70,6 +72,7 @@ def counter_writes(project_id: str, increments: Increments) -> list[Write]:
 
 
 CALLBACK_CHANGED = "callback task changed meanwhile"
+OVERDUE_INDEX_PK = "CALLBACKS#DUE"
 ALREADY_TEXTED = "client texted within a day"
 TEXT_INTERVAL = timedelta(hours=24)
 CLOSED_KEEP = timedelta(days=400)
@@ -84,7 +87,14 @@ def open_sk(client_id: str) -> str:
 
 
 def _task_item(project_id: str, task: CallbackTask) -> dict[str, Any]:
-    return {"pk": callbacks_pk(project_id), "sk": open_sk(task.client_id), **task.model_dump(mode="json")}
+    return {
+        "pk": callbacks_pk(project_id),
+        "sk": open_sk(task.client_id),
+        **task.model_dump(mode="json"),
+        # on the sparse index of tasks whose SLA nobody announced yet (`data.callbacks.CallbackStore.overdue`)
+        "gsi1pk": OVERDUE_INDEX_PK,
+        "gsi1sk": f"{utc_stamp(task.due_at)}#{project_id}#{task.client_id}",
+    }
 
 
 def text_writes(project_id: str, opened: OpenTask) -> list[Write]:

@@ -2,7 +2,8 @@
 again. Pure: the webhook and the call use cases build events here, storage keeps them, the delivery use case sends them.
 
 Events, in the order one call makes them (`RANK`): `call.ringing` → `call.answered` → `call.completed` or
-`call.missed` → `recording.ready`; `call.attempt_failed` is a bot's call the PBX refused (no call came of it).
+`call.missed` → `recording.ready`; `call.attempt_failed` is a bot's call the PBX refused (no call came of it);
+`callback.overdue` is a missed call's callback task past its SLA (issue 23), in an order of its own (the task's).
 
 Signing is Standard Webhooks (https://www.standardwebhooks.com): headers `webhook-id` (the event id, the same on every
 attempt and replay), `webhook-timestamp` (unix seconds of this attempt), `webhook-signature`: `v1,<base64 of
@@ -27,12 +28,19 @@ from iptelefon.domain.models import utc_stamp
 
 if TYPE_CHECKING:
     from iptelefon.domain.call_record import CallRecord
+    from iptelefon.domain.callbacks import CallbackTask
     from iptelefon.domain.live_calls import LiveCall
     from iptelefon.domain.models import CallAttempt
     from iptelefon.domain.recordings import Recording
 
 EventType = Literal[
-    "call.ringing", "call.answered", "call.completed", "call.missed", "call.attempt_failed", "recording.ready"
+    "call.ringing",
+    "call.answered",
+    "call.completed",
+    "call.missed",
+    "call.attempt_failed",
+    "recording.ready",
+    "callback.overdue",
 ]
 EVENT_TYPES: tuple[EventType, ...] = (
     "call.ringing",
@@ -41,6 +49,7 @@ EVENT_TYPES: tuple[EventType, ...] = (
     "call.missed",
     "call.attempt_failed",
     "recording.ready",
+    "callback.overdue",
 )
 # The order of one call's events: an endpoint gets a call's event only after the earlier ones (delivered or given up).
 RANK: dict[str, int] = {
@@ -50,6 +59,7 @@ RANK: dict[str, int] = {
     "call.completed": 3,
     "call.missed": 3,
     "recording.ready": 4,
+    "callback.overdue": 0,  # its order key is the task's id: nothing comes before it
 }
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the secret's prefix, as Standard Webhooks writes it
@@ -335,3 +345,23 @@ class Endpoint(BaseModel):
 
     def wants(self, event_type: str) -> bool:
         return self.enabled and event_type in self.event_types
+
+
+def overdue_event(project_id: str, task: CallbackTask, at: datetime) -> CallEvent:
+    """`callback.overdue`: nobody called the client back within the SLA (the task is still open at `due_at`)."""
+    return new_event(
+        "callback.overdue",
+        project_id=project_id,
+        order_key=task.task_id,
+        occurred_at=at,
+        data={
+            "task_id": task.task_id,
+            "client": {"id": task.client_id, "phone": task.client_phone},
+            "employee": task.assignee,
+            "opened_at": task.opened_at.isoformat(),
+            "due_at": task.due_at.isoformat(),
+            "missed_calls": task.missed_calls,
+            "first_call_key": task.first_call_key,
+            "last_call_key": task.last_call_key,
+        },
+    )

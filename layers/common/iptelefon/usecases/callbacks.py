@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from iptelefon.domain.answers import CallbackTaskAnswer, CallbackTasksAnswer
+from iptelefon.domain.call_events import overdue_event
 from iptelefon.domain.call_record import CallRecord
 from iptelefon.domain.callbacks import (
     RESPONSIBLE_VARIABLE,
@@ -27,6 +28,7 @@ from iptelefon.domain.callbacks import (
 )
 from iptelefon.domain.errors import Conflict, InvalidInput, NotFound
 from iptelefon.domain.models import Project, time_ordered_id
+from iptelefon.platform.observability import logger, metrics
 from iptelefon.usecases.auth import Caller
 from iptelefon.usecases.ports import CallbackTasks, Clients, Clock, EmployeeLookup
 
@@ -123,3 +125,18 @@ def close_by_hand(deps: CallbackDeps, caller: Caller, task_id: str, reason: str)
     except CallbackChanged:
         raise Conflict(f"callback task {task_id} changed meanwhile (a call closed it?): reload the list") from None
     return CallbackTaskAnswer.of(closed, now)
+
+
+# -- the SLA -----------------------------------------------------------------------------------------------------------
+def announce_overdue(deps: CallbackDeps) -> int:
+    """Each open task past its due time gets its `callback.overdue` event, once (run every minute by the events
+    function's schedule); how many were announced."""
+    now = datetime.fromtimestamp(deps.clock(), UTC)
+    announced = 0
+    for project_id, task in deps.tasks.overdue(now):
+        if deps.tasks.announce_overdue(project_id, task, overdue_event(project_id, task, now)):
+            announced += 1
+            logger.info("callback overdue", extra={"project_id": project_id, "task_id": task.task_id})
+    if announced:
+        metrics.add_metric(name="CallbackOverdue", unit="Count", value=announced)
+    return announced

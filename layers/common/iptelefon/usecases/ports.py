@@ -152,6 +152,14 @@ class CallbackTasks(Protocol):
         """Close with the task's counters; CallbackChanged when it closed or changed meanwhile."""
         ...
 
+    def overdue(self, now: datetime, *, limit: int = 100) -> list[tuple[str, CallbackTask]]:
+        """(project id, task) of open tasks past their due time, not announced yet."""
+        ...
+
+    def announce_overdue(self, project_id: str, task: CallbackTask, event: CallEvent) -> bool:
+        """The task's `callback.overdue` event stored, once; False when it closed or was announced meanwhile."""
+        ...
+
 
 class StatsRows(Protocol):
     """The statistics' per-day counter rows (`data.call_stats`)."""
