@@ -236,6 +236,36 @@ RULES: tuple[Rule, ...] = (
         '    return "r" * 24',
         (f"{UNIT}/test_recording_rules.py::test_a_recording_id_is_random_long_and_url_safe",),
     ),
+    Rule(
+        "call events: the signature covers the event id and the timestamp, not the body alone",
+        f"{LAYER}/domain/call_events.py",
+        '    mac = hmac.new(key, f"{message_id}.{timestamp}.{body}".encode(), hashlib.sha256).digest()',
+        "    mac = hmac.new(key, body.encode(), hashlib.sha256).digest()",
+        (f"{UNIT}/test_call_event_rules.py::test_a_signature_verifies_with_the_standardwebhooks_package",),
+    ),
+    Rule(
+        "call events: 410 stops the deliveries and disables the endpoint",
+        f"{LAYER}/domain/call_events.py",
+        '    if status == 410:\n        return "gone"',
+        '    if False:\n        return "gone"',
+        ("tests/integration/test_call_events.py::test_410_stops_and_disables_the_endpoint",),
+    ),
+    Rule(
+        "call events: a rotated-out secret signs only during its grace period",
+        f"{LAYER}/usecases/call_events.py",
+        '    if stored.get("previous") and float(stored.get("previous_valid_until", 0)) > deps.clock():',
+        '    if stored.get("previous"):',
+        (
+            f"{UNIT}/test_call_event_rules.py::test_a_rotated_out_secret_signs_until_its_grace_period_ends_and_not_after",
+        ),
+    ),
+    Rule(
+        "call events: a later event of a call waits for an earlier pending one",
+        f"{LAYER}/usecases/call_events.py",
+        "    if earlier_pending:",
+        "    if False:",
+        ("tests/integration/test_call_events.py::test_a_later_event_of_the_call_waits_for_an_earlier_pending_one",),
+    ),
 )
 
 

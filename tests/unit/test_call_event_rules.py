@@ -136,6 +136,25 @@ def test_a_signature_verifies_with_the_standardwebhooks_package() -> None:
         Webhook(secret).verify(body.replace("ringing", "missed"), headers)  # a changed body
 
 
+def test_a_rotated_out_secret_signs_until_its_grace_period_ends_and_not_after() -> None:
+    from typing import Any
+
+    from iptelefon.usecases.call_events import EventDeps, signing_secrets
+
+    stored = {"current": "whsec_new", "previous": "whsec_old", "previous_valid_until": 1000}
+
+    class Secrets:  # the endpoint's secrets as SSM keeps them
+        def get(self, project_id: str, endpoint_id: str) -> dict[str, Any]:
+            return stored
+
+    def at(now: float) -> list[str]:
+        deps = EventDeps(events=None, secrets=Secrets(), queue=None, clock=lambda: now)  # type: ignore[arg-type]
+        return signing_secrets(deps, "p1", "e1")
+
+    assert at(999.0) == ["whsec_new", "whsec_old"]
+    assert at(1000.0) == ["whsec_new"]
+
+
 def test_a_secret_is_whsec_and_24_random_bytes() -> None:
     import base64
 
