@@ -3,7 +3,9 @@
 Run: .venv/bin/python -m devstack.screenshots [--state-dir .local] [--out docs]
 Writes console-telephony.png, console-employees.png and console-card.png (a laptop screen), console-card-phone.png
 (a phone screen), console-phone-hover.png (the ☎ under the pointer), after posting one call completion so the card
-has a notification and a recording, and console-incoming-call.png (that client calling 346 again: «Звонки сейчас»).
+has a notification and a recording, and console-incoming-call.png (that client calling 346 again: «Звонки сейчас»);
+console-integrations.png, console-missed.png and console-stats.png (the admin's «Интеграции», «Пропущенные» and
+«Статистика», after one missed call).
 """
 
 from __future__ import annotations
@@ -37,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     form = {"id": "screenshot-1", "calltype": "IN", "src": PHONE, "exten": "346", "talktime": "00:02:35"}
     link = stack["pbx_url"].split("/b3/")[0] + "/records/screenshot-1.mp3"
     httpx.post(stack["webhook_url"], data={**form, "link": link}).raise_for_status()
+    missed = {"id": "screenshot-missed", "calltype": "IN", "src": "79004443300", "exten": "346", "disposition": "BUSY"}
+    httpx.post(stack["webhook_url"], data=missed).raise_for_status()
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 860})
@@ -45,6 +49,14 @@ def main(argv: list[str] | None = None) -> None:
         page.get_by_role("button", name="Сотрудники").click()
         page.get_by_role("button", name="Изменить Ольга Петрова").click()
         page.screenshot(path=args.out / "console-employees.png", full_page=True)
+        for button, rows, name in (
+            ("Интеграции", "#endpoint-rows tr", "console-integrations"),
+            ("Пропущенные", "#missed-rows tr", "console-missed"),
+            ("Статистика", "#stats-rows tr", "console-stats"),
+        ):
+            page.get_by_role("button", name=button, exact=True).click()
+            page.locator(rows).first.wait_for()
+            page.screenshot(path=args.out / f"{name}.png", full_page=True)
         for name, viewport in (("console-card", (1200, 1000)), ("console-card-phone", (390, 844))):
             page = browser.new_page(viewport={"width": viewport[0], "height": viewport[1]})
             sign_in(page, stack["console_url"], stack["operator_token"])
