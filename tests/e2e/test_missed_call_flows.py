@@ -85,7 +85,8 @@ def test_a_task_is_closed_by_a_later_answered_call(stack: dict[str, Any]) -> Non
     sim(stack, "/incoming", {"phone": phone, "exten": "347", "answer": "answered"})
     # Then the task is closed: out of the queue, counted as called back
     wait_for(lambda: not tasks_of(stack, phone))
-    day = task["opened_at"][:10]
+    # the statistics' days are the project's (Vladivostok: UTC+10), not UTC's
+    day = datetime.fromisoformat(task["opened_at"]).astimezone(ZoneInfo(HOURS["time_zone"])).date().isoformat()
     total = api(stack, "GET", "/v1/stats", params={"from": day, "to": day}).json()["total"]
     assert total["called_back"] >= 1 and total["callbacks_opened"] >= 1
 
