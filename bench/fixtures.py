@@ -209,11 +209,18 @@ def local_stack(*options: str) -> Iterator[dict[str, Any]]:
     import tempfile
     from pathlib import Path
 
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
+    def free_ports(count: int) -> list[str]:
+        """`count` free ports, all different (each probe stays bound until all are picked)."""
+        probes = [socket.socket() for _ in range(count)]
+        try:
+            for probe in probes:
+                probe.bind(("127.0.0.1", 0))
+            return [str(probe.getsockname()[1]) for probe in probes]
+        finally:
+            for probe in probes:
+                probe.close()
 
+    api, moto, pbx, faults, receiver = free_ports(5)
     with tempfile.TemporaryDirectory() as state:
         process = subprocess.Popen(
             [
@@ -221,15 +228,15 @@ def local_stack(*options: str) -> Iterator[dict[str, Any]]:
                 "-m",
                 "devstack.run",
                 "--api-port",
-                str(free_port()),
+                api,
                 "--moto-port",
-                str(free_port()),
+                moto,
                 "--pbx-port",
-                str(free_port()),
+                pbx,
                 "--faults-port",
-                str(free_port()),
+                faults,
                 "--receiver-port",
-                str(free_port()),
+                receiver,
                 "--state-dir",
                 state,
                 *options,

@@ -10,7 +10,8 @@ import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -129,6 +130,16 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def free_ports(names: Iterable[str]) -> dict[str, int]:
+    """A free port for each name, all different: every probe stays bound until all are picked (one after the other,
+    the OS may hand the same port out twice)."""
+    with ExitStack() as stack:
+        probes = {name: stack.enter_context(socket.socket()) for name in names}
+        for probe in probes.values():
+            probe.bind(("127.0.0.1", 0))
+        return {name: int(probe.getsockname()[1]) for name, probe in probes.items()}
+
+
 @dataclass
 class LocalStackProcess:
     """`python -m devstack.run` on 127.0.0.1; its output in <state>/stack.log (a pipe nobody reads would block it)."""
@@ -139,7 +150,7 @@ class LocalStackProcess:
 
     @classmethod
     def start(cls, state: Path, *options: str, ports: dict[str, int] | None = None) -> LocalStackProcess:
-        ports = ports or {name: free_port() for name in ("api", "moto", "pbx", "faults", "receiver")}
+        ports = ports or free_ports(("api", "moto", "pbx", "faults", "receiver"))
         command = [sys.executable, "-m", "devstack.run", "--state-dir", str(state), *options]
         for name, port in ports.items():
             command += [f"--{name}-port", str(port)]

@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from support import ROOT, free_port
+from support import ROOT, free_ports
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", README, flags=re.MULTILINE | re.DOTALL)
@@ -63,7 +63,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MakeRun]:
     """`make run` with the README's port variables, in a process group of its own (Ctrl-C reaches make and Python)."""
     folder = tmp_path_factory.mktemp("newcomer")
     (folder / ".venv").symlink_to(ROOT / ".venv")
-    ports = {name: free_port() for name in ("API_PORT", "MOTO_PORT", "PBX_PORT", "FAULTS_PORT", "RECEIVER_PORT")}
+    ports = free_ports(("API_PORT", "MOTO_PORT", "PBX_PORT", "FAULTS_PORT", "RECEIVER_PORT"))
     # What a newcomer runs: the default dialect (zeon, the public integration's).
     variables = [f"{name}={port}" for name, port in ports.items()] + [f"STATE_DIR={folder / '.local'}"]
     log = (folder / "make-run.log").open("wb")

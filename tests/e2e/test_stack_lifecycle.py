@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import ROOT, LocalStackProcess, free_port
+from support import ROOT, LocalStackProcess, free_port, free_ports
 
 from iptel_admin import cli
 
@@ -71,7 +71,7 @@ def test_a_second_run_on_free_ports_but_the_same_state_dir_is_refused(
     running: LocalStackProcess, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = running.stack_file.read_bytes()
-    second = _run(running.state, {name: free_port() for name in running.ports})
+    second = _run(running.state, free_ports(running.ports))
     assert second.returncode == 2
     assert f"another local stack (pid {running.process.pid}) runs with the state dir {running.state}" in second.stderr
     assert running.stack_file.read_bytes() == before
@@ -83,7 +83,7 @@ def test_a_port_taken_by_any_program_is_named_before_anything_starts(tmp_path: P
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
-        ports = {name: free_port() for name in ("api", "moto", "faults", "receiver")} | {"pbx": other.getsockname()[1]}
+        ports = free_ports(("api", "moto", "faults", "receiver")) | {"pbx": other.getsockname()[1]}
         # When the stack is started
         refused = _run(tmp_path, ports)
     # Then it names that port and its variable, and leaves nothing behind
@@ -124,7 +124,7 @@ def test_a_failed_start_stops_what_it_started_and_leaves_no_stack_json(tmp_path:
     # Given the stack.json of an earlier stack that was killed (SIGKILL leaves it)
     (tmp_path / "stack.json").write_text('{"aws_endpoint_url": "http://127.0.0.1:1"}')
     # When a start fails half-way (moto is up, the DynamoDB fault proxy refuses its conflict rate and exits)
-    ports = {name: free_port() for name in ("api", "moto", "pbx", "faults", "receiver")}
+    ports = free_ports(("api", "moto", "pbx", "faults", "receiver"))
     failed = _run(tmp_path, ports, "--conflict-rate", "2")
     # Then it says so, stops moto, and no stack.json points anywhere
     assert failed.returncode == 1 and "make run failed" in failed.stderr

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from fixtures.pbx import fake_pbx
 from fixtures.projects import admin_target, lambda_context, project
+from support import free_ports
 
 __all__ = ["admin_target", "fake_pbx", "lambda_context", "project"]  # the admin fuzz runs the handler in-process
 
@@ -22,20 +23,14 @@ def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, 
     """
     import json
     import signal
-    import socket
     import subprocess
     import sys
     import time
 
     from devstack.template import ROOT
 
-    def free_port() -> int:
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            return int(probe.getsockname()[1])
-
     state = tmp_path_factory.mktemp("local-stack")
-    ports = [str(free_port()) for _ in range(4)]
+    ports = [str(port) for port in free_ports(("api", "moto", "pbx", "faults")).values()]
     # The stack gets its own AWS settings: no endpoint override a test may have set in this process.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_ENDPOINT_URL", "AWS_PROFILE"))}
     log = (state / "stack.log").open("wb")
