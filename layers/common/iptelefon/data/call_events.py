@@ -57,9 +57,8 @@ class CallEventStore:
 
     def unrelayed(self, older_than: datetime) -> list[CallEvent]:
         """Events not relayed yet that occurred before `older_than` (the sweep), oldest first."""
-        items = self._storage.query(OUTBOX_INDEX_PK, limit=MAX_SWEPT, index="gsi1")
-        stamp = utc_stamp(older_than)
-        return [event_from_item(item) for item in items if str(item["gsi1sk"]) < stamp]
+        items = self._storage.query(OUTBOX_INDEX_PK, limit=MAX_SWEPT, index="gsi1", sk_before=utc_stamp(older_than))
+        return [event_from_item(item) for item in items]
 
     def mark_relayed(self, event: CallEvent, now: datetime) -> None:
         with contextlib.suppress(ConditionFailed):  # relayed meanwhile (the stream and the sweep both came)

@@ -46,13 +46,8 @@ class CallbackStore:
 
     def overdue(self, now: datetime, *, limit: int = 100) -> list[tuple[str, CallbackTask]]:
         """(project id, task) of the open tasks past their due time not announced yet, oldest due first."""
-        items = self.storage.query(OVERDUE_INDEX_PK, "", limit=limit, index="gsi1")
-        cutoff = utc_stamp(now)
-        return [
-            (str(item["pk"]).removeprefix("CALLBACKS#"), CallbackTask.model_validate(item))
-            for item in items
-            if str(item.get("gsi1sk", "")) < cutoff
-        ]
+        items = self.storage.query(OVERDUE_INDEX_PK, limit=limit, index="gsi1", sk_before=utc_stamp(now))
+        return [(str(item["pk"]).removeprefix("CALLBACKS#"), CallbackTask.model_validate(item)) for item in items]
 
     def announce_overdue(self, project_id: str, task: CallbackTask, event: CallEvent) -> bool:
         """The task off the overdue index and its `callback.overdue` event in the outbox, at once; False when the

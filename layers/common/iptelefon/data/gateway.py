@@ -193,11 +193,16 @@ class Storage:
         limit: int | None = None,
         newest_first: bool = False,
         index: str | None = None,
+        sk_before: str = "",
     ) -> list[dict[str, Any]]:
+        """The items of `pk` (on `index`, its gsi1pk) whose sort key begins with `sk_prefix`, or, given `sk_before`,
+        sorts before it (a sparse index of due times: what is due by then)."""
         pk_name, sk_name = ("gsi1pk", "gsi1sk") if index else ("pk", "sk")
         condition, values = f"{pk_name} = :pk", {":pk": {"S": pk}}
         if sk_prefix:  # DynamoDB refuses begins_with on an empty string
             condition, values[":prefix"] = f"{condition} AND begins_with({sk_name}, :prefix)", {"S": sk_prefix}
+        elif sk_before:
+            condition, values[":before"] = f"{condition} AND {sk_name} < :before", {"S": sk_before}
         args: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": condition,

@@ -42,9 +42,8 @@ class RecordingStore:
 
     def pending_before(self, moment: datetime, *, limit: int = 100) -> list[Recording]:
         """Pending recordings created before `moment`, oldest first (the sparse index: pending ones only)."""
-        items = self.storage.query(PENDING_PK, "", limit=limit, index="gsi1")
-        cutoff = utc_stamp(moment)
-        return [Recording.model_validate(i) for i in items if str(i.get("gsi1sk", "")) < cutoff]
+        items = self.storage.query(PENDING_PK, limit=limit, index="gsi1", sk_before=utc_stamp(moment))
+        return [Recording.model_validate(i) for i in items]
 
     def mark_archived(self, archived: Recording, *, events: Sequence[CallEvent] = ()) -> bool:
         """Archived (`archived`: its key, type and size), off the pending index, and the call says so, with its

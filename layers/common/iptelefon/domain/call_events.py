@@ -20,7 +20,7 @@ import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict
 
@@ -42,15 +42,7 @@ EventType = Literal[
     "recording.ready",
     "callback.overdue",
 ]
-EVENT_TYPES: tuple[EventType, ...] = (
-    "call.ringing",
-    "call.answered",
-    "call.completed",
-    "call.missed",
-    "call.attempt_failed",
-    "recording.ready",
-    "callback.overdue",
-)
+EVENT_TYPES: tuple[EventType, ...] = get_args(EventType)
 # The order of one call's events: an endpoint gets a call's event only after the earlier ones (delivered or given up).
 RANK: dict[str, int] = {
     "call.attempt_failed": 0,
