@@ -291,6 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calls", type=int, default=100_000, help="calls stored for the read cost")
     parser.add_argument("--webhooks", type=int, default=10_000, help="webhooks sent for the exactness run")
     args = parser.parse_args(argv)
+    kept = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results: dict[str, Any] = {}
     if args.only in (None, "read"):
         results["read"] = read_cost(args.calls)
@@ -298,7 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.only in (None, "exact"):
         results["exact"] = exact(args.webhooks)
         print("exact:", json.dumps(results["exact"]), flush=True)
-    RESULTS.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
+    # a part run alone (--only) keeps the other part's last figures
+    RESULTS.write_text(json.dumps(kept | results, indent=2, ensure_ascii=False) + "\n")
     failed = [name for name, result in results.items() if not result["ok"]]
     print("bench-stats: " + ("all figures hold" if not failed else f"FAILED: {', '.join(failed)}"), flush=True)
     return 1 if failed else 0

@@ -36,6 +36,17 @@ def test_make_dynamodb_atomic_wraps_each_operation_and_undo_restores_the_origina
         assert DynamoDBBackend.__dict__[name] is original
 
 
+def test_undo_gives_moto_its_own_table_query_back() -> None:
+    from moto.dynamodb.models import Table
+
+    query, all_items = Table.query, Table.all_items
+    undo = make_dynamodb_atomic()
+    narrowed = Table.query
+    undo()
+    assert narrowed is not query and inspect.unwrap(narrowed) is query
+    assert (Table.query, Table.all_items) == (query, all_items)
+
+
 @pytest.fixture
 def atomic_table() -> Iterator[Any]:
     """An in-process moto table (pk/sk) with the local stack's atomic, item-by-item rolled back transactions.
@@ -143,3 +154,75 @@ def test_a_transaction_repeated_with_its_client_request_token_succeeds_without_r
         client.transact_write_items(TransactItems=other, ClientRequestToken="token-1")
     assert mismatch.value.response["Error"]["Code"] == "IdempotentParameterMismatchException"
     assert _item(client, "other") is None
+
+
+QUERIES: list[dict[str, Any]] = [
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "P1"}}},
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "nobody"}}},
+    {
+        "KeyConditionExpression": "pk = :p AND sk < :s",
+        "ExpressionAttributeValues": {":p": {"S": "P2"}, ":s": {"S": "item#05"}},
+        "ScanIndexForward": False,
+    },
+    {"KeyConditionExpression": "pk = :p", "ExpressionAttributeValues": {":p": {"S": "P0"}}, "Limit": 3},
+    {"IndexName": "gsi1", "KeyConditionExpression": "gsi1pk = :g", "ExpressionAttributeValues": {":g": {"S": "G1"}}},
+    {
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "gsi1pk = :g AND gsi1sk BETWEEN :a AND :b",
+        "ExpressionAttributeValues": {":g": {"S": "G0"}, ":a": {"S": "02"}, ":b": {"S": "07"}},
+        "Limit": 2,
+    },
+    {"IndexName": "gsi1", "KeyConditionExpression": "gsi1pk = :g", "ExpressionAttributeValues": {":g": {"S": "none"}}},
+]
+
+
+def _every_page(client: Any, query: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    pages, start = [], None
+    while True:
+        page = client.query(TableName=TABLE, **query, **({"ExclusiveStartKey": start} if start else {}))
+        pages.append(page["Items"])
+        start = page.get("LastEvaluatedKey")
+        if not start:
+            return pages
+
+
+def _answers(narrowed: bool) -> list[list[list[dict[str, Any]]]]:
+    undo = make_dynamodb_atomic() if narrowed else (lambda: None)
+    try:
+        with mock_aws():
+            client = boto3.client("dynamodb", region_name="us-east-1")
+            client.create_table(
+                TableName=TABLE,
+                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+                ],
+                GlobalSecondaryIndexes=[
+                    {
+                        "IndexName": "gsi1",
+                        "KeySchema": [
+                            {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                            {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                        ],
+                        "Projection": {"ProjectionType": "ALL"},
+                    }
+                ],
+                BillingMode="PAY_PER_REQUEST",
+            )
+            for n in range(30):  # three partitions; two index partitions; every third item not on the index
+                item = {"pk": {"S": f"P{n % 3}"}, "sk": {"S": f"item#{n:02d}"}}
+                if n % 3:
+                    item |= {"gsi1pk": {"S": f"G{n % 2}"}, "gsi1sk": {"S": f"{n % 10:02d}"}}
+                client.put_item(TableName=TABLE, Item=item)
+            return [_every_page(client, query) for query in QUERIES]
+    finally:
+        undo()
+
+
+def test_a_query_given_only_its_partition_answers_as_moto_does() -> None:
+    # Given the same items in moto as it is and in the local stack's moto (queries handed only their candidates)
+    # When the same queries run on both (partitions, key conditions, both directions, pages, a GSI, nothing found)
+    plain, narrowed = _answers(narrowed=False), _answers(narrowed=True)
+    # Then every page of every answer is the same, and the queries did find items
+    assert narrowed == plain
+    assert [sum(len(page) for page in pages) for pages in plain] == [10, 0, 1, 10, 10, 6, 0]
