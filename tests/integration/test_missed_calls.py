@@ -9,8 +9,10 @@ import io
 import random
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from unittest import mock
 
 import pytest
+from botocore.client import BaseClient
 from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
 
@@ -241,6 +243,29 @@ def test_the_missed_call_text_goes_with_the_task_and_its_event_once_a_day(
     made = outbox.unrelayed(datetime.now(UTC) + timedelta(seconds=5))
     missed = {e.order_key: e for e in made if e.type == "call.missed"}
     assert (missed["m1"].data["suggested_message"], missed["m2"].data["suggested_message"]) == ("Перезвоним", None)
+
+
+def test_a_missed_call_of_a_known_client_reads_the_client_once(tokens: dict[str, str], lambda_context: Any) -> None:
+    # Given a known client with a responsible employee, in a project that texts after a missed call
+    settings = {"messengers": ["whatsapp"], "missed_call_text": "Перезвоним", "missed_call_text_after_hours": "Ок"}
+    assert api(lambda_context, "PUT", "/v1/settings", tokens["admin"], body=settings)["statusCode"] == 200
+    client_id = webhook(lambda_context, "a0", status="ANSWERED", at="2026-12-01 11:00:00", talk="9")["client_id"]
+    client_sk = f"CLIENT#{client_id}"
+    reads: list[str] = []
+    original = BaseClient._make_api_call
+
+    def counted(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
+        if operation == "GetItem" and params["Key"]["sk"].get("S") == client_sk:
+            reads.append(operation)
+        return original(self, operation, params)
+
+    # When their call is missed: the task opens with the text, and call.missed names the client
+    with mock.patch.object(BaseClient, "_make_api_call", counted):
+        webhook(lambda_context, "m1", status="NO ANSWER", at="2026-12-01 12:00:00")
+    (task,) = open_tasks(lambda_context, tokens["admin"])
+    assert task["message"] == "Перезвоним"
+    # Then the client was read once: for the events, the task's assignee and the text alike
+    assert len(reads) == 1
 
 
 def test_a_task_past_its_sla_is_announced_once_and_a_closed_or_fresh_one_never(

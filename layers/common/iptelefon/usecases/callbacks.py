@@ -27,10 +27,10 @@ from iptelefon.domain.callbacks import (
     is_missed_incoming,
 )
 from iptelefon.domain.errors import Conflict, InvalidInput, NotFound
-from iptelefon.domain.models import Project, time_ordered_id
+from iptelefon.domain.models import Client, Project, time_ordered_id
 from iptelefon.platform.observability import logger, metrics
 from iptelefon.usecases.auth import Caller
-from iptelefon.usecases.ports import CallbackTasks, Clients, Clock, EmployeeLookup
+from iptelefon.usecases.ports import CallbackTasks, Clock, EmployeeLookup
 
 
 @dataclass(frozen=True)
@@ -42,11 +42,11 @@ class CallbackDeps:
 
 # -- the webhook's part ---------------------------------------------------------------------------------------------
 def change_for_call(
-    tasks: CallbackTasks, clients: Clients, project: Project, call: CallRecord, now: float, *, read: bool
+    tasks: CallbackTasks, client: Client | None, project: Project, call: CallRecord, now: float, *, read: bool
 ) -> CallbackChange | None:
-    """What the new `call` does to its client's task. First without reading the task (`read` False): most clients
+    """What the new `call` does to its `client`'s task. First without reading the task (`read` False): most clients
     have none, and the call's transaction checks that; when the check fails, the webhook asks again with `read`. A
-    task that opens reads the client (its responsible employee)."""
+    task that opens goes to the client's responsible employee when it has one."""
     if not (is_missed_incoming(call) or call.status == "answered"):
         return None
     open_task = tasks.open_of_client(project.id, call.client_id) if read else None
@@ -54,7 +54,6 @@ def change_for_call(
         return None  # an answered call, and no task to close
     assignee = None
     if open_task is None and is_missed_incoming(call):  # a task may open: whose it is
-        client = clients.get(project.id, call.client_id)
         responsible = client.variables.get(RESPONSIBLE_VARIABLE) if client else None
         assignee = assignee_for(call, responsible, project.callback_default_employee)
     return change_for(
@@ -68,9 +67,9 @@ def change_for_call(
     )
 
 
-def with_missed_call_text(clients: Clients, project: Project, opened: OpenTask, now: float) -> OpenTask:
+def with_missed_call_text(client: Client | None, project: Project, opened: OpenTask, now: float) -> OpenTask:
     """The task that opens, carrying the project's missed-call text (working-hours or after-hours variant) for the
-    client, when one goes: never to an internal number or a client that cannot be messaged (a telephony-only client).
+    `client`, when one goes: never to an internal number or a client that cannot be messaged (a telephony-only client).
     The call's transaction puts it into the dialog, once per client a day (`data.call_effects.text_writes`), and the
     call's `call.missed` event suggests it to the bot platform."""
     task = opened.task
@@ -78,7 +77,6 @@ def with_missed_call_text(clients: Clients, project: Project, opened: OpenTask, 
     text = (project.missed_call_text if in_hours else project.missed_call_text_after_hours).strip()
     if not text or is_internal_number(task.client_phone):
         return opened
-    client = clients.get(project.id, task.client_id)
     if client is None or not client.can_message:
         return opened
     return OpenTask(task.model_copy(update={"message": text}), texted_at=datetime.fromtimestamp(now, UTC))

@@ -194,8 +194,9 @@ def record_call(
     record = with_recording(record, request.api_base)  # issue 25: a recording id and our stable link
     # a bot-started call is an outgoing callback: its attempt is named in the call's events, then linked to it
     attempt = pending_attempt(deps, project, call.client_phone, call.pbx_call_id) if call.direction != "in" else None
-    events = completion_events(project.id, record, client_facts(deps, project, client, client_id, created), attempt)
-    duplicate = not store_new_call(deps, project, record, request, events)
+    the_client = call_client(deps, project, client, client_id, created)  # read once: the events' facts, the task's
+    events = completion_events(project.id, record, client_facts(the_client, created), attempt)
+    duplicate = not store_new_call(deps, project, record, the_client, request, events)
     recorded = record
     if duplicate:
         existing = deps.calls.get(project.id, call.call_key)
@@ -226,7 +227,12 @@ def record_call(
 
 
 def store_new_call(
-    deps: WebhookDeps, project: Project, record: CallRecord, request: WebhookRequest, events: list[CallEvent]
+    deps: WebhookDeps,
+    project: Project,
+    record: CallRecord,
+    client: Client | None,
+    request: WebhookRequest,
+    events: list[CallEvent],
 ) -> bool:
     """The call, its notification, its events, its statistics counters and its client's callback task (with the
     missed-call text a task opens with) in ONE transaction; False: recorded before, nothing written. The first round
@@ -235,9 +241,9 @@ def store_new_call(
     now = deps.clock()
     texting = True
     for round_ in range(CALLBACK_ROUNDS):
-        change = callbacks.change_for_call(deps.callbacks, deps.clients, project, record, now, read=round_ > 0)
+        change = callbacks.change_for_call(deps.callbacks, client, project, record, now, read=round_ > 0)
         if texting and isinstance(change, OpenTask):
-            change = callbacks.with_missed_call_text(deps.clients, project, change, now)
+            change = callbacks.with_missed_call_text(client, project, change, now)
         message = change.task.message if isinstance(change, OpenTask) else None
         try:
             recorded = deps.calls.add_new(
@@ -288,7 +294,7 @@ def record_live_event(
             assert current is not None  # a first event always makes a live call
             return _live_answer(project, current.client_id, event, current.state, changed=False)
         if facts is None and (current is None or current.state != following.state):
-            facts = client_facts(deps, project, client, client_id, created)
+            facts = client_facts(call_client(deps, project, client, client_id, created), created)
         events = live_events(project.id, current, following, facts, attempt) if facts else []
         if deps.live.put(project.id, following, replacing=current, events=events):
             return _live_answer(project, following.client_id, event, following.state, changed=True)
@@ -326,9 +332,11 @@ def pending_attempt(deps: WebhookDeps, project: Project, phone: str, pbx_call_id
     return deps.attempts.latest_pending(project.id, phone, pbx_call_id=pbx_call_id, now=deps.clock())
 
 
-def client_facts(deps: WebhookDeps, project: Project, client: Client, client_id: str, created: bool) -> ClientFacts:
-    """The call's client as its events name it: the one this call created, else the one it matched (read)."""
-    if created:
-        return ClientFacts(channel=client.channel, created_now=True)
-    matched = deps.clients.get(project.id, client_id)
-    return ClientFacts(channel=matched.channel if matched else None, created_now=False)
+def call_client(deps: WebhookDeps, project: Project, new: Client, client_id: str, created: bool) -> Client | None:
+    """The call's client: the one this call created (`new`), else the one it matched, read (None: gone since)."""
+    return new if created else deps.clients.get(project.id, client_id)
+
+
+def client_facts(client: Client | None, created: bool) -> ClientFacts:
+    """The call's client as its events name it: the one this call created, else the one it matched (None: gone)."""
+    return ClientFacts(channel=client.channel if client else None, created_now=created)
