@@ -47,6 +47,28 @@ def test_undo_gives_moto_its_own_table_query_back() -> None:
     assert (Table.query, Table.all_items) == (query, all_items)
 
 
+def _create_table(client: Any) -> None:
+    """The table (pk/sk, a gsi1 of gsi1pk/gsi1sk), as the service's own."""
+    client.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "gsi1",
+                "KeySchema": [
+                    {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                    {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 @pytest.fixture
 def atomic_table() -> Iterator[Any]:
     """An in-process moto table (pk/sk) with the local stack's atomic, item-by-item rolled back transactions.
@@ -54,15 +76,7 @@ def atomic_table() -> Iterator[Any]:
     undo = make_dynamodb_atomic()
     with mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
-        client.create_table(
-            TableName=TABLE,
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
+        _create_table(client)
         yield client
         client.delete_table(TableName=TABLE)
     undo()
@@ -191,24 +205,7 @@ def _answers(narrowed: bool) -> list[list[list[dict[str, Any]]]]:
     try:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
-            client.create_table(
-                TableName=TABLE,
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-                AttributeDefinitions=[
-                    {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
-                ],
-                GlobalSecondaryIndexes=[
-                    {
-                        "IndexName": "gsi1",
-                        "KeySchema": [
-                            {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                            {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                        ],
-                        "Projection": {"ProjectionType": "ALL"},
-                    }
-                ],
-                BillingMode="PAY_PER_REQUEST",
-            )
+            _create_table(client)
             for n in range(30):  # three partitions; two index partitions; every third item not on the index
                 item = {"pk": {"S": f"P{n % 3}"}, "sk": {"S": f"item#{n:02d}"}}
                 if n % 3:
