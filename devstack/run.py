@@ -12,7 +12,8 @@ the demo project is seeded once and its tokens stay the same.
 
 Writes <state-dir>/stack.json ({"api_url", "pbx_url", "pbx_dialect", "project_id", "bot_token", "webhook_url", ...})
 and stops everything it started on Ctrl-C, SIGTERM or SIGHUP, when a child dies or the start fails, removing
-stack.json each time. A port in use or a state dir held by another `make run` is refused before anything starts.
+stack.json each time; killed (SIGKILL), it takes its services with it all the same (Linux). A port in use or a
+state dir held by another `make run` is refused before anything starts.
 """
 
 from __future__ import annotations
@@ -144,8 +145,9 @@ class Stack:
             env={**self.env, **(env or {})},
             stdout=output,
             stderr=subprocess.STDOUT if log else None,
-            start_new_session=True,
-        )  # Ctrl-C reaches us only: we stop the children in order
+            start_new_session=True,  # Ctrl-C reaches us only: we stop the children in order
+            preexec_fn=die_with(os.getpid()) if sys.platform == "linux" else None,
+        )
         self.children.append(child)
         print(f"started {name} (pid {child.pid})", flush=True)
 
@@ -432,6 +434,23 @@ class Stack:
                     print(f"a local service exited (pid {child.pid}, code {child.returncode}); stopping", flush=True)
                     return 1
             time.sleep(0.3)
+
+
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with(parent: int) -> Any:
+    """Run in a child before it starts (Linux): the kernel sends it SIGTERM when the stack's process dies, even by
+    SIGKILL. Its own session keeps Ctrl-C from it, so without this a killed stack left its services running."""
+
+    def in_child() -> None:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the stack died before the request was made
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return in_child
 
 
 def check_ports_free(args: argparse.Namespace) -> None:

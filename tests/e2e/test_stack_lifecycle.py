@@ -120,6 +120,34 @@ def test_stack_json_is_removed_when_a_service_dies(tmp_path: Path) -> None:
     assert "a local service exited" in local.log
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="a child learns of its parent's death from Linux's prctl")
+def test_a_killed_stack_takes_its_services_with_it(tmp_path: Path) -> None:
+    # Given a running stack and the services it started
+    local = LocalStackProcess.start(tmp_path)
+    local.wait_until_running()
+    services = [int(pid) for pid in re.findall(r"started .+? \(pid (\d+)\)", local.log)]
+    assert len(services) >= 4
+    # When the stack's own process is killed, without a chance to stop them
+    local.process.kill()
+    local.process.wait(timeout=10)
+    # Then none of them is left running (a zombie is reaped by init: gone too)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and [pid for pid in services if _alive(pid)]:
+        time.sleep(0.2)
+    left = [pid for pid in services if _alive(pid)]
+    for pid in left:  # not this test's to leave behind
+        os.kill(pid, signal.SIGTERM)
+    assert left == []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return state != "Z"
+
+
 def test_a_failed_start_stops_what_it_started_and_leaves_no_stack_json(tmp_path: Path) -> None:
     # Given the stack.json of an earlier stack that was killed (SIGKILL leaves it)
     (tmp_path / "stack.json").write_text('{"aws_endpoint_url": "http://127.0.0.1:1"}')
