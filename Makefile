@@ -144,8 +144,9 @@ bench-events: venv
 	$(BIN)/python -m bench.events
 
 # Missed calls' statistics (issue 23): /v1/stats for 30 days over 100,000 calls (p95, DynamoDB reads), and the
-# counters equal to a recount after 10,000 webhooks with 30 % conflicts and replays (the local stack takes ~3 webhooks/s
-# on a loaded 2-core machine: about an hour; `make bench-stats WEBHOOKS=2000` for a shorter run).
+# counters equal to a recount after 10,000 webhooks with 30 % conflicts and replays (the local stack takes ~10
+# webhooks/s on a loaded 2-core machine: about 20 minutes, after 10 of storing calls for the read part;
+# `make bench-stats WEBHOOKS=2000` for a shorter run).
 bench-stats: venv
 	$(BIN)/python -m bench.stats --webhooks $(or $(WEBHOOKS),10000)
 
