@@ -224,9 +224,13 @@ def _restore(table: Any, hash_key: Any, range_key: Any, item: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    import logging
+
     from moto.server import main as moto_main
 
     make_dynamodb_atomic()
+    # werkzeug logs a line per request (a tenth of the server's time under a burst); moto.log keeps warnings and errors
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto_main(argv)
 
 

@@ -251,6 +251,26 @@ RULES: tuple[Rule, ...] = (
         ("tests/integration/test_call_events.py::test_410_stops_and_disables_the_endpoint",),
     ),
     Rule(
+        "call events: a message that meets another taker's lease comes back, it does not drop the delivery",
+        f"{LAYER}/domain/call_events.py",
+        "    return max(float(lease), now) if lease is not None else None",
+        "    return None",
+        (
+            "tests/integration/test_call_events.py::"
+            "test_a_message_that_meets_another_takers_lease_comes_back_when_it_runs_out",
+        ),
+    ),
+    Rule(
+        "call events: the SDK's retry of a landed claim finds the claim its own",
+        f"{LAYER}/data/call_events.py",
+        '"(lease_until < :now OR claim_token = :token)))"',
+        '"(lease_until < :now)))"',
+        (
+            "tests/integration/test_call_events.py::"
+            "test_a_claim_whose_answer_was_lost_is_still_the_takers_when_the_sdk_sends_it_again",
+        ),
+    ),
+    Rule(
         "call events: a rotated-out secret signs only during its grace period",
         f"{LAYER}/usecases/call_events.py",
         '    if stored.get("previous") and float(stored.get("previous_valid_until", 0)) > deps.clock():',

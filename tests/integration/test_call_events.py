@@ -28,6 +28,7 @@ from iptelefon.adapters import event_sender
 from iptelefon.adapters.event_sender import EventSender
 from iptelefon.data.call_events import CallEventStore
 from iptelefon.data.endpoint_secrets import EndpointSecretStore
+from iptelefon.data.event_items import LEASE_SECONDS
 from iptelefon.data.gateway import get_storage
 from iptelefon.domain.call_events import MAX_ATTEMPTS, RETRY_DELAYS_SECONDS
 from iptelefon.domain.models import Project
@@ -342,6 +343,46 @@ def test_a_message_received_twice_is_sent_once(
     message = deps.queue.sent.pop(0)  # type: ignore[attr-defined]
     assert call_events.deliver(deps, message) == "delivered"
     assert call_events.deliver(deps, message) == "duplicate"
+    assert len(receiver.requests) == 1
+
+
+def test_a_claim_whose_answer_was_lost_is_still_the_takers_when_the_sdk_sends_it_again(
+    one_event: tuple[dict[str, Any], EventDeps, Any], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, deps, _ = one_event
+    storage = get_storage()
+    write = storage.write
+    sent_twice: list[str] = []
+
+    def answer_lost_then_sent_again(one: Any) -> Any:
+        """As botocore after a read timeout: the request landed, its answer was lost, the same request goes again."""
+        if one.request.get("UpdateExpression", "").startswith("SET attempts") and not sent_twice:  # the claim
+            sent_twice.append(one.request["UpdateExpression"])
+            write(one)
+        return write(one)
+
+    monkeypatch.setattr(storage, "write", answer_lost_then_sent_again)
+    # When the claim of the attempt lands, its answer is lost and the SDK sends it again
+    assert call_events.deliver(deps, deps.queue.sent.pop(0)) == "delivered"  # type: ignore[attr-defined]
+    # Then the attempt was the taker's own: sent once, not dropped as another's
+    assert sent_twice and len(receiver.requests) == 1
+
+
+def test_a_message_that_meets_another_takers_lease_comes_back_when_it_runs_out(
+    one_event: tuple[dict[str, Any], EventDeps, Any], receiver: Receiver
+) -> None:
+    _, deps, clock = one_event
+    message = deps.queue.sent.pop(0)  # type: ignore[attr-defined]
+    event, _ = deps.events.get_event(message["project_id"], message["event_id"])  # type: ignore[misc]
+    # Given another taker claimed the attempt and died before sending it (its invocation timed out)
+    assert deps.events.claim(event, message["endpoint_id"], 1, clock["now"])
+    # When the message comes, it does not drop the delivery: it comes back when the lease runs out
+    assert call_events.deliver(deps, message) == "leased"
+    (again,) = deps.queue.sent  # type: ignore[attr-defined]
+    assert again == {**message, "due": int(clock["now"]) + LEASE_SECONDS + 1}
+    # and then takes the attempt over and sends the event, once
+    clock["now"] = deps.queue.sent.pop(0)["due"]  # type: ignore[attr-defined]
+    assert call_events.deliver(deps, again) == "delivered"
     assert len(receiver.requests) == 1
 
 

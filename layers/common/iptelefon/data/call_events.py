@@ -17,6 +17,7 @@ DELIVERYLOG#<pid>#<endpoint id> / <time>#<event id>#<attempt>
 from __future__ import annotations
 
 import contextlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -204,14 +205,16 @@ class CallEventStore:
 
     def claim(self, event: CallEvent, endpoint_id: str, attempt: int, now: float) -> bool:
         """Take attempt `attempt` of a pending delivery: only one taker per attempt (a message received twice is sent
-        once), and an attempt whose taker died is taken over after its lease."""
+        once), and an attempt whose taker died is taken over after its lease. The claim's own token lets the SDK's
+        retry of this very request (its first answer lost, the write landed) find the claim its own."""
         try:
             self._storage.write(
                 update(
                     delivery_pk(event.project_id, endpoint_id),
                     delivery_sk(event.order_key, event.rank, event.event_id),
-                    "SET attempts = :n, lease_until = :lease",
-                    only_if="#status = :pending AND (attempts = :before OR (attempts = :n AND lease_until < :now))",
+                    "SET attempts = :n, lease_until = :lease, claim_token = :token",
+                    only_if="#status = :pending AND (attempts = :before OR (attempts = :n AND "
+                    "(lease_until < :now OR claim_token = :token)))",
                     names={"#status": "status"},
                     values={
                         ":n": attempt,
@@ -219,6 +222,7 @@ class CallEventStore:
                         ":lease": int(now) + LEASE_SECONDS,
                         ":now": int(now),
                         ":pending": PENDING,
+                        ":token": uuid.uuid4().hex,
                     },
                 )
             )
@@ -238,10 +242,10 @@ class CallEventStore:
     ) -> None:
         """The delivery after an attempt: still pending (due again at `next_due`) or final; with `log`, the attempt's
         log entry written in the same request."""
-        expression = "SET #status = :status, updated_at = :at REMOVE lease_until"
+        expression = "SET #status = :status, updated_at = :at REMOVE lease_until, claim_token"
         values: dict[str, Any] = {":status": status, ":at": utc_stamp(now)}
         if next_due is not None:
-            expression = "SET #status = :status, updated_at = :at, next_due = :due REMOVE lease_until"
+            expression = "SET #status = :status, updated_at = :at, next_due = :due REMOVE lease_until, claim_token"
             values[":due"] = int(next_due)
         write = update(
             delivery_pk(event.project_id, endpoint_id),

@@ -313,6 +313,15 @@ def outcome_of(status: int | None, attempt: int) -> Outcome:
     return "retry" if attempt < MAX_ATTEMPTS else "given_up"
 
 
+def lease_held_until(delivery: dict[str, Any] | None, attempt: int, now: float) -> float | None:
+    """When a claim on attempt `attempt` that another taker holds runs out (its lease: then it may be taken over);
+    None when nobody holds it: that attempt was made (its outcome settled) or the delivery moved on."""
+    if delivery is None or delivery.get("status") != "pending" or int(delivery.get("attempts", 0)) != attempt:
+        return None
+    lease = delivery.get("lease_until")  # settling an attempt removes it
+    return max(float(lease), now) if lease is not None else None
+
+
 def retry_delay_seconds(attempt: int, *, time_scale: float = 1.0) -> float:
     """Seconds from failed attempt `attempt` to the next one. `time_scale` > 1 shrinks the schedule (the local
     bench's simulated hours); deployed stages use 1."""

@@ -31,6 +31,7 @@ from iptelefon.domain.call_events import (
     Endpoint,
     delivery_headers,
     earlier_event_ids,
+    lease_held_until,
     new_secret,
     outcome_of,
     retry_delay_seconds,
@@ -289,7 +290,13 @@ def _attempt(deps: EventDeps, message: dict[str, Any]) -> str:
         deps.queue.send([{**message, "due": now + DEFER_SECONDS / deps.time_scale}], now)
         return "deferred"
     if not deps.events.claim(event, endpoint_id, attempt, now):
-        return "duplicate"
+        held = lease_held_until(deps.events.delivery(event, endpoint_id), attempt, now)
+        if held is None:
+            return "duplicate"  # this attempt was made
+        # another taker holds it (a message received twice, or a taker that died): once its lease runs out, this
+        # message finds the attempt made, or takes it over
+        deps.queue.send([{**message, "due": held + 1}], now)
+        return "leased"
     assert deps.sender is not None
     body = event.body()
     headers = delivery_headers(signing_secrets(deps, project_id, endpoint_id), event.event_id, int(now), body)
