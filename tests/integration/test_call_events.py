@@ -154,6 +154,23 @@ def verify(secret: str, request: httpx.Request) -> Any:
 
 
 # -- endpoints ---------------------------------------------------------------------------------------------------------
+def answer_lost_once(monkeypatch: pytest.MonkeyPatch, chosen: Any) -> list[Any]:
+    """The storage's first single write that `chosen` picks is sent twice, as botocore does after a read timeout: the
+    request landed, its answer was lost, the same request goes again. Returns the writes sent twice."""
+    storage = get_storage()
+    write = storage.write
+    sent_twice: list[Any] = []
+
+    def answer_lost_then_sent_again(one: Any) -> Any:
+        if not sent_twice and chosen(one):
+            sent_twice.append(one)
+            write(one)
+        return write(one)
+
+    monkeypatch.setattr(storage, "write", answer_lost_then_sent_again)
+    return sent_twice
+
+
 def test_an_endpoint_is_made_with_a_secret_shown_once(lambda_context: Any, admin_token: str, aws: None) -> None:
     made = add_endpoint(lambda_context, admin_token, description="CRM", event_types=["call.completed"])
     assert made["secret"].startswith("whsec_") and made["url"] == RECEIVER and made["enabled"] is True
@@ -164,6 +181,40 @@ def test_an_endpoint_is_made_with_a_secret_shown_once(lambda_context: Any, admin
     assert stored == {"current": made["secret"]}
     parameter = boto3.client("ssm").describe_parameters()["Parameters"]
     assert {"SecureString"} == {p["Type"] for p in parameter if "endpoint-secrets" in p["Name"]}
+
+
+def test_an_endpoint_whose_put_was_sent_twice_by_the_sdk_is_made_once(
+    lambda_context: Any, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # When the endpoint's put lands, its answer is lost and the SDK sends it again
+    sent_twice = answer_lost_once(
+        monkeypatch, lambda one: one.action == "Put" and one.request["Item"]["sk"]["S"].startswith("ENDPOINT#")
+    )
+    made = add_endpoint(lambda_context, admin_token)
+    # Then the admin gets it with its secret (not a 500 for an endpoint stored and never shown), and it is listed once
+    listed = answer_json(admin(lambda_context, "GET", "/v1/endpoints", token=admin_token))["endpoints"]
+    assert sent_twice and [e["endpoint_id"] for e in listed] == [made["endpoint_id"]]
+
+
+def test_an_endpoint_deleted_when_the_sdk_sent_the_delete_twice_is_gone_with_its_secret(
+    lambda_context: Any, admin_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    made = add_endpoint(lambda_context, admin_token)
+    path = f"/v1/endpoints/{made['endpoint_id']}"
+    # When the endpoint's delete lands, its answer is lost and the SDK sends it again
+    sent_twice = answer_lost_once(monkeypatch, lambda one: one.action == "Delete")
+    answer = admin(
+        lambda_context,
+        "DELETE",
+        "/v1/endpoints/{endpoint_id}",
+        path,
+        path_params={"endpoint_id": made["endpoint_id"]},
+        token=admin_token,
+    )
+    # Then the admin hears it is deleted (not a 404 for its own delete), and no secret is left behind
+    assert sent_twice and (answer["statusCode"], answer_json(answer)) == (200, {"deleted": made["endpoint_id"]})
+    secrets = EndpointSecretStore(boto3.client("ssm"), get_settings().ssm_prefix)
+    assert secrets.get("proj-a", made["endpoint_id"]) is None
 
 
 @pytest.mark.parametrize(
@@ -350,19 +401,10 @@ def test_a_claim_whose_answer_was_lost_is_still_the_takers_when_the_sdk_sends_it
     one_event: tuple[dict[str, Any], EventDeps, Any], receiver: Receiver, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, deps, _ = one_event
-    storage = get_storage()
-    write = storage.write
-    sent_twice: list[str] = []
-
-    def answer_lost_then_sent_again(one: Any) -> Any:
-        """As botocore after a read timeout: the request landed, its answer was lost, the same request goes again."""
-        if one.request.get("UpdateExpression", "").startswith("SET attempts") and not sent_twice:  # the claim
-            sent_twice.append(one.request["UpdateExpression"])
-            write(one)
-        return write(one)
-
-    monkeypatch.setattr(storage, "write", answer_lost_then_sent_again)
     # When the claim of the attempt lands, its answer is lost and the SDK sends it again
+    sent_twice = answer_lost_once(
+        monkeypatch, lambda one: one.request.get("UpdateExpression", "").startswith("SET att")
+    )
     assert call_events.deliver(deps, deps.queue.sent.pop(0)) == "delivered"  # type: ignore[attr-defined]
     # Then the attempt was the taker's own: sent once, not dropped as another's
     assert sent_twice and len(receiver.requests) == 1

@@ -94,13 +94,19 @@ class CallEventStore:
 
     # -- endpoints -----------------------------------------------------------------------------------------------
     def add_endpoint(self, project_id: str, endpoint: Endpoint) -> None:
+        """A new endpoint, never over another with its id; the SDK's repeat of this very put (its answer lost) finds
+        its own item by the put's token."""
+        token = uuid.uuid4().hex
         item = {
             "pk": project_pk(project_id),
             "sk": f"{ENDPOINT_PREFIX}{endpoint.endpoint_id}",
             "type": "endpoint",
             **endpoint.model_dump(mode="json"),
+            "create_token": token,
         }
-        self._storage.write(put(item, only_if="attribute_not_exists(pk)"))
+        self._storage.write(
+            put(item, only_if="attribute_not_exists(pk) OR create_token = :token", values={":token": token})
+        )
 
     def get_endpoint(self, project_id: str, endpoint_id: str) -> Endpoint | None:
         if not is_valid_id(endpoint_id):
@@ -112,14 +118,9 @@ class CallEventStore:
         items = self._storage.query(project_pk(project_id), ENDPOINT_PREFIX)
         return [Endpoint.model_validate(item) for item in items]
 
-    def delete_endpoint(self, project_id: str, endpoint_id: str) -> bool:
-        try:
-            self._storage.write(
-                delete(project_pk(project_id), f"{ENDPOINT_PREFIX}{endpoint_id}", only_if="attribute_exists(pk)")
-            )
-        except ConditionFailed:
-            return False
-        return True
+    def delete_endpoint(self, project_id: str, endpoint_id: str) -> None:
+        """Gone afterwards, whether this delete, a concurrent one or the SDK's repeat of this one removed it."""
+        self._storage.write(delete(project_pk(project_id), f"{ENDPOINT_PREFIX}{endpoint_id}"))
 
     def endpoint_failed(self, project_id: str, endpoint_id: str, now: datetime) -> datetime | None:
         """Note a failed attempt: the endpoint has been failing since the first failure with no success since.

@@ -117,9 +117,10 @@ def endpoint_or_404(deps: EventDeps, project: Project, endpoint_id: str) -> Endp
 
 
 def delete_endpoint(deps: EventDeps, project: Project, endpoint_id: str) -> None:
-    if not deps.events.delete_endpoint(project.id, endpoint_or_404(deps, project, endpoint_id).endpoint_id):
-        raise NotFound(f"endpoint {endpoint_id} not found")
-    deps.secrets.delete(project.id, endpoint_id)
+    """The endpoint and its secret (the secret too when a concurrent delete took the endpoint first: none is left)."""
+    endpoint = endpoint_or_404(deps, project, endpoint_id)
+    deps.events.delete_endpoint(project.id, endpoint.endpoint_id)
+    deps.secrets.delete(project.id, endpoint.endpoint_id)
 
 
 def rotate_secret(deps: EventDeps, project: Project, endpoint_id: str, *, grace_hours: float) -> dict[str, Any]:
