@@ -271,6 +271,23 @@ RULES: tuple[Rule, ...] = (
         ),
     ),
     Rule(
+        "storage: a transaction retried after a 500 keeps its ClientRequestToken",
+        f"{LAYER}/data/gateway.py",
+        '        if "ClientRequestToken" in args and retry not in MAY_HAVE_LANDED:',
+        '        if "ClientRequestToken" in args:',
+        (
+            "tests/faults/test_dynamodb_answers.py::"
+            "test_a_call_written_though_dynamodb_answered_500_is_not_written_again_as_a_new_one",
+        ),
+    ),
+    Rule(
+        "rate limit: the SDK's repeat of a count is counted once, never refused",
+        f"{LAYER}/data/rate_counters.py",
+        '            if counted.get("last_token") != token:',
+        "            if True:",
+        ("tests/integration/test_call_storage.py::test_a_count_the_sdk_sent_twice_counts_once_and_is_not_refused",),
+    ),
+    Rule(
         "call events: a rotated-out secret signs only during its grace period",
         f"{LAYER}/usecases/call_events.py",
         '    if stored.get("previous") and float(stored.get("previous_valid_until", 0)) > deps.clock():',

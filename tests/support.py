@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
+
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -186,3 +188,22 @@ class LocalStackProcess:
             self.process.kill()
             self.process.wait()
             raise
+
+
+def answer_lost_once(monkeypatch: pytest.MonkeyPatch, chosen: Any) -> list[Any]:
+    """The storage's first single write that `chosen` picks is sent twice, as botocore does after a read timeout: the
+    request landed, its answer was lost, the same request goes again. Returns the writes sent twice."""
+    from iptelefon.data.gateway import get_storage
+
+    storage = get_storage()
+    write = storage.write
+    sent_twice: list[Any] = []
+
+    def answer_lost_then_sent_again(one: Any) -> Any:
+        if not sent_twice and chosen(one):
+            sent_twice.append(one)
+            write(one)
+        return write(one)
+
+    monkeypatch.setattr(storage, "write", answer_lost_then_sent_again)
+    return sent_twice

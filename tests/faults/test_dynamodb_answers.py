@@ -8,17 +8,19 @@ botocore. The gateway's backoff sleeps are real but short (tens of milliseconds)
 
 from __future__ import annotations
 
+import json
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from botocore.httpsession import URLLib3Session
 from fixtures.aws import Inbox
 from fixtures.dynamodb_server import DynamoDBServer
 from fixtures.projects import PBX_SECRET
 from support import answer_json, api_event, webhook_event
-from wire import Injector, cancelled, dynamodb_error, read_timeout, ssm_error
+from wire import Injector, aws_json_error, cancelled, dynamodb_error, read_timeout, ssm_error
 
 from employee_call.handler import lambda_handler as employee_call_handler
 from iptel_admin.client_import import import_clients
@@ -153,6 +155,32 @@ def test_a_dynamodb_500_beyond_the_retries_is_storage_unavailable(
     assert deliver(call_form("c-1")) == {"result": 1, "queued": True}
 
 
+def test_a_call_written_though_dynamodb_answered_500_is_not_written_again_as_a_new_one(
+    dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
+) -> None:
+    # Given DynamoDB writing the call's transaction and then answering 500, to botocore's attempt and its retry
+    def written_then_500(request: Any) -> Any:
+        URLLib3Session().send(request)
+        return aws_json_error(request, 500, "com.amazonaws.dynamodb.v20120810#InternalServerError", "injected")
+
+    injected = Injector(
+        dynamodb_server.clients,
+        "TransactWriteItems",
+        written_then_500,
+        times=2,
+        where=lambda params: "CALL#c-1" in json.dumps(params),
+    )
+
+    # When the PBX posts a call
+    answer = post(lambda_context, call_form("c-1"))
+
+    # Then the gateway's retry is the same request (its ClientRequestToken), which DynamoDB answers without running it:
+    # the call is recorded once and answered as the first time, not "duplicate" (a new request met its own writes)
+    assert injected.injected == 2 and injected.attempts == 3
+    assert answer["statusCode"] == 200 and answer_json(answer)["duplicate"] is False, answer
+    assert len(stored(project.project, call_sk(""))) == 1
+
+
 # -- the flows under conflicts -----------------------------------------------------------------------------------------
 def test_the_loser_of_a_new_phone_race_gets_the_winners_client(
     dynamodb_server: DynamoDBServer, project: Any, lambda_context: Any
@@ -177,7 +205,7 @@ def test_the_loser_of_a_new_phone_race_gets_the_winners_client(
 
 
 def test_fifty_concurrent_webhooks_for_a_new_phone_with_conflicts_create_one_client_and_fifty_calls(
-    dynamodb_server: DynamoDBServer, atomic_dynamodb: None, inbox: Inbox, project: Any
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any
 ) -> None:
     # Given DynamoDB cancelling about 30 % of the transactions for a conflict
     import random
@@ -200,7 +228,7 @@ def test_fifty_concurrent_webhooks_for_a_new_phone_with_conflicts_create_one_cli
 
 
 def test_concurrent_deliveries_of_one_call_have_one_first_time_effect(
-    dynamodb_server: DynamoDBServer, atomic_dynamodb: None, inbox: Inbox, project: Any
+    dynamodb_server: DynamoDBServer, inbox: Inbox, project: Any
 ) -> None:
     # Given a known client, and DynamoDB cancelling about 30 % of the transactions for a conflict
     deliver(call_form("warm-up"))

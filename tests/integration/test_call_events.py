@@ -18,7 +18,7 @@ import pytest
 from fixtures.aws import TEST_TEMPLATE
 from fixtures.projects import PBX_SECRET
 from standardwebhooks import Webhook
-from support import answer_json, api_event
+from support import answer_json, answer_lost_once, api_event
 
 from admin_api.handler import lambda_handler as admin_handler
 from devstack.gateway import StreamPoller
@@ -154,23 +154,6 @@ def verify(secret: str, request: httpx.Request) -> Any:
 
 
 # -- endpoints ---------------------------------------------------------------------------------------------------------
-def answer_lost_once(monkeypatch: pytest.MonkeyPatch, chosen: Any) -> list[Any]:
-    """The storage's first single write that `chosen` picks is sent twice, as botocore does after a read timeout: the
-    request landed, its answer was lost, the same request goes again. Returns the writes sent twice."""
-    storage = get_storage()
-    write = storage.write
-    sent_twice: list[Any] = []
-
-    def answer_lost_then_sent_again(one: Any) -> Any:
-        if not sent_twice and chosen(one):
-            sent_twice.append(one)
-            write(one)
-        return write(one)
-
-    monkeypatch.setattr(storage, "write", answer_lost_then_sent_again)
-    return sent_twice
-
-
 def test_an_endpoint_is_made_with_a_secret_shown_once(lambda_context: Any, admin_token: str, aws: None) -> None:
     made = add_endpoint(lambda_context, admin_token, description="CRM", event_types=["call.completed"])
     assert made["secret"].startswith("whsec_") and made["url"] == RECEIVER and made["enabled"] is True

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 from fixtures.projects import PBX_SECRET
+from support import answer_lost_once
 
 from iptelefon.data.attempts import AttemptStore
 from iptelefon.data.gateway import get_storage, put
@@ -76,6 +77,22 @@ def test_project_limit_gives_the_phone_slot_back_in_dynamodb(proj: Project) -> N
     # And an empty window has nothing to give back
     counters.uncount(project.id, "PHONE#nobody", window_seconds=HOUR, now=now)
     assert counters.counted(project.id, "PHONE#nobody", window_seconds=HOUR, now=now) == 0
+
+
+def test_a_count_the_sdk_sent_twice_counts_once_and_is_not_refused(aws: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a limit of 2 an hour with one call counted
+    counters, now = RateCounterStore(get_storage()), 1_700_000_000 // HOUR * HOUR + 100.0
+    count = lambda: counters.count("p", "PHONE#1", limit=2, window_seconds=HOUR, now=now)  # noqa: E731
+    assert count() == 0
+    # When the second count takes the last slot, its answer is lost and the SDK sends it again
+    sent_twice = answer_lost_once(monkeypatch, lambda one: "ADD calls :one" in one.request["UpdateExpression"])
+    # Then it is counted (not a 429 for a call it counted), and once
+    assert count() == 0
+    assert sent_twice and counters.counted("p", "PHONE#1", window_seconds=HOUR, now=now) == 2
+    # And a give-back the SDK sent twice gives one slot back
+    answer_lost_once(monkeypatch, lambda one: "ADD calls :minus_one" in one.request["UpdateExpression"])
+    counters.uncount("p", "PHONE#1", window_seconds=HOUR, now=now)
+    assert counters.counted("p", "PHONE#1", window_seconds=HOUR, now=now) == 1
 
 
 def test_rate_limited_call_sends_nothing(proj: Project, fake_pbx: Any, employee_call: Any) -> None:

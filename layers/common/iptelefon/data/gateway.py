@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -46,6 +47,9 @@ WORST_CALL_SECONDS = 2 * (0.5 + 1.5) + 1
 
 # Answers that a moment's wait may cure: retried here (on top of botocore's own attempts).
 RETRIED_REASONS = {"TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "RequestLimitExceeded"}
+# A transaction that answered these may still have been written: retried with its ClientRequestToken, DynamoDB answers
+# the repeat without running it again (a new token would meet the transaction's own writes as failed conditions).
+MAY_HAVE_LANDED = {"InternalServerError", "ServiceUnavailable"}
 RETRIED_CODES = {
     "TransactionConflictException",
     "ProvisionedThroughputExceededException",
@@ -165,7 +169,8 @@ class Storage:
     def transact(self, writes: Sequence[Write]) -> None:
         """All the writes or none. ConditionFailed names every item whose condition failed."""
         items = [{w.action: {"TableName": self.table, **w.request}} for w in writes]
-        self._call("TransactWriteItems", {"TransactItems": items}, [w.label for w in writes])
+        args = {"TransactItems": items, "ClientRequestToken": uuid.uuid4().hex}
+        self._call("TransactWriteItems", args, [w.label for w in writes])
 
     def write(self, one: Write) -> dict[str, Any]:
         """One Put / Update / Delete with the same rules as a transaction; returns DynamoDB's reply."""
@@ -271,6 +276,9 @@ class Storage:
                 raise StorageUnavailable() from error
             except ClientError as error:
                 retry = self._outcome(operation, error, labels)
+                if "ClientRequestToken" in args and retry not in MAY_HAVE_LANDED:
+                    # refused or cancelled: nothing was written, so the next attempt is a new request
+                    args = {**args, "ClientRequestToken": uuid.uuid4().hex}
             delay = random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt))  # full jitter
             if attempt == MAX_ATTEMPTS or budget.spare_seconds() - delay <= 0:
                 logger.warning("storage busy, giving up", extra={"operation": operation, "reason": retry})
