@@ -47,10 +47,10 @@ def test_undo_gives_moto_its_own_table_query_back() -> None:
     assert (Table.query, Table.all_items) == (query, all_items)
 
 
-def _create_table(client: Any) -> None:
+def _create_table(client: Any, name: str = TABLE) -> None:
     """The table (pk/sk, a gsi1 of gsi1pk/gsi1sk), as the service's own."""
     client.create_table(
-        TableName=TABLE,
+        TableName=name,
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
         AttributeDefinitions=[
             {"AttributeName": name, "AttributeType": "S"} for name in ("pk", "sk", "gsi1pk", "gsi1sk")
@@ -190,10 +190,10 @@ QUERIES: list[dict[str, Any]] = [
 ]
 
 
-def _every_page(client: Any, query: dict[str, Any]) -> list[list[dict[str, Any]]]:
+def _every_page(client: Any, table: str, query: dict[str, Any]) -> list[list[dict[str, Any]]]:
     pages, start = [], None
     while True:
-        page = client.query(TableName=TABLE, **query, **({"ExclusiveStartKey": start} if start else {}))
+        page = client.query(TableName=table, **query, **({"ExclusiveStartKey": start} if start else {}))
         pages.append(page["Items"])
         start = page.get("LastEvaluatedKey")
         if not start:
@@ -201,17 +201,22 @@ def _every_page(client: Any, query: dict[str, Any]) -> list[list[dict[str, Any]]
 
 
 def _answers(narrowed: bool) -> list[list[list[dict[str, Any]]]]:
+    """The QUERIES' pages over 30 items, in a table of their own (an outer mock_aws may keep moto's backends)."""
+    table = f"{TABLE}-{'narrowed' if narrowed else 'plain'}"
     undo = make_dynamodb_atomic() if narrowed else (lambda: None)
     try:
         with mock_aws():
             client = boto3.client("dynamodb", region_name="us-east-1")
-            _create_table(client)
-            for n in range(30):  # three partitions; two index partitions; every third item not on the index
-                item = {"pk": {"S": f"P{n % 3}"}, "sk": {"S": f"item#{n:02d}"}}
-                if n % 3:
-                    item |= {"gsi1pk": {"S": f"G{n % 2}"}, "gsi1sk": {"S": f"{n % 10:02d}"}}
-                client.put_item(TableName=TABLE, Item=item)
-            return [_every_page(client, query) for query in QUERIES]
+            _create_table(client, table)
+            try:
+                for n in range(30):  # three partitions; two index partitions; every third item not on the index
+                    item = {"pk": {"S": f"P{n % 3}"}, "sk": {"S": f"item#{n:02d}"}}
+                    if n % 3:
+                        item |= {"gsi1pk": {"S": f"G{n % 2}"}, "gsi1sk": {"S": f"{n % 10:02d}"}}
+                    client.put_item(TableName=table, Item=item)
+                return [_every_page(client, table, query) for query in QUERIES]
+            finally:
+                client.delete_table(TableName=table)
     finally:
         undo()
 
