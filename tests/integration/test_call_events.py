@@ -144,7 +144,8 @@ def streams_client() -> Any:
 
 
 @pytest.fixture
-def pipeline(receiver: Receiver) -> Pipeline:
+def pipeline(receiver: Receiver, atomic_dynamodb: None) -> Pipeline:
+    """(moto made safe for threads: EventsFunction delivers a batch's messages side by side)"""
     return Pipeline()
 
 
