@@ -204,23 +204,13 @@ def local_stack(*options: str) -> Iterator[dict[str, Any]]:
     stack.json."""
     import json
     import signal
-    import socket
     import subprocess
     import tempfile
     from pathlib import Path
 
-    def free_ports(count: int) -> list[str]:
-        """`count` free ports, all different (each probe stays bound until all are picked)."""
-        probes = [socket.socket() for _ in range(count)]
-        try:
-            for probe in probes:
-                probe.bind(("127.0.0.1", 0))
-            return [str(probe.getsockname()[1]) for probe in probes]
-        finally:
-            for probe in probes:
-                probe.close()
+    from devstack.run import free_ports
 
-    api, moto, pbx, faults, receiver = free_ports(5)
+    api, moto, pbx, faults, receiver = map(str, free_ports(("api", "moto", "pbx", "faults", "receiver")).values())
     with tempfile.TemporaryDirectory() as state:
         process = subprocess.Popen(
             [

@@ -36,6 +36,7 @@ import httpx
 
 from bench.fixtures import local_stack, run_scenarios
 from devstack.pbx_simulator import RECORDING_MP3, silent_mp3
+from devstack.run import free_port
 
 RESULTS = Path(__file__).resolve().parent / "recordings.json"
 LATENCY_TARGET_SECONDS = 60.0
@@ -116,12 +117,12 @@ def mp3_server(size_bytes: int) -> Iterator[str]:
 
 @contextmanager
 def moto_s3() -> Iterator[str]:
-    with _free_port() as port:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(port)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "devstack.moto_server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
@@ -137,16 +138,6 @@ def moto_s3() -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=10)
-
-
-@contextmanager
-def _free_port() -> Iterator[int]:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = int(probe.getsockname()[1])
-    yield port
 
 
 LOCAL_AWS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -27,6 +27,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -480,6 +482,20 @@ def port_is_free(port: int) -> bool:
         except OSError:
             return False
     return True
+
+
+def free_ports(names: Iterable[str]) -> dict[str, int]:
+    """A free port for each name, all different: every probe stays bound until all are picked (one after the other,
+    the OS may hand the same port out twice). For a stack started on any free ports (tests, benchmarks)."""
+    with ExitStack() as stack:
+        probes = {name: stack.enter_context(socket.socket()) for name in names}
+        for probe in probes.values():
+            probe.bind(("127.0.0.1", 0))
+        return {name: int(probe.getsockname()[1]) for name, probe in probes.items()}
+
+
+def free_port() -> int:
+    return free_ports(["port"])["port"]
 
 
 def free_port_near(start: int, *, avoid: set[int]) -> int:

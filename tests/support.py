@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
 import urllib.parse
 import uuid
-from collections.abc import Callable, Iterable
-from contextlib import ExitStack
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+
+from devstack.run import free_ports
 
 T = TypeVar("T")
 ROOT = Path(__file__).resolve().parents[1]
@@ -126,22 +126,6 @@ def eventually(probe: Callable[[], T | None], within: float = 3.0) -> T:
 
 
 # -- the real local stack (`python -m devstack.run`) as a subprocess on free ports -----------------------------------
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def free_ports(names: Iterable[str]) -> dict[str, int]:
-    """A free port for each name, all different: every probe stays bound until all are picked (one after the other,
-    the OS may hand the same port out twice)."""
-    with ExitStack() as stack:
-        probes = {name: stack.enter_context(socket.socket()) for name in names}
-        for probe in probes.values():
-            probe.bind(("127.0.0.1", 0))
-        return {name: int(probe.getsockname()[1]) for name, probe in probes.items()}
-
-
 @dataclass
 class LocalStackProcess:
     """`python -m devstack.run` on 127.0.0.1; its output in <state>/stack.log (a pipe nobody reads would block it)."""

@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import pytest
-from support import ROOT, free_ports
+from support import ROOT
+
+from devstack.run import free_ports
 
 README = (ROOT / "README.md").read_text()
 BLOCKS = re.findall(r"^```(\w+)\n(.*?)^```", README, flags=re.MULTILINE | re.DOTALL)

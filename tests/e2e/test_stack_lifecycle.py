@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support import ROOT, LocalStackProcess, free_port, free_ports
+from support import ROOT, LocalStackProcess
 
+from devstack.run import free_port, free_ports
 from iptel_admin import cli
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import uuid
@@ -19,17 +18,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 from moto.server import ThreadedMotoServer
 
 from devstack.dynamodb_faults import FaultProxy
+from devstack.run import free_port
 from devstack.template import ROOT
 
 # Two attempts and short timeouts: a dropped request fails in about a second, not botocore's default minute.
 CLIENT_CONFIG = Config(retries={"mode": "standard", "total_max_attempts": 2}, connect_timeout=1, read_timeout=2)
 CONFLICT_MESSAGE = "Transaction cancelled, please refer cancellation reasons for specific reasons [{}]"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _dynamodb(endpoint_url: str) -> Any:
@@ -45,7 +39,7 @@ def _dynamodb(endpoint_url: str) -> Any:
 
 @pytest.fixture(scope="module")
 def moto_url() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"

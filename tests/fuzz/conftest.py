@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from fixtures.pbx import fake_pbx
 from fixtures.projects import admin_target, lambda_context, project
-from support import free_ports
+
+from devstack.run import free_ports
 
 __all__ = ["admin_target", "fake_pbx", "lambda_context", "project"]  # the admin fuzz runs the handler in-process
 

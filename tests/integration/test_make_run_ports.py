@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 
 import pytest
-from support import free_port
 
-from devstack.run import CannotStart, check_ports_free, port_is_free
+from devstack.run import CannotStart, check_ports_free, free_port, port_is_free
 
 
 def _listening(stack: ExitStack, port: int) -> None:
